@@ -1,0 +1,260 @@
+//! Raw images (`.bin`, `.fw`): the whole file is the image.
+//!
+//! Embedded mode appends the fwseal signature block ([`crate::sigblock`]); re-signing strips an
+//! existing block first. Detached mode signs the file digest (see [`crate::detached::message`]).
+
+use crate::sigblock::{self, BlockMeta};
+use crate::{
+    detached, Extracted, Format, FormatError, Mode, Part, Prepared, Request, StreamPreparer,
+};
+use fwseal_crypto::{
+    DigestAlg, Digests, MultiHasher, SigAlg, Signature, SignatureSet, SignedMessage,
+};
+
+/// How many trailing bytes are held back while streaming, so an existing signature block at the
+/// end of the stream can be recognised and excluded without a second pass.
+const HOLD: usize = sigblock::MAX_BLOCK_LEN;
+
+/// Streaming preparation of a raw image (constant memory: at most [`HOLD`] bytes buffered).
+pub struct RawStream {
+    req: Request,
+    hasher: MultiHasher,
+    hashed: u64,
+    tail: Vec<u8>,
+}
+
+impl RawStream {
+    /// New stream for `req`.
+    pub fn new(req: Request) -> Self {
+        let algs = req.digest_algs(req.options.raw_digest);
+        RawStream {
+            hasher: MultiHasher::new(&algs),
+            req,
+            hashed: 0,
+            tail: Vec::new(),
+        }
+    }
+}
+
+impl StreamPreparer for RawStream {
+    fn update(&mut self, chunk: &[u8]) -> Result<(), FormatError> {
+        self.tail.extend_from_slice(chunk);
+        if self.tail.len() > 2 * HOLD {
+            let n = self.tail.len() - HOLD;
+            self.hasher.update(&self.tail[..n]);
+            self.hashed += n as u64;
+            self.tail.drain(..n);
+        }
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<Box<dyn Prepared>, FormatError> {
+        // An already signed input: exclude its block (re-signing replaces it).
+        let keep = match sigblock::find_trailer(Format::Raw, &self.tail)? {
+            Some(start) if self.hashed + start as u64 > 0 => {
+                sigblock::decode(Format::Raw, &self.tail[start..], self.hashed + start as u64)?;
+                start
+            }
+            _ => self.tail.len(),
+        };
+        self.hasher.update(&self.tail[..keep]);
+        let len = self.hashed + keep as u64;
+        Ok(Box::new(RawPlan {
+            req: self.req,
+            digests: self.hasher.finish(),
+            len,
+        }))
+    }
+}
+
+/// A prepared raw image.
+pub struct RawPlan {
+    req: Request,
+    digests: Digests,
+    len: u64,
+}
+
+impl RawPlan {
+    fn meta(&self) -> BlockMeta {
+        block_meta(Format::Raw, &self.req, &self.digests, (0, self.len))
+    }
+
+    fn message(&self, alg: SigAlg) -> Result<SignedMessage, FormatError> {
+        match self.req.mode {
+            Mode::Embedded => sigblock::signed_message(&self.meta()),
+            Mode::Detached => detached::message(Format::Raw, alg, &self.digests),
+        }
+    }
+}
+
+/// The block metadata fwseal writes for `req` over `digests` (all computed digests, primary first).
+pub fn block_meta(
+    format: Format,
+    req: &Request,
+    digests: &Digests,
+    range: (u64, u64),
+) -> BlockMeta {
+    BlockMeta {
+        format,
+        digests: digests.0.clone(),
+        product: req.options.product.clone(),
+        image_version: req.options.image_version,
+        security_counter: req.options.security_counter,
+        range,
+    }
+}
+
+impl Prepared for RawPlan {
+    fn format(&self) -> Format {
+        Format::Raw
+    }
+    fn request(&self) -> &Request {
+        &self.req
+    }
+    fn digest(&self) -> (DigestAlg, Vec<u8>) {
+        let a = self.req.options.raw_digest;
+        (a, self.digests.get(a).unwrap_or_default().to_vec())
+    }
+    fn pq_message(&self, alg: SigAlg) -> Result<SignedMessage, FormatError> {
+        self.message(alg)
+    }
+    fn classical_message(
+        &self,
+        alg: SigAlg,
+        _pq: Option<&Signature>,
+    ) -> Result<SignedMessage, FormatError> {
+        self.message(alg)
+    }
+    fn embed(&self, set: &SignatureSet) -> Result<Vec<Part>, FormatError> {
+        let block = sigblock::encode(&self.meta(), set)?;
+        Ok(vec![
+            Part::Input {
+                start: 0,
+                len: self.len,
+            },
+            Part::Bytes(block),
+        ])
+    }
+}
+
+/// Extract the signature block of a signed raw image and check its digests.
+pub fn extract(data: &[u8]) -> Result<Extracted, FormatError> {
+    let start =
+        sigblock::find_trailer(Format::Raw, data)?.ok_or(FormatError::NotSigned(Format::Raw))?;
+    let d = sigblock::decode(Format::Raw, &data[start..], start as u64)?;
+    let body = &data[..start];
+    sigblock::check_digests(Format::Raw, &d, start as u64, (0, start as u64), |a| {
+        a.hash(body)
+    })?;
+    let primary = d.meta.digests[0].clone();
+    Ok(Extracted {
+        format: Format::Raw,
+        digest: primary,
+        signatures: d.found(),
+        certificates: vec![],
+        product: Some(d.meta.product.clone()),
+        image_version: d.meta.image_version,
+        security_counter: d.meta.security_counter,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{assemble, prepare, prepare_stream, sign_prepared};
+    use fwseal_crypto::{soft::SoftKey, Signer};
+
+    fn keys() -> (SoftKey, SoftKey) {
+        (
+            SoftKey::generate(SigAlg::EcdsaP256Sha256).expect("ec"),
+            SoftKey::generate(SigAlg::MlDsa65).expect("pq"),
+        )
+    }
+
+    fn sign(data: &[u8], mode: Mode, k: &(SoftKey, SoftKey)) -> (Box<dyn Prepared>, SignatureSet) {
+        let req = Request::hybrid(SigAlg::EcdsaP256Sha256, SigAlg::MlDsa65, mode, "widget");
+        let plan = prepare(Format::Raw, data, &req).expect("prepare");
+        let set = sign_prepared(
+            plan.as_ref(),
+            Some(&k.0 as &dyn Signer),
+            Some(&k.1 as &dyn Signer),
+            vec![],
+        )
+        .expect("sign");
+        (plan, set)
+    }
+
+    #[test]
+    fn embedded_round_trip_and_resign_replaces() {
+        let k = keys();
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
+        let (plan, set) = sign(&data, Mode::Embedded, &k);
+        assert_eq!(plan.digest().1, DigestAlg::Sha256.hash(&data));
+        let signed = assemble(&data, &plan.embed(&set).expect("embed")).expect("assemble");
+        assert_eq!(&signed[..data.len()], &data[..]);
+        let ex = extract(&signed).expect("extract");
+        assert_eq!(ex.signatures.len(), 2);
+        for s in &ex.signatures {
+            let pk = if s.alg == SigAlg::MlDsa65 {
+                k.1.public_key()
+            } else {
+                k.0.public_key()
+            };
+            pk.verify_bytes(&s.message, &s.bytes).expect("verifies");
+        }
+        // Re-sign the signed image: the old block is replaced, not stacked.
+        let (plan2, set2) = sign(&signed, Mode::Embedded, &k);
+        assert_eq!(plan2.digest().1, DigestAlg::Sha256.hash(&data));
+        let resigned = assemble(&signed, &plan2.embed(&set2).expect("embed")).expect("assemble");
+        assert_eq!(resigned.len(), signed.len());
+        // Tampering with the body is caught by the digest check.
+        let mut bad = signed.clone();
+        bad[10] ^= 1;
+        assert!(matches!(extract(&bad), Err(FormatError::Malformed { .. })));
+    }
+
+    #[test]
+    fn streaming_equals_one_shot() {
+        let data: Vec<u8> = (0..(3 * HOLD + 123)).map(|i| (i % 251) as u8).collect();
+        let req = Request::hybrid(
+            SigAlg::EcdsaP256Sha256,
+            SigAlg::MlDsa65,
+            Mode::Detached,
+            "p",
+        );
+        let one = prepare(Format::Raw, &data, &req).expect("one");
+        let mut s = prepare_stream(Format::Raw, &req, u64::MAX).expect("stream");
+        for c in data.chunks(65_537) {
+            s.update(c).expect("update");
+        }
+        let two = s.finish().expect("finish");
+        assert_eq!(one.digest(), two.digest());
+        assert_eq!(
+            one.pq_message(SigAlg::MlDsa65).expect("m"),
+            two.pq_message(SigAlg::MlDsa65).expect("m")
+        );
+    }
+
+    #[test]
+    fn detached_classical_is_plain_sha256_ecdsa() {
+        let k = keys();
+        let data = b"hello firmware".to_vec();
+        let (plan, set) = sign(&data, Mode::Detached, &k);
+        let msg = SignedMessage::Bytes(data.clone());
+        k.0.public_key()
+            .verify(&msg, &set.signatures[0])
+            .expect("plain ECDSA-SHA256 over the file");
+        let doc = plan.detached(&set).expect("doc");
+        assert_eq!(doc.digests.len(), 2);
+        let back = detached::DetachedDoc::from_json(doc.to_json().as_bytes()).expect("parse");
+        assert_eq!(back, doc);
+    }
+
+    #[test]
+    fn unsigned_is_not_signed() {
+        assert!(matches!(
+            extract(b"plain"),
+            Err(FormatError::NotSigned(Format::Raw))
+        ));
+    }
+}

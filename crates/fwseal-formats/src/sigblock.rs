@@ -1,0 +1,561 @@
+//! The fwseal signature block: a self-describing trailer carrying digests, metadata and 1..n
+//! signatures. Used by raw images (appended), Intel HEX (as data records), DFU (before the suffix)
+//! and DfuSe (as an extra element). The byte-level contract is `formats/signature-block.md`.
+
+use crate::{Format, FormatError, FoundSignature, ImageVersion};
+use fwseal_crypto::{DigestAlg, KeyId, SigAlg, Signature, SignatureSet, SignedMessage};
+
+/// Header magic.
+pub const MAGIC: [u8; 4] = *b"FWSB";
+/// Footer magic (the last 8 bytes of a block).
+pub const FOOTER_MAGIC: [u8; 8] = *b"fwsealSB";
+/// Block format version.
+pub const VERSION: u16 = 1;
+/// Header length.
+pub const HEADER_LEN: usize = 16;
+/// Footer length.
+pub const FOOTER_LEN: usize = 16;
+/// Upper bound on a block (the largest SLH-DSA signature is ~50 KB; several fit).
+pub const MAX_BLOCK_LEN: usize = 1 << 20;
+
+/// Protected TLV: format id (1 byte).
+pub const TLV_FORMAT: u16 = 0x0001;
+/// Protected TLV: digest (1-byte digest alg id ‖ digest).
+pub const TLV_DIGEST: u16 = 0x0002;
+/// Protected TLV: product id (UTF-8, 1..=255 bytes).
+pub const TLV_PRODUCT: u16 = 0x0003;
+/// Protected TLV: image version (u8 major, u8 minor, u16 revision, u32 build).
+pub const TLV_IMAGE_VERSION: u16 = 0x0004;
+/// Protected TLV: security counter (u32).
+pub const TLV_SECURITY_COUNTER: u16 = 0x0005;
+/// Protected TLV: image range covered by the digests (u64 start address, u64 length).
+pub const TLV_IMAGE_RANGE: u16 = 0x0006;
+/// Unprotected TLV: signature (u16 alg id, u16 reserved, 32-byte key id, signature).
+pub const TLV_SIGNATURE: u16 = 0x0101;
+
+/// The signed metadata of a block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockMeta {
+    /// Format of the image the block belongs to.
+    pub format: Format,
+    /// Digests of the image, one per algorithm, in the order written.
+    pub digests: Vec<(DigestAlg, Vec<u8>)>,
+    /// Product id.
+    pub product: String,
+    /// Image version.
+    pub image_version: Option<ImageVersion>,
+    /// Security counter.
+    pub security_counter: Option<u32>,
+    /// What the digests cover: start address and length.
+    pub range: (u64, u64),
+}
+
+fn tlv(out: &mut Vec<u8>, t: u16, v: &[u8]) -> Result<(), FormatError> {
+    let len = u32::try_from(v.len()).map_err(|_| FormatError::Misuse("TLV too long".into()))?;
+    out.extend_from_slice(&t.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(v);
+    Ok(())
+}
+
+impl BlockMeta {
+    /// The protected TLV area exactly as written.
+    pub fn protected_area(&self) -> Result<Vec<u8>, FormatError> {
+        let mut p = Vec::new();
+        tlv(&mut p, TLV_FORMAT, &[self.format.id()])?;
+        for (alg, d) in &self.digests {
+            let mut v = vec![alg.id()];
+            v.extend_from_slice(d);
+            tlv(&mut p, TLV_DIGEST, &v)?;
+        }
+        if self.product.is_empty() || self.product.len() > 255 {
+            return Err(FormatError::Misuse(
+                "product id must be 1..=255 bytes".into(),
+            ));
+        }
+        tlv(&mut p, TLV_PRODUCT, self.product.as_bytes())?;
+        if let Some(v) = self.image_version {
+            let mut b = vec![v.major, v.minor];
+            b.extend_from_slice(&v.revision.to_le_bytes());
+            b.extend_from_slice(&v.build.to_le_bytes());
+            tlv(&mut p, TLV_IMAGE_VERSION, &b)?;
+        }
+        if let Some(c) = self.security_counter {
+            tlv(&mut p, TLV_SECURITY_COUNTER, &c.to_le_bytes())?;
+        }
+        let mut r = self.range.0.to_le_bytes().to_vec();
+        r.extend_from_slice(&self.range.1.to_le_bytes());
+        tlv(&mut p, TLV_IMAGE_RANGE, &r)?;
+        Ok(p)
+    }
+
+    /// The digest for `alg`, if recorded.
+    pub fn digest(&self, alg: DigestAlg) -> Option<&[u8]> {
+        self.digests
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .map(|(_, d)| d.as_slice())
+    }
+}
+
+/// The domain-separation prefix: `"fwseal/sigblock/v1/" ‖ format name ‖ 0x00`.
+pub fn domain(format: Format) -> Vec<u8> {
+    let mut m = b"fwseal/sigblock/v1/".to_vec();
+    m.extend_from_slice(format.name().as_bytes());
+    m.push(0);
+    m
+}
+
+/// The message every signature in a block signs: `domain(format) ‖ protected area`.
+pub fn message_from_protected(format: Format, protected: &[u8]) -> Vec<u8> {
+    let mut m = domain(format);
+    m.extend_from_slice(protected);
+    m
+}
+
+/// The [`SignedMessage`] for one algorithm: classical algorithms hash it with their own hash,
+/// post-quantum ones sign it directly (empty context).
+pub fn signed_message(meta: &BlockMeta) -> Result<SignedMessage, FormatError> {
+    Ok(SignedMessage::Bytes(message_from_protected(
+        meta.format,
+        &meta.protected_area()?,
+    )))
+}
+
+/// Encode a complete block (header, protected area, signatures, footer).
+pub fn encode(meta: &BlockMeta, set: &SignatureSet) -> Result<Vec<u8>, FormatError> {
+    if set.signatures.is_empty() {
+        return Err(FormatError::Misuse("signature set is empty".into()));
+    }
+    let prot = meta.protected_area()?;
+    let mut unprot = Vec::new();
+    for s in &set.signatures {
+        let mut v = s.alg.id().to_le_bytes().to_vec();
+        v.extend_from_slice(&0u16.to_le_bytes());
+        v.extend_from_slice(&s.key_id.0);
+        v.extend_from_slice(&s.bytes);
+        tlv(&mut unprot, TLV_SIGNATURE, &v)?;
+    }
+    let total = HEADER_LEN + prot.len() + unprot.len() + FOOTER_LEN;
+    if total > MAX_BLOCK_LEN {
+        return Err(FormatError::Misuse(format!(
+            "signature block of {total} bytes exceeds {MAX_BLOCK_LEN}"
+        )));
+    }
+    let as_u32 =
+        |n: usize| u32::try_from(n).map_err(|_| FormatError::Misuse("block too long".into()));
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+    out.extend_from_slice(&as_u32(prot.len())?.to_le_bytes());
+    out.extend_from_slice(&as_u32(unprot.len())?.to_le_bytes());
+    out.extend_from_slice(&prot);
+    out.extend_from_slice(&unprot);
+    out.extend_from_slice(&as_u32(total)?.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&FOOTER_MAGIC);
+    Ok(out)
+}
+
+/// A decoded block.
+#[derive(Clone, Debug)]
+pub struct Decoded {
+    /// Signed metadata.
+    pub meta: BlockMeta,
+    /// The protected area bytes as found (what the signatures cover).
+    pub protected: Vec<u8>,
+    /// Signatures.
+    pub signatures: Vec<Signature>,
+}
+
+impl Decoded {
+    /// Signatures with the message each must verify against.
+    pub fn found(&self) -> Vec<FoundSignature> {
+        let m = message_from_protected(self.meta.format, &self.protected);
+        self.signatures
+            .iter()
+            .map(|s| FoundSignature {
+                alg: s.alg,
+                key_id: Some(s.key_id),
+                key_hint: None,
+                bytes: s.bytes.clone(),
+                message: SignedMessage::Bytes(m.clone()),
+            })
+            .collect()
+    }
+}
+
+fn rd16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+fn rd32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+fn rd64(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// Iterate the TLVs of an area; `base` is the area's offset in the file (for errors).
+fn tlvs(format: Format, area: &[u8], base: u64) -> Result<Vec<(u16, u64, &[u8])>, FormatError> {
+    let mut out = Vec::new();
+    let mut i = 0usize;
+    while i < area.len() {
+        let at = base + i as u64;
+        let (t, r, l) = match (rd16(area, i), rd16(area, i + 2), rd32(area, i + 4)) {
+            (Some(t), Some(r), Some(l)) => (t, r, l as usize),
+            _ => {
+                return Err(FormatError::at(
+                    format,
+                    at,
+                    "truncated signature-block TLV header",
+                ))
+            }
+        };
+        if r != 0 {
+            return Err(FormatError::at(
+                format,
+                at + 2,
+                "signature-block TLV reserved field is not zero",
+            ));
+        }
+        let v = i
+            .checked_add(8)
+            .and_then(|s| s.checked_add(l).map(|e| (s, e)))
+            .and_then(|(s, e)| area.get(s..e))
+            .ok_or_else(|| {
+                FormatError::at(
+                    format,
+                    at + 4,
+                    format!("signature-block TLV length {l} runs past its area"),
+                )
+            })?;
+        out.push((t, at, v));
+        i += 8 + l;
+    }
+    Ok(out)
+}
+
+/// Decode a block that occupies exactly `block`; `base` is its offset in the file.
+pub fn decode(format: Format, block: &[u8], base: u64) -> Result<Decoded, FormatError> {
+    let e = |off: usize, what: &str| FormatError::at(format, base + off as u64, what.to_string());
+    if block.len() < HEADER_LEN + FOOTER_LEN {
+        return Err(e(0, "signature block shorter than header and footer"));
+    }
+    if block[..4] != MAGIC {
+        return Err(e(0, "signature block header magic is not \"FWSB\""));
+    }
+    let version = rd16(block, 4).unwrap_or(0);
+    if version != VERSION {
+        return Err(e(
+            4,
+            &format!("unsupported signature block version {version}"),
+        ));
+    }
+    if rd16(block, 6) != Some(HEADER_LEN as u16) {
+        return Err(e(6, "signature block header length is not 16"));
+    }
+    let p = rd32(block, 8).unwrap_or(0) as usize;
+    let u = rd32(block, 12).unwrap_or(0) as usize;
+    let want = HEADER_LEN
+        .checked_add(p)
+        .and_then(|x| x.checked_add(u))
+        .and_then(|x| x.checked_add(FOOTER_LEN));
+    if want != Some(block.len()) {
+        return Err(e(
+            8,
+            "signature block area lengths disagree with the block length",
+        ));
+    }
+    let foot = block.len() - FOOTER_LEN;
+    if rd32(block, foot) != Some(block.len() as u32) || block[foot + 8..] != FOOTER_MAGIC {
+        return Err(e(foot, "signature block footer is inconsistent"));
+    }
+    if rd32(block, foot + 4) != Some(0) {
+        return Err(e(
+            foot + 4,
+            "signature block footer reserved field is not zero",
+        ));
+    }
+    let protected = &block[HEADER_LEN..HEADER_LEN + p];
+    let unprotected = &block[HEADER_LEN + p..HEADER_LEN + p + u];
+
+    let mut fmt = None;
+    let mut digests: Vec<(DigestAlg, Vec<u8>)> = Vec::new();
+    let mut product = None;
+    let mut image_version = None;
+    let mut security_counter = None;
+    let mut range = None;
+    for (t, at, v) in tlvs(format, protected, base + HEADER_LEN as u64)? {
+        let bad = |what: &str| FormatError::at(format, at, what.to_string());
+        let dup = |seen: bool| {
+            if seen {
+                Err(bad("duplicate signature-block TLV"))
+            } else {
+                Ok(())
+            }
+        };
+        match t {
+            TLV_FORMAT => {
+                dup(fmt.is_some())?;
+                if v.len() != 1 {
+                    return Err(bad("FORMAT TLV must be 1 byte"));
+                }
+                fmt = Some(Format::from_id(v[0]).ok_or_else(|| bad("unknown format id"))?);
+            }
+            TLV_DIGEST => {
+                let (&id, d) = v.split_first().ok_or_else(|| bad("empty DIGEST TLV"))?;
+                let alg =
+                    DigestAlg::from_id(id).ok_or_else(|| bad("unknown digest algorithm id"))?;
+                if d.len() != alg.len() {
+                    return Err(bad("DIGEST TLV length does not match its algorithm"));
+                }
+                if digests.iter().any(|(a, _)| *a == alg) {
+                    return Err(bad("duplicate DIGEST TLV for one algorithm"));
+                }
+                digests.push((alg, d.to_vec()));
+            }
+            TLV_PRODUCT => {
+                dup(product.is_some())?;
+                let s = std::str::from_utf8(v).map_err(|_| bad("PRODUCT is not UTF-8"))?;
+                if s.is_empty() || s.len() > 255 {
+                    return Err(bad("PRODUCT must be 1..=255 bytes"));
+                }
+                product = Some(s.to_string());
+            }
+            TLV_IMAGE_VERSION => {
+                dup(image_version.is_some())?;
+                if v.len() != 8 {
+                    return Err(bad("IMAGE_VERSION TLV must be 8 bytes"));
+                }
+                image_version = Some(ImageVersion {
+                    major: v[0],
+                    minor: v[1],
+                    revision: rd16(v, 2).unwrap_or(0),
+                    build: rd32(v, 4).unwrap_or(0),
+                });
+            }
+            TLV_SECURITY_COUNTER => {
+                dup(security_counter.is_some())?;
+                security_counter = Some(
+                    rd32(v, 0)
+                        .filter(|_| v.len() == 4)
+                        .ok_or_else(|| bad("SECURITY_COUNTER TLV must be 4 bytes"))?,
+                );
+            }
+            TLV_IMAGE_RANGE => {
+                dup(range.is_some())?;
+                match (rd64(v, 0), rd64(v, 8)) {
+                    (Some(s), Some(l)) if v.len() == 16 => range = Some((s, l)),
+                    _ => return Err(bad("IMAGE_RANGE TLV must be 16 bytes")),
+                }
+            }
+            _ => {
+                return Err(bad(&format!(
+                    "unknown protected signature-block TLV type 0x{t:04x}"
+                )))
+            }
+        }
+    }
+    let fmt = fmt.ok_or_else(|| e(HEADER_LEN, "signature block has no FORMAT TLV"))?;
+    if fmt != format {
+        return Err(e(
+            HEADER_LEN,
+            &format!("signature block is for {fmt}, image is {format}"),
+        ));
+    }
+    if digests.is_empty() {
+        return Err(e(HEADER_LEN, "signature block has no DIGEST TLV"));
+    }
+    let product = product.ok_or_else(|| e(HEADER_LEN, "signature block has no PRODUCT TLV"))?;
+    let range = range.ok_or_else(|| e(HEADER_LEN, "signature block has no IMAGE_RANGE TLV"))?;
+
+    let mut signatures = Vec::new();
+    for (t, at, v) in tlvs(format, unprotected, base + (HEADER_LEN + p) as u64)? {
+        let bad = |what: &str| FormatError::at(format, at, what.to_string());
+        if t != TLV_SIGNATURE {
+            return Err(bad(&format!(
+                "unknown unprotected signature-block TLV type 0x{t:04x}"
+            )));
+        }
+        if v.len() < 37 {
+            return Err(bad("SIGNATURE TLV too short"));
+        }
+        let alg = SigAlg::from_id(rd16(v, 0).unwrap_or(0))
+            .ok_or_else(|| bad("unknown signature algorithm id"))?;
+        if rd16(v, 2) != Some(0) {
+            return Err(bad("SIGNATURE TLV reserved field is not zero"));
+        }
+        let mut kid = [0u8; 32];
+        kid.copy_from_slice(&v[4..36]);
+        let bytes = v[36..].to_vec();
+        if let Some(n) = alg.fixed_signature_len() {
+            if bytes.len() != n {
+                return Err(bad(&format!(
+                    "{alg} signature must be {n} bytes, found {}",
+                    bytes.len()
+                )));
+            }
+        }
+        signatures.push(Signature {
+            alg,
+            key_id: KeyId(kid),
+            bytes,
+        });
+    }
+    if signatures.is_empty() {
+        return Err(e(HEADER_LEN + p, "signature block carries no signature"));
+    }
+    Ok(Decoded {
+        meta: BlockMeta {
+            format: fmt,
+            digests,
+            product,
+            image_version,
+            security_counter,
+            range,
+        },
+        protected: protected.to_vec(),
+        signatures,
+    })
+}
+
+/// If `data` ends with a signature block, return the block's start offset. A file whose last 8
+/// bytes are not the footer magic has no block (`Ok(None)`); a footer that lies is an error.
+pub fn find_trailer(format: Format, data: &[u8]) -> Result<Option<usize>, FormatError> {
+    if data.len() < FOOTER_LEN || data[data.len() - 8..] != FOOTER_MAGIC {
+        return Ok(None);
+    }
+    let foot = data.len() - FOOTER_LEN;
+    let len = rd32(data, foot).unwrap_or(0) as usize;
+    if len < HEADER_LEN + FOOTER_LEN || len > data.len() || len > MAX_BLOCK_LEN {
+        return Err(FormatError::at(
+            format,
+            foot as u64,
+            format!("signature block footer claims a length of {len} bytes"),
+        ));
+    }
+    let start = data.len() - len;
+    if data[start..start + 4] != MAGIC {
+        return Err(FormatError::at(
+            format,
+            start as u64,
+            "signature block footer points at no \"FWSB\" header",
+        ));
+    }
+    Ok(Some(start))
+}
+
+/// Check that every digest recorded in `meta` equals the one recomputed over the image
+/// (`recompute(alg)`), and that the range matches.
+pub fn check_digests(
+    format: Format,
+    d: &Decoded,
+    block_offset: u64,
+    range: (u64, u64),
+    mut recompute: impl FnMut(DigestAlg) -> Vec<u8>,
+) -> Result<(), FormatError> {
+    if d.meta.range != range {
+        return Err(FormatError::at(
+            format,
+            block_offset,
+            format!(
+                "signature block covers range {:#x}+{} but the image is {:#x}+{}",
+                d.meta.range.0, d.meta.range.1, range.0, range.1
+            ),
+        ));
+    }
+    for (alg, want) in &d.meta.digests {
+        if recompute(*alg) != *want {
+            return Err(FormatError::at(
+                format,
+                block_offset,
+                format!("recorded {alg} digest does not match the image"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> BlockMeta {
+        BlockMeta {
+            format: Format::Raw,
+            digests: vec![
+                (DigestAlg::Sha256, vec![1; 32]),
+                (DigestAlg::Sha512, vec![2; 64]),
+            ],
+            product: "widget".into(),
+            image_version: Some(ImageVersion {
+                major: 1,
+                minor: 2,
+                revision: 3,
+                build: 4,
+            }),
+            security_counter: Some(7),
+            range: (0, 100),
+        }
+    }
+
+    fn set() -> SignatureSet {
+        SignatureSet {
+            signatures: vec![
+                Signature {
+                    alg: SigAlg::EcdsaP256Sha256,
+                    key_id: KeyId([9; 32]),
+                    bytes: vec![0x30, 1, 2],
+                },
+                Signature {
+                    alg: SigAlg::MlDsa65,
+                    key_id: KeyId([8; 32]),
+                    bytes: vec![5; 3309],
+                },
+            ],
+            certificates: vec![],
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let b = encode(&meta(), &set()).expect("encode");
+        let mut file = vec![0u8; 100];
+        file.extend_from_slice(&b);
+        let start = find_trailer(Format::Raw, &file)
+            .expect("find")
+            .expect("some");
+        assert_eq!(start, 100);
+        let d = decode(Format::Raw, &file[start..], start as u64).expect("decode");
+        assert_eq!(d.meta, meta());
+        assert_eq!(d.signatures, set().signatures);
+        assert_eq!(d.protected, meta().protected_area().expect("p"));
+    }
+
+    #[test]
+    fn every_single_byte_truncation_or_flip_of_the_frame_is_rejected_or_consistent() {
+        let b = encode(&meta(), &set()).expect("encode");
+        for cut in 0..b.len() {
+            let _ = find_trailer(Format::Raw, &b[..cut]);
+            assert!(
+                decode(Format::Raw, &b[..cut], 0).is_err(),
+                "truncated to {cut} accepted"
+            );
+        }
+        // A flipped bit in the header or a TLV header is rejected.
+        for i in [0usize, 4, 6, 8, 12, 16, 18, 20] {
+            let mut c = b.clone();
+            c[i] ^= 0x40;
+            assert!(decode(Format::Raw, &c, 0).is_err(), "flip at {i} accepted");
+        }
+    }
+
+    #[test]
+    fn wrong_format_is_rejected() {
+        let b = encode(&meta(), &set()).expect("encode");
+        let err = decode(Format::Ihex, &b, 0).expect_err("format mismatch");
+        assert!(err.to_string().contains("is for raw"), "{err}");
+    }
+}
