@@ -559,3 +559,40 @@ mod tests {
         assert!(err.to_string().contains("is for raw"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod spec_example {
+    use super::*;
+
+    /// The worked example in `formats/signature-block.md`.
+    #[test]
+    fn worked_example_matches_the_spec() {
+        let img = [0xde, 0xad, 0xbe, 0xef];
+        let meta = BlockMeta {
+            format: Format::Raw,
+            digests: vec![
+                (DigestAlg::Sha256, DigestAlg::Sha256.hash(&img)),
+                (DigestAlg::Sha512, DigestAlg::Sha512.hash(&img)),
+            ],
+            product: "demo".into(),
+            image_version: None,
+            security_counter: None,
+            range: (0, 4),
+        };
+        let p = meta.protected_area().expect("protected");
+        assert_eq!(p.len(), 159);
+        let spec = "01000000010000000102000000210000\
+                    00015f78c33274e43fa9de5659265c1d\
+                    917e25c03722dcb0b8d27db8d5feaa81\
+                    3953020000004100000003";
+        assert_eq!(hex::encode(&p[..spec.len() / 2]), spec);
+        assert_eq!(
+            hex::encode(&p[p.len() - 36..]),
+            "0300000004000000\
+            64656d6f06000000100000000000000000000000\
+            0400000000000000"
+        );
+        let m = message_from_protected(Format::Raw, &p);
+        assert!(m.starts_with(b"fwseal/sigblock/v1/raw\0"));
+    }
+}
