@@ -198,27 +198,58 @@ fn test(extra: &[String]) -> Result<()> {
 
 fn fuzz(args: &[String]) -> Result<()> {
     let secs: u64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(60);
-    if !Command::new("cargo")
+    let has_fuzz = Command::new("cargo")
         .args(["fuzz", "--version"])
         .output()
         .map(|o| o.status.success())
-        .unwrap_or(false)
-    {
-        bail!("cargo-fuzz is not installed: `cargo install cargo-fuzz` (and a nightly toolchain) first");
+        .unwrap_or(false);
+    if !has_fuzz {
+        sh(Command::new("cargo").args(["install", "--locked", "cargo-fuzz"]))?;
     }
-    let out = Command::new("cargo")
-        .args(["fuzz", "list"])
-        .current_dir("fuzz")
-        .output()?;
-    let targets = String::from_utf8_lossy(&out.stdout).into_owned();
-    for t in targets.lines().map(str::trim).filter(|t| !t.is_empty()) {
-        let corpus = format!("corpus/{t}");
-        std::fs::create_dir_all(Path::new("fuzz").join(&corpus))?;
-        sh(Command::new("cargo")
-            .args(["fuzz", "run", t, &corpus, "../fixtures", "--"])
+    // cargo-fuzz passes nightly-only flags (-Zsanitizer); RUSTC_BOOTSTRAP lets the stable
+    // toolchain accept them, so no nightly toolchain is needed.
+    let targets: &[(&str, &str)] = &[
+        ("detect", "fixtures"),
+        ("sigblock", "fixtures/raw"),
+        ("mcuboot", "fixtures/mcuboot"),
+        ("ihex", "fixtures/hex"),
+        ("dfu", "fixtures/dfu"),
+        ("efi", "fixtures/efi"),
+    ];
+    let mut summary = Vec::new();
+    for (t, seeds) in targets {
+        let corpus = Path::new("fuzz/corpus").join(t);
+        std::fs::create_dir_all(&corpus)?;
+        let mut cmd = Command::new("cargo");
+        cmd.env("RUSTC_BOOTSTRAP", "1")
+            .args(["fuzz", "run", t])
+            .arg(corpus.canonicalize()?)
+            .current_dir("fuzz");
+        let seed_dir = Path::new(seeds);
+        if seed_dir.is_dir() {
+            cmd.arg(seed_dir.canonicalize()?);
+        }
+        cmd.arg("--")
             .arg(format!("-max_total_time={secs}"))
             .arg("-rss_limit_mb=2048")
-            .current_dir("fuzz"))?;
+            .arg("-print_final_stats=1");
+        eprintln!("+ {cmd:?}");
+        let out = cmd.output()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        let execs = err
+            .lines()
+            .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| "?".into());
+        if !out.status.success() {
+            eprintln!("{err}");
+            bail!("fuzz target {t} failed (crash or build error); see above");
+        }
+        summary.push(format!("{t:<10} {execs:>12} execs in {secs} s, no crash"));
+    }
+    println!("fuzz summary:");
+    for l in summary {
+        println!("  {l}");
     }
     Ok(())
 }

@@ -198,7 +198,10 @@ fn rd64(b: &[u8], at: usize) -> Option<u64> {
 }
 
 /// Iterate the TLVs of an area; `base` is the area's offset in the file (for errors).
-fn tlvs(format: Format, area: &[u8], base: u64) -> Result<Vec<(u16, u64, &[u8])>, FormatError> {
+/// One TLV: (type, file offset of its header, value).
+type Tlv<'a> = (u16, u64, &'a [u8]);
+
+fn tlvs(format: Format, area: &[u8], base: u64) -> Result<Vec<Tlv<'_>>, FormatError> {
     let mut out = Vec::new();
     let mut i = 0usize;
     while i < area.len() {
