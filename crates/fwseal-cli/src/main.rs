@@ -1,0 +1,278 @@
+//! `fwseal` — the client: submit images for signing, fetch signed builds, and verify or inspect
+//! images offline. It links no HSM library.
+//!
+//! Exit codes: 0 success; 1 verification failed / operation refused; 2 usage error;
+//! 3 server or network unreachable; 4 input unreadable or malformed.
+#![forbid(unsafe_code)]
+
+mod trust;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use fwseal_formats::detached::DetachedDoc;
+use fwseal_formats::{describe, detect, extract, Format};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use trust::{Requirement, TrustedKey};
+
+/// Exit code: verification failed or the server refused.
+const EXIT_FAILED: u8 = 1;
+/// Exit code: input unreadable or malformed.
+const EXIT_INPUT: u8 = 4;
+
+#[derive(Parser)]
+#[command(
+    name = "fwseal",
+    version,
+    about = "Firmware signing client: sign, fetch, verify, inspect"
+)]
+struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Show an image's format, format-aware digest and any embedded signatures (offline).
+    Inspect(InspectArgs),
+    /// Verify an image's signatures offline against trusted public keys.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+struct FormatArg {
+    /// Override format detection (raw, mcuboot, ihex, dfu, efi).
+    #[arg(long, value_parser = parse_format)]
+    format: Option<Format>,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    Format::from_name(s)
+        .ok_or_else(|| format!("unknown format {s:?} (raw, mcuboot, ihex, dfu, efi)"))
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// Image file.
+    input: PathBuf,
+    #[command(flatten)]
+    format: FormatArg,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// Image file (signed, or the unsigned image with --detached).
+    input: PathBuf,
+    /// Trusted public key: PEM/DER SubjectPublicKeyInfo or X.509 certificate (repeatable).
+    #[arg(long = "key", short = 'k', required = true)]
+    keys: Vec<PathBuf>,
+    /// Detached signature document (IMAGE.sig.json). Picked up automatically if it exists.
+    #[arg(long)]
+    detached: Option<PathBuf>,
+    /// Accept images with only a classical signature.
+    #[arg(long, conflicts_with = "pq_only")]
+    classical_only: bool,
+    /// Accept images with only a post-quantum signature.
+    #[arg(long)]
+    pq_only: bool,
+    #[command(flatten)]
+    format: FormatArg,
+}
+
+fn read_input(p: &Path) -> Result<Vec<u8>> {
+    std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+}
+
+fn detect_for(data: &[u8], path: &Path, over: Option<Format>) -> Result<Format> {
+    if let Some(f) = over {
+        return Ok(f);
+    }
+    let ext = path.extension().and_then(|e| e.to_str());
+    Ok(detect(data, ext)?)
+}
+
+/// The digest of an unsigned image: what the device will check once it is signed.
+fn unsigned_digest(format: Format, data: &[u8]) -> Option<(fwseal_crypto::DigestAlg, Vec<u8>)> {
+    use fwseal_crypto::SigAlg;
+    let classical = if format == Format::Efi {
+        SigAlg::RsaPkcs1Sha256
+    } else {
+        SigAlg::EcdsaP256Sha256
+    };
+    let req = fwseal_formats::Request {
+        classical: Some(classical),
+        pq: None,
+        mode: fwseal_formats::Mode::Detached,
+        options: fwseal_formats::SignOptions {
+            product: "inspect".into(),
+            ..Default::default()
+        },
+    };
+    fwseal_formats::prepare(format, data, &req)
+        .ok()
+        .map(|p| p.digest())
+}
+
+fn inspect(a: &InspectArgs, json: bool) -> Result<u8> {
+    let data = read_input(&a.input)?;
+    let format = match detect_for(&data, &a.input, a.format.format) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("fwseal: {}: {e:#}", a.input.display());
+            return Ok(EXIT_INPUT);
+        }
+    };
+    let summary = match describe(format, &data) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("fwseal: {}: {e}", a.input.display());
+            return Ok(EXIT_INPUT);
+        }
+    };
+    let ex = extract(format, &data);
+    // The format-aware digest, whether or not the image is signed.
+    let digest = match &ex {
+        Ok(x) => Some(x.digest.clone()),
+        Err(_) => unsigned_digest(format, &data),
+    };
+    if json {
+        let sigs: Vec<serde_json::Value> = match &ex {
+            Ok(x) => x
+                .signatures
+                .iter()
+                .map(|s| serde_json::json!({"alg": s.alg, "key_id": s.key_id.map(|k| k.to_hex()), "bytes": s.bytes.len()}))
+                .collect(),
+            Err(_) => vec![],
+        };
+        let v = serde_json::json!({
+            "file": a.input.display().to_string(),
+            "format": format,
+            "summary": summary,
+            "digest": digest.as_ref().map(|d| serde_json::json!({"alg": d.0, "value": hex::encode(&d.1)})),
+            "signed": ex.is_ok(),
+            "signatures": sigs,
+            "problem": ex.as_ref().err().map(|e| e.to_string()),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("file:    {}", a.input.display());
+        println!("format:  {format}");
+        println!("{summary}");
+        if let Some(d) = &digest {
+            println!("digest:  {} {}", d.0, hex::encode(&d.1));
+        }
+        match &ex {
+            Ok(x) => {
+                if let Some(p) = &x.product {
+                    println!("product: {p}");
+                }
+                if let Some(v) = x.image_version {
+                    println!("version: {v}");
+                }
+                if let Some(c) = x.security_counter {
+                    println!("security counter: {c}");
+                }
+                for s in &x.signatures {
+                    println!(
+                        "signature: {} ({} bytes) key {}",
+                        s.alg,
+                        s.bytes.len(),
+                        s.key_id
+                            .map(|k| k.to_hex())
+                            .or_else(|| s
+                                .key_hint
+                                .as_ref()
+                                .map(|h| format!("hash {}", hex::encode(h))))
+                            .unwrap_or_else(|| "-".into())
+                    );
+                }
+            }
+            Err(fwseal_formats::FormatError::NotSigned(_)) => println!("signatures: none"),
+            Err(e) => println!("signatures: unreadable: {e}"),
+        }
+    }
+    Ok(0)
+}
+
+fn verify(a: &VerifyArgs, json: bool) -> Result<u8> {
+    let data = read_input(&a.input)?;
+    let format = match detect_for(&data, &a.input, a.format.format) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("fwseal: {}: {e:#}", a.input.display());
+            return Ok(EXIT_INPUT);
+        }
+    };
+    let keys = a
+        .keys
+        .iter()
+        .map(|p| TrustedKey::load(p))
+        .collect::<Result<Vec<_>>>()?;
+    let doc_path = a.detached.clone().or_else(|| {
+        let mut p = a.input.clone().into_os_string();
+        p.push(".sig.json");
+        let p = PathBuf::from(p);
+        p.exists().then_some(p)
+    });
+    let doc = match &doc_path {
+        Some(p) => Some(
+            DetachedDoc::from_json(&read_input(p)?).with_context(|| format!("{}", p.display()))?,
+        ),
+        None => None,
+    };
+    let need = Requirement {
+        classical: !a.pq_only,
+        pq: !a.classical_only,
+    };
+    match trust::verify_image(format, &data, doc.as_ref(), &keys, need) {
+        Ok(checked) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"ok": true, "format": format, "verified": checked})
+                    )?
+                );
+            } else {
+                for c in &checked {
+                    println!(
+                        "OK {} {} signature by {} ({})",
+                        c.origin, c.alg, c.key_id, c.key_source
+                    );
+                }
+                println!("{}: verified ({format})", a.input.display());
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"ok": false, "format": format, "error": format!("{e:#}")})
+                    )?
+                );
+            }
+            eprintln!("fwseal: {}: verification FAILED: {e:#}", a.input.display());
+            Ok(EXIT_FAILED)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match &cli.cmd {
+        Cmd::Inspect(a) => inspect(a, cli.json),
+        Cmd::Verify(a) => verify(a, cli.json),
+    };
+    match r {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("fwseal: {e:#}");
+            ExitCode::from(EXIT_INPUT)
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Trusted public keys for offline verification, and the verification itself.
+
+use anyhow::{bail, Context, Result};
+use der::{Decode, Encode};
+use fwseal_crypto::verify::spki_pem_decode;
+use fwseal_crypto::{DigestAlg, Family, KeyId, PublicKey, SigAlg, SignedMessage};
+use fwseal_formats::detached::DetachedDoc;
+use fwseal_formats::{extract, prepare, Format, Mode, Request, SignOptions};
+use std::path::Path;
+
+/// A trusted public key loaded from a PEM/DER SPKI or an X.509 certificate.
+#[derive(Clone, Debug)]
+pub struct TrustedKey {
+    /// Where it came from (for messages).
+    pub source: String,
+    /// DER SubjectPublicKeyInfo.
+    pub spki: Vec<u8>,
+    /// SHA-256 of `spki`.
+    pub key_id: KeyId,
+}
+
+impl TrustedKey {
+    /// Load from a file: PEM `PUBLIC KEY`, PEM `CERTIFICATE`, or DER of either.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).with_context(|| format!("read key {}", path.display()))?;
+        let (label, der) = match std::str::from_utf8(&bytes) {
+            Ok(t) if t.contains("-----BEGIN") => {
+                spki_pem_decode(t).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            }
+            _ => (String::new(), bytes),
+        };
+        let spki = if label == "CERTIFICATE"
+            || (label.is_empty() && x509_cert::Certificate::from_der(&der).is_ok())
+        {
+            let cert = x509_cert::Certificate::from_der(&der)
+                .with_context(|| format!("{}: not an X.509 certificate", path.display()))?;
+            cert.tbs_certificate.subject_public_key_info.to_der()?
+        } else {
+            spki::SubjectPublicKeyInfoOwned::from_der(&der)
+                .with_context(|| format!("{}: not a SubjectPublicKeyInfo", path.display()))?;
+            der
+        };
+        Ok(TrustedKey {
+            source: path.display().to_string(),
+            key_id: KeyId::of_spki(&spki),
+            spki,
+        })
+    }
+
+    /// SHA-256 of the raw key bytes inside the SPKI (MCUboot KEYHASH for RSA is over PKCS#1).
+    fn raw_hash(&self) -> Option<Vec<u8>> {
+        let s = spki::SubjectPublicKeyInfoOwned::from_der(&self.spki).ok()?;
+        Some(DigestAlg::Sha256.hash(s.subject_public_key.raw_bytes()))
+    }
+}
+
+/// Which halves must be present and valid.
+#[derive(Clone, Copy, Debug)]
+pub struct Requirement {
+    /// Require a valid classical signature.
+    pub classical: bool,
+    /// Require a valid post-quantum signature.
+    pub pq: bool,
+}
+
+/// One verified signature.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Checked {
+    /// Algorithm.
+    pub alg: SigAlg,
+    /// The key that verified it.
+    pub key_id: String,
+    /// Key file.
+    pub key_source: String,
+    /// Where the signature came from (`embedded` / `detached`).
+    pub origin: &'static str,
+}
+
+fn find_key<'a>(
+    keys: &'a [TrustedKey],
+    alg: SigAlg,
+    id: Option<&KeyId>,
+    hint: Option<&[u8]>,
+) -> Vec<&'a TrustedKey> {
+    keys.iter()
+        .filter(|k| PublicKey::from_spki_der(alg, &k.spki).is_ok())
+        .filter(|k| match (id, hint) {
+            (Some(id), _) => k.key_id == *id,
+            (None, Some(h)) => k.key_id.0.as_slice() == h || k.raw_hash().as_deref() == Some(h),
+            (None, None) => true,
+        })
+        .collect()
+}
+
+fn check(
+    keys: &[TrustedKey],
+    alg: SigAlg,
+    id: Option<&KeyId>,
+    hint: Option<&[u8]>,
+    msg: &SignedMessage,
+    sig: &[u8],
+    origin: &'static str,
+) -> Result<Checked> {
+    let cands = find_key(keys, alg, id, hint);
+    if cands.is_empty() {
+        bail!(
+            "{origin} {alg} signature: no trusted key matches (key id {})",
+            id.map(|k| k.to_hex())
+                .unwrap_or_else(|| "not recorded".into())
+        );
+    }
+    let mut last = None;
+    for k in cands {
+        let pk = PublicKey::from_spki_der(alg, &k.spki)?;
+        match pk.verify_bytes(msg, sig) {
+            Ok(()) => {
+                return Ok(Checked {
+                    alg,
+                    key_id: k.key_id.to_hex(),
+                    key_source: k.source.clone(),
+                    origin,
+                })
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    bail!(
+        "{origin} {alg} signature does not verify: {}",
+        last.map(|e| e.to_string()).unwrap_or_default()
+    )
+}
+
+/// Verify an image offline: embedded signatures (if any) and a detached document (if given).
+/// Returns every signature that verified; fails if any signature present fails, or a required
+/// half is missing.
+pub fn verify_image(
+    format: Format,
+    data: &[u8],
+    doc: Option<&DetachedDoc>,
+    keys: &[TrustedKey],
+    need: Requirement,
+) -> Result<Vec<Checked>> {
+    let mut ok = Vec::new();
+    let embedded = extract(format, data);
+    match (&embedded, doc) {
+        (Err(fwseal_formats::FormatError::NotSigned(_)), Some(_)) => {}
+        (Err(e), _) => bail!("{e}"),
+        (Ok(ex), _) => {
+            for s in &ex.signatures {
+                ok.push(check(
+                    keys,
+                    s.alg,
+                    s.key_id.as_ref(),
+                    s.key_hint.as_deref(),
+                    &s.message,
+                    &s.bytes,
+                    "embedded",
+                )?);
+            }
+        }
+    }
+    if let Some(doc) = doc {
+        if doc.format != format {
+            bail!("detached document is for {}, image is {format}", doc.format);
+        }
+        let classical = doc
+            .signatures
+            .iter()
+            .find(|s| s.alg.family() == Family::Classical)
+            .map(|s| s.alg);
+        let pq = doc
+            .signatures
+            .iter()
+            .find(|s| s.alg.family() == Family::PostQuantum)
+            .map(|s| s.alg);
+        let mut options = SignOptions {
+            product: doc.product.clone(),
+            ..SignOptions::default()
+        };
+        if format == Format::Raw {
+            options.raw_digest = doc.digest.alg;
+        }
+        let req = Request {
+            classical,
+            pq,
+            mode: Mode::Detached,
+            options,
+        };
+        let plan = prepare(format, data, &req)?;
+        let (da, d) = plan.digest();
+        if da != doc.digest.alg || hex::encode(&d) != doc.digest.value {
+            bail!(
+                "detached document digest ({} {}) does not match the image ({da} {})",
+                doc.digest.alg,
+                doc.digest.value,
+                hex::encode(&d)
+            );
+        }
+        let pq_sig = doc
+            .signatures
+            .iter()
+            .find(|s| s.alg.family() == Family::PostQuantum);
+        for s in &doc.signatures {
+            let msg = match s.alg.family() {
+                Family::PostQuantum => plan.pq_message(s.alg)?,
+                Family::Classical => plan.classical_message(s.alg, pq_sig)?,
+            };
+            ok.push(check(
+                keys,
+                s.alg,
+                Some(&s.key_id),
+                None,
+                &msg,
+                &s.bytes,
+                "detached",
+            )?);
+        }
+    }
+    if ok.is_empty() {
+        bail!("no signature found (image not signed and no detached document given)");
+    }
+    let has = |f: Family| ok.iter().any(|c| c.alg.family() == f);
+    if need.classical && !has(Family::Classical) {
+        bail!("policy requires a classical signature; none verified");
+    }
+    if need.pq && !has(Family::PostQuantum) {
+        bail!("policy requires a post-quantum signature; none verified");
+    }
+    Ok(ok)
+}

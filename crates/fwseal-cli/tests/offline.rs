@@ -1,0 +1,163 @@
+//! `fwseal inspect` and `fwseal verify` as a user runs them: real binary, real files.
+
+use fwseal_crypto::{soft::SoftKey, SigAlg, Signer};
+use fwseal_formats::{assemble, prepare, sign_prepared, Format, Mode, Request};
+use std::path::Path;
+use std::process::Command;
+
+fn fwseal(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fwseal"))
+        .args(args)
+        .output()
+        .expect("run fwseal");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    ec: SoftKey,
+    pq: SoftKey,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let s = Setup {
+            dir: tempfile::tempdir().expect("tmp"),
+            ec: SoftKey::generate(SigAlg::EcdsaP256Sha256).expect("ec"),
+            pq: SoftKey::generate(SigAlg::MlDsa65).expect("pq"),
+        };
+        std::fs::write(s.p("ec.pem"), s.ec.public_key().spki_pem()).expect("w");
+        std::fs::write(s.p("pq.pem"), s.pq.public_key().spki_pem()).expect("w");
+        s
+    }
+    fn p(&self, n: &str) -> String {
+        self.dir.path().join(n).display().to_string()
+    }
+    fn sign(&self, data: &[u8], mode: Mode) -> (Vec<u8>, String) {
+        let req = Request::hybrid(SigAlg::EcdsaP256Sha256, SigAlg::MlDsa65, mode, "cli-test");
+        let plan = prepare(Format::Raw, data, &req).expect("prepare");
+        let set = sign_prepared(
+            plan.as_ref(),
+            Some(&self.ec as &dyn Signer),
+            Some(&self.pq as &dyn Signer),
+            vec![],
+        )
+        .expect("sign");
+        (
+            assemble(data, &plan.embed(&set).expect("embed")).expect("asm"),
+            plan.detached(&set).expect("doc").to_json(),
+        )
+    }
+}
+
+fn fixture() -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/raw/sample.bin"))
+        .expect("fixture")
+}
+
+#[test]
+fn verify_embedded_ok_tampered_and_wrong_key() {
+    let s = Setup::new();
+    let (signed, _) = s.sign(&fixture(), Mode::Embedded);
+    std::fs::write(s.p("fw.bin"), &signed).expect("w");
+    let (code, out, err) = fwseal(&[
+        "verify",
+        &s.p("fw.bin"),
+        "-k",
+        &s.p("ec.pem"),
+        "-k",
+        &s.p("pq.pem"),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("ecdsa-p256-sha256") && out.contains("ml-dsa-65"),
+        "{out}"
+    );
+
+    // Only the classical key trusted: the PQ signature has no trusted key → fail.
+    let (code, _, err) = fwseal(&["verify", &s.p("fw.bin"), "-k", &s.p("ec.pem")]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no trusted key"), "{err}");
+
+    let mut bad = signed.clone();
+    bad[100] ^= 4;
+    std::fs::write(s.p("bad.bin"), &bad).expect("w");
+    let (code, _, err) = fwseal(&[
+        "verify",
+        &s.p("bad.bin"),
+        "-k",
+        &s.p("ec.pem"),
+        "-k",
+        &s.p("pq.pem"),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("does not match"), "{err}");
+
+    let (code, out, _) = fwseal(&["--json", "inspect", &s.p("fw.bin")]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["signed"], true);
+    assert_eq!(v["signatures"].as_array().map(|a| a.len()), Some(2));
+}
+
+#[test]
+fn verify_detached_document_found_next_to_the_image() {
+    let s = Setup::new();
+    let data = fixture();
+    let (_, doc) = s.sign(&data, Mode::Detached);
+    std::fs::write(s.p("fw.bin"), &data).expect("w");
+    std::fs::write(s.p("fw.bin.sig.json"), &doc).expect("w");
+    let (code, out, err) = fwseal(&[
+        "verify",
+        &s.p("fw.bin"),
+        "-k",
+        &s.p("ec.pem"),
+        "-k",
+        &s.p("pq.pem"),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("detached"), "{out}");
+    let mut other = data.clone();
+    other.push(1);
+    std::fs::write(s.p("fw.bin"), &other).expect("w");
+    let (code, _, err) = fwseal(&[
+        "verify",
+        &s.p("fw.bin"),
+        "-k",
+        &s.p("ec.pem"),
+        "-k",
+        &s.p("pq.pem"),
+    ]);
+    assert_eq!(code, 1, "{err}");
+}
+
+#[test]
+fn unsigned_image_fails_verification_and_inspect_shows_digest() {
+    let s = Setup::new();
+    std::fs::write(s.p("fw.bin"), fixture()).expect("w");
+    let (code, _, err) = fwseal(&["verify", &s.p("fw.bin"), "-k", &s.p("ec.pem")]);
+    assert_eq!(code, 1, "{err}");
+    let (code, out, _) = fwseal(&["inspect", &s.p("fw.bin")]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&hex::encode(
+            fwseal_crypto::DigestAlg::Sha256.hash(&fixture())
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn android_img_is_refused_with_a_clear_message() {
+    let s = Setup::new();
+    let mut img = b"ANDROID!".to_vec();
+    img.resize(4096, 0);
+    std::fs::write(s.p("boot.img"), &img).expect("w");
+    let (code, _, err) = fwseal(&["inspect", &s.p("boot.img")]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("unsupported .img flavour"), "{err}");
+}
