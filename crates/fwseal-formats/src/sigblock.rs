@@ -516,6 +516,7 @@ mod tests {
                 },
             ],
             certificates: vec![],
+            public_keys: vec![],
         }
     }
 
