@@ -19,6 +19,7 @@ pub enum DigestAlg {
     Sha512,
 }
 
+#[allow(clippy::len_without_is_empty)] // len() is the output size; a digest is never empty
 impl DigestAlg {
     /// All digest algorithms, in id order.
     pub const ALL: [DigestAlg; 3] = [DigestAlg::Sha256, DigestAlg::Sha384, DigestAlg::Sha512];

@@ -416,7 +416,8 @@ pub fn sign_prepared(
         (Some(alg), Some(s)) if s.alg() == alg => {
             let sig = s.sign(&plan.classical_message(alg, pq_sig.as_ref())?)?;
             set.signatures.insert(0, sig);
-            set.public_keys.insert(0, s.public_key().spki_der().to_vec());
+            set.public_keys
+                .insert(0, s.public_key().spki_der().to_vec());
         }
         (None, None) => {}
         _ => {

@@ -130,7 +130,10 @@ impl Header {
         if usize::from(h.hdr_size) < HEADER_LEN {
             return Err(bad(
                 8,
-                format!("ih_hdr_size {} is smaller than the 32-byte header", h.hdr_size),
+                format!(
+                    "ih_hdr_size {} is smaller than the 32-byte header",
+                    h.hdr_size
+                ),
             ));
         }
         if h.protect_tlv_size != 0 && h.protect_tlv_size < 4 {
@@ -259,7 +262,10 @@ fn parse_area(
         if end - p < 4 {
             return Err(bad(
                 abs(p),
-                format!("truncated TLV header in the {name} area ({} bytes left)", end - p),
+                format!(
+                    "truncated TLV header in the {name} area ({} bytes left)",
+                    end - p
+                ),
             ));
         }
         let kind = le16(tail, p).unwrap_or(0);
@@ -708,10 +714,7 @@ impl Prepared for McubootPlan {
     /// TLV (the final image hash also covers the PQ signature).
     fn digest(&self) -> (DigestAlg, Vec<u8>) {
         let a = self.hash_alg();
-        (
-            a,
-            self.state(a).map(|h| h.finish()).unwrap_or_default(),
-        )
+        (a, self.state(a).map(|h| h.finish()).unwrap_or_default())
     }
     fn pq_message(&self, alg: SigAlg) -> Result<SignedMessage, FormatError> {
         match self.req.mode {
