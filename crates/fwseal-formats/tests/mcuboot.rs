@@ -550,7 +550,8 @@ fn worked_example_matches_the_spec() {
     let input = fixture("mcuboot/unsigned-seccnt.img");
     let keys = Keys::default_hybrid();
     let plan = prepare(Format::Mcuboot, &input, &keys.request(Mode::Embedded)).expect("prepare");
-    let fwseal_crypto::SignedMessage::Bytes(m) = plan.pq_message(SigAlg::MlDsa65).expect("m") else {
+    let fwseal_crypto::SignedMessage::Bytes(m) = plan.pq_message(SigAlg::MlDsa65).expect("m")
+    else {
         panic!("PQ message is bytes")
     };
     let mut want = b"fwseal/mcuboot/v1\0\x03".to_vec();
@@ -562,8 +563,22 @@ fn worked_example_matches_the_spec() {
         .expect("hex"),
     );
     assert_eq!(m, want);
-    let out = keys.embed(Format::Mcuboot, &input, &keys.request(Mode::Embedded), vec![]);
-    assert_eq!(&out[..16], &hex::decode("3db8f39600000000200 01f0de8030000".replace(' ', "")).expect("hex")[..]);
-    assert_eq!(&out[0x408..0x41a], &hex::decode("08691f0d500004000700000 0a0460f0d0201".replace(' ', "")).expect("hex")[..]);
-    assert_eq!(out.len(), 0x408 + 0xd1f + 4 + 36 + 36 + 4 + tlvs(&out, false)[2].1.len());
+    let out = keys.embed(
+        Format::Mcuboot,
+        &input,
+        &keys.request(Mode::Embedded),
+        vec![],
+    );
+    assert_eq!(
+        &out[..16],
+        &hex::decode("3db8f39600000000200 01f0de8030000".replace(' ', "")).expect("hex")[..]
+    );
+    assert_eq!(
+        &out[0x408..0x41a],
+        &hex::decode("08691f0d500004000700000 0a0460f0d0201".replace(' ', "")).expect("hex")[..]
+    );
+    assert_eq!(
+        out.len(),
+        0x408 + 0xd1f + 4 + 36 + 36 + 4 + tlvs(&out, false)[2].1.len()
+    );
 }
