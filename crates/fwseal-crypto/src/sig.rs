@@ -113,9 +113,23 @@ pub struct SignatureSet {
     /// DER X.509 certificates where the format carries them (Authenticode): signer first.
     #[serde(default, skip_serializing_if = "Vec::is_empty", with = "b64_vec")]
     pub certificates: Vec<Vec<u8>>,
+    /// DER `SubjectPublicKeyInfo` of the keys that made the signatures, when the signer knows
+    /// them (filled by `fwseal_formats::sign_prepared` from `Signer::public_key()`). Formats that
+    /// embed a key hash derived from the public key (MCUboot KEYHASH over PKCS#1 for RSA) look the
+    /// key up here by key id. Optional; empty in older documents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "b64_vec")]
+    pub public_keys: Vec<Vec<u8>>,
 }
 
 impl SignatureSet {
+    /// The SPKI DER in [`SignatureSet::public_keys`] whose key id is `id`.
+    pub fn public_key_for(&self, id: &KeyId) -> Option<&[u8]> {
+        self.public_keys
+            .iter()
+            .find(|k| KeyId::of_spki(k) == *id)
+            .map(|k| k.as_slice())
+    }
+
     /// The first signature of the given family.
     pub fn by_family(&self, f: Family) -> Option<&Signature> {
         self.signatures.iter().find(|s| s.alg.family() == f)

@@ -395,11 +395,13 @@ pub fn sign_prepared(
     let mut set = SignatureSet {
         signatures: Vec::new(),
         certificates,
+        public_keys: Vec::new(),
     };
     let mut pq_sig = None;
     match (req.pq, pq) {
         (Some(alg), Some(s)) if s.alg() == alg => {
             let sig = s.sign(&plan.pq_message(alg)?)?;
+            set.public_keys.push(s.public_key().spki_der().to_vec());
             pq_sig = Some(sig.clone());
             set.signatures.push(sig);
         }
@@ -414,6 +416,8 @@ pub fn sign_prepared(
         (Some(alg), Some(s)) if s.alg() == alg => {
             let sig = s.sign(&plan.classical_message(alg, pq_sig.as_ref())?)?;
             set.signatures.insert(0, sig);
+            set.public_keys
+                .insert(0, s.public_key().spki_der().to_vec());
         }
         (None, None) => {}
         _ => {

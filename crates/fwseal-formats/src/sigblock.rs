@@ -519,6 +519,7 @@ mod tests {
                 },
             ],
             certificates: vec![],
+            public_keys: vec![],
         }
     }
 
