@@ -5,13 +5,18 @@
 #![allow(dead_code)]
 
 use fwseal_crypto::{soft::SoftKey, SigAlg, Signer};
-use fwseal_formats::{assemble, prepare, sign_prepared, Format, Mode, Prepared, Request, SignatureSet};
+use fwseal_formats::{
+    assemble, prepare, sign_prepared, Format, Mode, Prepared, Request, SignatureSet,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
 }
 
 /// A fixture file's bytes.
@@ -22,7 +27,9 @@ pub fn fixture(rel: &str) -> Vec<u8> {
 
 /// Whether missing judges are failures.
 pub fn judges_required() -> bool {
-    std::env::var("FWSEAL_REQUIRE_JUDGES").map(|v| v == "1").unwrap_or(false)
+    std::env::var("FWSEAL_REQUIRE_JUDGES")
+        .map(|v| v == "1")
+        .unwrap_or(false)
 }
 
 /// `Some(path)` if `tool` is on PATH; otherwise panics (judges required) or returns None.
@@ -56,7 +63,9 @@ impl Run {
 
 /// Run a command and capture everything.
 pub fn run(cmd: &mut Command) -> Run {
-    let out = cmd.output().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     Run {
         ok: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -88,14 +97,32 @@ impl Keys {
     }
 
     /// Prepare + sign; returns the plan and the set.
-    pub fn sign(&self, format: Format, data: &[u8], req: &Request, certs: Vec<Vec<u8>>) -> (Box<dyn Prepared>, SignatureSet) {
+    pub fn sign(
+        &self,
+        format: Format,
+        data: &[u8],
+        req: &Request,
+        certs: Vec<Vec<u8>>,
+    ) -> (Box<dyn Prepared>, SignatureSet) {
         let plan = prepare(format, data, req).expect("prepare");
-        let set = sign_prepared(plan.as_ref(), Some(&self.classical as &dyn Signer), Some(&self.pq as &dyn Signer), certs).expect("sign");
+        let set = sign_prepared(
+            plan.as_ref(),
+            Some(&self.classical as &dyn Signer),
+            Some(&self.pq as &dyn Signer),
+            certs,
+        )
+        .expect("sign");
         (plan, set)
     }
 
     /// Sign in embedded mode and return the output bytes.
-    pub fn embed(&self, format: Format, data: &[u8], req: &Request, certs: Vec<Vec<u8>>) -> Vec<u8> {
+    pub fn embed(
+        &self,
+        format: Format,
+        data: &[u8],
+        req: &Request,
+        certs: Vec<Vec<u8>>,
+    ) -> Vec<u8> {
         let (plan, set) = self.sign(format, data, req, certs);
         assemble(data, &plan.embed(&set).expect("embed")).expect("assemble")
     }
@@ -104,8 +131,14 @@ impl Keys {
     pub fn verify_extracted(&self, format: Format, data: &[u8]) -> usize {
         let ex = fwseal_formats::extract(format, data).expect("extract");
         for s in &ex.signatures {
-            let k: &dyn Signer = if s.alg == self.pq.alg() { &self.pq } else { &self.classical };
-            k.public_key().verify_bytes(&s.message, &s.bytes).unwrap_or_else(|e| panic!("{} does not verify: {e}", s.alg));
+            let k: &dyn Signer = if s.alg == self.pq.alg() {
+                &self.pq
+            } else {
+                &self.classical
+            };
+            k.public_key()
+                .verify_bytes(&s.message, &s.bytes)
+                .unwrap_or_else(|e| panic!("{} does not verify: {e}", s.alg));
         }
         ex.signatures.len()
     }
