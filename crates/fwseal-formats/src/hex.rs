@@ -427,8 +427,7 @@ fn take_block(p: &Parsed, segs: &mut Vec<Seg>) -> Result<Option<FoundBlock>, For
         .get(foot..foot + 4)
         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
         .unwrap_or(0);
-    if claimed < sigblock::HEADER_LEN + sigblock::FOOTER_LEN
-        || claimed > sigblock::MAX_BLOCK_LEN
+    if !(sigblock::HEADER_LEN + sigblock::FOOTER_LEN..=sigblock::MAX_BLOCK_LEN).contains(&claimed)
         || claimed > n
     {
         return Err(err(

@@ -662,3 +662,52 @@ fn mutations_never_panic() {
     }
     assert_eq!(execs, 4000);
 }
+
+/// The worked example of `formats/hex.md`: digests, protected area and block placement.
+#[test]
+fn worked_example_matches_the_spec() {
+    let file =
+        ":020000040800F2\n:04000000DEADBEEFC4\n:02000800AA55F7\n:0400000508000000EF\n:00000001FF\n";
+    let k = keys();
+    let mut req = k.request(Mode::Embedded);
+    req.options.product = "demo".into();
+    let signed = k.embed(Format::Ihex, file.as_bytes(), &req, vec![]);
+    let text = String::from_utf8(signed.clone()).expect("ascii");
+    if std::env::var_os("FWSEAL_PRINT_EXAMPLE").is_some() {
+        println!("{text}");
+    }
+    assert_eq!(
+        ::hex::encode(digest(file.as_bytes())),
+        "24fc81b8b2218e9d8f3da32502bfd23ea79626a6dc90556d4fc476b47bbf5494"
+    );
+    let ex = extract(Format::Ihex, &signed).expect("extract");
+    let SignedMessage::Bytes(m) = &ex.signatures[0].message else {
+        panic!("block messages are bytes")
+    };
+    let want = concat!(
+        "66777365616c2f736967626c6f636b2f76312f69686578", // "fwseal/sigblock/v1/ihex"
+        "00",
+        "0100000001000000",
+        "03", // FORMAT = 3 (ihex)
+        "0200000021000000",
+        "01", // DIGEST, SHA-256
+        "24fc81b8b2218e9d8f3da32502bfd23ea79626a6dc90556d4fc476b47bbf5494",
+        "0200000041000000",
+        "03", // DIGEST, SHA-512
+        "5c996290b0c7dbe57c34c7ac2ce5aa7a436524204d019dce2385b6290c990f39",
+        "573b73fa459b51ed542aeaf3721beaf7622ff0a05736fd3e317d515f2bde0eb4",
+        "030000000400000064656d6f", // PRODUCT "demo"
+        "0600000010000000",         // IMAGE_RANGE
+        "0000000800000000",
+        "0a00000000000000", // 0x08000000, 10 bytes
+    );
+    assert_eq!(::hex::encode(m), want);
+    assert_eq!(block_of(&signed).0, 0x0800_0010);
+    // The original records come first, then ":020000040800F2" and the block records from
+    // offset 0x0010, then the EOF record.
+    assert!(text.starts_with(&file[..file.len() - 12]));
+    assert!(
+        text[file.len() - 12..].starts_with(":020000040800F2\n:1000100046575342010010009F000000")
+    );
+    assert!(text.ends_with(":00000001FF\n"));
+}
