@@ -1,18 +1,940 @@
-//! Intel HEX. (Being implemented.)
-use crate::{Extracted, Format, FormatError, Prepared, Request};
-/// Whether `data` looks like Intel HEX.
+//! Intel HEX (`.hex`): records 00–05, a sparse memory image, and the fwseal signature block
+//! written as data records. The byte-level contract is `formats/hex.md`.
+//!
+//! * **Parsing** is strict: every record's checksum, byte count and hex digits are checked, the
+//!   file must end with exactly one EOF record (blank lines may follow), no two data records may
+//!   write the same address, and no address may pass 4 GiB. Errors name the 1-based line.
+//! * **Digest**: the memory image from the lowest to the highest written address, gaps filled
+//!   with [`SignOptions::hex_fill`](crate::SignOptions) (0xFF by default), hashed without
+//!   materialising the gaps. It does not depend on line length, record order or the address
+//!   record style (02 vs 04). The span is limited to [`MAX_SPAN`].
+//! * **Embedded**: the signature block is written as data records (preceded by a type-04 record)
+//!   at the signature address, just before the EOF record. Every original record is kept
+//!   byte-for-byte. The block must lie above all image data; its footer ends at the highest
+//!   address of the signed file, which is how [`extract`] and re-signing find it.
+//! * **Detached**: [`crate::detached::message`] over the same memory-image digests.
+
+use crate::raw::block_meta;
+use crate::sigblock::{self, BlockMeta};
+use crate::{detached, Extracted, Format, FormatError, Location, Mode, Part, Prepared, Request};
+use fwseal_crypto::{
+    DigestAlg, Digests, MultiHasher, SigAlg, Signature, SignatureSet, SignedMessage,
+};
+use std::fmt::Write as _;
+
+/// Largest memory span (lowest to highest address, gaps included) fwseal hashes: 256 MiB.
+/// Larger spans are almost always a stray record far from the image (e.g. at 0xFFFFFFF0), and
+/// hashing them would cost time for fill bytes nobody flashes.
+pub const MAX_SPAN: u64 = 256 << 20;
+
+/// Data bytes per signature-block record fwseal writes.
+pub const BLOCK_RECORD_LEN: usize = 16;
+
+/// Default alignment of the signature address.
+pub const SIGNATURE_ALIGN: u64 = 16;
+
+/// The fill byte [`extract`] assumes (the default of `SignOptions::hex_fill`).
+pub const DEFAULT_FILL: u8 = 0xff;
+
+const FILL_CHUNK: usize = 4096;
+const FOUR_GIB: u64 = 1 << 32;
+
+/// Whether `data` looks like Intel HEX: a `:` followed by at least ten hex digits.
 pub fn looks_like(data: &[u8]) -> bool {
     data.first() == Some(&b':')
+        && data
+            .get(1..11)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
 }
-/// Prepare.
-pub fn prepare(_data: &[u8], _req: &Request) -> Result<Box<dyn Prepared>, FormatError> {
-    Err(FormatError::Unsupported("ihex not implemented yet".into()))
+
+fn err(line: u64, what: impl Into<String>) -> FormatError {
+    FormatError::line(Format::Ihex, line, what)
 }
-/// Extract.
-pub fn extract(_data: &[u8]) -> Result<Extracted, FormatError> {
-    Err(FormatError::NotSigned(Format::Ihex))
+
+/// One record as found in the file.
+#[derive(Clone, Debug)]
+struct Record {
+    /// 1-based line number.
+    line: u64,
+    /// Byte range of the line in the file, including its line terminator.
+    start: usize,
+    end: usize,
+    /// The line terminator (`""`, `"\n"` or `"\r\n"`).
+    eol: &'static str,
+    rtype: u8,
+    offset: u16,
+    data: Vec<u8>,
 }
-/// Describe.
-pub fn describe(_data: &[u8]) -> Result<String, FormatError> {
-    Ok("ihex".into())
+
+/// Part of a data record placed at a contiguous range of addresses.
+#[derive(Clone, Copy, Debug)]
+struct Chunk {
+    addr: u64,
+    /// Index into `Parsed::records`.
+    rec: usize,
+    /// Range of the record's data bytes.
+    from: usize,
+    len: usize,
+}
+
+/// A contiguous run of memory.
+#[derive(Clone, Debug)]
+struct Seg {
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+impl Seg {
+    fn end(&self) -> u64 {
+        self.start + self.bytes.len() as u64
+    }
+}
+
+/// A parsed file.
+struct Parsed {
+    records: Vec<Record>,
+    /// Data chunks sorted by address (non-overlapping).
+    chunks: Vec<Chunk>,
+    /// Index of the EOF record in `records`.
+    eof: usize,
+    /// Start address record: (type, value, line).
+    start_address: Option<(u8, u32, u64)>,
+    /// Number of lines.
+    lines: u64,
+}
+
+fn hexval(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn parse_record(content: &[u8], line: u64) -> Result<(u8, u16, Vec<u8>), FormatError> {
+    match content.first() {
+        Some(b':') => {}
+        Some(&c) => {
+            return Err(err(
+                line,
+                format!("record does not start with ':' (found byte 0x{c:02x})"),
+            ))
+        }
+        None => return Err(err(line, "empty record")),
+    }
+    let digits = content.get(1..).unwrap_or_default();
+    let mut bytes = Vec::with_capacity(digits.len() / 2);
+    let mut it = digits.chunks(2).enumerate();
+    for (i, pair) in &mut it {
+        let col = 2 + 2 * i;
+        let hi = pair.first().copied().unwrap_or(b'?');
+        let Some(h) = hexval(hi) else {
+            return Err(err(
+                line,
+                format!("bad hex digit {:?} at column {col}", char::from(hi)),
+            ));
+        };
+        let Some(&lo) = pair.get(1) else {
+            return Err(err(
+                line,
+                format!(
+                    "odd number of hex digits ({}): truncated record",
+                    digits.len()
+                ),
+            ));
+        };
+        let Some(l) = hexval(lo) else {
+            return Err(err(
+                line,
+                format!("bad hex digit {:?} at column {}", char::from(lo), col + 1),
+            ));
+        };
+        bytes.push(h << 4 | l);
+    }
+    if bytes.len() < 5 {
+        return Err(err(
+            line,
+            format!(
+                "truncated record: {} bytes, a record needs at least 5 (count, address, type, checksum)",
+                bytes.len()
+            ),
+        ));
+    }
+    let count = usize::from(bytes[0]);
+    if bytes.len() != count + 5 {
+        return Err(err(
+            line,
+            format!(
+                "byte count 0x{:02x} says {count} data bytes but the record holds {}",
+                bytes[0],
+                bytes.len() - 5
+            ),
+        ));
+    }
+    let sum = bytes.iter().fold(0u8, |a, &b| a.wrapping_add(b));
+    if sum != 0 {
+        let stored = bytes[bytes.len() - 1];
+        let want = stored.wrapping_sub(sum);
+        return Err(err(
+            line,
+            format!("bad checksum: record says 0x{stored:02x}, computed 0x{want:02x}"),
+        ));
+    }
+    let offset = u16::from_be_bytes([bytes[1], bytes[2]]);
+    let rtype = bytes[3];
+    let data = bytes[4..4 + count].to_vec();
+    Ok((rtype, offset, data))
+}
+
+fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
+    let mut records = Vec::new();
+    let mut chunks = Vec::new();
+    let mut eof = None;
+    let mut start_address: Option<(u8, u32, u64)> = None;
+    // Address-record state: base and whether it came from a 02 (segment) record.
+    let mut base: u64 = 0;
+    let mut segment_mode = false;
+    let mut pos = 0usize;
+    let mut line = 0u64;
+    while pos < data.len() {
+        line += 1;
+        let rest = data.get(pos..).unwrap_or_default();
+        let (content_end, next, eol) = match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                if i > 0 && rest.get(i - 1) == Some(&b'\r') {
+                    (pos + i - 1, pos + i + 1, "\r\n")
+                } else {
+                    (pos + i, pos + i + 1, "\n")
+                }
+            }
+            None => {
+                if rest.last() == Some(&b'\r') {
+                    (data.len() - 1, data.len(), "\r")
+                } else {
+                    (data.len(), data.len(), "")
+                }
+            }
+        };
+        let content = data.get(pos..content_end).unwrap_or_default();
+        let start = pos;
+        pos = next;
+        if content.is_empty() {
+            continue;
+        }
+        if let Some(e) = eof {
+            let e: &Record = &records[e];
+            return Err(err(
+                line,
+                format!("data after the end-of-file record (line {})", e.line),
+            ));
+        }
+        let (rtype, offset, bytes) = parse_record(content, line)?;
+        let want_len = |n: usize, what: &str| {
+            if bytes.len() == n {
+                Ok(())
+            } else {
+                Err(err(
+                    line,
+                    format!(
+                        "{what} record (type {rtype:02x}) must carry {n} data bytes, found {}",
+                        bytes.len()
+                    ),
+                ))
+            }
+        };
+        let idx = records.len();
+        match rtype {
+            0x00 => {
+                let n = bytes.len();
+                let off = u64::from(offset);
+                if segment_mode && off + n as u64 > 0x1_0000 {
+                    // Intel: segment addressing wraps within the 64 KiB segment.
+                    let first = (0x1_0000 - off) as usize;
+                    chunks.push(Chunk {
+                        addr: base + off,
+                        rec: idx,
+                        from: 0,
+                        len: first,
+                    });
+                    chunks.push(Chunk {
+                        addr: base,
+                        rec: idx,
+                        from: first,
+                        len: n - first,
+                    });
+                } else if n > 0 {
+                    let addr = base + off;
+                    if addr + n as u64 > FOUR_GIB {
+                        return Err(err(
+                            line,
+                            format!("data record at 0x{addr:x} with {n} bytes wraps past 4 GiB"),
+                        ));
+                    }
+                    chunks.push(Chunk {
+                        addr,
+                        rec: idx,
+                        from: 0,
+                        len: n,
+                    });
+                }
+            }
+            0x01 => {
+                want_len(0, "end-of-file")?;
+                eof = Some(idx);
+            }
+            0x02 => {
+                want_len(2, "extended segment address")?;
+                base = u64::from(u16::from_be_bytes([bytes[0], bytes[1]])) << 4;
+                segment_mode = true;
+            }
+            0x04 => {
+                want_len(2, "extended linear address")?;
+                base = u64::from(u16::from_be_bytes([bytes[0], bytes[1]])) << 16;
+                segment_mode = false;
+            }
+            0x03 | 0x05 => {
+                want_len(4, "start address")?;
+                if let Some((_, _, first)) = start_address {
+                    return Err(err(
+                        line,
+                        format!("second start address record (the first is on line {first})"),
+                    ));
+                }
+                let v = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+                start_address = Some((rtype, v, line));
+            }
+            t => return Err(err(line, format!("unknown record type 0x{t:02x}"))),
+        }
+        records.push(Record {
+            line,
+            start,
+            end: next,
+            eol,
+            rtype,
+            offset,
+            data: bytes,
+        });
+    }
+    let eof = eof.ok_or_else(|| {
+        err(
+            line.max(1),
+            "missing end-of-file record (:00000001FF) at the end of the file",
+        )
+    })?;
+    chunks.sort_by_key(|c| c.addr);
+    // Overlap check: the chunk reaching furthest so far against the next one.
+    let mut reach: Option<(u64, usize)> = None;
+    for c in &chunks {
+        if let Some((end, prev)) = reach {
+            if c.addr < end {
+                let (a, b) = (records[prev].line, records[c.rec].line);
+                let (first, second) = (a.min(b), a.max(b));
+                return Err(err(
+                    second,
+                    format!(
+                        "overlapping data: address 0x{:x} is written by line {first} and line {second}",
+                        c.addr
+                    ),
+                ));
+            }
+        }
+        let end = c.addr + c.len as u64;
+        if reach.is_none_or(|(e, _)| end > e) {
+            reach = Some((end, c.rec));
+        }
+    }
+    Ok(Parsed {
+        records,
+        chunks,
+        eof,
+        start_address,
+        lines: line,
+    })
+}
+
+impl Parsed {
+    fn bytes_of(&self, c: &Chunk) -> &[u8] {
+        self.records
+            .get(c.rec)
+            .and_then(|r| r.data.get(c.from..c.from + c.len))
+            .unwrap_or_default()
+    }
+
+    /// The memory image as contiguous segments.
+    fn memory(&self) -> Vec<Seg> {
+        let mut segs: Vec<Seg> = Vec::new();
+        for c in &self.chunks {
+            let b = self.bytes_of(c);
+            match segs.last_mut() {
+                Some(s) if s.end() == c.addr => s.bytes.extend_from_slice(b),
+                _ => segs.push(Seg {
+                    start: c.addr,
+                    bytes: b.to_vec(),
+                }),
+            }
+        }
+        segs
+    }
+
+    /// The line of the record carrying `addr`, or the last line.
+    fn line_of(&self, addr: u64) -> u64 {
+        let i = self.chunks.partition_point(|c| c.addr <= addr);
+        i.checked_sub(1)
+            .and_then(|i| self.chunks.get(i))
+            .filter(|c| addr < c.addr + c.len as u64)
+            .and_then(|c| self.records.get(c.rec))
+            .map_or(self.lines.max(1), |r| r.line)
+    }
+
+    /// Turn a sigblock error located at a memory address into one located at a line.
+    fn relocate(&self, e: FormatError) -> FormatError {
+        match e {
+            FormatError::Malformed {
+                at: Location::Offset(a),
+                what,
+                ..
+            } => err(
+                self.line_of(a),
+                format!("signature block byte at address 0x{a:x}: {what}"),
+            ),
+            e => e,
+        }
+    }
+}
+
+/// A located signature block in memory.
+struct FoundBlock {
+    addr: u64,
+    len: u64,
+    decoded: sigblock::Decoded,
+}
+
+/// Find the signature block whose footer ends at the highest address, and remove it from
+/// `segs`. `Ok(None)` if the memory does not end with the footer magic.
+fn take_block(p: &Parsed, segs: &mut Vec<Seg>) -> Result<Option<FoundBlock>, FormatError> {
+    let Some(top) = segs.last() else {
+        return Ok(None);
+    };
+    let n = top.bytes.len();
+    if n < sigblock::FOOTER_LEN || top.bytes[n - 8..] != sigblock::FOOTER_MAGIC {
+        return Ok(None);
+    }
+    let foot = n - sigblock::FOOTER_LEN;
+    let foot_addr = top.start + foot as u64;
+    let claimed = top
+        .bytes
+        .get(foot..foot + 4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .unwrap_or(0);
+    if !(sigblock::HEADER_LEN + sigblock::FOOTER_LEN..=sigblock::MAX_BLOCK_LEN).contains(&claimed)
+        || claimed > n
+    {
+        return Err(err(
+            p.line_of(foot_addr),
+            format!(
+                "signature block footer at 0x{foot_addr:x} claims {claimed} bytes, which do not fit the contiguous data below it"
+            ),
+        ));
+    }
+    let off = n - claimed;
+    let addr = top.start + off as u64;
+    let block = &top.bytes[off..];
+    if block[..4] != sigblock::MAGIC {
+        return Err(err(
+            p.line_of(addr),
+            format!("signature block footer points at 0x{addr:x}, which holds no \"FWSB\" header"),
+        ));
+    }
+    let decoded = sigblock::decode(Format::Ihex, block, addr).map_err(|e| p.relocate(e))?;
+    let len = claimed as u64;
+    if let Some(top) = segs.last_mut() {
+        top.bytes.truncate(off);
+        if top.bytes.is_empty() {
+            segs.pop();
+        }
+    }
+    Ok(Some(FoundBlock { addr, len, decoded }))
+}
+
+/// `(lowest address, span)` of the image, checking the span limit.
+fn image_range(p: &Parsed, segs: &[Seg]) -> Result<(u64, u64), FormatError> {
+    let (Some(first), Some(last)) = (segs.first(), segs.last()) else {
+        return Err(err(
+            p.lines.max(1),
+            "no data records: the memory image is empty",
+        ));
+    };
+    let span = last.end() - first.start;
+    if span > MAX_SPAN {
+        return Err(err(
+            p.line_of(last.end() - 1),
+            format!(
+                "memory image spans {span} bytes (0x{:x}..0x{:x}), more than the {MAX_SPAN}-byte limit",
+                first.start,
+                last.end()
+            ),
+        ));
+    }
+    Ok((first.start, span))
+}
+
+/// Hash the memory image, gaps filled with `fill`, without materialising the gaps.
+fn image_digests(segs: &[Seg], algs: &[DigestAlg], fill: u8) -> Digests {
+    let mut h = MultiHasher::new(algs);
+    let fill_buf = [fill; FILL_CHUNK];
+    let mut at: Option<u64> = None;
+    for s in segs {
+        if let Some(mut cur) = at {
+            while cur < s.start {
+                let n = (s.start - cur).min(FILL_CHUNK as u64) as usize;
+                h.update(&fill_buf[..n]);
+                cur += n as u64;
+            }
+        }
+        h.update(&s.bytes);
+        at = Some(s.end());
+    }
+    h.finish()
+}
+
+/// A prepared Intel HEX image.
+pub struct HexPlan {
+    req: Request,
+    digests: Digests,
+    range: (u64, u64),
+    /// Output before the new block records (original records, old block records dropped).
+    head: Vec<Part>,
+    /// From the EOF record to the end of the file.
+    tail: Part,
+    eol: &'static str,
+    sig_addr: u64,
+}
+
+impl HexPlan {
+    fn meta(&self) -> BlockMeta {
+        block_meta(Format::Ihex, &self.req, &self.digests, self.range)
+    }
+
+    fn message(&self, alg: SigAlg) -> Result<SignedMessage, FormatError> {
+        match self.req.mode {
+            Mode::Embedded => sigblock::signed_message(&self.meta()),
+            Mode::Detached => detached::message(Format::Ihex, alg, &self.digests),
+        }
+    }
+
+    /// Address at which the signature block will be written.
+    pub fn signature_address(&self) -> u64 {
+        self.sig_addr
+    }
+
+    /// `(lowest address, span)` covered by the digests.
+    pub fn range(&self) -> (u64, u64) {
+        self.range
+    }
+}
+
+/// Encode one record line.
+fn record(rtype: u8, offset: u16, data: &[u8], eol: &str) -> String {
+    let mut s = String::with_capacity(11 + 2 * data.len() + 2);
+    let [oh, ol] = offset.to_be_bytes();
+    let count = data.len() as u8;
+    let mut sum = count.wrapping_add(oh).wrapping_add(ol).wrapping_add(rtype);
+    let _ = write!(s, ":{count:02X}{offset:04X}{rtype:02X}");
+    for &b in data {
+        let _ = write!(s, "{b:02X}");
+        sum = sum.wrapping_add(b);
+    }
+    let _ = write!(s, "{:02X}{eol}", sum.wrapping_neg());
+    s
+}
+
+/// Records writing `bytes` at `addr` (type 04 whenever the upper 16 bits change; no record
+/// crosses a 64 KiB boundary).
+fn data_records(addr: u64, bytes: &[u8], eol: &str) -> String {
+    let mut out = String::new();
+    let mut upper = None;
+    let mut a = addr;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let hi = (a >> 16) as u16;
+        if upper != Some(hi) {
+            out.push_str(&record(0x04, 0, &hi.to_be_bytes(), eol));
+            upper = Some(hi);
+        }
+        let to_boundary = (0x1_0000 - (a & 0xffff)) as usize;
+        let n = rest.len().min(BLOCK_RECORD_LEN).min(to_boundary);
+        let (now, later) = rest.split_at(n);
+        out.push_str(&record(0x00, (a & 0xffff) as u16, now, eol));
+        rest = later;
+        a += n as u64;
+    }
+    out
+}
+
+/// What happens to each original record when the old block is removed.
+enum Fate {
+    Keep,
+    Drop,
+    /// Keep only the first `n` data bytes.
+    Truncate(usize),
+}
+
+fn fates(p: &Parsed, block: Option<(u64, u64)>) -> Result<Vec<Fate>, FormatError> {
+    let mut fates: Vec<Fate> = p.records.iter().map(|_| Fate::Keep).collect();
+    let Some((bs, blen)) = block else {
+        return Ok(fates);
+    };
+    let be = bs + blen;
+    // Bytes of each data record inside the block, by data index.
+    let mut inside: Vec<Vec<bool>> = p
+        .records
+        .iter()
+        .map(|r| vec![false; r.data.len()])
+        .collect();
+    for c in &p.chunks {
+        let (s, e) = (c.addr, c.addr + c.len as u64);
+        if e <= bs || s >= be {
+            continue;
+        }
+        if let Some(flags) = inside.get_mut(c.rec) {
+            for k in 0..c.len {
+                let a = s + k as u64;
+                if a >= bs && a < be {
+                    if let Some(f) = flags.get_mut(c.from + k) {
+                        *f = true;
+                    }
+                }
+            }
+        }
+    }
+    for (i, flags) in inside.iter().enumerate() {
+        let n_in = flags.iter().filter(|&&f| f).count();
+        if n_in == 0 {
+            continue;
+        }
+        let keep = flags.len() - n_in;
+        if flags.iter().skip(keep).all(|&f| f) {
+            if let Some(f) = fates.get_mut(i) {
+                *f = if keep == 0 {
+                    Fate::Drop
+                } else {
+                    Fate::Truncate(keep)
+                };
+            }
+        } else {
+            let line = p.records.get(i).map_or(0, |r| r.line);
+            return Err(err(
+                line,
+                "record mixes image data and signature-block bytes in an order that cannot be separated",
+            ));
+        }
+    }
+    // An address record (02/04) whose every governed data record was dropped goes too.
+    let mut i = 0;
+    while i < p.records.len() {
+        if matches!(p.records[i].rtype, 0x02 | 0x04) {
+            let mut governed = 0;
+            let mut dropped = 0;
+            let mut j = i + 1;
+            while j < p.records.len() && !matches!(p.records[j].rtype, 0x01 | 0x02 | 0x04) {
+                if p.records[j].rtype == 0x00 {
+                    governed += 1;
+                    if matches!(fates[j], Fate::Drop) {
+                        dropped += 1;
+                    }
+                }
+                j += 1;
+            }
+            if governed > 0 && governed == dropped {
+                fates[i] = Fate::Drop;
+            }
+        }
+        i += 1;
+    }
+    Ok(fates)
+}
+
+/// Prepare a signing plan for an Intel HEX file.
+pub fn prepare(data: &[u8], req: &Request) -> Result<Box<dyn Prepared>, FormatError> {
+    req.validate()?;
+    let p = parse(data)?;
+    let mut segs = p.memory();
+    let old = take_block(&p, &mut segs)?;
+    let range = image_range(&p, &segs)?;
+    let algs = req.digest_algs(DigestAlg::Sha256);
+    let digests = image_digests(&segs, &algs, req.options.hex_fill);
+    let hi = range.0 + range.1;
+    let sig_addr = match req.options.hex_signature_address {
+        Some(a) if u64::from(a) < hi => {
+            return Err(FormatError::Misuse(format!(
+                "hex signature address 0x{a:08x} overlaps the image (data spans 0x{:08x}..0x{hi:08x}); \
+                 the signature block must lie above the highest data byte",
+                range.0
+            )))
+        }
+        Some(a) => u64::from(a),
+        None => hi.div_ceil(SIGNATURE_ALIGN) * SIGNATURE_ALIGN,
+    };
+    let fates = fates(&p, old.as_ref().map(|b| (b.addr, b.len)))?;
+    let eof = p
+        .records
+        .get(p.eof)
+        .ok_or_else(|| FormatError::Misuse("EOF record index".into()))?;
+    let mut head = Vec::new();
+    let mut run: Option<(usize, usize)> = None;
+    let flush = |run: &mut Option<(usize, usize)>, head: &mut Vec<Part>| {
+        if let Some((s, e)) = run.take() {
+            head.push(Part::Input {
+                start: s as u64,
+                len: (e - s) as u64,
+            });
+        }
+    };
+    // Everything before the EOF line, minus dropped records; blank lines are kept.
+    let mut pos = 0usize;
+    for (r, fate) in p.records.iter().zip(&fates).take(p.eof) {
+        // Blank lines between the previous record and this one.
+        if r.start > pos {
+            run = Some(match run {
+                Some((s, _)) => (s, r.start),
+                None => (pos, r.start),
+            });
+        }
+        match fate {
+            Fate::Keep => {
+                run = Some(match run {
+                    Some((s, _)) => (s, r.end),
+                    None => (r.start, r.end),
+                });
+            }
+            Fate::Drop => flush(&mut run, &mut head),
+            Fate::Truncate(n) => {
+                flush(&mut run, &mut head);
+                let d = r.data.get(..*n).unwrap_or_default();
+                head.push(Part::Bytes(record(0x00, r.offset, d, r.eol).into_bytes()));
+            }
+        }
+        pos = r.end;
+    }
+    if eof.start > pos {
+        run = Some(match run {
+            Some((s, _)) => (s, eof.start),
+            None => (pos, eof.start),
+        });
+    }
+    flush(&mut run, &mut head);
+    let eol = match p.records.first().map(|r| r.eol) {
+        Some("\r\n") => "\r\n",
+        _ => "\n",
+    };
+    let tail = Part::Input {
+        start: eof.start as u64,
+        len: (data.len() - eof.start) as u64,
+    };
+    Ok(Box::new(HexPlan {
+        req: req.clone(),
+        digests,
+        range,
+        head,
+        tail,
+        eol,
+        sig_addr,
+    }))
+}
+
+impl Prepared for HexPlan {
+    fn format(&self) -> Format {
+        Format::Ihex
+    }
+    fn request(&self) -> &Request {
+        &self.req
+    }
+    fn digest(&self) -> (DigestAlg, Vec<u8>) {
+        (
+            DigestAlg::Sha256,
+            self.digests
+                .get(DigestAlg::Sha256)
+                .unwrap_or_default()
+                .to_vec(),
+        )
+    }
+    fn pq_message(&self, alg: SigAlg) -> Result<SignedMessage, FormatError> {
+        self.message(alg)
+    }
+    fn classical_message(
+        &self,
+        alg: SigAlg,
+        _pq: Option<&Signature>,
+    ) -> Result<SignedMessage, FormatError> {
+        self.message(alg)
+    }
+    fn embed(&self, set: &SignatureSet) -> Result<Vec<Part>, FormatError> {
+        let block = sigblock::encode(&self.meta(), set)?;
+        if self.sig_addr + block.len() as u64 > FOUR_GIB {
+            return Err(FormatError::Misuse(format!(
+                "a {}-byte signature block at 0x{:x} would pass the 4 GiB address limit",
+                block.len(),
+                self.sig_addr
+            )));
+        }
+        let mut parts = self.head.clone();
+        // Every line before the EOF record ends with a terminator, so the new records always
+        // start on a fresh line.
+        parts.push(Part::Bytes(
+            data_records(self.sig_addr, &block, self.eol).into_bytes(),
+        ));
+        parts.push(self.tail.clone());
+        Ok(parts)
+    }
+}
+
+/// Extract the signature block of a signed HEX file (gaps assumed filled with 0xFF) and check
+/// its digests against the memory image.
+pub fn extract(data: &[u8]) -> Result<Extracted, FormatError> {
+    extract_with_fill(data, DEFAULT_FILL)
+}
+
+/// [`extract`] for images signed with a non-default `hex_fill`. The fill byte is not recorded
+/// in the signature block; it is part of the product's configuration (the erased-flash value).
+pub fn extract_with_fill(data: &[u8], fill: u8) -> Result<Extracted, FormatError> {
+    let p = parse(data)?;
+    let mut segs = p.memory();
+    let b = take_block(&p, &mut segs)?.ok_or(FormatError::NotSigned(Format::Ihex))?;
+    let range = image_range(&p, &segs)?;
+    let d = &b.decoded;
+    let algs: Vec<DigestAlg> = d.meta.digests.iter().map(|(a, _)| *a).collect();
+    let digests = image_digests(&segs, &algs, fill);
+    sigblock::check_digests(Format::Ihex, d, b.addr, range, |a| {
+        digests.get(a).unwrap_or_default().to_vec()
+    })
+    .map_err(|e| p.relocate(e))?;
+    let primary = d
+        .meta
+        .digests
+        .first()
+        .cloned()
+        .ok_or_else(|| err(p.line_of(b.addr), "signature block has no digest"))?;
+    Ok(Extracted {
+        format: Format::Ihex,
+        digest: primary,
+        signatures: d.found(),
+        certificates: vec![],
+        product: Some(d.meta.product.clone()),
+        image_version: d.meta.image_version,
+        security_counter: d.meta.security_counter,
+    })
+}
+
+/// Describe a HEX file: records, segments, start address, signature block.
+pub fn describe(data: &[u8]) -> Result<String, FormatError> {
+    let p = parse(data)?;
+    let mut segs = p.memory();
+    let block = take_block(&p, &mut segs)?;
+    let n_data = p.records.iter().filter(|r| r.rtype == 0x00).count();
+    let bytes: usize = segs.iter().map(|s| s.bytes.len()).sum();
+    let mut s = format!(
+        "Intel HEX: {} records ({n_data} data), {} segment(s), {bytes} data bytes",
+        p.records.len(),
+        segs.len()
+    );
+    const SHOW: usize = 32;
+    for g in segs.iter().take(SHOW) {
+        let _ = write!(
+            s,
+            "\n  segment 0x{:08x}..0x{:08x} ({} bytes)",
+            g.start,
+            g.end(),
+            g.bytes.len()
+        );
+    }
+    if segs.len() > SHOW {
+        let _ = write!(s, "\n  ... {} more segments", segs.len() - SHOW);
+    }
+    match p.start_address {
+        Some((0x05, v, _)) => {
+            let _ = write!(s, "\n  start address: 0x{v:08x} (linear, type 05)");
+        }
+        Some((_, v, _)) => {
+            let _ = write!(
+                s,
+                "\n  start address: CS:IP {:04x}:{:04x} (segment, type 03)",
+                v >> 16,
+                v & 0xffff
+            );
+        }
+        None => s.push_str("\n  start address: none"),
+    }
+    if let Some(b) = block {
+        let _ = write!(
+            s,
+            "\n  fwseal signature block at 0x{:08x} ({} bytes, {} signature(s), product {:?})",
+            b.addr,
+            b.len,
+            b.decoded.signatures.len(),
+            b.decoded.meta.product
+        );
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hexfile(lines: &[&str]) -> Vec<u8> {
+        let mut s = lines.join("\n");
+        s.push('\n');
+        s.into_bytes()
+    }
+
+    #[test]
+    fn record_encoding_matches_the_spec_example() {
+        // The classic example record (Wikipedia, "Intel HEX").
+        let d = [
+            0x21, 0x46, 0x01, 0x36, 0x01, 0x21, 0x47, 0x01, 0x36, 0x00, 0x7e, 0xfe, 0x09, 0xd2,
+            0x19, 0x01,
+        ];
+        assert_eq!(
+            record(0, 0x0100, &d, ""),
+            ":10010000214601360121470136007EFE09D2190140"
+        );
+        assert_eq!(record(1, 0, &[], ""), ":00000001FF");
+    }
+
+    #[test]
+    fn segment_mode_wraps_within_the_segment() {
+        let f = hexfile(&[":020000021000EC", ":04FFFE0001020304F5", ":00000001FF"]);
+        let p = parse(&f).expect("parse");
+        let m = p.memory();
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0].start, m[0].bytes.clone()), (0x10000, vec![3, 4]));
+        assert_eq!((m[1].start, m[1].bytes.clone()), (0x1fffe, vec![1, 2]));
+    }
+
+    #[test]
+    fn fill_is_streamed_exactly() {
+        let segs = vec![
+            Seg {
+                start: 10,
+                bytes: vec![1, 2, 3],
+            },
+            Seg {
+                start: 10 + 3 + 3 * FILL_CHUNK as u64 + 17,
+                bytes: vec![4],
+            },
+        ];
+        let mut flat = vec![1, 2, 3];
+        flat.extend(std::iter::repeat_n(0xa5u8, 3 * FILL_CHUNK + 17));
+        flat.push(4);
+        let d = image_digests(&segs, &[DigestAlg::Sha256, DigestAlg::Sha512], 0xa5);
+        assert_eq!(
+            d.get(DigestAlg::Sha256),
+            Some(DigestAlg::Sha256.hash(&flat).as_slice())
+        );
+        assert_eq!(
+            d.get(DigestAlg::Sha512),
+            Some(DigestAlg::Sha512.hash(&flat).as_slice())
+        );
+    }
 }
