@@ -34,8 +34,7 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
 /// `id-kp-codeSigning` (RFC 5280).
-pub const OID_KP_CODE_SIGNING: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
+pub const OID_KP_CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
 /// `sha256WithRSAEncryption`.
 pub const OID_SHA256_WITH_RSA: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
@@ -113,15 +112,15 @@ pub fn self_signed(signer: &dyn Signer, params: &CertParams) -> Result<Vec<u8>, 
         sig_alg: signature_algorithm(signer.alg())?,
         spki: SpkiDer(signer.public_key().spki_der().to_vec()),
     };
-    let subject = Name::from_str(&format!("CN={}", escape_rdn(&params.common_name)))
-        .map_err(|e| enc(&e))?;
+    let subject =
+        Name::from_str(&format!("CN={}", escape_rdn(&params.common_name))).map_err(|e| enc(&e))?;
     let validity = Validity {
         not_before: Time::try_from(params.not_before).map_err(|e| enc(&e))?,
         not_after: Time::try_from(params.not_after).map_err(|e| enc(&e))?,
     };
     let serial = SerialNumber::new(&params.serial).map_err(|e| enc(&e))?;
-    let spki = SubjectPublicKeyInfoOwned::from_der(signer.public_key().spki_der())
-        .map_err(|e| enc(&e))?;
+    let spki =
+        SubjectPublicKeyInfoOwned::from_der(signer.public_key().spki_der()).map_err(|e| enc(&e))?;
     let profile = Profile::Leaf {
         issuer: subject.clone(),
         enable_key_agreement: false,
