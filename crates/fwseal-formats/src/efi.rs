@@ -231,7 +231,7 @@ fn parse(d: &[u8]) -> Result<Pe, FormatError> {
         let va = u32_at(d, s, "the data directory")? as usize;
         let size = u32_at(d, s + 4, "the data directory")? as usize;
         if va != 0 || size != 0 {
-            let end = va.checked_add(size).unwrap_or(usize::MAX);
+            let end = va.saturating_add(size);
             if end > d.len() {
                 return Err(err(
                     s,
@@ -268,7 +268,7 @@ fn parse(d: &[u8]) -> Result<Pe, FormatError> {
         let size = u32_at(d, h + 16, "a section header")? as usize;
         let ptr = u32_at(d, h + 20, "a section header")? as usize;
         if size > 0 {
-            let end = ptr.checked_add(size).unwrap_or(usize::MAX);
+            let end = ptr.saturating_add(size);
             if end > content_len || ptr < size_of_headers {
                 return Err(err(
                     h + 16,

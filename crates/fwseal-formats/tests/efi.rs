@@ -85,9 +85,17 @@ fn win_cert_count(d: &[u8]) -> usize {
 
 #[test]
 fn embedded_passes_sbverify_osslsigncode_and_own_extract() {
+    for name in FIXTURES {
+        embedded_judged(&fixture(name));
+    }
+}
+
+/// The unsigned gnu-efi builds: PE32+ (x86-64) and PE32 (IA-32).
+const FIXTURES: [&str; 2] = ["efi/hello.efi", "efi/hello32.efi"];
+
+fn embedded_judged(input: &[u8]) {
     let (k, c) = keys();
-    let input = hello();
-    let signed = sign_embedded(&input);
+    let signed = sign_embedded(input);
     assert_eq!(signed.len() % 8, 0);
     assert_eq!(win_cert_count(&signed), 1);
     // Own extract: the classical signature verifies and the certificate is carried.
@@ -223,9 +231,14 @@ fn detached_pkcs7_passes_sbverify_detached() {
 
 #[test]
 fn digest_matches_sbsign_and_resigning_replaces() {
+    for name in FIXTURES {
+        sbsign_cross_check(&fixture(name));
+    }
+}
+
+fn sbsign_cross_check(input: &[u8]) {
     let Some(sbsign) = tool("sbsign") else { return };
     let (k, c) = keys();
-    let input = hello();
     let dir = tempdir();
     let keyp = write(
         dir.path(),
@@ -233,7 +246,7 @@ fn digest_matches_sbsign_and_resigning_replaces() {
         k.classical.to_pkcs8_pem().expect("pem").as_bytes(),
     );
     let cert = write(dir.path(), "cert.pem", cert::to_pem(c).as_bytes());
-    let inp = write(dir.path(), "in.efi", &input);
+    let inp = write(dir.path(), "in.efi", input);
     let outp = dir.path().join("sbsign.efi");
     let r = run(Command::new(sbsign)
         .args(["--key", &keyp, "--cert", &cert, "--output"])
@@ -264,7 +277,7 @@ fn digest_matches_sbsign_and_resigning_replaces() {
     .expect("sign");
     let resigned = assemble(&theirs, &plan2.embed(&set).expect("embed")).expect("assemble");
     assert_eq!(win_cert_count(&resigned), 1);
-    assert_eq!(resigned, sign_embedded(&input));
+    assert_eq!(resigned, sign_embedded(input));
     let rp = write(dir.path(), "resigned.efi", &resigned);
     if let Some(r) = osslsigncode(&cert, &rp) {
         assert!(r.ok, "osslsigncode on re-signed image:\n{}", r.text());
@@ -341,7 +354,8 @@ fn malformed_fixtures_yield_located_errors() {
 #[test]
 fn mutations_never_panic() {
     let req = Request::hybrid(SigAlg::RsaPkcs1Sha256, SigAlg::MlDsa65, Mode::Embedded, "p");
-    let seeds = [hello(), sign_embedded(&hello())];
+    let h32 = fixture("efi/hello32.efi");
+    let seeds = [hello(), sign_embedded(&hello()), sign_embedded(&h32)];
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
         x ^= x << 13;
@@ -361,7 +375,7 @@ fn mutations_never_panic() {
                     2 => d.truncate(i),
                     _ => {
                         // Hit the header fields hardest.
-                        let j = (next() as usize) % d.len().min(0x400).max(1);
+                        let j = (next() as usize) % d.len().clamp(1, 0x400);
                         d[j] = next() as u8;
                     }
                 }
@@ -375,5 +389,5 @@ fn mutations_never_panic() {
             n += 1;
         }
     }
-    assert_eq!(n, 3000);
+    assert_eq!(n, 4500);
 }

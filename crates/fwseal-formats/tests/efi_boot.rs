@@ -22,7 +22,9 @@ const HELLO: &str = "fwseal-hello: booted";
 const BOOT_TIMEOUT: Duration = Duration::from_secs(150);
 
 fn slow_enabled() -> bool {
-    std::env::var("FWSEAL_SLOW_TESTS").map(|v| v == "1").unwrap_or(false)
+    std::env::var("FWSEAL_SLOW_TESTS")
+        .map(|v| v == "1")
+        .unwrap_or(false)
 }
 
 #[derive(Debug, PartialEq)]
@@ -51,14 +53,28 @@ fn boot(qemu: &Path, dir: &Path, vars_template: &Path, efi: &[u8], tag: &str) ->
             .args(["-machine", "q35,smm=on", "-accel", accel, "-m", "256"])
             .args(["-global", "driver=cfi.pflash01,property=secure,value=on"])
             .arg("-drive")
-            .arg(format!("if=pflash,format=raw,unit=0,file={OVMF_CODE},readonly=on"))
+            .arg(format!(
+                "if=pflash,format=raw,unit=0,file={OVMF_CODE},readonly=on"
+            ))
             .arg("-drive")
-            .arg(format!("if=pflash,format=raw,unit=1,file={}", vars.display()))
+            .arg(format!(
+                "if=pflash,format=raw,unit=1,file={}",
+                vars.display()
+            ))
             .arg("-drive")
             .arg(format!("format=raw,file=fat:rw:{}", esp.display()))
             .arg("-serial")
             .arg(format!("file:{}", serial.display()))
-            .args(["-display", "none", "-monitor", "none", "-nographic", "-no-reboot", "-net", "none"])
+            .args([
+                "-display",
+                "none",
+                "-monitor",
+                "none",
+                "-nographic",
+                "-no-reboot",
+                "-net",
+                "none",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&errlog).expect("err log"))
@@ -68,7 +84,8 @@ fn boot(qemu: &Path, dir: &Path, vars_template: &Path, efi: &[u8], tag: &str) ->
         let mut outcome = None;
         let mut exited = false;
         while start.elapsed() < BOOT_TIMEOUT {
-            let text = String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned();
+            let text =
+                String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned();
             if text.contains(HELLO) {
                 outcome = Some(Outcome::Booted);
             } else if text.contains("Access Denied") || text.contains("Security Violation") {
@@ -86,9 +103,13 @@ fn boot(qemu: &Path, dir: &Path, vars_template: &Path, efi: &[u8], tag: &str) ->
         // Bounded run: always end this qemu (our own child, by handle).
         let _ = child.kill();
         let _ = child.wait();
-        let text = String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned();
+        let text =
+            String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned();
         let err = std::fs::read_to_string(&errlog).unwrap_or_default();
-        eprintln!("[{tag}] accel={accel} {:.1}s outcome={outcome:?}", start.elapsed().as_secs_f64());
+        eprintln!(
+            "[{tag}] accel={accel} {:.1}s outcome={outcome:?}",
+            start.elapsed().as_secs_f64()
+        );
         if let Some(o) = outcome {
             return (o, text);
         }
@@ -112,13 +133,17 @@ fn ovmf_secure_boot_boots_signed_and_refuses_unsigned() {
     };
     for f in [OVMF_CODE, OVMF_VARS] {
         if !Path::new(f).exists() {
-            assert!(!common::judges_required(), "{f} missing (install the ovmf package)");
+            assert!(
+                !common::judges_required(),
+                "{f} missing (install the ovmf package)"
+            );
             eprintln!("SKIP: {f} missing");
             return;
         }
     }
     let k = Keys::new(SigAlg::RsaPkcs1Sha256, SigAlg::MlDsa65);
-    let c = cert::self_signed(&k.classical, &CertParams::code_signing("fwseal OVMF db")).expect("cert");
+    let c =
+        cert::self_signed(&k.classical, &CertParams::code_signing("fwseal OVMF db")).expect("cert");
     let dir = tempdir();
     let certp: PathBuf = dir.path().join("cert.pem");
     std::fs::write(&certp, cert::to_pem(&c)).expect("write cert");
@@ -127,22 +152,41 @@ fn ovmf_secure_boot_boots_signed_and_refuses_unsigned() {
         Command::new(vfv)
             .args(["-i", OVMF_VARS, "-o"])
             .arg(&vars)
-            .args(["--enroll-generate", "PK", "--no-microsoft", "--add-db", DB_OWNER])
+            .args([
+                "--enroll-generate",
+                "PK",
+                "--no-microsoft",
+                "--add-db",
+                DB_OWNER,
+            ])
             .arg(&certp)
             .arg("--sb"),
     );
     assert!(r.ok, "virt-fw-vars: {}", r.text());
 
     let unsigned = fixture("efi/hello.efi");
-    let signed = k.embed(Format::Efi, &unsigned, &k.request(Mode::Embedded), vec![c.clone()]);
+    let signed = k.embed(
+        Format::Efi,
+        &unsigned,
+        &k.request(Mode::Embedded),
+        vec![c.clone()],
+    );
     let mut tampered = signed.clone();
     tampered[0x404] ^= 0x01;
 
     let (o, log) = boot(&qemu, dir.path(), &vars, &signed, "signed");
     assert_eq!(o, Outcome::Booted, "signed image did not boot:\n{log}");
     let (o, log) = boot(&qemu, dir.path(), &vars, &unsigned, "unsigned");
-    assert_eq!(o, Outcome::Refused, "unsigned image was not refused:\n{log}");
+    assert_eq!(
+        o,
+        Outcome::Refused,
+        "unsigned image was not refused:\n{log}"
+    );
     assert!(!log.contains(HELLO));
     let (o, log) = boot(&qemu, dir.path(), &vars, &tampered, "tampered");
-    assert_eq!(o, Outcome::Refused, "tampered image was not refused:\n{log}");
+    assert_eq!(
+        o,
+        Outcome::Refused,
+        "tampered image was not refused:\n{log}"
+    );
 }
