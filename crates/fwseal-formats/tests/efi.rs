@@ -391,3 +391,74 @@ fn mutations_never_panic() {
     }
     assert_eq!(n, 4500);
 }
+
+/// Images signed by sbsign (RSA and ECDSA P-256) and osslsigncode (PE32): our extract finds the
+/// signature, the recomputed digest matches theirs, and the signature verifies under the key in
+/// the carried certificate. Re-signing replaces their certificate table.
+#[test]
+fn reads_images_signed_by_stock_tools() {
+    use der::{Decode, Encode};
+    for (name, cert_pem, alg, unsigned) in [
+        (
+            "efi/hello.sbsign-rsa.efi",
+            "efi/sbsign-rsa.crt.pem",
+            SigAlg::RsaPkcs1Sha256,
+            "efi/hello.efi",
+        ),
+        (
+            "efi/hello.sbsign-ecdsa.efi",
+            "efi/sbsign-ecdsa.crt.pem",
+            SigAlg::EcdsaP256Sha256,
+            "efi/hello.efi",
+        ),
+        (
+            "efi/hello32.osslsigncode.efi",
+            "efi/sbsign-rsa.crt.pem",
+            SigAlg::RsaPkcs1Sha256,
+            "efi/hello32.efi",
+        ),
+    ] {
+        let d = fixture(name);
+        let ex = extract(Format::Efi, &d).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(ex.signatures.len(), 1);
+        let s = &ex.signatures[0];
+        assert_eq!(s.alg, alg, "{name}");
+        let (_, want_der) = fwseal_crypto::verify::spki_pem_decode(
+            &String::from_utf8(fixture(cert_pem)).expect("utf-8"),
+        )
+        .expect("pem");
+        assert_eq!(
+            ex.certificates[0], want_der,
+            "{name}: signer certificate first"
+        );
+        let c = x509_cert::Certificate::from_der(&ex.certificates[0]).expect("cert");
+        let spki = c
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .expect("spki");
+        let pk = fwseal_crypto::PublicKey::from_spki_der(alg, &spki).expect("key");
+        pk.verify_bytes(&s.message, &s.bytes)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(s.key_id, Some(pk.key_id()));
+        // The digest is the one of the unsigned original (cert table excluded, padding included).
+        let (k, cert) = keys();
+        let plan =
+            prepare(Format::Efi, &fixture(unsigned), &k.request(Mode::Embedded)).expect("prepare");
+        assert_eq!(ex.digest.1, plan.digest().1, "{name}");
+        // Re-sign: one WIN_CERTIFICATE, ours.
+        let resigned = k.embed(
+            Format::Efi,
+            &d,
+            &k.request(Mode::Embedded),
+            vec![cert.clone()],
+        );
+        assert_eq!(win_cert_count(&resigned), 1);
+        assert_eq!(
+            extract(Format::Efi, &resigned)
+                .expect("extract")
+                .certificates[0],
+            *cert
+        );
+    }
+}
