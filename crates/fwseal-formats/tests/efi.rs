@@ -462,3 +462,23 @@ fn reads_images_signed_by_stock_tools() {
         );
     }
 }
+
+/// The worked example of `formats/efi.md`, byte for byte (fixtures/efi/hello.efi).
+#[test]
+fn worked_example_matches_the_spec() {
+    let d = hello();
+    let req = Request::hybrid(SigAlg::RsaPkcs1Sha256, SigAlg::MlDsa65, Mode::Embedded, "p");
+    let plan = prepare(Format::Efi, &d, &req).expect("prepare");
+    assert_eq!(
+        hex::encode(plan.digest().1),
+        "eab6a4474a26a225decdae9ee8849c9abc01fa2439633fd60b128287872e4822"
+    );
+    let attrs = "314c301906092a864886f70d010903310c060a2b060104018237020104302f06092a864886f70d01090431220420bc73f462f82407d7574582bd84198612e5a3b91387a6d59ca1fe29a1e26bdfe4";
+    assert_eq!(
+        plan.classical_message(SigAlg::RsaPkcs1Sha256, None).expect("m"),
+        SignedMessage::Bytes(hex::decode(attrs).expect("hex"))
+    );
+    let mut pq = b"fwseal/detached/v1/efi\0\x03".to_vec();
+    pq.extend(hex::decode("053053f46fce302d48820d98da9ea1426d105d537f32204b3229d881b332546ab66afa31f97831f00135fafd6f38555941432878744f28124953fdf338652a41").expect("hex"));
+    assert_eq!(plan.pq_message(SigAlg::MlDsa65).expect("pq"), SignedMessage::Bytes(pq));
+}
