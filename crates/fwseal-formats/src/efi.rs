@@ -377,18 +377,11 @@ fn checksum_finish(mut acc: u64, len: usize) -> u32 {
     (acc as u32).wrapping_add(len as u32)
 }
 
-/// Whether `data` looks like PE/COFF (MZ header pointing at a `PE\0\0` signature).
+/// Whether `data` looks like PE/COFF: it starts with the DOS `MZ` magic. Deliberately loose,
+/// so that a damaged `.efi` (bad `e_lfanew`, truncated) is detected as `.efi` and gets the
+/// parser's precise, located error instead of being signed as a raw image.
 pub fn looks_like(data: &[u8]) -> bool {
-    if !data.starts_with(b"MZ") {
-        return false;
-    }
-    match u32_at(data, 0x3c, "") {
-        Ok(o) => {
-            let o = o as usize;
-            o.checked_add(4).and_then(|e| data.get(o..e)) == Some(b"PE\0\0")
-        }
-        Err(_) => false,
-    }
+    data.starts_with(b"MZ")
 }
 
 fn sha256_alg() -> AlgorithmIdentifierOwned {

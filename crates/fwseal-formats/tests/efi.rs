@@ -257,7 +257,7 @@ fn sbsign_cross_check(input: &[u8]) {
     // Our extract reads sbsign's signature, recomputes the same Authenticode digest and the
     // RSA signature verifies over the re-encoded signed attributes.
     let ex = extract(Format::Efi, &theirs).expect("extract sbsign output");
-    let plan = prepare(Format::Efi, &input, &k.request(Mode::Embedded)).expect("prepare");
+    let plan = prepare(Format::Efi, input, &k.request(Mode::Embedded)).expect("prepare");
     assert_eq!(
         ex.digest.1,
         plan.digest().1,
@@ -327,6 +327,11 @@ fn malformed_fixtures_yield_located_errors() {
         ("cert-past-eof.efi", "past the end"),
     ] {
         let d = fixture(&format!("efi/{name}"));
+        // Still detected as .efi, so the user gets the precise error below.
+        assert_eq!(
+            fwseal_formats::detect(&d, None).expect("detect"),
+            Format::Efi
+        );
         for r in [
             prepare(Format::Efi, &d, &req).map(|_| ()),
             describe(Format::Efi, &d).map(|_| ()),
@@ -475,10 +480,14 @@ fn worked_example_matches_the_spec() {
     );
     let attrs = "314c301906092a864886f70d010903310c060a2b060104018237020104302f06092a864886f70d01090431220420bc73f462f82407d7574582bd84198612e5a3b91387a6d59ca1fe29a1e26bdfe4";
     assert_eq!(
-        plan.classical_message(SigAlg::RsaPkcs1Sha256, None).expect("m"),
+        plan.classical_message(SigAlg::RsaPkcs1Sha256, None)
+            .expect("m"),
         SignedMessage::Bytes(hex::decode(attrs).expect("hex"))
     );
     let mut pq = b"fwseal/detached/v1/efi\0\x03".to_vec();
     pq.extend(hex::decode("053053f46fce302d48820d98da9ea1426d105d537f32204b3229d881b332546ab66afa31f97831f00135fafd6f38555941432878744f28124953fdf338652a41").expect("hex"));
-    assert_eq!(plan.pq_message(SigAlg::MlDsa65).expect("pq"), SignedMessage::Bytes(pq));
+    assert_eq!(
+        plan.pq_message(SigAlg::MlDsa65).expect("pq"),
+        SignedMessage::Bytes(pq)
+    );
 }
