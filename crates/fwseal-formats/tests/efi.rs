@@ -491,3 +491,42 @@ fn worked_example_matches_the_spec() {
         SignedMessage::Bytes(pq)
     );
 }
+
+/// RSA-2048 and RSA-4096 work as well as RSA-3072 (the stock judges accept them).
+#[test]
+fn rsa_2048_and_4096() {
+    use fwseal_crypto::soft::SoftKey;
+    let input = hello();
+    for bits in [2048, 4096] {
+        let rsa = SoftKey::generate_rsa(SigAlg::RsaPkcs1Sha256, bits).expect("rsa");
+        let c = cert::self_signed(&rsa, &CertParams::code_signing("rsa")).expect("cert");
+        let req = Request {
+            classical: Some(SigAlg::RsaPkcs1Sha256),
+            pq: None,
+            mode: Mode::Embedded,
+            options: Default::default(),
+        };
+        let plan = prepare(Format::Efi, &input, &req).expect("prepare");
+        let set = sign_prepared(
+            plan.as_ref(),
+            Some(&rsa as &dyn Signer),
+            None,
+            vec![c.clone()],
+        )
+        .expect("sign");
+        let signed = assemble(&input, &plan.embed(&set).expect("embed")).expect("assemble");
+        let ex = extract(Format::Efi, &signed).expect("extract");
+        rsa.public_key()
+            .verify_bytes(&ex.signatures[0].message, &ex.signatures[0].bytes)
+            .expect("verifies");
+        let dir = tempdir();
+        let cp = write(dir.path(), "cert.pem", cert::to_pem(&c).as_bytes());
+        let op = write(dir.path(), "out.efi", &signed);
+        if let Some(r) = sbverify(&cp, &op, None) {
+            assert!(r.ok, "sbverify RSA-{bits}: {}", r.text());
+        }
+        if let Some(r) = osslsigncode(&cp, &op) {
+            assert!(r.ok, "osslsigncode RSA-{bits}: {}", r.text());
+        }
+    }
+}

@@ -189,4 +189,31 @@ fn ovmf_secure_boot_boots_signed_and_refuses_unsigned() {
         Outcome::Refused,
         "tampered image was not refused:\n{log}"
     );
+
+    // Why fwseal refuses ECDSA for .efi: an ECDSA P-256 Authenticode signature by sbsign, with
+    // its certificate enrolled in db, is still refused by OVMF.
+    let ec_vars = dir.path().join("vars-ec.fd");
+    let ec_cert = common::repo_root().join("fixtures/efi/sbsign-ecdsa.crt.pem");
+    let r = common::run(
+        Command::new(tool("virt-fw-vars").expect("virt-fw-vars"))
+            .args(["-i", OVMF_VARS, "-o"])
+            .arg(&ec_vars)
+            .args([
+                "--enroll-generate",
+                "PK",
+                "--no-microsoft",
+                "--add-db",
+                DB_OWNER,
+            ])
+            .arg(&ec_cert)
+            .arg("--sb"),
+    );
+    assert!(r.ok, "virt-fw-vars: {}", r.text());
+    let ec_signed = fixture("efi/hello.sbsign-ecdsa.efi");
+    let (o, log) = boot(&qemu, dir.path(), &ec_vars, &ec_signed, "ecdsa");
+    assert_eq!(
+        o,
+        Outcome::Refused,
+        "OVMF booted an ECDSA-signed image; revisit the ECDSA refusal in efi.rs:\n{log}"
+    );
 }
