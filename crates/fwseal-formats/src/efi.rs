@@ -464,20 +464,17 @@ impl EfiPlan {
                 sig.alg
             )));
         }
-        let signer_der = set.certificates.first().ok_or_else(|| {
-            FormatError::Misuse(
-                "Authenticode needs the signer certificate in SignatureSet.certificates[0]".into(),
-            )
-        })?;
         let mut certs = Vec::new();
         for (i, c) in set.certificates.iter().enumerate() {
             certs.push(Certificate::from_der(c).map_err(|e| {
                 FormatError::Misuse(format!("certificates[{i}] is not a DER certificate: {e}"))
             })?);
         }
-        let signer = certs
-            .first()
-            .ok_or_else(|| FormatError::Misuse("no certificate".into()))?;
+        let signer = certs.first().ok_or_else(|| {
+            FormatError::Misuse(
+                "Authenticode needs the signer certificate in SignatureSet.certificates[0]".into(),
+            )
+        })?;
         let spki = signer
             .tbs_certificate
             .subject_public_key_info
@@ -488,7 +485,6 @@ impl EfiPlan {
                 "certificates[0] does not hold the classical signing key".into(),
             ));
         }
-        let _ = signer_der;
         let si = SignerInfo {
             version: CmsVersion::V1,
             sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
@@ -717,7 +713,7 @@ pub fn extract(data: &[u8]) -> Result<Extracted, FormatError> {
     };
     let mut r = SliceReader::new(p7).map_err(at_der)?;
     let ci = ContentInfo::decode(&mut r).map_err(at_der)?;
-    let _ = r.remaining_len(); // zero padding to 8 bytes may follow
+    // Whatever follows the ContentInfo inside dwLength is the zero padding to 8 bytes.
     if ci.content_type != OID_SIGNED_DATA {
         return Err(err(
             p7_off,
