@@ -32,7 +32,7 @@ use cms::signed_data::{
 };
 use const_oid::ObjectIdentifier;
 use der::asn1::{Any, Null, OctetString, SetOfVec};
-use der::{Decode, Encode, Reader, SliceReader};
+use der::{Decode, Encode, SliceReader};
 use fwseal_crypto::{
     DigestAlg, Digests, KeyId, MultiHasher, SigAlg, Signature, SignatureSet, SignedMessage,
 };
