@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod alg;
+pub mod cert;
 pub mod pq;
 pub mod sig;
 pub mod signer;
