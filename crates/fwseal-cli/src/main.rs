@@ -5,6 +5,8 @@
 //! 3 server or network unreachable; 4 input unreadable or malformed.
 #![forbid(unsafe_code)]
 
+mod client;
+mod online;
 mod trust;
 
 use anyhow::{Context, Result};
@@ -40,6 +42,21 @@ enum Cmd {
     Inspect(InspectArgs),
     /// Verify an image's signatures offline against trusted public keys.
     Verify(VerifyArgs),
+    /// Submit images to fwseald for signing.
+    Sign(online::SignArgs),
+    /// Fetch a signed artifact (image, detached document, provenance).
+    Fetch(online::FetchArgs),
+    /// List a product's signed artifacts.
+    List(online::ListArgs),
+    /// Public key material.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Export a product's public keys (PEM, DER, key id, C array, imgtool form, certificate).
+    Export(online::KeysExportArgs),
 }
 
 #[derive(Args)]
@@ -262,11 +279,47 @@ fn verify(a: &VerifyArgs, json: bool) -> Result<u8> {
     }
 }
 
+/// Exit code: the server could not be reached.
+const EXIT_UNREACHABLE: u8 = 3;
+
+/// Map an online command's result to output and an exit code.
+fn online_cmd(r: Result<serde_json::Value>, json: bool) -> Result<u8> {
+    match r {
+        Ok(v) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            let code = if e.downcast_ref::<client::Unreachable>().is_some() {
+                EXIT_UNREACHABLE
+            } else if e.downcast_ref::<client::ApiError>().is_some() {
+                EXIT_FAILED
+            } else {
+                EXIT_INPUT
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "error": format!("{e:#}")})
+                );
+            }
+            eprintln!("fwseal: {e:#}");
+            Ok(code)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match &cli.cmd {
         Cmd::Inspect(a) => inspect(a, cli.json),
         Cmd::Verify(a) => verify(a, cli.json),
+        Cmd::Sign(a) => online_cmd(online::sign(a, cli.json), cli.json),
+        Cmd::Fetch(a) => online_cmd(online::fetch(a, cli.json), cli.json),
+        Cmd::List(a) => online_cmd(online::list(a, cli.json), cli.json),
+        Cmd::Keys(KeysCmd::Export(a)) => online_cmd(online::keys_export(a, cli.json), cli.json),
     };
     match r {
         Ok(code) => ExitCode::from(code),

@@ -1,0 +1,220 @@
+//! The HTTP client side: talks to fwseald's `/v1` API.
+
+use anyhow::{anyhow, bail, Context, Result};
+use std::io::Read;
+use std::path::Path;
+
+/// Where the server is and who we are.
+pub struct Client {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+/// A non-2xx answer, with the problem document's fields.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: u16,
+    /// Stable code.
+    pub code: String,
+    /// Detail.
+    pub detail: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "server answered {} {}: {}",
+            self.status, self.code, self.detail
+        )
+    }
+}
+impl std::error::Error for ApiError {}
+
+/// A failed request: the server could not be reached.
+#[derive(Debug)]
+pub struct Unreachable(pub String);
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot reach the fwseal server: {}", self.0)
+    }
+}
+impl std::error::Error for Unreachable {}
+
+impl Client {
+    /// From `--url`/`FWSEAL_URL` and `FWSEAL_TOKEN` (the token is never taken from argv).
+    pub fn from_env(url: Option<&str>) -> Result<Self> {
+        let base = url
+            .map(str::to_string)
+            .or_else(|| std::env::var("FWSEAL_URL").ok())
+            .ok_or_else(|| anyhow!("no server URL: set FWSEAL_URL or pass --url"))?;
+        let token = match std::env::var("FWSEAL_TOKEN") {
+            Ok(t) => t,
+            Err(_) => match std::env::var("FWSEAL_TOKEN_FILE") {
+                Ok(p) => std::fs::read_to_string(&p)
+                    .with_context(|| format!("read FWSEAL_TOKEN_FILE {p}"))?
+                    .trim()
+                    .to_string(),
+                Err(_) => bail!("no API token: set FWSEAL_TOKEN (or FWSEAL_TOKEN_FILE)"),
+            },
+        };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        Ok(Client {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            agent,
+        })
+    }
+
+    fn check(resp: ureq::http::Response<ureq::Body>) -> Result<ureq::http::Response<ureq::Body>> {
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(resp);
+        }
+        let mut resp = resp;
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        Err(ApiError {
+            status,
+            code: v["code"].as_str().unwrap_or("unknown").to_string(),
+            detail: v["detail"].as_str().map(str::to_string).unwrap_or(text),
+        }
+        .into())
+    }
+
+    fn unreachable(e: ureq::Error) -> anyhow::Error {
+        Unreachable(e.to_string()).into()
+    }
+
+    /// GET returning JSON.
+    pub fn get_json(&self, path: &str) -> Result<serde_json::Value> {
+        let resp = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .call()
+            .map_err(Self::unreachable)?;
+        let mut resp = Self::check(resp)?;
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    /// GET a body into a file (atomically: temp file + rename), with a progress bar for big ones.
+    pub fn download(&self, path: &str, out: &Path, quiet: bool) -> Result<u64> {
+        let resp = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .call()
+            .map_err(Self::unreachable)?;
+        let resp = Self::check(resp)?;
+        let len: Option<u64> = resp
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.parse().ok());
+        let dir = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        let mut reader = resp.into_body().into_with_config().limit(u64::MAX).reader();
+        let bar = progress(len, quiet);
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0u64;
+        loop {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            std::io::Write::write_all(&mut tmp, &buf[..n])?;
+            total += n as u64;
+            if let Some(b) = &bar {
+                b.set_position(total);
+            }
+        }
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        tmp.as_file().sync_all()?;
+        tmp.persist(out).map_err(|e| e.error)?;
+        Ok(total)
+    }
+
+    /// POST a file as the body (streamed), returning JSON.
+    pub fn post_file(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        file: &Path,
+        quiet: bool,
+    ) -> Result<serde_json::Value> {
+        let f = std::fs::File::open(file).with_context(|| format!("open {}", file.display()))?;
+        let len = f.metadata()?.len();
+        let bar = progress(Some(len), quiet);
+        let reader = Progress {
+            inner: f,
+            bar: bar.clone(),
+            done: 0,
+        };
+        let mut req = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Length", &len.to_string());
+        for (k, v) in query {
+            req = req.query(k, v);
+        }
+        let resp = req
+            .send(ureq::SendBody::from_owned_reader(reader))
+            .map_err(Self::unreachable)?;
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        let mut resp = Self::check(resp)?;
+        let text = resp.body_mut().read_to_string()?;
+        Ok(serde_json::from_str(&text)?)
+    }
+}
+
+/// Progress bars only for transfers over 4 MB and only on a terminal.
+fn progress(len: Option<u64>, quiet: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    let len = len?;
+    if quiet || len < (4 << 20) || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let b = indicatif::ProgressBar::new(len);
+    b.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(b)
+}
+
+struct Progress<R> {
+    inner: R,
+    bar: Option<indicatif::ProgressBar>,
+    done: u64,
+}
+
+impl<R: Read> Read for Progress<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        if let Some(b) = &self.bar {
+            b.set_position(self.done);
+        }
+        Ok(n)
+    }
+}
