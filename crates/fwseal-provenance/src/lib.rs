@@ -1,0 +1,419 @@
+//! fwseal-provenance: SLSA provenance for every signing, in a DSSE envelope signed by the
+//! appliance's own keys (hybrid: ECDSA P-256 over the PAE + ML-DSA-65 over the PAE).
+//! The contract is `formats/provenance.md`. Sans-I/O: times are inputs, never read from a clock.
+//!
+//! ```
+//! use fwseal_crypto::{soft::SoftKey, SigAlg, Signer};
+//! use fwseal_provenance::{sign_record, verify, Policy, SigningRecord};
+//! let ec = SoftKey::generate(SigAlg::EcdsaP256Sha256).unwrap();
+//! let pq = SoftKey::generate(SigAlg::MlDsa65).unwrap();
+//! let rec = SigningRecord { artifact_sha256: "00".repeat(32), ..SigningRecord::example() };
+//! let env = sign_record(&rec, &ec, &pq).unwrap();
+//! let stmt = verify(&env, &[ec.public_key().clone(), pq.public_key().clone()], &Policy::default()).unwrap();
+//! assert_eq!(stmt["subject"][0]["digest"]["sha256"], "00".repeat(32));
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use base64::Engine as _;
+use fwseal_crypto::{Family, PublicKey, SignedMessage, Signer};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// in-toto Statement type.
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+/// SLSA Provenance v1 predicate type.
+pub const PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
+/// fwseal's build type (documented in `formats/provenance.md`).
+pub const BUILD_TYPE: &str = "https://fwseal.dev/buildtypes/firmware-sign/v1";
+/// DSSE payload type.
+pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
+/// Build metadata asserted by the client. Untrusted: recorded, labelled, never relied upon by
+/// the appliance.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientClaims {
+    /// Source repository URI.
+    pub source_uri: Option<String>,
+    /// Source commit.
+    pub commit: Option<String>,
+    /// Source ref.
+    pub git_ref: Option<String>,
+    /// CI run URL.
+    pub ci_run_url: Option<String>,
+    /// The CI builder's id.
+    pub builder_id: Option<String>,
+}
+
+/// Everything the appliance knows about one signing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningRecord {
+    /// Signed artifact name (the subject).
+    pub artifact_name: String,
+    /// Signed artifact SHA-256 (hex).
+    pub artifact_sha256: String,
+    /// Unsigned input name.
+    pub input_name: String,
+    /// Unsigned input SHA-256 (hex).
+    pub input_sha256: String,
+    /// Detached signature document SHA-256 (hex), if one was produced.
+    pub detached_sha256: Option<String>,
+    /// Product.
+    pub product: String,
+    /// Format name.
+    pub format: String,
+    /// `embedded` or `detached`.
+    pub mode: String,
+    /// The appliance saw only a digest (client-side hashing).
+    pub hash_locally: bool,
+    /// (algorithm, key id hex) per signature.
+    pub key_ids: Vec<(String, String)>,
+    /// `hybrid`, `classical-only`, `pq-only`.
+    pub policy: String,
+    /// Approver identities (M-of-N), in approval order.
+    pub approvers: Vec<String>,
+    /// The appliance identity (`runDetails.builder.id`).
+    pub builder_id: String,
+    /// Invocation id = artifact id.
+    pub invocation_id: String,
+    /// RFC 3339.
+    pub started_on: String,
+    /// RFC 3339.
+    pub finished_on: String,
+    /// Client-asserted build metadata.
+    pub client_claims: ClientClaims,
+}
+
+impl SigningRecord {
+    /// A filled-in example (docs and tests).
+    pub fn example() -> Self {
+        SigningRecord {
+            artifact_name: "fw.signed.bin".into(),
+            artifact_sha256: "11".repeat(32),
+            input_name: "fw.bin".into(),
+            input_sha256: "22".repeat(32),
+            detached_sha256: None,
+            product: "widget".into(),
+            format: "raw".into(),
+            mode: "embedded".into(),
+            hash_locally: false,
+            key_ids: vec![
+                ("ecdsa-p256-sha256".into(), "33".repeat(32)),
+                ("ml-dsa-65".into(), "44".repeat(32)),
+            ],
+            policy: "hybrid".into(),
+            approvers: vec![],
+            builder_id: "https://fwseal.example/appliance/1".into(),
+            invocation_id: "0123456789abcdef".into(),
+            started_on: "2026-11-28T12:00:00Z".into(),
+            finished_on: "2026-11-28T12:00:01Z".into(),
+            client_claims: ClientClaims {
+                source_uri: Some("git+https://git.example/widget".into()),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// The in-toto Statement for a signing.
+pub fn statement(r: &SigningRecord) -> Value {
+    let mut subject =
+        vec![json!({"name": r.artifact_name, "digest": {"sha256": r.artifact_sha256}})];
+    if let Some(d) = &r.detached_sha256 {
+        subject
+            .push(json!({"name": format!("{}.sig.json", r.input_name), "digest": {"sha256": d}}));
+    }
+    let c = &r.client_claims;
+    json!({
+        "_type": STATEMENT_TYPE,
+        "subject": subject,
+        "predicateType": PREDICATE_TYPE,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": BUILD_TYPE,
+                "externalParameters": {
+                    "trust": "client-asserted, unverified by the appliance",
+                    "clientClaims": {
+                        "sourceRepository": c.source_uri,
+                        "commit": c.commit,
+                        "ref": c.git_ref,
+                        "ciRunUrl": c.ci_run_url,
+                        "builderId": c.builder_id,
+                    }
+                },
+                "internalParameters": {
+                    "product": r.product,
+                    "format": r.format,
+                    "mode": r.mode,
+                    "hashLocally": r.hash_locally,
+                    "policy": r.policy,
+                    "keys": r.key_ids.iter().map(|(a, k)| json!({"alg": a, "keyId": k})).collect::<Vec<_>>(),
+                    "approvers": r.approvers,
+                },
+                "resolvedDependencies": [
+                    {"name": r.input_name, "digest": {"sha256": r.input_sha256}}
+                ]
+            },
+            "runDetails": {
+                "builder": {"id": r.builder_id},
+                "metadata": {
+                    "invocationId": r.invocation_id,
+                    "startedOn": r.started_on,
+                    "finishedOn": r.finished_on,
+                }
+            }
+        }
+    })
+}
+
+/// DSSE pre-authentication encoding:
+/// `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`, lengths in ASCII decimal.
+pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut m = format!(
+        "DSSEv1 {} {} {} ",
+        payload_type.len(),
+        payload_type,
+        body.len()
+    )
+    .into_bytes();
+    m.extend_from_slice(body);
+    m
+}
+
+/// One DSSE signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvelopeSignature {
+    /// fwseal key id (hex SHA-256 of the SPKI DER).
+    pub keyid: String,
+    /// Base64 signature.
+    pub sig: String,
+}
+
+/// A DSSE envelope.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    /// Base64 of the statement JSON.
+    pub payload: String,
+    /// [`PAYLOAD_TYPE`].
+    pub payload_type: String,
+    /// Signatures (classical first).
+    pub signatures: Vec<EnvelopeSignature>,
+}
+
+impl Envelope {
+    /// One JSON line (for `.intoto.jsonl`), newline-terminated.
+    pub fn to_jsonl(&self) -> String {
+        let mut s = serde_json::to_string(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    /// Parse one envelope (a JSON object; surrounding whitespace allowed).
+    pub fn from_json(s: &[u8]) -> Result<Self, ProvenanceError> {
+        serde_json::from_slice(s).map_err(|e| ProvenanceError::Malformed(format!("envelope: {e}")))
+    }
+
+    /// The decoded payload.
+    pub fn payload_bytes(&self) -> Result<Vec<u8>, ProvenanceError> {
+        base64::engine::general_purpose::STANDARD
+            .decode(self.payload.as_bytes())
+            .map_err(|e| ProvenanceError::Malformed(format!("payload base64: {e}")))
+    }
+}
+
+/// Errors from signing or verifying provenance; each names the check that failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProvenanceError {
+    /// Not parseable.
+    #[error("malformed provenance: {0}")]
+    Malformed(String),
+    /// Wrong payload type.
+    #[error("payload type is {0:?}, expected {PAYLOAD_TYPE:?}")]
+    PayloadType(String),
+    /// A signature failed or none by a trusted key.
+    #[error("provenance signature: {0}")]
+    Signature(String),
+    /// The subject does not match the artifact.
+    #[error("provenance subject does not name the artifact (sha256 {0})")]
+    Subject(String),
+    /// Builder id mismatch.
+    #[error("provenance builder id is {found:?}, expected {expected:?}")]
+    Builder {
+        /// Found.
+        found: String,
+        /// Expected.
+        expected: String,
+    },
+    /// Source URI mismatch.
+    #[error("provenance source repository is {found:?}, expected {expected:?}")]
+    Source {
+        /// Found.
+        found: String,
+        /// Expected.
+        expected: String,
+    },
+    /// Signing failed.
+    #[error(transparent)]
+    Crypto(#[from] fwseal_crypto::CryptoError),
+}
+
+/// Sign a statement (any JSON) with the classical and post-quantum appliance keys. Both sign
+/// the PAE: ECDSA P-256 as ECDSA-SHA256 (DER), ML-DSA-65 pure with the empty context.
+pub fn sign_statement(stmt: &Value, signers: &[&dyn Signer]) -> Result<Envelope, ProvenanceError> {
+    let body = serde_json::to_vec(stmt).map_err(|e| ProvenanceError::Malformed(e.to_string()))?;
+    let m = SignedMessage::Bytes(pae(PAYLOAD_TYPE, &body));
+    let mut sigs = Vec::new();
+    for s in signers {
+        let sig = s.sign(&m)?;
+        sigs.push(EnvelopeSignature {
+            keyid: sig.key_id.to_hex(),
+            sig: base64::engine::general_purpose::STANDARD.encode(&sig.bytes),
+        });
+    }
+    Ok(Envelope {
+        payload: base64::engine::general_purpose::STANDARD.encode(&body),
+        payload_type: PAYLOAD_TYPE.into(),
+        signatures: sigs,
+    })
+}
+
+/// Build the statement for `r` and sign it (classical, then post-quantum).
+pub fn sign_record(
+    r: &SigningRecord,
+    classical: &dyn Signer,
+    pq: &dyn Signer,
+) -> Result<Envelope, ProvenanceError> {
+    sign_statement(&statement(r), &[classical, pq])
+}
+
+/// What [`verify`] insists on.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// Require a valid classical signature (default true).
+    pub require_classical: bool,
+    /// Require a valid post-quantum signature (default true).
+    pub require_pq: bool,
+    /// The subject must include this sha256 (hex).
+    pub subject_sha256: Option<String>,
+    /// `runDetails.builder.id` must equal this.
+    pub builder_id: Option<String>,
+    /// The client-claimed source repository must equal this.
+    pub source_uri: Option<String>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            require_classical: true,
+            require_pq: true,
+            subject_sha256: None,
+            builder_id: None,
+            source_uri: None,
+        }
+    }
+}
+
+/// Verify an envelope against trusted appliance keys and a policy; return the statement.
+/// Every signature present must verify with a trusted key (an unknown key id is an error).
+pub fn verify(
+    env: &Envelope,
+    keys: &[PublicKey],
+    policy: &Policy,
+) -> Result<Value, ProvenanceError> {
+    if env.payload_type != PAYLOAD_TYPE {
+        return Err(ProvenanceError::PayloadType(env.payload_type.clone()));
+    }
+    let body = env.payload_bytes()?;
+    let m = SignedMessage::Bytes(pae(&env.payload_type, &body));
+    let (mut classical, mut pq) = (false, false);
+    if env.signatures.is_empty() {
+        return Err(ProvenanceError::Signature(
+            "envelope has no signature".into(),
+        ));
+    }
+    for s in &env.signatures {
+        let key = keys
+            .iter()
+            .find(|k| k.key_id().to_hex() == s.keyid)
+            .ok_or_else(|| {
+                ProvenanceError::Signature(format!("no trusted key with id {}", s.keyid))
+            })?;
+        let sig = base64::engine::general_purpose::STANDARD
+            .decode(s.sig.as_bytes())
+            .map_err(|e| ProvenanceError::Malformed(format!("signature base64: {e}")))?;
+        key.verify_bytes(&m, &sig).map_err(|e| {
+            ProvenanceError::Signature(format!("{} by {}: {e}", key.alg(), s.keyid))
+        })?;
+        match key.alg().family() {
+            Family::Classical => classical = true,
+            Family::PostQuantum => pq = true,
+        }
+    }
+    if policy.require_classical && !classical {
+        return Err(ProvenanceError::Signature(
+            "policy requires a classical signature".into(),
+        ));
+    }
+    if policy.require_pq && !pq {
+        return Err(ProvenanceError::Signature(
+            "policy requires a post-quantum signature".into(),
+        ));
+    }
+    let stmt: Value = serde_json::from_slice(&body)
+        .map_err(|e| ProvenanceError::Malformed(format!("statement: {e}")))?;
+    if stmt["_type"] != STATEMENT_TYPE || stmt["predicateType"] != PREDICATE_TYPE {
+        return Err(ProvenanceError::Malformed(
+            "not an in-toto v1 SLSA provenance statement".into(),
+        ));
+    }
+    if let Some(want) = &policy.subject_sha256 {
+        let found = stmt["subject"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["digest"]["sha256"].as_str() == Some(want.as_str()));
+        if !found {
+            return Err(ProvenanceError::Subject(want.clone()));
+        }
+    }
+    if let Some(want) = &policy.builder_id {
+        let found = stmt["predicate"]["runDetails"]["builder"]["id"]
+            .as_str()
+            .unwrap_or_default();
+        if found != want {
+            return Err(ProvenanceError::Builder {
+                found: found.into(),
+                expected: want.clone(),
+            });
+        }
+    }
+    if let Some(want) = &policy.source_uri {
+        let found = stmt["predicate"]["buildDefinition"]["externalParameters"]["clientClaims"]
+            ["sourceRepository"]
+            .as_str()
+            .unwrap_or_default();
+        if found != want {
+            return Err(ProvenanceError::Source {
+                found: found.into(),
+                expected: want.clone(),
+            });
+        }
+    }
+    Ok(stmt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pae_matches_the_dsse_spec_example() {
+        // From the DSSE protocol document: PAE("http://example.com/HelloWorld", "hello world").
+        assert_eq!(
+            pae("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
+        );
+    }
+}
