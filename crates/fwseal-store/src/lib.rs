@@ -179,7 +179,6 @@ pub trait AuditLog: Send + Sync {
 
     /// Recompute the chain and check every checkpoint against `keys`.
     fn verify(&self, keys: &TrustedKeys) -> Result<Report, StoreError> {
-        let mut v = verify::ChainVerifier::new(Vec::new(), keys);
         let mut good = Vec::new();
         let mut bad = Vec::new();
         for row in self.checkpoints()? {
@@ -188,9 +187,7 @@ pub trait AuditLog: Send + Sync {
                 Err(m) => bad.push(m),
             }
         }
-        if !good.is_empty() {
-            v = verify::ChainVerifier::new(good, keys);
-        }
+        let mut v = verify::ChainVerifier::new(good, keys);
         for m in bad {
             v.malformed_checkpoint(m.seq, None, m.reason);
         }

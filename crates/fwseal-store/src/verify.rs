@@ -219,10 +219,11 @@ impl ChainVerifier {
     pub fn malformed_record(&mut self, seq: Option<u64>, line: Option<usize>, why: String) {
         self.report.records += 1;
         self.problem(seq, line, ProblemKind::Malformed(why));
+        // A row without a usable seq is not part of the chain: the position stays put.
         if let Some(s) = seq {
             self.expected = s.saturating_add(1);
+            self.prev = None;
         }
-        self.prev = None;
     }
 
     /// A problem with a record that does not change the chain position (e.g. a record whose
@@ -266,6 +267,11 @@ impl ChainVerifier {
         let computed = r.computed_hash();
         if computed != r.hash {
             self.problem(Some(r.seq), line, ProblemKind::HashMismatch);
+        }
+        if let Err(e) = r.entry.validate() {
+            // The hash decides authenticity; a field the store would never have accepted is
+            // reported on its own.
+            self.problem(Some(r.seq), line, ProblemKind::Malformed(e.to_string()));
         }
         if let Some(cps) = self.pending.remove(&r.seq) {
             for (cp, l) in cps {
