@@ -51,6 +51,7 @@ impl ArtifactStore {
         let root = root.as_ref().to_path_buf();
         fs::create_dir_all(root.join("sha256"))?;
         fs::create_dir_all(root.join("tmp"))?;
+        sync_dir(&root)?;
         let store = ArtifactStore { root };
         store.clean_tmp()?;
         Ok(store)
