@@ -1,0 +1,240 @@
+//! Content-addressed blob store: `<root>/sha256/<hh>/<64 hex>`, written atomically.
+//!
+//! A blob is written to `<root>/tmp/<random>.tmp` (same file system, so the final `rename` is
+//! atomic), hashed as it is written, `fsync`ed, made read-only, renamed to its SHA-256 name,
+//! and the directory is `fsync`ed. A crash at any point leaves either no file under the final
+//! name or the complete one; leftovers in `tmp/` are deleted by [`ArtifactStore::new`].
+
+use crate::record::Hash32;
+use crate::StoreError;
+use sha2::{Digest as _, Sha256};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The blob store rooted at one directory (conventionally `<state>/artifacts`).
+#[derive(Clone, Debug)]
+pub struct ArtifactStore {
+    root: PathBuf,
+}
+
+/// A blob after [`ArtifactWriter::finish`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredBlob {
+    /// SHA-256 of the content.
+    pub sha256: Hash32,
+    /// Length in bytes.
+    pub size: u64,
+    /// Where it lives.
+    pub path: PathBuf,
+    /// The same content was already stored (this write was a no-op).
+    pub existed: bool,
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn random_name() -> Result<String, StoreError> {
+    use rand_core::{OsRng, RngCore};
+    let mut b = [0u8; 12];
+    OsRng
+        .try_fill_bytes(&mut b)
+        .map_err(|e| StoreError::Io(io::Error::other(e.to_string())))?;
+    Ok(format!("{}.tmp", hex::encode(b)))
+}
+
+impl ArtifactStore {
+    /// Use `root` (created if missing) and delete any temporary files a previous run left.
+    /// Call once per process at startup: it deletes in-progress writes of other instances.
+    pub fn new(root: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let root = root.as_ref().to_path_buf();
+        fs::create_dir_all(root.join("sha256"))?;
+        fs::create_dir_all(root.join("tmp"))?;
+        sync_dir(&root)?;
+        let store = ArtifactStore { root };
+        store.clean_tmp()?;
+        Ok(store)
+    }
+
+    /// Delete every file in `<root>/tmp/`. Returns how many were removed.
+    pub fn clean_tmp(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for e in fs::read_dir(self.tmp_dir())? {
+            let e = e?;
+            if e.file_type()?.is_file() {
+                fs::remove_file(e.path())?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    fn shard_dir(&self, sha256: &Hash32) -> PathBuf {
+        self.root.join("sha256").join(hex::encode(&sha256[..1]))
+    }
+
+    /// Where the blob with this SHA-256 lives (whether or not it exists).
+    pub fn path(&self, sha256: &Hash32) -> PathBuf {
+        self.shard_dir(sha256).join(hex::encode(sha256))
+    }
+
+    /// Whether the blob exists.
+    pub fn contains(&self, sha256: &Hash32) -> bool {
+        self.path(sha256).is_file()
+    }
+
+    /// Open the blob for reading; `None` if absent.
+    pub fn open(&self, sha256: &Hash32) -> Result<Option<File>, StoreError> {
+        match File::open(self.path(sha256)) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Re-hash a stored blob: `Some(true)` if intact, `Some(false)` if its content no longer
+    /// matches its name, `None` if absent.
+    pub fn check(&self, sha256: &Hash32) -> Result<Option<bool>, StoreError> {
+        let Some(mut f) = self.open(sha256)? else {
+            return Ok(None);
+        };
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(buf.get(..n).unwrap_or_default());
+        }
+        Ok(Some(<Hash32>::from(h.finalize()) == *sha256))
+    }
+
+    /// Start writing a new blob.
+    pub fn writer(&self) -> Result<ArtifactWriter, StoreError> {
+        let tmp_path = self.tmp_dir().join(random_name()?);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)?;
+        Ok(ArtifactWriter {
+            store: self.clone(),
+            file: Some(file),
+            tmp_path,
+            hasher: Sha256::new(),
+            size: 0,
+        })
+    }
+
+    /// Store `data` in one go.
+    pub fn put(&self, data: &[u8]) -> Result<StoredBlob, StoreError> {
+        let mut w = self.writer()?;
+        w.write(data)?;
+        w.finish()
+    }
+}
+
+/// Streams one blob into the store. Dropping it without [`ArtifactWriter::finish`] deletes the
+/// temporary file; nothing ever appears under a final name until `finish` renames it there.
+#[derive(Debug)]
+pub struct ArtifactWriter {
+    store: ArtifactStore,
+    file: Option<File>,
+    tmp_path: PathBuf,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl ArtifactWriter {
+    /// Append bytes (hashed as they are written).
+    pub fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        let f = self
+            .file
+            .as_mut()
+            .ok_or_else(|| StoreError::Misuse("artifact writer already finished".into()))?;
+        f.write_all(data)?;
+        self.hasher.update(data);
+        self.size = self.size.saturating_add(data.len() as u64);
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Make the blob durable and visible under its SHA-256 name. If that content is already
+    /// stored the temporary file is discarded (`existed = true`).
+    pub fn finish(mut self) -> Result<StoredBlob, StoreError> {
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| StoreError::Misuse("artifact writer already finished".into()))?;
+        file.sync_all()?;
+        let mut perms = file.metadata()?.permissions();
+        perms.set_readonly(true);
+        file.set_permissions(perms)?;
+        drop(file);
+        let sha256: Hash32 = std::mem::take(&mut self.hasher).finalize().into();
+        let dest = self.store.path(&sha256);
+        let shard = self.store.shard_dir(&sha256);
+        if !shard.is_dir() {
+            fs::create_dir_all(&shard)?;
+            sync_dir(&self.store.root.join("sha256"))?;
+        }
+        let existed = match fs::metadata(&dest) {
+            Ok(m) => m.is_file() && m.len() == self.size,
+            Err(_) => false,
+        };
+        if existed {
+            fs::remove_file(&self.tmp_path)?;
+        } else {
+            // Atomic: either the old name (absent or damaged) or the complete new file.
+            fs::rename(&self.tmp_path, &dest)?;
+            sync_dir(&shard)?;
+        }
+        self.tmp_path = PathBuf::new();
+        Ok(StoredBlob {
+            sha256,
+            size: self.size,
+            path: dest,
+            existed,
+        })
+    }
+}
+
+impl Write for ArtifactWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        ArtifactWriter::write(self, buf).map_err(|e| match e {
+            StoreError::Io(e) => e,
+            other => io::Error::other(other.to_string()),
+        })?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ArtifactWriter {
+    fn drop(&mut self) {
+        if !self.tmp_path.as_os_str().is_empty() {
+            self.file = None;
+            let _ = fs::remove_file(&self.tmp_path);
+        }
+    }
+}
