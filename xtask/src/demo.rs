@@ -187,8 +187,8 @@ pub fn run(root: &Path) -> Result<()> {
         }
     }
     println!(
-        "{:<36} {:<8} {:<9} {:<10} {:<34} {}",
-        "sample", "format", "mode", "fwseal", "stock judge", "result"
+        "{:<36} {:<8} {:<9} {:<10} {:<34} result",
+        "sample", "format", "mode", "fwseal", "stock judge"
     );
     let mut failed = 0;
     for r in &rows {
