@@ -13,6 +13,7 @@
 
 pub mod alg;
 pub mod pq;
+pub mod provider;
 pub mod sig;
 pub mod signer;
 #[cfg(feature = "soft-signer")]
