@@ -159,6 +159,23 @@ impl HsmError {
     }
 }
 
+impl HsmError {
+    /// Whether an object handle went stale (re-resolve by label and retry).
+    pub(crate) fn is_stale_handle(&self) -> bool {
+        use cryptoki::error::RvError as R;
+        matches!(
+            self.rv(),
+            Some(
+                R::ObjectHandleInvalid
+                    | R::KeyHandleInvalid
+                    | R::UnwrappingKeyHandleInvalid
+                    | R::WrappingKeyHandleInvalid
+                    | R::UserNotLoggedIn
+            )
+        )
+    }
+}
+
 impl From<HsmError> for fwseal_crypto::CryptoError {
     fn from(e: HsmError) -> Self {
         match e {

@@ -7,13 +7,13 @@ use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectHandle};
 use fwseal_crypto::provider::PqProvider;
 use fwseal_crypto::{CryptoError, Family, KeyId, PublicKey, SigAlg, SignedMessage, Signer};
+use std::sync::RwLock;
 
 enum Backing {
     /// Private key object in the token (classical).
-    Token { private: ObjectHandle },
+    Token,
     /// Post-quantum seed wrapped under the product KEK.
     WrappedSeed {
-        kek: ObjectHandle,
         blob: Vec<u8>,
         pinned_raw: Vec<u8>,
         provider: &'static dyn PqProvider,
@@ -32,6 +32,10 @@ pub struct HsmSigner {
     label: String,
     public: PublicKey,
     backing: Backing,
+    /// The private key (classical) or the product KEK (wrapped seed). Object handles can go
+    /// stale (SoftHSM invalidates private-object handles on logout); they are then re-resolved
+    /// through [`resolve`] for the same product and version.
+    handle: RwLock<ObjectHandle>,
 }
 
 impl std::fmt::Debug for HsmSigner {
@@ -91,7 +95,7 @@ impl HsmSigner {
         alg: SigAlg,
         provider: &'static dyn PqProvider,
     ) -> Result<Self, HsmError> {
-        let (label, public, backing) = match alg.family() {
+        let (label, public, backing, handle) = match alg.family() {
             Family::Classical => token.with_session(|s| {
                 let label = crate::keys::label(product, version, Role::Classical);
                 let private = resolve(s, product, version, Role::Classical, true)?;
@@ -118,7 +122,7 @@ impl HsmSigner {
                         detail: e.to_string(),
                     }
                 })?;
-                Ok((label, public, Backing::Token { private }))
+                Ok((label, public, Backing::Token, private))
             })?,
             Family::PostQuantum => token.with_session(|s| {
                 let label = crate::keys::label(product, version, Role::PqSeed);
@@ -144,11 +148,11 @@ impl HsmSigner {
                     label,
                     public,
                     Backing::WrappedSeed {
-                        kek,
                         blob,
                         pinned_raw,
                         provider,
                     },
+                    kek,
                 ))
             })?,
         };
@@ -160,6 +164,7 @@ impl HsmSigner {
             label,
             public,
             backing,
+            handle: RwLock::new(handle),
         })
     }
 
@@ -183,9 +188,40 @@ impl HsmSigner {
         matches!(self.backing, Backing::WrappedSeed { .. })
     }
 
+    fn handle(&self) -> ObjectHandle {
+        *self.handle.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Log in again if needed and re-resolve the object handle for this product and version.
+    fn refresh(&self) -> Result<(), HsmError> {
+        self.token.ensure_logged_in()?;
+        let h = self.token.with_session(|s| match self.backing {
+            Backing::Token => resolve(s, &self.product, self.version, Role::Classical, true),
+            Backing::WrappedSeed { .. } => {
+                resolve(s, &self.product, self.version, Role::PqKek, true)
+            }
+        })?;
+        *self.handle.write().unwrap_or_else(|p| p.into_inner()) = h;
+        Ok(())
+    }
+
     fn sign_inner(&self, msg: &SignedMessage) -> Result<Vec<u8>, HsmError> {
+        match self.sign_once(msg, false) {
+            Err(e) if e.is_stale_handle() => {
+                self.refresh()?;
+                // The object was found again by label: check its output against the pinned
+                // public key before releasing anything (PQ: sign_from_seed already does).
+                self.sign_once(msg, true)
+            }
+            r => r,
+        }
+    }
+
+    fn sign_once(&self, msg: &SignedMessage, verify: bool) -> Result<Vec<u8>, HsmError> {
+        let handle = self.handle();
         match &self.backing {
-            Backing::Token { private } => {
+            Backing::Token => {
+                let private = &handle;
                 let h = msg.classical_hash(self.alg)?;
                 let (mech, data) = match self.alg {
                     SigAlg::EcdsaP256Sha256 | SigAlg::EcdsaP384Sha384 => {
@@ -226,7 +262,7 @@ impl HsmSigner {
                         .to_der()
                         .as_bytes()
                         .to_vec(),
-                    _ => {
+                    _ if !verify => {
                         // RSA: verify before release (a faulty CRT computation leaks the key;
                         // verification is cheap next to RSA signing).
                         self.public.verify_bytes(msg, &raw).map_err(|e| {
@@ -234,11 +270,16 @@ impl HsmSigner {
                         })?;
                         raw
                     }
+                    _ => raw,
                 };
+                if verify {
+                    self.public.verify_bytes(msg, &sig).map_err(|e| {
+                        CryptoError::Signing(format!("re-resolved key does not match: {e}"))
+                    })?;
+                }
                 Ok(sig)
             }
             Backing::WrappedSeed {
-                kek,
                 blob,
                 pinned_raw,
                 provider,
@@ -250,7 +291,7 @@ impl HsmSigner {
                     ))
                     .into());
                 };
-                let seed = self.token.with_session(|s| unwrap_seed(s, *kek, blob))?;
+                let seed = self.token.with_session(|s| unwrap_seed(s, handle, blob))?;
                 // `seed` is Zeroizing: wiped when it goes out of scope at the end of this arm,
                 // whether signing succeeded or not.
                 provider

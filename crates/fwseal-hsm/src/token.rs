@@ -277,6 +277,16 @@ impl Token {
         }
     }
 
+    /// Log in again if the application lost its login (e.g. another handle called logout).
+    pub fn ensure_logged_in(&self) -> Result<(), HsmError> {
+        let s = self.take()?;
+        let r = self.login(&s);
+        if r.is_ok() {
+            self.give_back(s);
+        }
+        r
+    }
+
     /// Cheap liveness check: the slot still holds the token and a pooled session is logged in.
     pub fn health(&self) -> Health {
         let present = match self.inner.pkcs11.get_slot_info(self.slot()) {
