@@ -128,9 +128,15 @@ impl PqProvider for RustCrypto {
     ) -> Result<Vec<u8>, CryptoError> {
         seed_len_ok(alg, seed)?;
         Ok(match alg {
-            SigAlg::MlDsa44 => ml_dsa_sign_checked!(ml_dsa::MlDsa44, alg, seed, msg, expected_public),
-            SigAlg::MlDsa65 => ml_dsa_sign_checked!(ml_dsa::MlDsa65, alg, seed, msg, expected_public),
-            SigAlg::MlDsa87 => ml_dsa_sign_checked!(ml_dsa::MlDsa87, alg, seed, msg, expected_public),
+            SigAlg::MlDsa44 => {
+                ml_dsa_sign_checked!(ml_dsa::MlDsa44, alg, seed, msg, expected_public)
+            }
+            SigAlg::MlDsa65 => {
+                ml_dsa_sign_checked!(ml_dsa::MlDsa65, alg, seed, msg, expected_public)
+            }
+            SigAlg::MlDsa87 => {
+                ml_dsa_sign_checked!(ml_dsa::MlDsa87, alg, seed, msg, expected_public)
+            }
             SigAlg::SlhDsaSha2_128s => {
                 slh_sign_checked!(slh_dsa::Sha2_128s, alg, seed, msg, expected_public)
             }
@@ -170,7 +176,11 @@ mod tests {
             let seed = vec![0x42u8; n];
             let pk = p.public_from_seed(alg, &seed).expect("pk");
             let sig = p.sign_from_seed(alg, &seed, b"m", &pk).expect("sign");
-            assert_eq!(sig, crate::pq::sign(alg, &seed, b"m").expect("pq sign"), "{alg}");
+            assert_eq!(
+                sig,
+                crate::pq::sign(alg, &seed, b"m").expect("pq sign"),
+                "{alg}"
+            );
             p.verify(alg, &pk, b"m", &sig).expect("verify");
             assert!(p.verify(alg, &pk, b"n", &sig).is_err());
             let other = p.public_from_seed(alg, &vec![0x43u8; n]).expect("other");

@@ -512,7 +512,10 @@ pub struct ListedObject {
 pub fn list(token: &Token) -> Result<Vec<ListedObject>, HsmError> {
     token.with_session(|s| {
         let mut out = Vec::new();
-        for h in s.find_objects(&[]).map_err(HsmError::p11("C_FindObjects"))? {
+        for h in s
+            .find_objects(&[])
+            .map_err(HsmError::p11("C_FindObjects"))?
+        {
             let attrs = s
                 .get_attributes(h, &[AttributeType::Class, AttributeType::Label])
                 .map_err(HsmError::p11("C_GetAttributeValue"))?;
@@ -547,7 +550,10 @@ mod tests {
             assert!(ProductId::new(bad).is_err(), "{bad:?}");
         }
         let p = ProductId::new("widget-2.0_x").expect("ok");
-        assert_eq!(label(&p, 3, Role::Classical), "fwseal/widget-2.0_x/classical/v3");
+        assert_eq!(
+            label(&p, 3, Role::Classical),
+            "fwseal/widget-2.0_x/classical/v3"
+        );
         assert_eq!(label(&p, 3, Role::PqKek), "fwseal/widget-2.0_x/pq-kek");
         assert_eq!(id_for("x").len(), 16);
         assert_ne!(

@@ -82,9 +82,9 @@ impl PinSource {
         };
         let raw: Zeroizing<String> = match self {
             PinSource::Value(p) => return Ok(p.clone()),
-            PinSource::Env(var) => Zeroizing::new(
-                std::env::var(var).map_err(|e| unavailable(e.to_string()))?,
-            ),
+            PinSource::Env(var) => {
+                Zeroizing::new(std::env::var(var).map_err(|e| unavailable(e.to_string()))?)
+            }
             PinSource::File(path) => Zeroizing::new(
                 std::fs::read_to_string(path).map_err(|e| unavailable(e.to_string()))?,
             ),

@@ -144,7 +144,8 @@ impl DevToken {
             .map_err(HsmError::p11("C_OpenSession"))?;
         s.login(UserType::So, Some(&so.auth()))
             .map_err(HsmError::p11("C_Login(SO)"))?;
-        s.init_pin(&user.auth()).map_err(HsmError::p11("C_InitPIN"))?;
+        s.init_pin(&user.auth())
+            .map_err(HsmError::p11("C_InitPIN"))?;
         s.logout().map_err(HsmError::p11("C_Logout"))?;
         Ok(cfg)
     }

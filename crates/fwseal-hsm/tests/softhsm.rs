@@ -141,7 +141,10 @@ fn dev_token_is_found_by_label_and_startup_errors_name_the_cause() {
     bad.label = "no-such-token".into();
     match Token::open(&bad) {
         Err(HsmError::TokenMissing { available, .. }) => {
-            assert!(available.contains(&"fwseal-dev".to_string()), "{available:?}")
+            assert!(
+                available.contains(&"fwseal-dev".to_string()),
+                "{available:?}"
+            )
         }
         other => panic!("expected TokenMissing, got {other:?}"),
     }
@@ -190,7 +193,10 @@ fn private_keys_are_sensitive_and_not_extractable() {
         .with_session(|s| {
             let priv_h = keys::resolve(s, &p, 1, Role::Classical, true)?;
             let got = s
-                .get_attributes(priv_h, &[AttributeType::Value, AttributeType::PrivateExponent])
+                .get_attributes(
+                    priv_h,
+                    &[AttributeType::Value, AttributeType::PrivateExponent],
+                )
                 .map_err(p11)?;
             assert!(got.is_empty(), "private value readable: {got:?}");
             let kek = keys::resolve(s, &p, 1, Role::PqKek, true)?;
@@ -199,7 +205,11 @@ fn private_keys_are_sensitive_and_not_extractable() {
                 .map_err(p11)?;
             assert!(got.is_empty(), "KEK readable");
             assert!(s
-                .wrap_key(&fwseal_hsm::cryptoki::mechanism::Mechanism::AesKeyWrap, kek, kek)
+                .wrap_key(
+                    &fwseal_hsm::cryptoki::mechanism::Mechanism::AesKeyWrap,
+                    kek,
+                    kek
+                )
                 .is_err());
             Ok(())
         })
@@ -236,7 +246,10 @@ fn keys_resolve_only_for_their_own_product() {
     // The resolver hands back exactly the object labelled for the product.
     e.token
         .with_session(|s| {
-            for (p, want) in [(&a, "fwseal/iso-a/classical/v1"), (&b, "fwseal/iso-b/classical/v1")] {
+            for (p, want) in [
+                (&a, "fwseal/iso-a/classical/v1"),
+                (&b, "fwseal/iso-b/classical/v1"),
+            ] {
                 let h = keys::resolve(s, p, 1, Role::Classical, true)?;
                 let l = s.get_attributes(h, &[AttributeType::Label]).map_err(p11)?;
                 assert_eq!(l, vec![Attribute::Label(want.as_bytes().to_vec())]);
@@ -266,7 +279,11 @@ fn keys_resolve_only_for_their_own_product() {
 fn seed_blob(t: &Token, p: &ProductId, v: u32) -> Vec<u8> {
     t.with_session(|s| {
         let h = keys::resolve(s, p, v, Role::PqSeed, false)?;
-        match s.get_attributes(h, &[AttributeType::Value]).map_err(p11)?.pop() {
+        match s
+            .get_attributes(h, &[AttributeType::Value])
+            .map_err(p11)?
+            .pop()
+        {
             Some(Attribute::Value(b)) => Ok(b),
             other => panic!("{other:?}"),
         }
@@ -278,7 +295,9 @@ fn seed_blob(t: &Token, p: &ProductId, v: u32) -> Vec<u8> {
 fn replace_seed_blob(t: &Token, p: &ProductId, v: u32, blob: &[u8]) {
     t.with_session(|s| {
         let h = keys::resolve(s, p, v, Role::PqSeed, false)?;
-        let app = s.get_attributes(h, &[AttributeType::Application]).map_err(p11)?;
+        let app = s
+            .get_attributes(h, &[AttributeType::Application])
+            .map_err(p11)?;
         s.destroy_object(h).map_err(p11)?;
         let mut tmpl = vec![
             Attribute::Class(ObjectClass::DATA),
@@ -316,7 +335,10 @@ fn every_algorithm_signs_verifies_and_cross_verifies_with_pyca() {
         let pk = create(&e.token, &p, 1, alg, bits);
         let signer = HsmSigner::open(&e.token, &p, 1, alg).expect("open");
         assert_eq!(signer.public_key(), &pk);
-        assert_eq!(signer.in_process_private_material(), alg.family() == fwseal_crypto::Family::PostQuantum);
+        assert_eq!(
+            signer.in_process_private_material(),
+            alg.family() == fwseal_crypto::Family::PostQuantum
+        );
         let sig = signer.sign(&m).expect("sign");
         if let Some(n) = alg.fixed_signature_len() {
             assert_eq!(sig.bytes.len(), n, "{alg}");
@@ -328,22 +350,34 @@ fn every_algorithm_signs_verifies_and_cross_verifies_with_pyca() {
         // Prehashed input gives a signature over the same hash (classical).
         if alg.family() == fwseal_crypto::Family::Classical {
             let d = alg.digest_alg();
-            let pre = SignedMessage::Prehashed { alg: d, digest: d.hash(&msg) };
+            let pre = SignedMessage::Prehashed {
+                alg: d,
+                digest: d.hash(&msg),
+            };
             let s2 = signer.sign(&pre).expect("prehashed");
             pk.verify(&m, &s2).expect("prehash = bytes");
         } else {
-            let pre = SignedMessage::Prehashed { alg: alg.digest_alg(), digest: alg.digest_alg().hash(&msg) };
+            let pre = SignedMessage::Prehashed {
+                alg: alg.digest_alg(),
+                digest: alg.digest_alg().hash(&msg),
+            };
             assert!(signer.sign(&pre).is_err(), "{alg} must refuse a prehash");
         }
         let mut bad = sig.bytes.clone();
         let mid = bad.len() / 2;
         bad[mid] ^= 1;
-        assert!(pk.verify_bytes(&m, &bad).is_err(), "{alg} accepted a flipped bit");
-        assert!(pk.verify_bytes(&SignedMessage::Bytes(b"other".to_vec()), &sig.bytes).is_err());
+        assert!(
+            pk.verify_bytes(&m, &bad).is_err(),
+            "{alg} accepted a flipped bit"
+        );
+        assert!(pk
+            .verify_bytes(&SignedMessage::Bytes(b"other".to_vec()), &sig.bytes)
+            .is_err());
         if pyca(alg, &pk, &msg, &sig.bytes) {
             pyca_checked.push(alg.name());
             // And pyca rejects the tampered signature.
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/verifiers/pyca_verify.py");
+            let script =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/verifiers/pyca_verify.py");
             let d = tempfile::tempdir().expect("tmp");
             for (f, b) in [("k", pk.spki_der()), ("m", &msg[..]), ("s", &bad[..])] {
                 std::fs::write(d.path().join(f), b).expect("w");
@@ -354,7 +388,11 @@ fn every_algorithm_signs_verifies_and_cross_verifies_with_pyca() {
                 .args(["k", "m", "s"].map(|f| d.path().join(f)))
                 .status()
                 .expect("run");
-            assert_eq!(st.code(), Some(1), "pyca accepted a tampered {alg} signature");
+            assert_eq!(
+                st.code(),
+                Some(1),
+                "pyca accepted a tampered {alg} signature"
+            );
         }
     }
     eprintln!("pyca cross-verified: {pyca_checked:?}");
@@ -377,7 +415,9 @@ fn wrapped_seed_never_sits_in_the_token_in_plaintext_and_is_pinned() {
                 .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)])
                 .map_err(p11)?
             {
-                let kt = s.get_attributes(h, &[AttributeType::KeyType, AttributeType::Label]).map_err(p11)?;
+                let kt = s
+                    .get_attributes(h, &[AttributeType::KeyType, AttributeType::Label])
+                    .map_err(p11)?;
                 assert!(kt.contains(&Attribute::KeyType(KeyType::AES)), "{kt:?}");
             }
             assert!(s
@@ -386,10 +426,14 @@ fn wrapped_seed_never_sits_in_the_token_in_plaintext_and_is_pinned() {
                 .is_empty());
             // The stored seed is the RFC 3394 wrapping (seed + 8 bytes) in a private data object.
             let h = keys::resolve(s, &p, 2, Role::PqSeed, false)?;
-            let a = s.get_attributes(h, &[AttributeType::Value, AttributeType::Private]).map_err(p11)?;
+            let a = s
+                .get_attributes(h, &[AttributeType::Value, AttributeType::Private])
+                .map_err(p11)?;
             assert!(a.contains(&Attribute::Private(true)));
             let n = fwseal_crypto::pq::seed_len(alg).expect("len");
-            assert!(a.iter().any(|x| matches!(x, Attribute::Value(v) if v.len() == n + 8)));
+            assert!(a
+                .iter()
+                .any(|x| matches!(x, Attribute::Value(v) if v.len() == n + 8)));
             Ok(())
         })
         .expect("session");
@@ -416,7 +460,14 @@ fn wrapped_seed_never_sits_in_the_token_in_plaintext_and_is_pinned() {
     // Native mode is designed for but not available on SoftHSM.
     assert!(!e.token.supports_native_ml_dsa());
     assert!(matches!(
-        keys::create_pq(&e.token, &p, 3, alg, PqMode::Native, fwseal_crypto::provider::default_provider()),
+        keys::create_pq(
+            &e.token,
+            &p,
+            3,
+            alg,
+            PqMode::Native,
+            fwseal_crypto::provider::default_provider()
+        ),
         Err(HsmError::Unsupported(_))
     ));
 }
@@ -428,7 +479,10 @@ fn rotation_keeps_old_versions_verifiable() {
     for alg in [SigAlg::EcdsaP256Sha256, SigAlg::MlDsa44] {
         let v1 = create(&e.token, &p, 1, alg, 0);
         let m = SignedMessage::Bytes(b"release 1.0".to_vec());
-        let sig1 = HsmSigner::open(&e.token, &p, 1, alg).expect("v1").sign(&m).expect("sign v1");
+        let sig1 = HsmSigner::open(&e.token, &p, 1, alg)
+            .expect("v1")
+            .sign(&m)
+            .expect("sign v1");
         let v2 = create(&e.token, &p, 2, alg, 0);
         assert_ne!(v1.key_id(), v2.key_id());
         let s2 = HsmSigner::open(&e.token, &p, 2, alg).expect("v2");
@@ -439,15 +493,30 @@ fn rotation_keeps_old_versions_verifiable() {
         let again = HsmSigner::open(&e.token, &p, 1, alg).expect("v1 still there");
         assert_eq!(again.public_key(), &v1);
         v1.verify(&m, &sig1).expect("old signature verifies");
-        again.public_key().verify(&m, &again.sign(&m).expect("v1 signs")).expect("v1");
+        again
+            .public_key()
+            .verify(&m, &again.sign(&m).expect("v1 signs"))
+            .expect("v1");
     }
     // Re-creating an existing version is refused.
-    let err = keys::create_classical(&e.token, &p, 1, SigAlg::EcdsaP256Sha256, ClassicalKind::P256)
-        .expect_err("duplicate");
+    let err = keys::create_classical(
+        &e.token,
+        &p,
+        1,
+        SigAlg::EcdsaP256Sha256,
+        ClassicalKind::P256,
+    )
+    .expect_err("duplicate");
     assert!(matches!(err, HsmError::KeyExists { .. }), "{err}");
     let listed = keys::list(&e.token).expect("list");
     let labels: Vec<&str> = listed.iter().map(|o| o.label.as_str()).collect();
-    for l in ["fwseal/rot/classical/v1", "fwseal/rot/classical/v2", "fwseal/rot/pq-seed/v2", "fwseal/rot/pq-pub/v1", "fwseal/rot/pq-kek"] {
+    for l in [
+        "fwseal/rot/classical/v1",
+        "fwseal/rot/classical/v2",
+        "fwseal/rot/pq-seed/v2",
+        "fwseal/rot/pq-pub/v1",
+        "fwseal/rot/pq-kek",
+    ] {
         assert!(labels.contains(&l), "{l} missing from {labels:?}");
     }
 }
@@ -472,23 +541,36 @@ fn raw_format_signed_with_hsm_keys_extracts_and_verifies() {
             let ex = extract(Format::Raw, &out).expect("extract");
             assert_eq!(ex.signatures.len(), 2);
             for s in &ex.signatures {
-                let k = if s.alg == SigAlg::MlDsa65 { q.public_key() } else { c.public_key() };
-                k.verify_bytes(&s.message, &s.bytes).unwrap_or_else(|e| panic!("{}: {e}", s.alg));
+                let k = if s.alg == SigAlg::MlDsa65 {
+                    q.public_key()
+                } else {
+                    c.public_key()
+                };
+                k.verify_bytes(&s.message, &s.bytes)
+                    .unwrap_or_else(|e| panic!("{}: {e}", s.alg));
             }
             // Tampering with the image is detected.
             let mut bad = out.clone();
             bad[100] ^= 0xff;
-            assert!(extract(Format::Raw, &bad).is_err(), "tampered image extracted cleanly");
+            assert!(
+                extract(Format::Raw, &bad).is_err(),
+                "tampered image extracted cleanly"
+            );
         } else {
             let doc = plan.detached(&set).expect("detached");
             let json = serde_json_like(&doc);
             assert!(!json.is_empty());
             for s in &set.signatures {
-                let k = if s.alg == SigAlg::MlDsa65 { q.public_key() } else { c.public_key() };
+                let k = if s.alg == SigAlg::MlDsa65 {
+                    q.public_key()
+                } else {
+                    c.public_key()
+                };
                 let msg = if s.alg == SigAlg::MlDsa65 {
                     plan.pq_message(s.alg).expect("pq msg")
                 } else {
-                    plan.classical_message(s.alg, set.post_quantum()).expect("c msg")
+                    plan.classical_message(s.alg, set.post_quantum())
+                        .expect("c msg")
                 };
                 k.verify(&msg, s).expect("detached verifies");
             }
@@ -506,7 +588,8 @@ fn signer_is_shared_across_threads_and_survives_logout() {
     let p = product("threads");
     create(&e.token, &p, 1, SigAlg::EcdsaP256Sha256, 0);
     create(&e.token, &p, 1, SigAlg::MlDsa44, 0);
-    let c = std::sync::Arc::new(HsmSigner::open(&e.token, &p, 1, SigAlg::EcdsaP256Sha256).expect("c"));
+    let c =
+        std::sync::Arc::new(HsmSigner::open(&e.token, &p, 1, SigAlg::EcdsaP256Sha256).expect("c"));
     let q = std::sync::Arc::new(HsmSigner::open(&e.token, &p, 1, SigAlg::MlDsa44).expect("q"));
     let handles: Vec<_> = (0..8)
         .map(|i| {
@@ -514,9 +597,13 @@ fn signer_is_shared_across_threads_and_survives_logout() {
             std::thread::spawn(move || {
                 for j in 0..20 {
                     let m = SignedMessage::Bytes(format!("t{i}-{j}").into_bytes());
-                    c.public_key().verify(&m, &c.sign(&m).expect("c")).expect("vc");
+                    c.public_key()
+                        .verify(&m, &c.sign(&m).expect("c"))
+                        .expect("vc");
                     if j % 5 == 0 {
-                        q.public_key().verify(&m, &q.sign(&m).expect("q")).expect("vq");
+                        q.public_key()
+                            .verify(&m, &q.sign(&m).expect("q"))
+                            .expect("vq");
                     }
                 }
             })
@@ -529,7 +616,9 @@ fn signer_is_shared_across_threads_and_survives_logout() {
     let t2 = Token::open(&DevToken::new(&e.state).ensure().expect("cfg")).expect("second handle");
     t2.logout();
     let m = SignedMessage::Bytes(b"after logout".to_vec());
-    c.public_key().verify(&m, &c.sign(&m).expect("sign after logout")).expect("v");
+    c.public_key()
+        .verify(&m, &c.sign(&m).expect("sign after logout"))
+        .expect("v");
     assert!(e.token.health().ok(), "{:?}", e.token.health());
 }
 
