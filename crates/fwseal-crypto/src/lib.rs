@@ -14,6 +14,7 @@
 pub mod alg;
 pub mod cert;
 pub mod pq;
+pub mod provider;
 pub mod sig;
 pub mod signer;
 #[cfg(feature = "soft-signer")]

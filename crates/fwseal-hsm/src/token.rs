@@ -1,0 +1,350 @@
+//! Loading PKCS#11 modules, finding tokens by label, logging in, and a pool of sessions.
+
+use crate::{HsmError, Pin, PinSource};
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::session::{Session, SessionState, UserType};
+use cryptoki::slot::Slot;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+/// How to reach one token.
+#[derive(Clone, Debug)]
+pub struct TokenConfig {
+    /// Path of the PKCS#11 module (`.so`).
+    pub module: PathBuf,
+    /// CKA token label (the slot id is never used: it can change, e.g. after SoftHSM init).
+    pub label: String,
+    /// Where the user PIN comes from.
+    pub user_pin: PinSource,
+    /// How many idle sessions to keep open (at least 1; more are opened on demand).
+    pub pool_size: usize,
+}
+
+/// Modules are loaded and `C_Initialize`d once per process and never finalised: PKCS#11
+/// initialisation is process-global (a second `C_Initialize` of the same library fails, and
+/// `C_Finalize` would pull the rug from every other user of the module).
+static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of our locks leaves plain data behind; keep going.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether `path` has already been loaded in this process.
+pub(crate) fn module_loaded(path: &Path) -> bool {
+    let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    MODULES
+        .get()
+        .map(|m| lock(m).contains_key(&key))
+        .unwrap_or(false)
+}
+
+/// Load and initialise a module (once per process; later calls return the same context).
+pub fn load_module(path: &Path) -> Result<Pkcs11, HsmError> {
+    if !path.is_file() {
+        return Err(HsmError::ModuleMissing {
+            path: path.to_path_buf(),
+        });
+    }
+    let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let mut map = lock(MODULES.get_or_init(Default::default));
+    if let Some(p) = map.get(&key) {
+        return Ok(p.clone());
+    }
+    let load_err = |detail: String| HsmError::ModuleLoad {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let p = Pkcs11::new(&key).map_err(|e| load_err(e.to_string()))?;
+    match p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(e) => return Err(load_err(format!("C_Initialize: {e}"))),
+    }
+    map.insert(key, p.clone());
+    Ok(p)
+}
+
+/// Slots holding an initialised token, with their labels.
+pub(crate) fn token_labels(p: &Pkcs11) -> Result<Vec<(Slot, String)>, HsmError> {
+    let mut out = Vec::new();
+    for slot in p
+        .get_slots_with_token()
+        .map_err(HsmError::p11("C_GetSlotList"))?
+    {
+        if let Ok(info) = p.get_token_info(slot) {
+            if info.token_initialized() {
+                out.push((slot, info.label().trim_end().to_string()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The one slot whose token carries `label`.
+pub(crate) fn find_slot(p: &Pkcs11, module: &Path, label: &str) -> Result<Slot, HsmError> {
+    let all = token_labels(p)?;
+    let hits: Vec<Slot> = all
+        .iter()
+        .filter(|(_, l)| l == label)
+        .map(|(s, _)| *s)
+        .collect();
+    match hits.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(HsmError::TokenMissing {
+            label: label.to_string(),
+            module: module.to_path_buf(),
+            available: all.into_iter().map(|(_, l)| l).collect(),
+        }),
+        _ => Err(HsmError::Config(format!(
+            "{} tokens are labelled {label:?}; labels must be unique",
+            hits.len()
+        ))),
+    }
+}
+
+/// Result of [`Token::health`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Health {
+    /// The slot still holds the token.
+    pub token_present: bool,
+    /// A session is in a user-authenticated state.
+    pub logged_in: bool,
+    /// What failed, if anything.
+    pub detail: Option<String>,
+}
+
+impl Health {
+    /// Both checks passed.
+    pub fn ok(&self) -> bool {
+        self.token_present && self.logged_in
+    }
+}
+
+struct Inner {
+    module: PathBuf,
+    label: String,
+    pkcs11: Pkcs11,
+    slot: Mutex<Slot>,
+    pin: Pin,
+    idle: Mutex<Vec<Session>>,
+    pool_size: usize,
+}
+
+/// An open, logged-in token with a pool of sessions. Cheap to clone; `Send + Sync`.
+///
+/// A cryptoki `Session` is `Send` but not `Sync`, so each operation takes a session out of the
+/// pool (or opens a new one when all are busy), uses it on the calling thread, and puts it back
+/// (keeping at most `pool_size` idle). Login state is per token and application in PKCS#11, so
+/// sessions opened after login are already authenticated; the pool always keeps at least one
+/// session open so the login is not lost when the last session closes. A session that fails with
+/// a session-level error (handle invalid, closed, not logged in, device error/removed) is dropped,
+/// the token is found again by label, logged in again, and the operation is retried once.
+#[derive(Clone)]
+pub struct Token {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("module", &self.inner.module)
+            .field("label", &self.inner.label)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Token {
+    /// Load the module, find the token by label, read the PIN and log in. Errors name which of
+    /// module ([`HsmError::ModuleMissing`]/[`HsmError::ModuleLoad`]), token
+    /// ([`HsmError::TokenMissing`]) or PIN ([`HsmError::WrongPin`], [`HsmError::PinLocked`],
+    /// [`HsmError::PinUnavailable`]) is wrong.
+    pub fn open(cfg: &TokenConfig) -> Result<Token, HsmError> {
+        let pkcs11 = load_module(&cfg.module)?;
+        let slot = find_slot(&pkcs11, &cfg.module, &cfg.label)?;
+        let pin = cfg.user_pin.read()?;
+        let t = Token {
+            inner: Arc::new(Inner {
+                module: cfg.module.clone(),
+                label: cfg.label.clone(),
+                pkcs11,
+                slot: Mutex::new(slot),
+                pin,
+                idle: Mutex::new(Vec::new()),
+                pool_size: cfg.pool_size.max(1),
+            }),
+        };
+        let s = t.open_session()?;
+        lock(&t.inner.idle).push(s);
+        Ok(t)
+    }
+
+    /// The token label.
+    pub fn label(&self) -> &str {
+        &self.inner.label
+    }
+
+    /// The module path.
+    pub fn module(&self) -> &Path {
+        &self.inner.module
+    }
+
+    /// The current slot id (informational; it may change).
+    pub fn slot(&self) -> Slot {
+        *lock(&self.inner.slot)
+    }
+
+    fn open_session(&self) -> Result<Session, HsmError> {
+        let slot = self.slot();
+        let s = self
+            .inner
+            .pkcs11
+            .open_rw_session(slot)
+            .map_err(HsmError::p11("C_OpenSession"))?;
+        self.login(&s)?;
+        Ok(s)
+    }
+
+    fn login(&self, s: &Session) -> Result<(), HsmError> {
+        match s.login(UserType::User, Some(&self.inner.pin.auth())) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
+            Err(CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLenRange, _)) => {
+                Err(HsmError::WrongPin {
+                    label: self.inner.label.clone(),
+                })
+            }
+            Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(HsmError::PinLocked {
+                label: self.inner.label.clone(),
+            }),
+            Err(e) => Err(HsmError::Pkcs11 {
+                op: "C_Login",
+                source: e,
+            }),
+        }
+    }
+
+    fn take(&self) -> Result<Session, HsmError> {
+        if let Some(s) = lock(&self.inner.idle).pop() {
+            return Ok(s);
+        }
+        self.open_session()
+    }
+
+    fn give_back(&self, s: Session) {
+        let mut idle = lock(&self.inner.idle);
+        if idle.len() < self.inner.pool_size {
+            idle.push(s);
+        }
+    }
+
+    /// Drop every idle session, find the token again by label and log in afresh.
+    fn reset(&self) -> Result<Session, HsmError> {
+        lock(&self.inner.idle).clear();
+        let slot = find_slot(&self.inner.pkcs11, &self.inner.module, &self.inner.label)?;
+        *lock(&self.inner.slot) = slot;
+        self.open_session()
+    }
+
+    /// Run `f` with a logged-in read/write session from the pool, retrying once on a fresh
+    /// session after a session-level error.
+    ///
+    /// This is the escape hatch for administration and tests; signing goes through
+    /// [`crate::HsmSigner`], and key lookups through [`crate::keys`].
+    pub fn with_session<R>(
+        &self,
+        mut f: impl FnMut(&Session) -> Result<R, HsmError>,
+    ) -> Result<R, HsmError> {
+        let s = self.take()?;
+        match f(&s) {
+            Ok(r) => {
+                self.give_back(s);
+                Ok(r)
+            }
+            Err(e) if e.is_session_error() => {
+                drop(s);
+                let s = self.reset()?;
+                let r = f(&s);
+                if r.is_ok() {
+                    self.give_back(s);
+                }
+                r
+            }
+            Err(e) => {
+                self.give_back(s);
+                Err(e)
+            }
+        }
+    }
+
+    /// Log in again if the application lost its login (e.g. another handle called logout).
+    pub fn ensure_logged_in(&self) -> Result<(), HsmError> {
+        let s = self.take()?;
+        let r = self.login(&s);
+        if r.is_ok() {
+            self.give_back(s);
+        }
+        r
+    }
+
+    /// Cheap liveness check: the slot still holds the token and a pooled session is logged in.
+    pub fn health(&self) -> Health {
+        let present = match self.inner.pkcs11.get_slot_info(self.slot()) {
+            Ok(i) => i.token_present(),
+            Err(e) => {
+                return Health {
+                    token_present: false,
+                    logged_in: false,
+                    detail: Some(format!("C_GetSlotInfo: {e}")),
+                }
+            }
+        };
+        if !present {
+            return Health {
+                token_present: false,
+                logged_in: false,
+                detail: Some("token not present".into()),
+            };
+        }
+        let state = self.with_session(|s| {
+            s.get_session_info()
+                .map(|i| i.session_state())
+                .map_err(HsmError::p11("C_GetSessionInfo"))
+        });
+        match state {
+            Ok(SessionState::RwUser | SessionState::RoUser) => Health {
+                token_present: true,
+                logged_in: true,
+                detail: None,
+            },
+            Ok(other) => Health {
+                token_present: true,
+                logged_in: false,
+                detail: Some(format!("session state {other:?}")),
+            },
+            Err(e) => Health {
+                token_present: true,
+                logged_in: false,
+                detail: Some(e.to_string()),
+            },
+        }
+    }
+
+    /// Whether the token implements PKCS#11 3.2 ML-DSA key generation (native PQ mode).
+    pub fn supports_native_ml_dsa(&self) -> bool {
+        self.inner
+            .pkcs11
+            .get_mechanism_list(self.slot())
+            .map(|l| l.contains(&cryptoki::mechanism::MechanismType::ML_DSA_KEY_PAIR_GEN))
+            .unwrap_or(false)
+    }
+
+    /// Log out and close every idle session (sessions in use close when returned).
+    pub fn logout(&self) {
+        let mut idle = lock(&self.inner.idle);
+        if let Some(s) = idle.first() {
+            let _ = s.logout();
+        }
+        idle.clear();
+    }
+}
