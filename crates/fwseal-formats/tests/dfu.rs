@@ -516,3 +516,27 @@ fn mutation_sweep_never_panics() {
     }
     assert_eq!(runs, 3000);
 }
+
+/// The digests quoted as worked examples in `formats/dfu.md` (computed independently with
+/// Python's hashlib/zlib over the fixtures).
+#[test]
+fn spec_worked_example_values() {
+    let req = Keys::default_hybrid().request(Mode::Detached);
+    let d = fixture("dfu/dfu11.dfu");
+    assert_eq!(
+        hex(&prepare(Format::Dfu, &d, &req).expect("dfu11").digest().1),
+        "a0b051f34cb8792c728d57bb5fd9aa152e47bbdb214906b44f88aa9629cc353b"
+    );
+    assert_eq!(suffix_of(&d).crc, 0xe8e7_b3e5);
+    assert_eq!(dfu::suffix_crc(&d[..d.len() - 4]), 0xe8e7_b3e5);
+    let s = fixture("dfu/dfuse.dfu");
+    assert_eq!(
+        hex(&prepare(Format::Dfu, &s, &req).expect("dfuse").digest().1),
+        "3b2d131076198212c0cea75c7607f187346b1faa53fe154bad464d867af9dbeb"
+    );
+    let f = DfuSeFile::parse(&s).expect("parse");
+    let mut canon = Vec::new();
+    assert_eq!(f.canonical(&s, &mut |b| canon.extend_from_slice(b)), 423);
+    assert_eq!(canon.len(), 423);
+    assert_eq!(hex(&canon[..14]), "020002000000000000082c010000");
+}
