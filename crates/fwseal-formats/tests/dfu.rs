@@ -540,3 +540,29 @@ fn spec_worked_example_values() {
     assert_eq!(canon.len(), 423);
     assert_eq!(hex(&canon[..14]), "020002000000000000082c010000");
 }
+
+/// The embedded-mode message quoted in `formats/dfu.md` (computed independently in Python).
+#[test]
+fn spec_worked_example_embedded_message() {
+    let req = Keys::default_hybrid().request(Mode::Embedded);
+    let plan = prepare(Format::Dfu, &fixture("dfu/dfu11.dfu"), &req).expect("plan");
+    let want = concat!(
+        "66777365616c2f736967626c6f636b2f76312f64667500010000000100000004",
+        "020000002100000001a0b051f34cb8792c728d57bb5fd9aa152e47bbdb214906",
+        "b44f88aa9629cc353b02000000410000000391f5e1985966ede2ec97add6f2f7",
+        "eec56891a3c7497b8ba2870e2060c10a014e1fc533c53196d7dc0b8fceb021c9",
+        "676006f15554c009c87ea2e415930f9ed1ed030000000c000000746573742d70",
+        "726f64756374060000001000000000000000000000002c01000000000000",
+    );
+    for alg in [SigAlg::MlDsa65, SigAlg::EcdsaP256Sha256] {
+        let m = if alg == SigAlg::MlDsa65 {
+            plan.pq_message(alg)
+        } else {
+            plan.classical_message(alg, None)
+        };
+        match m.expect("message") {
+            SignedMessage::Bytes(b) => assert_eq!(hex(&b), want, "{alg}"),
+            other => panic!("{alg}: unexpected {other:?}"),
+        }
+    }
+}
