@@ -173,8 +173,40 @@ fn dfu11_detached_classical_is_plain_sha256_over_payload() {
     let doc = plan.detached(&set).expect("doc");
     assert_eq!(doc.format, Format::Dfu);
     assert_eq!(doc.digest.value, hex(&DigestAlg::Sha256.hash(payload)));
-    // The input is untouched and still passes the judge; it carries no embedded signature.
     let dir = common::tempdir();
+    // Stock check of the classical half, as formats/dfu.md describes it.
+    if let Some(openssl) = tool("openssl") {
+        let p = dir.path();
+        std::fs::write(p.join("payload.bin"), payload).expect("write");
+        std::fs::write(p.join("sig.der"), &doc.signatures[0].bytes).expect("write");
+        std::fs::write(p.join("pub.pem"), keys.classical.public_key().spki_pem()).expect("write");
+        let r = run(Command::new(&openssl)
+            .args([
+                "dgst",
+                "-sha256",
+                "-verify",
+                "pub.pem",
+                "-signature",
+                "sig.der",
+                "payload.bin",
+            ])
+            .current_dir(p));
+        assert!(r.ok && r.stdout.contains("Verified OK"), "{}", r.text());
+        std::fs::write(p.join("payload.bin"), &input).expect("write");
+        let r = run(Command::new(&openssl)
+            .args([
+                "dgst",
+                "-sha256",
+                "-verify",
+                "pub.pem",
+                "-signature",
+                "sig.der",
+                "payload.bin",
+            ])
+            .current_dir(p));
+        assert!(!r.ok, "whole file (with suffix) must not verify");
+    }
+    // The input is untouched and still passes the judge; it carries no embedded signature.
     judge_suffix(&input, dir.path(), "in.dfu");
     assert!(matches!(
         extract(Format::Dfu, &input),
