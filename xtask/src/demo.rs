@@ -36,7 +36,11 @@ const SAMPLES: &[Sample] = &[
     },
     Sample {
         format: Format::Dfu,
-        file: "fixtures/dfu/sample.dfu",
+        file: "fixtures/dfu/dfu11.dfu",
+    },
+    Sample {
+        format: Format::Dfu,
+        file: "fixtures/dfu/dfuse.dfu",
     },
     Sample {
         format: Format::Efi,
@@ -420,11 +424,19 @@ fn judge(
             ("hex_verify.py + srec_cmp".into(), Some(ok && cmp))
         }
         (Format::Dfu, _) => {
-            if !have("dfu-suffix") {
-                return ("dfu-suffix -c".into(), None);
+            if !have("dfu-suffix") || !have("dfuse-pack") {
+                return ("dfu-suffix -c / dfuse-pack -d".into(), None);
             }
             let (ok, _) = run_judge(Command::new("dfu-suffix").arg("-c").arg(path));
-            ("dfu-suffix -c".into(), Some(ok))
+            let dfuse = std::fs::read(path)
+                .map(|d| d.starts_with(b"DfuSe"))
+                .unwrap_or(false);
+            if dfuse {
+                let (ok2, _) = run_judge(Command::new("dfuse-pack").arg("-d").arg(path));
+                ("dfu-suffix -c + dfuse-pack -d".into(), Some(ok && ok2))
+            } else {
+                ("dfu-suffix -c".into(), Some(ok))
+            }
         }
         (Format::Efi, Mode::Embedded) => {
             if !have("sbverify") {

@@ -117,6 +117,10 @@ impl std::fmt::Display for Format {
 /// ties: content wins. An `.img` that is Android boot (`ANDROID!`) or a FIT/device tree
 /// (`d00dfeed`) is refused as an unsupported `.img` flavour rather than signed as raw.
 pub fn detect(data: &[u8], ext_hint: Option<&str>) -> Result<Format, FormatError> {
+    // DFU first: it is a container, and its payload may itself be an MCUboot or PE image.
+    if dfu::looks_like(data) {
+        return Ok(Format::Dfu);
+    }
     if mcuboot::looks_like(data) {
         return Ok(Format::Mcuboot);
     }
@@ -133,9 +137,6 @@ pub fn detect(data: &[u8], ext_hint: Option<&str>) -> Result<Format, FormatError
     let hint = ext_hint.and_then(Format::from_name);
     if efi::looks_like(data) {
         return Ok(Format::Efi);
-    }
-    if dfu::looks_like(data) {
-        return Ok(Format::Dfu);
     }
     if hex::looks_like(data) {
         return Ok(Format::Ihex);
@@ -437,7 +438,8 @@ pub trait StreamPreparer: Send {
     fn finish(self: Box<Self>) -> Result<Box<dyn Prepared>, FormatError>;
 }
 
-/// Whether `format` can be prepared in constant memory from a stream.
+/// Whether `format` can be prepared in constant memory from a stream (DFU: DFU 1.1 streams;
+/// DfuSe is buffered up to its documented limit).
 pub fn streams(format: Format) -> bool {
     matches!(format, Format::Raw | Format::Mcuboot | Format::Dfu)
 }
