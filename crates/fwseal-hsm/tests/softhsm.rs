@@ -648,7 +648,10 @@ fn throughput() {
             f();
             n += 1;
         }
-        eprintln!("{name:<40} {:>8.0} /s", f64::from(n) / t.elapsed().as_secs_f64());
+        eprintln!(
+            "{name:<40} {:>8.0} /s",
+            f64::from(n) / t.elapsed().as_secs_f64()
+        );
     };
     rate("ECDSA P-256 via SoftHSM (HsmSigner)", &|| {
         c.sign(&m).expect("c");
