@@ -557,9 +557,7 @@ fn raw_format_signed_with_hsm_keys_extracts_and_verifies() {
                 "tampered image extracted cleanly"
             );
         } else {
-            let doc = plan.detached(&set).expect("detached");
-            let json = serde_json_like(&doc);
-            assert!(!json.is_empty());
+            plan.detached(&set).expect("detached document");
             for s in &set.signatures {
                 let k = if s.alg == SigAlg::MlDsa65 {
                     q.public_key()
@@ -576,10 +574,6 @@ fn raw_format_signed_with_hsm_keys_extracts_and_verifies() {
             }
         }
     }
-}
-
-fn serde_json_like(doc: &impl std::fmt::Debug) -> String {
-    format!("{doc:?}")
 }
 
 #[test]
