@@ -486,3 +486,98 @@ async fn malformed_images_are_422_with_location_and_audited() {
     assert_eq!(blob_count(&h.state_dir), 0);
     verify_chain(&h);
 }
+
+#[tokio::test]
+async fn sign_raw_detached_document_verifies_over_the_unchanged_input() {
+    let h = harness();
+    let input = image(3000);
+    let (st, body) = call(
+        &h,
+        "POST",
+        "/v1/products/widget/sign?name=fw.bin&mode=detached",
+        Some(ALICE),
+        input.clone(),
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let r = json(&body);
+    let id = r["artifact_id"].as_str().unwrap().to_string();
+    // Detached mode: the image artifact is the input, unchanged.
+    assert_eq!(r["output_sha256"], sha_hex(&input));
+    let (st, img) = call(
+        &h,
+        "GET",
+        &format!("/v1/artifacts/{id}/image"),
+        Some(ALICE),
+        vec![],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(img, input);
+    let (st, doc) = call(
+        &h,
+        "GET",
+        &format!("/v1/artifacts/{id}/detached"),
+        Some(ALICE),
+        vec![],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let doc = fwseal_formats::detached::DetachedDoc::from_json(&doc).unwrap();
+    assert_eq!(doc.format, Format::Raw);
+    assert_eq!(doc.signatures.len(), 2);
+    // Recompute the digests ourselves (raw: SHA-256 / SHA-512 of the whole file; ML-DSA-65
+    // signs over SHA-512) and verify each signature against them, not against the document.
+    let digests = fwseal_crypto::Digests(vec![
+        (
+            fwseal_crypto::DigestAlg::Sha256,
+            Sha256::digest(&input).to_vec(),
+        ),
+        (
+            fwseal_crypto::DigestAlg::Sha512,
+            sha2::Sha512::digest(&input).to_vec(),
+        ),
+    ]);
+    for s in &doc.signatures {
+        let k: &dyn Signer = if s.alg == SigAlg::MlDsa65 {
+            h.keys.pq.as_ref()
+        } else {
+            h.keys.classical.as_ref()
+        };
+        let m = fwseal_formats::detached::message(Format::Raw, s.alg, &digests).unwrap();
+        k.public_key().verify(&m, s).unwrap();
+    }
+    verify_chain(&h);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_serves_on_a_real_listener_and_shuts_down() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = harness();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(fwseal_server::run(listener, h.state.clone(), async {
+        let _ = rx.await;
+    }));
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).await.unwrap();
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.ends_with("ok\n"), "{resp}");
+    tx.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), server)
+        .await
+        .expect("server did not shut down")
+        .unwrap()
+        .unwrap();
+}
