@@ -1,0 +1,371 @@
+//! The appliance configuration: one TOML file (`hsm-config/fwseal.toml` is the documented
+//! example). [`Config::load`] parses and validates everything; the daemon refuses to start on
+//! any error, and a SIGHUP reload keeps the old config if the new one is invalid.
+
+use fwseal_crypto::{Family, SigAlg};
+use fwseal_formats::{Format, ImageVersion, Mode, SignOptions};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Errors found while loading or validating a config.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// TOML syntax or schema error.
+    #[error("config {path}: {message}")]
+    Parse {
+        /// Path.
+        path: PathBuf,
+        /// Message from the TOML parser (names the line and key).
+        message: String,
+    },
+    /// A semantic error.
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+/// Top-level configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on. Plain HTTP is only allowed on loopback.
+    pub listen: SocketAddr,
+    /// State directory: SQLite audit log, artifact store, dev token.
+    pub state_dir: PathBuf,
+    /// Appliance identity: the SLSA `builder.id` written in provenance.
+    pub identity: String,
+    /// Largest accepted upload, bytes (default 1 GiB).
+    #[serde(default = "default_max_upload")]
+    pub max_upload_bytes: u64,
+    /// Largest .hex / .efi image (they need random access and are held in memory), bytes.
+    #[serde(default = "default_random_access_limit")]
+    pub max_random_access_bytes: u64,
+    /// How often to sign an audit checkpoint, seconds (also at shutdown).
+    #[serde(default = "default_checkpoint_secs")]
+    pub checkpoint_interval_secs: u64,
+    /// TLS (rustls). Without it the listener must be a loopback address.
+    pub tls: Option<TlsConfig>,
+    /// The HSM.
+    pub hsm: HsmConfig,
+    /// Products.
+    #[serde(default, rename = "product")]
+    pub products: Vec<ProductConfig>,
+    /// API clients.
+    #[serde(default, rename = "client")]
+    pub clients: Vec<ClientConfig>,
+}
+
+fn default_max_upload() -> u64 {
+    1 << 30
+}
+fn default_random_access_limit() -> u64 {
+    256 << 20
+}
+fn default_checkpoint_secs() -> u64 {
+    300
+}
+
+/// TLS settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// If set, clients must present a certificate issued by this CA (mutual TLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+/// HSM settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HsmConfig {
+    /// PKCS#11 module path.
+    #[serde(default = "default_module")]
+    pub module: PathBuf,
+    /// Token label (the slot is found by label).
+    #[serde(default = "default_token_label")]
+    pub token_label: String,
+    /// Environment variable holding the user PIN.
+    pub pin_env: Option<String>,
+    /// File holding the user PIN (first line).
+    pub pin_file: Option<PathBuf>,
+    /// Create a SoftHSM2 dev token under `state_dir/softhsm` if it does not exist.
+    #[serde(default)]
+    pub dev_token: bool,
+}
+
+fn default_module() -> PathBuf {
+    PathBuf::from("/usr/lib/softhsm/libsofthsm2.so")
+}
+fn default_token_label() -> String {
+    "fwseal".into()
+}
+
+/// Which signature halves a product requires.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// Classical + post-quantum (default).
+    #[default]
+    Hybrid,
+    /// Classical only (legacy devices).
+    ClassicalOnly,
+    /// Post-quantum only.
+    PqOnly,
+}
+
+/// One product.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductConfig {
+    /// Product id (also the key namespace in the HSM).
+    pub name: String,
+    /// Formats this product accepts (`raw`, `mcuboot`, `ihex`, `dfu`, `efi`); empty = all.
+    #[serde(default)]
+    pub formats: Vec<String>,
+    /// Classical algorithm (default `ecdsa-p256-sha256`).
+    pub classical: Option<SigAlg>,
+    /// Post-quantum algorithm (default `ml-dsa-65`).
+    pub pq: Option<SigAlg>,
+    /// Which halves are required.
+    #[serde(default)]
+    pub policy: Policy,
+    /// Default mode when the request does not say.
+    #[serde(default = "default_mode")]
+    pub default_mode: Mode,
+    /// Format options (HEX signature address, fill byte, DfuSe address, raw digest...).
+    #[serde(default)]
+    pub options: ProductOptions,
+}
+
+fn default_mode() -> Mode {
+    Mode::Embedded
+}
+
+/// Per-product format options.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductOptions {
+    /// Primary digest for raw images (`sha256`, `sha384`, `sha512`).
+    pub raw_digest: Option<String>,
+    /// Intel HEX signature-block address.
+    pub hex_signature_address: Option<u32>,
+    /// Intel HEX gap fill byte (default 0xFF).
+    pub hex_fill: Option<u8>,
+    /// DfuSe signature element address.
+    pub dfuse_signature_address: Option<u32>,
+    /// Security counter written into signature blocks.
+    pub security_counter: Option<u32>,
+}
+
+/// An API client.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Identity recorded in the audit log.
+    pub name: String,
+    /// Hex SHA-256 of the client's API token (the token itself is never stored).
+    pub token_sha256: String,
+    /// Roles per product (`"*"` = every product): submitter, factory, auditor, admin.
+    #[serde(default)]
+    pub roles: BTreeMap<String, Vec<Role>>,
+    /// With mutual TLS: the certificate subject CN this client must present.
+    pub tls_subject: Option<String>,
+}
+
+/// A role on a product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// May submit images for signing.
+    Submitter,
+    /// May list and fetch signed artifacts and public keys.
+    Factory,
+    /// May read the audit log.
+    Auditor,
+    /// Everything.
+    Admin,
+}
+
+impl Config {
+    /// Read, parse and validate.
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parse and validate TOML text (`path` is only used in messages).
+    pub fn parse(text: &str, path: &std::path::Path) -> Result<Config, ConfigError> {
+        let c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Semantic checks.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.tls.is_none() && !self.listen.ip().is_loopback() {
+            return bad(format!(
+                "listen = {} is not a loopback address: plain HTTP is only allowed on loopback; configure [tls]",
+                self.listen
+            ));
+        }
+        if self.identity.trim().is_empty() {
+            return bad("identity (the provenance builder id) must not be empty".into());
+        }
+        if self.hsm.pin_env.is_some() == self.hsm.pin_file.is_some() {
+            return bad("[hsm] needs exactly one of pin_env or pin_file".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for p in &self.products {
+            if !valid_product_name(&p.name) {
+                return bad(format!(
+                    "product name {:?} must be 1-64 chars of [a-z0-9._-]",
+                    p.name
+                ));
+            }
+            if !names.insert(p.name.as_str()) {
+                return bad(format!("product {:?} is defined twice", p.name));
+            }
+            for f in &p.formats {
+                if Format::from_name(f).is_none() {
+                    return bad(format!("product {}: unknown format {f:?}", p.name));
+                }
+            }
+            let (c, q) = (p.classical_alg(), p.pq_alg());
+            if let Some(c) = c {
+                if c.family() != Family::Classical {
+                    return bad(format!(
+                        "product {}: classical = {c} is not a classical algorithm",
+                        p.name
+                    ));
+                }
+            }
+            if let Some(q) = q {
+                if q.family() != Family::PostQuantum {
+                    return bad(format!(
+                        "product {}: pq = {q} is not a post-quantum algorithm",
+                        p.name
+                    ));
+                }
+            }
+            if let Some(d) = &p.options.raw_digest {
+                if fwseal_crypto::DigestAlg::from_name(d).is_none() {
+                    return bad(format!(
+                        "product {}: raw_digest {d:?} is not sha256/sha384/sha512",
+                        p.name
+                    ));
+                }
+            }
+        }
+        let mut tokens = std::collections::HashSet::new();
+        let mut clients = std::collections::HashSet::new();
+        for c in &self.clients {
+            if !clients.insert(c.name.as_str()) {
+                return bad(format!("client {:?} is defined twice", c.name));
+            }
+            let ok =
+                c.token_sha256.len() == 64 && c.token_sha256.chars().all(|x| x.is_ascii_hexdigit());
+            if !ok {
+                return bad(format!(
+                    "client {}: token_sha256 must be 64 hex digits (sha256 of the token)",
+                    c.name
+                ));
+            }
+            if !tokens.insert(c.token_sha256.to_ascii_lowercase()) {
+                return bad(format!(
+                    "client {}: token hash shared with another client",
+                    c.name
+                ));
+            }
+            for p in c.roles.keys() {
+                if p != "*" && !names.contains(p.as_str()) {
+                    return bad(format!("client {}: role for unknown product {p:?}", c.name));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A product by name.
+    pub fn product(&self, name: &str) -> Option<&ProductConfig> {
+        self.products.iter().find(|p| p.name == name)
+    }
+}
+
+/// Product names double as HSM label components and URL path segments.
+pub fn valid_product_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+impl ProductConfig {
+    /// The classical algorithm, if the policy uses one.
+    pub fn classical_alg(&self) -> Option<SigAlg> {
+        match self.policy {
+            Policy::PqOnly => None,
+            _ => Some(self.classical.unwrap_or(if self.formats == ["efi"] {
+                SigAlg::RsaPkcs1Sha256
+            } else {
+                SigAlg::EcdsaP256Sha256
+            })),
+        }
+    }
+
+    /// The post-quantum algorithm, if the policy uses one.
+    pub fn pq_alg(&self) -> Option<SigAlg> {
+        match self.policy {
+            Policy::ClassicalOnly => None,
+            _ => Some(self.pq.unwrap_or(SigAlg::MlDsa65)),
+        }
+    }
+
+    /// Whether `f` is allowed.
+    pub fn allows(&self, f: Format) -> bool {
+        self.formats.is_empty() || self.formats.iter().any(|x| Format::from_name(x) == Some(f))
+    }
+
+    /// Format options for a request.
+    pub fn sign_options(&self, version: Option<ImageVersion>) -> SignOptions {
+        let mut o = SignOptions {
+            product: self.name.clone(),
+            image_version: version,
+            security_counter: self.options.security_counter,
+            ..SignOptions::default()
+        };
+        if let Some(d) = self
+            .options
+            .raw_digest
+            .as_deref()
+            .and_then(fwseal_crypto::DigestAlg::from_name)
+        {
+            o.raw_digest = d;
+        }
+        o.hex_signature_address = self.options.hex_signature_address;
+        if let Some(f) = self.options.hex_fill {
+            o.hex_fill = f;
+        }
+        o.dfuse_signature_address = self.options.dfuse_signature_address;
+        o
+    }
+}

@@ -1,0 +1,93 @@
+//! Prometheus metrics (`/metrics`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Labels of request metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// Route template (not the raw path: no unbounded cardinality).
+    pub route: String,
+    /// HTTP status.
+    pub status: u16,
+}
+
+/// Labels of signature metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SigLabels {
+    /// Product.
+    pub product: String,
+    /// Algorithm name.
+    pub alg: String,
+}
+
+/// Route-only labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteOnly {
+    /// Route template.
+    pub route: String,
+}
+
+/// All metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route and status.
+    pub requests: Family<RouteLabels, Counter>,
+    /// Latency by route.
+    pub latency: Family<RouteOnly, Histogram>,
+    /// Signatures by product and algorithm.
+    pub signatures: Family<SigLabels, Counter>,
+    /// HSM errors.
+    pub hsm_errors: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("fwseal");
+        let requests = Family::<RouteLabels, Counter>::default();
+        let latency = Family::<RouteOnly, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        let signatures = Family::<SigLabels, Counter>::default();
+        let hsm_errors = Counter::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            latency.clone(),
+        );
+        registry.register(
+            "signatures",
+            "Signatures made, by product and algorithm",
+            signatures.clone(),
+        );
+        registry.register(
+            "hsm_errors",
+            "HSM operations that failed",
+            hsm_errors.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            signatures,
+            hsm_errors,
+        }
+    }
+}
+
+impl Metrics {
+    /// Text exposition.
+    pub fn encode(&self) -> String {
+        let mut s = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
+        s
+    }
+}

@@ -1,0 +1,144 @@
+//! RFC 9457 problem documents with stable codes.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// A problem document. `code` is stable and documented in `docs/api.md`.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    /// `https://fwseal.dev/problems/<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short, stable title.
+    pub title: &'static str,
+    /// HTTP status.
+    pub status: u16,
+    /// Human-readable detail (what and where).
+    pub detail: String,
+    /// Stable machine code.
+    pub code: &'static str,
+}
+
+impl Problem {
+    /// A problem with a status, code, title and detail.
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Problem {
+            kind: format!("https://fwseal.dev/problems/{code}"),
+            title,
+            status: status.as_u16(),
+            detail: detail.into(),
+            code,
+        }
+    }
+
+    /// 401: no or unknown API token.
+    pub fn unauthenticated() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Authentication required",
+            "send a valid API token as `Authorization: Bearer <token>`",
+        )
+    }
+
+    /// 404 for an unknown product **and** for a product the client may not use: the two must
+    /// be indistinguishable (no enumeration).
+    /// The detail deliberately does not echo the product name, so the bodies are identical.
+    pub fn no_such_product() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "no-such-product",
+            "No such product",
+            "no such product is available to this client",
+        )
+    }
+
+    /// 404 for an artifact that does not exist or is not visible.
+    pub fn no_such_artifact(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "no-such-artifact",
+            "No such artifact",
+            format!("no artifact {id:?} is available to this client"),
+        )
+    }
+
+    /// 422: the image is malformed (detail says what and where).
+    pub fn malformed(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "malformed-image",
+            "Malformed image",
+            detail,
+        )
+    }
+
+    /// 422: the format is not allowed for this product or not supported.
+    pub fn unsupported(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unsupported",
+            "Unsupported request",
+            detail,
+        )
+    }
+
+    /// 413.
+    pub fn too_large(limit: u64) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Image too large",
+            format!("the upload exceeds the limit of {limit} bytes"),
+        )
+    }
+
+    /// 400.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad request",
+            detail,
+        )
+    }
+
+    /// 503: the HSM is unavailable.
+    pub fn hsm_unavailable(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "hsm-unavailable",
+            "Signing backend unavailable",
+            detail,
+        )
+    }
+
+    /// 500.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            detail,
+        )
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body,
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,583 @@
+//! Router tests: `app(state)` driven with `tower::ServiceExt::oneshot`.
+//!
+//! Keys here are software keys (`SoftKeysForTests`); these tests check the HTTP behaviour,
+//! audit trail and artifact store, not HSM interoperability.
+#![allow(clippy::unwrap_used)]
+
+use axum::body::{to_bytes, Body};
+use axum::http::{header, Request, StatusCode};
+use fwseal_crypto::soft::SoftKey;
+use fwseal_crypto::{PublicKey, SigAlg, Signer};
+use fwseal_formats::Format;
+use fwseal_server::config::Config;
+use fwseal_server::keys::{ApplianceSigners, KeyError, KeyService, ProductSigners};
+use fwseal_server::{app, AppState};
+use fwseal_store::{AuditLog, Decision, SqliteStore, TrustedKeys};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+/// Test-only key service: one software P-256 + ML-DSA-65 pair for every product, another for
+/// the appliance. Not an HSM.
+struct SoftKeysForTests {
+    classical: Arc<SoftKey>,
+    pq: Arc<SoftKey>,
+    app_classical: Arc<SoftKey>,
+    app_pq: Arc<SoftKey>,
+}
+
+impl SoftKeysForTests {
+    fn new() -> Self {
+        SoftKeysForTests {
+            classical: Arc::new(SoftKey::generate(SigAlg::EcdsaP256Sha256).unwrap()),
+            pq: Arc::new(SoftKey::generate(SigAlg::MlDsa65).unwrap()),
+            app_classical: Arc::new(SoftKey::generate(SigAlg::EcdsaP256Sha256).unwrap()),
+            app_pq: Arc::new(SoftKey::generate(SigAlg::MlDsa65).unwrap()),
+        }
+    }
+
+    fn appliance_public(&self) -> Vec<PublicKey> {
+        vec![
+            self.app_classical.public_key().clone(),
+            self.app_pq.public_key().clone(),
+        ]
+    }
+}
+
+impl KeyService for SoftKeysForTests {
+    fn product_signers(
+        &self,
+        product: &str,
+        classical: Option<SigAlg>,
+        pq: Option<SigAlg>,
+    ) -> Result<ProductSigners, KeyError> {
+        let pick =
+            |want: Option<SigAlg>, k: &Arc<SoftKey>| -> Result<Option<Arc<dyn Signer>>, KeyError> {
+                match want {
+                    None => Ok(None),
+                    Some(a) if a == k.alg() => Ok(Some(k.clone() as Arc<dyn Signer>)),
+                    Some(a) => Err(KeyError::Missing {
+                        product: product.to_string(),
+                        alg: a,
+                    }),
+                }
+            };
+        Ok(ProductSigners {
+            classical: pick(classical, &self.classical)?,
+            pq: pick(pq, &self.pq)?,
+            certificate: None,
+        })
+    }
+
+    fn appliance_signers(&self) -> Result<ApplianceSigners, KeyError> {
+        Ok(ApplianceSigners {
+            classical: self.app_classical.clone(),
+            pq: self.app_pq.clone(),
+        })
+    }
+
+    fn health(&self) -> Result<(), KeyError> {
+        Ok(())
+    }
+}
+
+const ALICE: &str = "alice-token";
+const BOB: &str = "bob-token";
+const LIMIT: u64 = 64 * 1024;
+
+fn sha_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    state_dir: std::path::PathBuf,
+    keys: Arc<SoftKeysForTests>,
+    store: Arc<SqliteStore>,
+    state: Arc<AppState>,
+}
+
+fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("state");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let toml = format!(
+        r#"
+listen = "127.0.0.1:0"
+state_dir = "{state}"
+identity = "https://fwseal.test/appliance"
+max_upload_bytes = {LIMIT}
+[hsm]
+pin_env = "FWSEAL_TEST_PIN"
+[[product]]
+name = "widget"
+[[product]]
+name = "gadget"
+[[client]]
+name = "alice"
+token_sha256 = "{alice}"
+roles = {{ widget = ["submitter", "factory"] }}
+[[client]]
+name = "bob"
+token_sha256 = "{bob}"
+roles = {{ gadget = ["submitter"] }}
+"#,
+        state = state_dir.display(),
+        alice = sha_hex(ALICE.as_bytes()),
+        bob = sha_hex(BOB.as_bytes()),
+    );
+    let cfg = Config::parse(&toml, Path::new("test.toml")).unwrap();
+    let keys = Arc::new(SoftKeysForTests::new());
+    let store = Arc::new(SqliteStore::open(state_dir.join("fwseal.db")).unwrap());
+    let state = Arc::new(AppState::new(cfg, keys.clone(), store.clone()).unwrap());
+    Harness {
+        _dir: dir,
+        state_dir,
+        keys,
+        store,
+        state,
+    }
+}
+
+async fn call(
+    h: &Harness,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, Vec<u8>) {
+    let mut b = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let resp = app(h.state.clone())
+        .oneshot(b.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    (status, bytes.to_vec())
+}
+
+fn json(b: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(b).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(b)))
+}
+
+fn blob_count(state_dir: &Path) -> usize {
+    fn walk(p: &Path) -> usize {
+        let Ok(rd) = std::fs::read_dir(p) else {
+            return 0;
+        };
+        rd.map(|e| {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p)
+            } else {
+                1
+            }
+        })
+        .sum()
+    }
+    walk(&state_dir.join("artifacts").join("sha256"))
+}
+
+fn audit(h: &Harness) -> Vec<fwseal_store::AuditRecord> {
+    h.store.records(1, 10_000).unwrap()
+}
+
+fn verify_chain(h: &Harness) {
+    // Anchor the log with a checkpoint signed by the appliance keys, then verify offline.
+    let k = h.keys.appliance_signers().unwrap();
+    h.store
+        .checkpoint(k.classical.as_ref(), k.pq.as_ref())
+        .unwrap();
+    let trusted = TrustedKeys::new(h.keys.appliance_public());
+    let report = fwseal_store::verify_db(h.state_dir.join("fwseal.db"), &trusted).unwrap();
+    assert!(report.is_ok(), "{report:?}");
+}
+
+fn image(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 31 + 7) as u8).collect()
+}
+
+#[tokio::test]
+async fn sign_raw_embedded_then_fetch_and_verify() {
+    let h = harness();
+    let input = image(5000);
+    let (st, body) = call(
+        &h,
+        "POST",
+        "/v1/products/widget/sign?name=fw.bin&mode=embedded&source_uri=https://git.test/fw",
+        Some(ALICE),
+        input.clone(),
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let r = json(&body);
+    assert_eq!(r["format"], "raw");
+    assert_eq!(r["input_sha256"], sha_hex(&input));
+    let id = r["artifact_id"].as_str().unwrap().to_string();
+    let out_sha = r["output_sha256"].as_str().unwrap().to_string();
+    assert_eq!(r["signatures"].as_array().unwrap().len(), 2);
+
+    // The audit record of the signing exists (it was committed before the response).
+    let recs = audit(&h);
+    let sign = recs
+        .iter()
+        .find(|r| r.entry.action.as_str() == "sign" && r.entry.decision == Decision::Allow)
+        .expect("sign audit record");
+    assert_eq!(hex::encode(sign.entry.output_sha256.unwrap()), out_sha);
+    assert_eq!(
+        hex::encode(sign.entry.input_sha256.unwrap()),
+        sha_hex(&input)
+    );
+    assert_eq!(sign.entry.client, "alice");
+
+    // Signed image: content matches the advertised digest and verifies with the soft keys.
+    let (st, img) = call(
+        &h,
+        "GET",
+        &format!("/v1/artifacts/{id}/image"),
+        Some(ALICE),
+        vec![],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(sha_hex(&img), out_sha);
+    assert_ne!(img, input);
+    let ex = fwseal_formats::extract(Format::Raw, &img).unwrap();
+    assert_eq!(ex.signatures.len(), 2);
+    for s in &ex.signatures {
+        let k: &dyn Signer = if s.alg == SigAlg::MlDsa65 {
+            h.keys.pq.as_ref()
+        } else {
+            h.keys.classical.as_ref()
+        };
+        k.public_key().verify_bytes(&s.message, &s.bytes).unwrap();
+    }
+    // A tampered image does not verify.
+    let mut bad = img.clone();
+    bad[10] ^= 1;
+    let ok = fwseal_formats::extract(Format::Raw, &bad).map(|ex| {
+        ex.signatures.iter().all(|s| {
+            let k: &dyn Signer = if s.alg == SigAlg::MlDsa65 {
+                h.keys.pq.as_ref()
+            } else {
+                h.keys.classical.as_ref()
+            };
+            k.public_key().verify_bytes(&s.message, &s.bytes).is_ok()
+        })
+    });
+    assert!(!matches!(ok, Ok(true)), "tampered image still verifies");
+
+    // Detached document.
+    let (st, doc) = call(
+        &h,
+        "GET",
+        &format!("/v1/artifacts/{id}/detached"),
+        Some(ALICE),
+        vec![],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let _ = json(&doc);
+
+    // Provenance: verifies with the appliance keys, subject = the output digest.
+    let (st, prov) = call(
+        &h,
+        "GET",
+        &format!("/v1/artifacts/{id}/provenance"),
+        Some(ALICE),
+        vec![],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let env = fwseal_provenance::Envelope::from_json(prov.trim_ascii()).unwrap();
+    let policy = fwseal_provenance::Policy {
+        subject_sha256: Some(out_sha.clone()),
+        builder_id: Some("https://fwseal.test/appliance".into()),
+        source_uri: Some("https://git.test/fw".into()),
+        ..Default::default()
+    };
+    fwseal_provenance::verify(&env, &h.keys.appliance_public(), &policy).unwrap();
+    let wrong = fwseal_provenance::Policy {
+        subject_sha256: Some(sha_hex(&input)),
+        ..Default::default()
+    };
+    assert!(fwseal_provenance::verify(&env, &h.keys.appliance_public(), &wrong).is_err());
+
+    // Listing finds it; fetches were audited.
+    let (st, list) = call(
+        &h,
+        "GET",
+        "/v1/products/widget/artifacts",
+        Some(ALICE),
+        vec![],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(json(&list)["artifacts"][0]["id"], id.as_str());
+    let fetches = audit(&h)
+        .iter()
+        .filter(|r| r.entry.action.as_str() == "fetch")
+        .count();
+    assert_eq!(fetches, 3);
+    verify_chain(&h);
+}
+
+#[tokio::test]
+async fn unknown_and_forbidden_products_are_indistinguishable() {
+    let h = harness();
+    let (s1, b1) = call(
+        &h,
+        "POST",
+        "/v1/products/nosuch/sign",
+        Some(ALICE),
+        image(100),
+    )
+    .await;
+    // alice has no role on gadget (it exists).
+    let (s2, b2) = call(
+        &h,
+        "POST",
+        "/v1/products/gadget/sign",
+        Some(ALICE),
+        image(100),
+    )
+    .await;
+    assert_eq!(s1, StatusCode::NOT_FOUND);
+    assert_eq!(s2, StatusCode::NOT_FOUND);
+    assert_eq!(b1, b2, "404 bodies differ: enumeration possible");
+    assert_eq!(json(&b1)["code"], "no-such-product");
+    let denied: Vec<_> = audit(&h)
+        .into_iter()
+        .filter(|r| r.entry.decision == Decision::Deny)
+        .collect();
+    assert_eq!(denied.len(), 2);
+    assert_eq!(denied[0].entry.product.as_deref(), Some("nosuch"));
+    assert_eq!(denied[1].entry.product.as_deref(), Some("gadget"));
+    assert!(denied.iter().all(|r| r.entry.client == "alice"));
+    assert_eq!(blob_count(&h.state_dir), 0);
+    verify_chain(&h);
+}
+
+#[tokio::test]
+async fn missing_or_bad_token_is_401_and_audited() {
+    let h = harness();
+    let (s, b) = call(&h, "POST", "/v1/products/widget/sign", None, image(100)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(json(&b)["code"], "unauthenticated");
+    let (s, _) = call(
+        &h,
+        "POST",
+        "/v1/products/widget/sign",
+        Some("wrong"),
+        image(100),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let recs = audit(&h);
+    assert_eq!(recs.len(), 2);
+    assert!(recs
+        .iter()
+        .all(|r| r.entry.decision == Decision::Deny && r.entry.client == "anonymous"));
+    assert_eq!(blob_count(&h.state_dir), 0);
+    verify_chain(&h);
+}
+
+#[tokio::test]
+async fn oversized_upload_is_413_and_stores_nothing() {
+    let h = harness();
+    let (s, b) = call(
+        &h,
+        "POST",
+        "/v1/products/widget/sign",
+        Some(ALICE),
+        image(LIMIT as usize + 1),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        String::from_utf8_lossy(&b)
+    );
+    assert_eq!(json(&b)["code"], "too-large");
+    assert_eq!(blob_count(&h.state_dir), 0);
+    // The spool is cleaned up as well.
+    assert_eq!(
+        std::fs::read_dir(h.state_dir.join("spool"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let recs = audit(&h);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].entry.decision, Decision::Deny);
+    assert_eq!(recs[0].entry.product.as_deref(), Some("widget"));
+    // Exactly at the limit is accepted.
+    let (s, _) = call(
+        &h,
+        "POST",
+        "/v1/products/widget/sign",
+        Some(ALICE),
+        image(LIMIT as usize),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    verify_chain(&h);
+}
+
+#[tokio::test]
+async fn malformed_images_are_422_with_location_and_audited() {
+    let h = harness();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/mcuboot");
+    let mut cases: Vec<(String, Vec<u8>, &str)> = vec![];
+    let mut android = b"ANDROID!".to_vec();
+    android.extend(image(2000));
+    cases.push(("boot.img".into(), android, ""));
+    // Offsets as documented in fixtures/mcuboot/README.md.
+    for (f, at) in [
+        ("bad-tlv-magic.img", "offset 1032 (0x408)"),
+        ("bad-truncated.img", "offset 932 (0x3a4)"),
+        ("bad-tlv-len.img", "offset 1038 (0x40e)"),
+    ] {
+        cases.push((f.into(), std::fs::read(fixtures.join(f)).unwrap(), at));
+    }
+    for (name, data, at) in &cases {
+        let (s, b) = call(
+            &h,
+            "POST",
+            &format!("/v1/products/widget/sign?name={name}"),
+            Some(ALICE),
+            data.clone(),
+        )
+        .await;
+        assert_eq!(
+            s,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name}: {}",
+            String::from_utf8_lossy(&b)
+        );
+        let p = json(&b);
+        let detail = p["detail"].as_str().unwrap();
+        eprintln!("{name}: {detail}");
+        if name == "boot.img" {
+            // Recognised but not a supported flavour: a typed refusal naming the magic.
+            assert_eq!(p["code"], "unsupported");
+            assert!(detail.contains("ANDROID!"), "{detail}");
+            continue;
+        }
+        assert_eq!(p["code"], "malformed-image");
+        assert!(detail.contains(at), "{name}: detail lacks {at:?}: {detail}");
+    }
+    let denied: Vec<_> = audit(&h)
+        .into_iter()
+        .filter(|r| r.entry.decision == Decision::Deny)
+        .collect();
+    assert_eq!(denied.len(), cases.len());
+    assert!(denied.iter().all(|r| r.entry.reason.is_some()));
+    assert_eq!(blob_count(&h.state_dir), 0);
+    verify_chain(&h);
+}
+
+#[tokio::test]
+async fn sign_raw_detached_document_verifies_over_the_unchanged_input() {
+    let h = harness();
+    let input = image(3000);
+    let (st, body) = call(
+        &h,
+        "POST",
+        "/v1/products/widget/sign?name=fw.bin&mode=detached",
+        Some(ALICE),
+        input.clone(),
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let r = json(&body);
+    let id = r["artifact_id"].as_str().unwrap().to_string();
+    // Detached mode: the image artifact is the input, unchanged.
+    assert_eq!(r["output_sha256"], sha_hex(&input));
+    let (st, img) = call(
+        &h,
+        "GET",
+        &format!("/v1/artifacts/{id}/image"),
+        Some(ALICE),
+        vec![],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(img, input);
+    let (st, doc) = call(
+        &h,
+        "GET",
+        &format!("/v1/artifacts/{id}/detached"),
+        Some(ALICE),
+        vec![],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let doc = fwseal_formats::detached::DetachedDoc::from_json(&doc).unwrap();
+    assert_eq!(doc.format, Format::Raw);
+    assert_eq!(doc.signatures.len(), 2);
+    // Recompute the digests ourselves (raw: SHA-256 / SHA-512 of the whole file; ML-DSA-65
+    // signs over SHA-512) and verify each signature against them, not against the document.
+    let digests = fwseal_crypto::Digests(vec![
+        (
+            fwseal_crypto::DigestAlg::Sha256,
+            Sha256::digest(&input).to_vec(),
+        ),
+        (
+            fwseal_crypto::DigestAlg::Sha512,
+            sha2::Sha512::digest(&input).to_vec(),
+        ),
+    ]);
+    for s in &doc.signatures {
+        let k: &dyn Signer = if s.alg == SigAlg::MlDsa65 {
+            h.keys.pq.as_ref()
+        } else {
+            h.keys.classical.as_ref()
+        };
+        let m = fwseal_formats::detached::message(Format::Raw, s.alg, &digests).unwrap();
+        k.public_key().verify(&m, s).unwrap();
+    }
+    verify_chain(&h);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_serves_on_a_real_listener_and_shuts_down() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = harness();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(fwseal_server::run(listener, h.state.clone(), async {
+        let _ = rx.await;
+    }));
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).await.unwrap();
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.ends_with("ok\n"), "{resp}");
+    tx.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), server)
+        .await
+        .expect("server did not shut down")
+        .unwrap()
+        .unwrap();
+}

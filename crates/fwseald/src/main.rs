@@ -1,0 +1,490 @@
+//! `fwseald` — the signing appliance daemon, and its host-side admin commands. Glue only: the
+//! HTTP server is `fwseal-server`, keys are `fwseal-hsm`, storage is `fwseal-store`.
+//!
+//! Exit codes: 0 ok; 1 runtime failure; 2 invalid configuration or usage; 3 HSM unavailable
+//! (module, token or PIN).
+#![forbid(unsafe_code)]
+
+mod hsm_keys;
+mod registry;
+
+use anyhow::{anyhow, bail, Result};
+use clap::{Parser, Subcommand};
+use fwseal_crypto::SigAlg;
+use fwseal_hsm::{softhsm::DevToken, PinSource, Token, TokenConfig};
+use fwseal_server::config::{Config, HsmConfig};
+use fwseal_store::AuditLog;
+use registry::{Registry, APPLIANCE};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "fwseald", version, about = "fwseal signing appliance daemon")]
+struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        default_value = "/etc/fwseal/fwseal.toml"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the API (sends READY=1 to systemd once the token is open and the port bound).
+    Run,
+    /// Validate the configuration and the token, then exit.
+    Check,
+    /// Key administration on the appliance host (talks to the token directly).
+    #[command(subcommand)]
+    Keys(KeysCmd),
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Create the first key version of a product (and the appliance keys if missing).
+    Create {
+        /// Product name from the config.
+        #[arg(long, short = 'p')]
+        product: String,
+        /// RSA modulus size for RSA products.
+        #[arg(long, default_value_t = 3072)]
+        rsa_bits: u32,
+    },
+    /// Create a new key version; older versions stay available for verification.
+    Rotate {
+        /// Product.
+        #[arg(long, short = 'p')]
+        product: String,
+        /// RSA modulus size for RSA products.
+        #[arg(long, default_value_t = 3072)]
+        rsa_bits: u32,
+    },
+    /// Retire a key version: it no longer signs.
+    Retire {
+        /// Product.
+        #[arg(long, short = 'p')]
+        product: String,
+        /// Version to retire.
+        #[arg(long)]
+        version: u32,
+    },
+    /// List key versions, key ids and the signing (current) version.
+    List,
+    /// Export a product's public material into a directory.
+    Export {
+        /// Product (or `fwseal-appliance` for the provenance keys).
+        #[arg(long, short = 'p')]
+        product: String,
+        /// Output directory.
+        #[arg(long, short = 'o', default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+/// An error with a chosen exit code.
+struct Exit(u8, anyhow::Error);
+
+fn cfg_err(e: impl Into<anyhow::Error>) -> Exit {
+    Exit(2, e.into())
+}
+fn hsm_err(e: impl Into<anyhow::Error>) -> Exit {
+    Exit(3, e.into())
+}
+
+fn load_config(path: &Path) -> Result<Config, Exit> {
+    Config::load(path).map_err(cfg_err)
+}
+
+/// Open the token the config names; with `dev_token`, create the SoftHSM2 token first.
+fn open_token(cfg: &Config) -> Result<Token, Exit> {
+    std::fs::create_dir_all(&cfg.state_dir)
+        .map_err(|e| Exit(1, anyhow!("state dir {}: {e}", cfg.state_dir.display())))?;
+    let tc = token_config(&cfg.hsm, &cfg.state_dir).map_err(hsm_err)?;
+    Token::open(&tc).map_err(|e| hsm_err(anyhow!("{e}")))
+}
+
+fn token_config(h: &HsmConfig, state: &Path) -> Result<TokenConfig> {
+    if h.dev_token {
+        let mut d = DevToken::new(state);
+        d.module = h.module.clone();
+        d.label = h.token_label.clone();
+        if let Some(p) = &h.pin_file {
+            d.user_pin = PinSource::File(p.clone());
+        }
+        if let Some(v) = &h.pin_env {
+            d.user_pin = PinSource::Env(v.clone());
+        }
+        return d.ensure().map_err(|e| anyhow!("{e}"));
+    }
+    let user_pin = match (&h.pin_env, &h.pin_file) {
+        (Some(v), None) => PinSource::Env(v.clone()),
+        (None, Some(p)) => PinSource::File(p.clone()),
+        _ => bail!("[hsm] needs exactly one of pin_env or pin_file"),
+    };
+    Ok(TokenConfig {
+        module: h.module.clone(),
+        label: h.token_label.clone(),
+        user_pin,
+        pool_size: 4,
+    })
+}
+
+/// Make sure the appliance's own provenance/checkpoint keys exist.
+fn ensure_appliance_keys(token: &Token, state: &Path) -> Result<()> {
+    let reg = Registry::load(state)?;
+    if reg
+        .products
+        .get(APPLIANCE)
+        .and_then(|p| p.current())
+        .is_none()
+    {
+        let v = hsm_keys::create_version(
+            token,
+            state,
+            APPLIANCE,
+            Some(SigAlg::EcdsaP256Sha256),
+            Some(SigAlg::MlDsa65),
+            3072,
+        )?;
+        tracing::info!(
+            version = v,
+            "created the appliance provenance keys (ECDSA P-256 + ML-DSA-65)"
+        );
+    }
+    Ok(())
+}
+
+fn file_sha256(p: &Path) -> String {
+    std::fs::read(p)
+        .map(|b| hex::encode(fwseal_crypto::DigestAlg::Sha256.hash(&b)))
+        .unwrap_or_default()
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+fn audit_admin(cfg: &Config, action: &str, product: &str, reason: String) -> Result<()> {
+    let store = fwseal_store::SqliteStore::open(cfg.state_dir.join("audit.db"))?;
+    let mut e = fwseal_store::AuditEntry::new(
+        now(),
+        format!("host:{}", whoami()),
+        fwseal_store::Action::from_name(action),
+        fwseal_store::Decision::Allow,
+    );
+    e.product = Some(product.to_string());
+    e.reason = Some(reason);
+    store.append(&e)?;
+    Ok(())
+}
+
+fn whoami() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "root".into())
+}
+
+fn keys_cmd(cfg: &Config, cmd: &KeysCmd) -> Result<(), Exit> {
+    let state = &cfg.state_dir;
+    match cmd {
+        KeysCmd::Create { product, rsa_bits } | KeysCmd::Rotate { product, rsa_bits } => {
+            let p = cfg
+                .product(product)
+                .ok_or_else(|| cfg_err(anyhow!("product {product:?} is not in the config")))?;
+            let token = open_token(cfg)?;
+            ensure_appliance_keys(&token, state).map_err(|e| Exit(1, e))?;
+            let reg = Registry::load(state).map_err(|e| Exit(1, e))?;
+            let exists = reg
+                .products
+                .get(product)
+                .and_then(|k| k.current())
+                .is_some();
+            if matches!(cmd, KeysCmd::Create { .. }) && exists {
+                return Err(Exit(
+                    1,
+                    anyhow!("product {product} already has keys; use `fwseald keys rotate`"),
+                ));
+            }
+            let v = hsm_keys::create_version(
+                &token,
+                state,
+                product,
+                p.classical_alg(),
+                p.pq_alg(),
+                *rsa_bits,
+            )
+            .map_err(|e| Exit(1, e))?;
+            let reg = Registry::load(state).map_err(|e| Exit(1, e))?;
+            let ver = reg
+                .products
+                .get(product)
+                .and_then(|k| k.versions.get(&v))
+                .cloned()
+                .unwrap_or_default();
+            let ids: Vec<String> = [ver.classical, ver.pq]
+                .into_iter()
+                .flatten()
+                .map(|k| format!("{} {}", k.alg, k.key_id))
+                .collect();
+            audit_admin(
+                cfg,
+                if matches!(cmd, KeysCmd::Create { .. }) {
+                    "key-create"
+                } else {
+                    "key-rotate"
+                },
+                product,
+                format!("version {v}: {}", ids.join(", ")),
+            )
+            .map_err(|e| Exit(1, e))?;
+            println!("{product}: key version {v}");
+            for i in ids {
+                println!("  {i}");
+            }
+            Ok(())
+        }
+        KeysCmd::Retire { product, version } => {
+            hsm_keys::retire(state, product, *version).map_err(|e| Exit(1, e))?;
+            audit_admin(
+                cfg,
+                "key-retire",
+                product,
+                format!("version {version} retired"),
+            )
+            .map_err(|e| Exit(1, e))?;
+            println!("{product}: version {version} retired");
+            Ok(())
+        }
+        KeysCmd::List => {
+            let reg = Registry::load(state).map_err(|e| Exit(1, e))?;
+            for (name, pk) in &reg.products {
+                let cur = pk.current().map(|(n, _)| n);
+                for (n, v) in &pk.versions {
+                    let mark = if Some(*n) == cur {
+                        "current"
+                    } else if v.retired {
+                        "retired"
+                    } else {
+                        ""
+                    };
+                    for k in [&v.classical, &v.pq].into_iter().flatten() {
+                        println!(
+                            "{name:<20} v{n:<3} {mark:<8} {:<18} {}",
+                            k.alg.name(),
+                            k.key_id
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        KeysCmd::Export { product, dir } => {
+            let reg = Registry::load(state).map_err(|e| Exit(1, e))?;
+            let pk = reg
+                .products
+                .get(product)
+                .ok_or_else(|| Exit(1, anyhow!("no keys for product {product}")))?;
+            std::fs::create_dir_all(dir).map_err(|e| Exit(1, e.into()))?;
+            for (n, v) in &pk.versions {
+                for k in [&v.classical, &v.pq].into_iter().flatten() {
+                    let p = dir.join(format!("{product}-v{n}-{}.pem", k.alg.name()));
+                    std::fs::write(&p, &k.spki_pem).map_err(|e| Exit(1, e.into()))?;
+                    println!("{}  {}", p.display(), k.key_id);
+                }
+                if let Some(c) = &v.certificate_pem {
+                    let p = dir.join(format!("{product}-v{n}-cert.pem"));
+                    std::fs::write(&p, c).map_err(|e| Exit(1, e.into()))?;
+                    println!("{}", p.display());
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn check(cfg_path: &Path) -> Result<(), Exit> {
+    let cfg = load_config(cfg_path)?;
+    let token = open_token(&cfg)?;
+    let h = token.health();
+    if !h.ok() {
+        return Err(hsm_err(anyhow!(
+            "token {}: {}",
+            cfg.hsm.token_label,
+            h.detail.unwrap_or_default()
+        )));
+    }
+    let reg = Registry::load(&cfg.state_dir).map_err(|e| Exit(1, e))?;
+    for p in &cfg.products {
+        if reg
+            .products
+            .get(&p.name)
+            .and_then(|k| k.current())
+            .is_none()
+        {
+            println!(
+                "warning: product {} has no keys yet (`fwseald keys create -p {}`)",
+                p.name, p.name
+            );
+        }
+    }
+    println!(
+        "config {} OK; token {:?} reachable and logged in",
+        cfg_path.display(),
+        cfg.hsm.token_label
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}
+
+fn run(cfg_path: &Path) -> Result<(), Exit> {
+    let cfg = load_config(cfg_path)?;
+    if cfg.tls.is_some() {
+        return Err(cfg_err(anyhow!(
+            "[tls] is not supported by this build yet; listen on loopback behind a TLS proxy"
+        )));
+    }
+    let token = open_token(&cfg)?;
+    ensure_appliance_keys(&token, &cfg.state_dir).map_err(|e| Exit(1, e))?;
+    let reg = Registry::load(&cfg.state_dir).map_err(|e| Exit(1, e))?;
+    for p in &cfg.products {
+        if reg
+            .products
+            .get(&p.name)
+            .and_then(|k| k.current())
+            .is_none()
+        {
+            tracing::warn!(product = %p.name, "product has no keys yet; signing requests will fail until `fwseald keys create`");
+        }
+    }
+    let store = Arc::new(
+        fwseal_store::SqliteStore::open(cfg.state_dir.join("audit.db"))
+            .map_err(|e| Exit(1, e.into()))?,
+    );
+    let keys = Arc::new(hsm_keys::HsmKeys::new(token, cfg.state_dir.clone()));
+    let listen = cfg.listen;
+    let interval = cfg.checkpoint_interval_secs.max(1);
+    let state = Arc::new(
+        fwseal_server::AppState::new(cfg, keys.clone(), store.clone())
+            .map_err(|e| Exit(1, e.into()))?,
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Exit(1, e.into()))?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| Exit(1, anyhow!("bind {listen}: {e}")))?;
+        let addr = listener.local_addr().map_err(|e| Exit(1, e.into()))?;
+        tracing::info!(%addr, "fwseald listening");
+        // Tests and scripts read the bound address (listen = 127.0.0.1:0 picks a free port).
+        println!("fwseald listening on {addr}");
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+
+        // SIGHUP: reload and validate the config; keep the old one if the new one is invalid.
+        let st = state.clone();
+        let path = cfg_path.to_path_buf();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                let (decision, reason) = match Config::load(&path) {
+                    Ok(c) => {
+                        st.replace_config(c);
+                        (
+                            fwseal_store::Decision::Allow,
+                            format!("config reloaded, sha256 {}", file_sha256(&path)),
+                        )
+                    }
+                    Err(e) => (
+                        fwseal_store::Decision::Deny,
+                        format!("config reload rejected (old config kept): {e}"),
+                    ),
+                };
+                tracing::info!(%reason, "SIGHUP");
+                let mut e = fwseal_store::AuditEntry::new(
+                    now(),
+                    "fwseald".to_string(),
+                    fwseal_store::Action::from_name("config-reload"),
+                    decision,
+                );
+                e.reason = Some(reason);
+                let store = st.store.clone();
+                let _ = tokio::task::spawn_blocking(move || store.append(&e)).await;
+            }
+        });
+
+        // Periodic signed audit checkpoints (and one at shutdown).
+        let (ks, ss) = (keys.clone(), store.clone());
+        let checkpointer = tokio::spawn(async move {
+            let mut t = tokio::time::interval(std::time::Duration::from_secs(interval));
+            t.tick().await;
+            loop {
+                t.tick().await;
+                let (ks, ss) = (ks.clone(), ss.clone());
+                let _ =
+                    tokio::task::spawn_blocking(move || checkpoint(ks.as_ref(), ss.as_ref())).await;
+            }
+        });
+        let served = fwseal_server::run(listener, state, shutdown_signal()).await;
+        checkpointer.abort();
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+        let _ =
+            tokio::task::spawn_blocking(move || checkpoint(keys.as_ref(), store.as_ref())).await;
+        served.map_err(|e| Exit(1, e.into()))
+    })
+}
+
+fn checkpoint(keys: &hsm_keys::HsmKeys, store: &fwseal_store::SqliteStore) {
+    use fwseal_server::keys::KeyService;
+    match keys.appliance_signers() {
+        Ok(a) => match store.checkpoint(a.classical.as_ref(), a.pq.as_ref()) {
+            Ok(_) => tracing::debug!("audit checkpoint signed"),
+            Err(e) => tracing::warn!(error = %e, "audit checkpoint failed"),
+        },
+        Err(e) => tracing::warn!(error = %e, "audit checkpoint: appliance keys unavailable"),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FWSEAL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let r = match &cli.cmd {
+        Cmd::Run => run(&cli.config),
+        Cmd::Check => check(&cli.config),
+        Cmd::Keys(k) => load_config(&cli.config).and_then(|c| keys_cmd(&c, k)),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Exit(code, e)) => {
+            eprintln!("fwseald: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
