@@ -5,6 +5,7 @@
 //! 3 server or network unreachable; 4 input unreadable or malformed.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod client;
 mod online;
 mod trust;
@@ -51,6 +52,9 @@ enum Cmd {
     /// Public key material.
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
 }
 
 #[derive(Subcommand)]
@@ -95,6 +99,18 @@ struct VerifyArgs {
     /// Accept images with only a post-quantum signature.
     #[arg(long)]
     pq_only: bool,
+    /// Provenance envelope to check (default: IMAGE.intoto.jsonl if it exists).
+    #[arg(long)]
+    provenance: Option<PathBuf>,
+    /// Trusted appliance (provenance) public key, repeatable. Required to check provenance.
+    #[arg(long = "provenance-key")]
+    provenance_keys: Vec<PathBuf>,
+    /// Require the provenance's client-claimed source repository to equal this.
+    #[arg(long)]
+    source_uri: Option<String>,
+    /// Require the provenance's builder id (the appliance identity) to equal this.
+    #[arg(long)]
+    builder_id: Option<String>,
     #[command(flatten)]
     format: FormatArg,
 }
@@ -244,14 +260,16 @@ fn verify(a: &VerifyArgs, json: bool) -> Result<u8> {
         classical: !a.pq_only,
         pq: !a.classical_only,
     };
-    match trust::verify_image(format, &data, doc.as_ref(), &keys, need) {
-        Ok(checked) => {
+    let result = trust::verify_image(format, &data, doc.as_ref(), &keys, need)
+        .and_then(|checked| check_provenance(a, &data).map(|p| (checked, p)));
+    match result {
+        Ok((checked, prov)) => {
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({"ok": true, "format": format, "verified": checked})
-                    )?
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "ok": true, "format": format, "verified": checked, "provenance": prov
+                    }))?
                 );
             } else {
                 for c in &checked {
@@ -259,6 +277,9 @@ fn verify(a: &VerifyArgs, json: bool) -> Result<u8> {
                         "OK {} {} signature by {} ({})",
                         c.origin, c.alg, c.key_id, c.key_source
                     );
+                }
+                if let Some(p) = &prov {
+                    println!("OK provenance {p}");
                 }
                 println!("{}: verified ({format})", a.input.display());
             }
@@ -311,6 +332,67 @@ fn online_cmd(r: Result<serde_json::Value>, json: bool) -> Result<u8> {
     }
 }
 
+/// Check the provenance envelope when one is given or found next to the image. Returns a
+/// one-line description of what was checked, or `None` when there is no provenance to check.
+fn check_provenance(a: &VerifyArgs, image: &[u8]) -> Result<Option<String>> {
+    let path = a.provenance.clone().or_else(|| {
+        let mut p = a.input.clone().into_os_string();
+        p.push(".intoto.jsonl");
+        let p = PathBuf::from(p);
+        p.exists().then_some(p)
+    });
+    let Some(path) = path else {
+        if a.source_uri.is_some() || a.builder_id.is_some() {
+            anyhow::bail!("--source-uri/--builder-id need a provenance envelope (--provenance)");
+        }
+        return Ok(None);
+    };
+    if a.provenance_keys.is_empty() {
+        if a.provenance.is_some() || a.source_uri.is_some() || a.builder_id.is_some() {
+            anyhow::bail!(
+                "checking provenance needs the appliance's public keys (--provenance-key)"
+            );
+        }
+        return Ok(None);
+    }
+    let mut keys = Vec::new();
+    for k in &a.provenance_keys {
+        let t = TrustedKey::load(k)?;
+        let alg = fwseal_crypto::SigAlg::ALL
+            .into_iter()
+            .find(|alg| fwseal_crypto::PublicKey::from_spki_der(*alg, &t.spki).is_ok())
+            .ok_or_else(|| anyhow::anyhow!("{}: unsupported provenance key type", k.display()))?;
+        keys.push(fwseal_crypto::PublicKey::from_spki_der(alg, &t.spki)?);
+    }
+    let text = read_input(&path)?;
+    let line = text
+        .split(|&b| b == b'\n')
+        .find(|l| !l.iter().all(|b| b.is_ascii_whitespace()))
+        .unwrap_or_default();
+    let env = fwseal_provenance::Envelope::from_json(line)
+        .with_context(|| format!("{}", path.display()))?;
+    let sha = hex::encode(fwseal_crypto::DigestAlg::Sha256.hash(image));
+    let policy = fwseal_provenance::Policy {
+        subject_sha256: Some(sha),
+        builder_id: a.builder_id.clone(),
+        source_uri: a.source_uri.clone(),
+        ..fwseal_provenance::Policy::default()
+    };
+    let stmt = fwseal_provenance::verify(&env, &keys, &policy)
+        .with_context(|| format!("provenance {}", path.display()))?;
+    Ok(Some(format!(
+        "{} (builder {}, source {})",
+        path.display(),
+        stmt["predicate"]["runDetails"]["builder"]["id"]
+            .as_str()
+            .unwrap_or("?"),
+        stmt["predicate"]["buildDefinition"]["externalParameters"]["clientClaims"]
+            ["sourceRepository"]
+            .as_str()
+            .unwrap_or("-")
+    )))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match &cli.cmd {
@@ -320,6 +402,8 @@ fn main() -> ExitCode {
         Cmd::Fetch(a) => online_cmd(online::fetch(a, cli.json), cli.json),
         Cmd::List(a) => online_cmd(online::list(a, cli.json), cli.json),
         Cmd::Keys(KeysCmd::Export(a)) => online_cmd(online::keys_export(a, cli.json), cli.json),
+        Cmd::Audit(audit::AuditCmd::Export(a)) => online_cmd(audit::export(a, cli.json), cli.json),
+        Cmd::Audit(audit::AuditCmd::Verify(a)) => audit::verify(a, cli.json),
     };
     match r {
         Ok(code) => ExitCode::from(code),

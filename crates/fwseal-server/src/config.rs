@@ -231,7 +231,8 @@ impl Config {
         if self.identity.trim().is_empty() {
             return bad("identity (the provenance builder id) must not be empty".into());
         }
-        let pins = usize::from(self.hsm.pin_env.is_some()) + usize::from(self.hsm.pin_file.is_some());
+        let pins =
+            usize::from(self.hsm.pin_env.is_some()) + usize::from(self.hsm.pin_file.is_some());
         if pins > 1 || (pins == 0 && !self.hsm.dev_token) {
             return bad("[hsm] needs exactly one of pin_env or pin_file (a dev_token may omit both: its PIN file is created under state_dir/softhsm)".into());
         }
