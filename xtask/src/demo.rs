@@ -1,14 +1,14 @@
 //! `cargo xtask demo` — sign a sample of every format in embedded and detached mode and check
 //! each result with fwseal's own verifier and with the ecosystem's stock judge.
 //!
-//! Until `fwseald` and the HSM backend land (issues 3 and 4), the demo signs through the format
-//! engine in-process with freshly generated **development keys** (ECDSA P-256 + ML-DSA-65;
-//! RSA-3072 + ML-DSA-65 for .efi). It says so in its output.
+//! It provisions a SoftHSM2 dev token under `target/demo/state`, creates the demo products' keys
+//! (`fwseald keys create`), starts `fwseald` on a loopback port, signs every sample through the
+//! `fwseal` CLI, verifies each result with `fwseal verify` (signatures and provenance) and with
+//! the ecosystem's stock judge, stops the daemon and verifies the audit log.
 
 use anyhow::{bail, Context, Result};
-use fwseal_crypto::cert::{self_signed, CertParams};
-use fwseal_crypto::{soft::SoftKey, SigAlg, Signer};
-use fwseal_formats::{assemble, extract, prepare, sign_prepared, Format, Mode, Request};
+use fwseal_crypto::SigAlg;
+use fwseal_formats::{Format, Mode};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -76,108 +76,235 @@ fn run_judge(cmd: &mut Command) -> (bool, String) {
     }
 }
 
+/// Stops the daemon when the demo ends, however it ends.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn check(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("spawn {cmd:?}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {text}");
+    }
+    Ok(text)
+}
+
+fn hex_encode(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 pub fn run(root: &Path) -> Result<()> {
-    println!("fwseal demo: signing in-process with fresh DEVELOPMENT keys (the HSM-backed daemon is not built yet)\n");
+    println!("fwseal demo: SoftHSM2 dev token + fwseald on loopback + the fwseal CLI\n");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    check(Command::new(&cargo).args(["build", "--quiet", "-p", "fwseald", "-p", "fwseal-cli"]))?;
+    let bin = root.join("target/debug");
+    let (fwseald, fwseal) = (bin.join("fwseald"), bin.join("fwseal"));
     let out = root.join("target/demo");
-    std::fs::create_dir_all(&out)?;
-    let ec = SoftKey::generate(SigAlg::EcdsaP256Sha256)?;
-    let pq = SoftKey::generate(SigAlg::MlDsa65)?;
-    let rsa = SoftKey::generate(SigAlg::RsaPkcs1Sha256)?;
-    let cert = self_signed(
-        &rsa,
-        &CertParams::code_signing("fwseal demo Secure Boot key"),
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(out.join("keys"))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos();
+    let token = format!("demo-{nanos:x}");
+    let token_hash = fwseal_crypto::DigestAlg::Sha256.hash(token.as_bytes());
+    let config = out.join("fwseal.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"listen = "127.0.0.1:0"
+state_dir = "{state}"
+identity = "https://fwseal.demo/appliance"
+[hsm]
+token_label = "fwseal-demo"
+dev_token = true
+[[product]]
+name = "widget"
+formats = ["raw", "mcuboot", "ihex", "dfu"]
+[[product]]
+name = "uefi-app"
+formats = ["efi"]
+classical = "rsa-pkcs1-sha256"
+[[client]]
+name = "demo"
+token_sha256 = "{hash}"
+roles = {{ "*" = ["submitter", "factory"] }}
+"#,
+            state = out.join("state").display(),
+            hash = hex_encode(&token_hash)
+        ),
     )?;
-    let w = |name: &str, data: &[u8]| -> Result<PathBuf> {
-        let p = out.join(name);
-        std::fs::write(&p, data).with_context(|| format!("write {}", p.display()))?;
-        Ok(p)
-    };
-    let ec_pem = w("demo-ec.pem", ec.public_key().spki_pem().as_bytes())?;
-    let pq_pem = w("demo-pq.pem", pq.public_key().spki_pem().as_bytes())?;
-    let cert_pem = w(
-        "demo-cert.pem",
-        fwseal_crypto::verify::pem_encode("CERTIFICATE", &cert).as_bytes(),
-    )?;
-    // imgtool verify wants the key file; a PEM public key is accepted.
+    let cfg = config.to_string_lossy().into_owned();
+    for p in ["widget", "uefi-app"] {
+        print!(
+            "{}",
+            check(
+                Command::new(&fwseald)
+                    .args(["-c", &cfg, "keys", "create", "-p", p])
+                    .env("FWSEAL_LOG", "warn")
+            )?
+        );
+    }
+    let keys = out.join("keys");
+    for p in ["widget", "uefi-app", "fwseal-appliance"] {
+        check(
+            Command::new(&fwseald)
+                .args(["-c", &cfg, "keys", "export", "-p", p, "-o"])
+                .arg(&keys)
+                .env("FWSEAL_LOG", "warn"),
+        )?;
+    }
+    let k = |n: &str| keys.join(n);
+    let (ec, pq) = (
+        k("widget-v1-ecdsa-p256-sha256.pem"),
+        k("widget-v1-ml-dsa-65.pem"),
+    );
+    let (cert, epq) = (k("uefi-app-v1-cert.pem"), k("uefi-app-v1-ml-dsa-65.pem"));
+    let (aec, apq) = (
+        k("fwseal-appliance-v1-ecdsa-p256-sha256.pem"),
+        k("fwseal-appliance-v1-ml-dsa-65.pem"),
+    );
+
+    let mut child = Command::new(&fwseald)
+        .args(["-c", &cfg, "run"])
+        .env("FWSEAL_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("start fwseald")?;
+    let stdout = child.stdout.take().context("fwseald stdout")?;
+    let daemon = Daemon(child);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)?;
+    let addr = line
+        .trim()
+        .strip_prefix("fwseald listening on ")
+        .context("fwseald did not report its address")?
+        .to_string();
+    println!("fwseald listening on {addr}\n");
+
     let mut rows = Vec::new();
     for s in SAMPLES {
         let input_path = root.join(s.file);
-        if !input_path.exists() {
-            rows.push(Row {
-                file: s.file.into(),
-                format: s.format,
-                mode: Mode::Embedded,
-                own: Err("sample missing".into()),
-                judge: "-".into(),
-                judge_ok: Some(false),
-            });
-            continue;
-        }
-        let input = std::fs::read(&input_path)?;
-        let classical: &dyn Signer = if s.format == Format::Efi { &rsa } else { &ec };
-        let certs = if s.format == Format::Efi {
-            vec![cert.clone()]
+        let base = Path::new(s.file)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let product = if s.format == Format::Efi {
+            "uefi-app"
         } else {
-            vec![]
+            "widget"
+        };
+        let (ck, cp): (&Path, &Path) = if s.format == Format::Efi {
+            (&cert, &epq)
+        } else {
+            (&ec, &pq)
         };
         for mode in [Mode::Embedded, Mode::Detached] {
-            let req = Request::hybrid(classical.alg(), pq.alg(), mode, "demo");
-            let base = Path::new(s.file)
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let res = (|| -> Result<(PathBuf, Option<PathBuf>, Vec<u8>)> {
-                let plan = prepare(s.format, &input, &req)?;
-                let set = sign_prepared(
-                    plan.as_ref(),
-                    Some(classical),
-                    Some(&pq as &dyn Signer),
-                    certs.clone(),
-                )?;
-                let doc = plan.detached(&set)?;
-                match mode {
-                    Mode::Embedded => {
-                        let signed = assemble(&input, &plan.embed(&set)?)?;
-                        let p = w(&format!("{base}.signed"), &signed)?;
-                        let d = (s.format == Format::Efi)
-                            .then(|| {
-                                w(&format!("{base}.signed.sig.json"), doc.to_json().as_bytes())
-                            })
-                            .transpose()?;
-                        Ok((p, d, signed))
-                    }
-                    Mode::Detached => {
-                        let d = w(&format!("{base}.sig.json"), doc.to_json().as_bytes())?;
-                        let p = w(&base, &input)?;
-                        Ok((p, Some(d), input.clone()))
-                    }
+            let dir = out.join(format!("{mode:?}").to_lowercase());
+            std::fs::create_dir_all(&dir)?;
+            let input = dir.join(&base);
+            std::fs::copy(&input_path, &input)?;
+            let mut sign = Command::new(&fwseal);
+            sign.args([
+                "sign",
+                "-p",
+                product,
+                "--source-uri",
+                "git+https://git.example/demo",
+            ])
+            .arg(&input);
+            if mode == Mode::Detached {
+                sign.arg("--detached");
+            }
+            sign.env("FWSEAL_URL", format!("http://{addr}"))
+                .env("FWSEAL_TOKEN", &token);
+            if let Err(e) = check(&mut sign) {
+                rows.push(Row {
+                    file: s.file.into(),
+                    format: s.format,
+                    mode,
+                    own: Err(format!("{e:#}")),
+                    judge: "-".into(),
+                    judge_ok: Some(false),
+                });
+                continue;
+            }
+            let signed = match mode {
+                Mode::Embedded => {
+                    let stem = input
+                        .file_stem()
+                        .map(|x| x.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let ext = input
+                        .extension()
+                        .map(|x| x.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    dir.join(format!("{stem}.signed.{ext}"))
                 }
-            })();
-            let (path, doc, bytes) = match res {
-                Ok(x) => x,
-                Err(e) => {
-                    rows.push(Row {
-                        file: s.file.into(),
-                        format: s.format,
-                        mode,
-                        own: Err(format!("{e:#}")),
-                        judge: "-".into(),
-                        judge_ok: Some(false),
-                    });
-                    continue;
-                }
+                Mode::Detached => input.clone(),
             };
-            let own = verify_own(s.format, mode, &bytes, doc.as_deref(), &[&ec, &pq, &rsa]);
+            let mut prov = signed.clone().into_os_string();
+            prov.push(if mode == Mode::Detached {
+                ".sig.json.intoto.jsonl"
+            } else {
+                ".intoto.jsonl"
+            });
+            let own = check(
+                Command::new(&fwseal)
+                    .arg("verify")
+                    .arg(&signed)
+                    .arg("-k")
+                    .arg(ck)
+                    .arg("-k")
+                    .arg(cp)
+                    .arg("--provenance")
+                    .arg(&prov)
+                    .arg("--provenance-key")
+                    .arg(&aec)
+                    .arg("--provenance-key")
+                    .arg(&apq)
+                    .args([
+                        "--builder-id",
+                        "https://fwseal.demo/appliance",
+                        "--source-uri",
+                        "git+https://git.example/demo",
+                    ]),
+            )
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"));
+            let mut doc = signed.clone().into_os_string();
+            doc.push(".sig.json");
+            let doc = PathBuf::from(doc);
+            let doc = doc.exists().then_some(doc);
             let (judge, judge_ok) = judge(
                 root,
                 s.format,
                 mode,
-                &path,
+                &signed,
                 doc.as_deref(),
-                &ec_pem,
-                &pq_pem,
-                &cert_pem,
-                &out,
+                ck,
+                cp,
+                &cert,
+                &dir,
                 &input_path,
             );
             rows.push(Row {
@@ -190,16 +317,24 @@ pub fn run(root: &Path) -> Result<()> {
             });
         }
     }
+    drop(daemon);
+    let audit = check(
+        Command::new(&fwseal)
+            .args(["audit", "verify", "--db"])
+            .arg(out.join("state/audit.db"))
+            .arg("-k")
+            .arg(&aec)
+            .arg("-k")
+            .arg(&apq),
+    );
+
     println!(
-        "{:<36} {:<8} {:<9} {:<10} {:<34} result",
-        "sample", "format", "mode", "fwseal", "stock judge"
+        "{:<36} {:<8} {:<9} {:<14} {:<34} result",
+        "sample", "format", "mode", "fwseal verify", "stock judge"
     );
     let mut failed = 0;
     for r in &rows {
-        let own = match &r.own {
-            Ok(()) => "ok".to_string(),
-            Err(_) => "FAIL".to_string(),
-        };
+        let own = if r.own.is_ok() { "ok" } else { "FAIL" };
         let res = match r.judge_ok {
             Some(true) => "pass",
             Some(false) => "FAIL",
@@ -209,7 +344,7 @@ pub fn run(root: &Path) -> Result<()> {
             failed += 1;
         }
         println!(
-            "{:<36} {:<8} {:<9} {:<10} {:<34} {}",
+            "{:<36} {:<8} {:<9} {:<14} {:<34} {}",
             r.file,
             r.format.name(),
             format!("{:?}", r.mode).to_lowercase(),
@@ -218,89 +353,19 @@ pub fn run(root: &Path) -> Result<()> {
             res
         );
         if let Err(e) = &r.own {
-            println!("    fwseal: {e}");
+            println!("    {e}");
         }
     }
-    println!("\noutputs in {}", out.display());
+    match &audit {
+        Ok(t) => println!("\n{}", t.trim()),
+        Err(e) => {
+            failed += 1;
+            println!("\naudit log: FAIL {e:#}");
+        }
+    }
+    println!("outputs in {}", out.display());
     if failed > 0 {
-        bail!("{failed} of {} demo signings failed", rows.len());
-    }
-    Ok(())
-}
-
-fn verify_own(
-    format: Format,
-    mode: Mode,
-    bytes: &[u8],
-    doc: Option<&Path>,
-    keys: &[&SoftKey],
-) -> Result<(), String> {
-    let key_for = |alg: SigAlg| {
-        keys.iter().find(|k| {
-            k.alg() == alg
-                || (matches!(alg, SigAlg::RsaPkcs1Sha256 | SigAlg::RsaPssSha256)
-                    && k.rsa().is_some())
-        })
-    };
-    if mode == Mode::Embedded {
-        let ex = extract(format, bytes).map_err(|e| e.to_string())?;
-        for s in &ex.signatures {
-            let k = key_for(s.alg).ok_or("no key")?;
-            k.public_key()
-                .verify_bytes(&s.message, &s.bytes)
-                .map_err(|e| format!("{}: {e}", s.alg))?;
-        }
-        if ex.signatures.is_empty() {
-            return Err("no embedded signature".into());
-        }
-    }
-    if let Some(d) = doc {
-        let doc = fwseal_formats::detached::DetachedDoc::from_json(
-            &std::fs::read(d).map_err(|e| e.to_string())?,
-        )
-        .map_err(|e| e.to_string())?;
-        let pq = doc
-            .signatures
-            .iter()
-            .find(|s| s.alg.family() == fwseal_crypto::Family::PostQuantum);
-        let classical = doc
-            .signatures
-            .iter()
-            .find(|s| s.alg.family() == fwseal_crypto::Family::Classical);
-        let req = Request {
-            classical: classical.map(|s| s.alg),
-            pq: pq.map(|s| s.alg),
-            mode: Mode::Detached,
-            options: fwseal_formats::SignOptions {
-                product: doc.product.clone(),
-                ..Default::default()
-            },
-        };
-        // For an embedded .efi the PQ half in the document covers the image before embedding,
-        // i.e. the Authenticode hash, which embedding does not change.
-        let plan = prepare(format, bytes, &req).map_err(|e| e.to_string())?;
-        if let Some(s) = pq {
-            let k = key_for(s.alg).ok_or("no key")?;
-            k.public_key()
-                .verify_bytes(
-                    &plan.pq_message(s.alg).map_err(|e| e.to_string())?,
-                    &s.bytes,
-                )
-                .map_err(|e| format!("{}: {e}", s.alg))?;
-        }
-        if mode == Mode::Detached {
-            if let Some(s) = classical {
-                let k = key_for(s.alg).ok_or("no key")?;
-                k.public_key()
-                    .verify_bytes(
-                        &plan
-                            .classical_message(s.alg, pq)
-                            .map_err(|e| e.to_string())?,
-                        &s.bytes,
-                    )
-                    .map_err(|e| format!("{}: {e}", s.alg))?;
-            }
-        }
+        bail!("{failed} demo check(s) failed");
     }
     Ok(())
 }
