@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod bench;
 mod demo;
 
 /// Debian packages the tests and the demo need (the stock verifiers, SoftHSM2, QEMU + OVMF).
@@ -55,6 +56,8 @@ fn main() -> Result<()> {
             demo::run(&root)
         }
         Some("deps") => ensure_deps(),
+        Some("bench") => bench::run(&root, &args[1..]),
+        Some("bench-inner") => bench::inner(&root, &args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
         _ => {
             eprintln!(
@@ -63,7 +66,8 @@ fn main() -> Result<()> {
                  demo   sign a sample of every format in embedded and detached mode and check each with the stock verifier\n  \
                  test   install missing test dependencies (as root), then fmt, clippy and the whole test suite\n  \
                  deps   only install the test dependencies\n  \
-                 fuzz   run every fuzz target for a bounded time (needs cargo-fuzz + nightly)"
+                 fuzz   run every fuzz target for a bounded time (installs cargo-fuzz; stable toolchain)\n  \
+                 bench  HSM signing throughput next to the raw primitives; writes BENCHMARKS.md"
             );
             std::process::exit(2)
         }

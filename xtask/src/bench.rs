@@ -1,0 +1,164 @@
+//! `cargo xtask bench` — signing throughput through the HSM path next to the raw primitives,
+//! measured in the same run on the same machine. Writes `BENCHMARKS.md`.
+//!
+//! `cargo xtask bench` re-runs itself as a release build (`bench-inner`) so the numbers are not
+//! those of a debug build. `--seconds N` sets the time per measurement (default 3).
+
+use anyhow::{Context, Result};
+use fwseal_crypto::{soft::SoftKey, SigAlg, SignedMessage, Signer};
+use fwseal_hsm::{keys, softhsm::DevToken, ClassicalKind, HsmSigner, PqMode, ProductId, Token};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Entry point of `cargo xtask bench`: rebuild in release and run `bench-inner`.
+pub fn run(root: &Path, args: &[String]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = Command::new(cargo)
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "xtask",
+            "--",
+            "bench-inner",
+        ])
+        .args(args)
+        .current_dir(root)
+        .status()?;
+    anyhow::ensure!(st.success(), "bench failed");
+    Ok(())
+}
+
+fn rate(secs: f64, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    // Warm up once (key expansion, session set-up), then count whole operations.
+    f()?;
+    let t = Instant::now();
+    let mut n = 0u64;
+    while t.elapsed() < Duration::from_secs_f64(secs) {
+        f()?;
+        n += 1;
+    }
+    Ok(n as f64 / t.elapsed().as_secs_f64())
+}
+
+fn sh(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The measurements (release build).
+pub fn inner(root: &Path, args: &[String]) -> Result<()> {
+    let secs: f64 = args
+        .windows(2)
+        .find(|w| w[0] == "--seconds")
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or(3.0);
+    let state = root.join("target/bench/state");
+    let _ = std::fs::remove_dir_all(&state);
+    std::fs::create_dir_all(&state)?;
+    let mut dev = DevToken::new(&state);
+    dev.label = "fwseal-bench".into();
+    let token = Token::open(&dev.ensure().map_err(|e| anyhow::anyhow!("{e}"))?)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let p = ProductId::new("bench").map_err(|e| anyhow::anyhow!("{e}"))?;
+    keys::create_classical(&token, &p, 1, SigAlg::EcdsaP256Sha256, ClassicalKind::P256)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    keys::create_pq(
+        &token,
+        &p,
+        1,
+        SigAlg::MlDsa65,
+        PqMode::WrappedSeed,
+        fwseal_crypto::provider::default_provider(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hsm_ec = HsmSigner::open(&token, &p, 1, SigAlg::EcdsaP256Sha256)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hsm_pq =
+        HsmSigner::open(&token, &p, 1, SigAlg::MlDsa65).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let soft_ec = SoftKey::generate(SigAlg::EcdsaP256Sha256)?;
+    let seed = [7u8; 32];
+    let soft_pq = SoftKey::from_pq_seed(SigAlg::MlDsa65, &seed)?;
+    // A realistic message: the signature-block message of a raw image (~260 bytes).
+    let msg = SignedMessage::Bytes(vec![0x5a; 260]);
+    let provider = fwseal_crypto::provider::default_provider();
+    let pinned = fwseal_crypto::pq::public_from_seed(SigAlg::MlDsa65, &seed)?;
+
+    let mut rows: Vec<(String, f64)> = Vec::new();
+    let mut m = |name: &str, f: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
+        let r = rate(secs, f)?;
+        println!("{name:<58} {r:>10.0} /s");
+        rows.push((name.to_string(), r));
+        Ok(r)
+    };
+    println!("measuring, {secs} s each (one thread)\n");
+    let raw_ec = m("raw ECDSA P-256 sign (p256, in-process)", &mut || {
+        soft_ec.sign(&msg).map(|_| ()).context("sign")
+    })?;
+    let raw_pq = m("raw ML-DSA-65 sign, expanded key (RustCrypto)", &mut || {
+        soft_pq.sign(&msg).map(|_| ()).context("sign")
+    })?;
+    let raw_pq_seed = m(
+        "raw ML-DSA-65 sign incl. key expansion from seed",
+        &mut || {
+            let SignedMessage::Bytes(b) = &msg else {
+                unreachable!()
+            };
+            provider
+                .sign_from_seed(SigAlg::MlDsa65, &seed, b, &pinned)
+                .map(|_| ())
+                .context("sign")
+        },
+    )?;
+    let h_ec = m("HSM ECDSA P-256 sign (SoftHSM2 CKM_ECDSA)", &mut || {
+        hsm_ec.sign(&msg).map(|_| ()).context("sign")
+    })?;
+    let h_pq = m(
+        "HSM ML-DSA-65 sign (wrapped seed: unwrap + expand + sign)",
+        &mut || hsm_pq.sign(&msg).map(|_| ()).context("sign"),
+    )?;
+    let hybrid = m(
+        "HSM hybrid P-256 + ML-DSA-65 (one image, both halves)",
+        &mut || {
+            hsm_pq.sign(&msg)?;
+            hsm_ec.sign(&msg)?;
+            Ok(())
+        },
+    )?;
+    // The bound: the faster ECDSA implementation measured (SoftHSM2's OpenSSL or p256) plus
+    // ML-DSA-65 with an already expanded key, back to back.
+    let best_ec = raw_ec.max(h_ec);
+    let raw_hybrid = 1.0 / (1.0 / best_ec + 1.0 / raw_pq.max(raw_pq_seed));
+    println!(
+        "\nraw hybrid bound (1 / (1/fastest ECDSA + 1/fastest ML-DSA-65)): {raw_hybrid:.0} /s"
+    );
+    println!("HSM hybrid / raw hybrid bound: {:.2}", hybrid / raw_hybrid);
+
+    let commit = sh("git", &["rev-parse", "--short", "HEAD"]);
+    let cpu = sh(
+        "sh",
+        &["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
+    );
+    let date = sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let mut md = String::from("# Benchmarks\n\nWritten by `cargo xtask bench` (release build). Rerun it to refresh; numbers from a shared\n2-core machine are noisy.\n\n");
+    md.push_str(&format!("- date: {date}\n- commit: {commit}\n- machine: {} cores, {}\n- time per measurement: {secs} s, one thread\n\n", sh("nproc", &[]), cpu.trim()));
+    md.push_str("## Signing throughput: HSM path vs raw primitives\n\n| operation | per second |\n|---|---:|\n");
+    for (n, r) in &rows {
+        md.push_str(&format!("| {n} | {r:.0} |\n"));
+    }
+    md.push_str(&format!(
+        "| raw hybrid bound: 1/(1/fastest ECDSA + 1/fastest ML-DSA-65) | {raw_hybrid:.0} |\n"
+    ));
+    md.push_str(&format!(
+        "\nHSM hybrid reaches **{:.0}%** of the raw hybrid bound. The ML-DSA-65 half dominates: the wrapped-seed\npath pays `C_UnwrapKey` + `C_GetAttributeValue` + `C_DestroyObject` and the key expansion from\nthe seed on every signature ({h_pq:.0}/s vs {raw_pq:.0}/s with an already expanded key); ECDSA through\nSoftHSM2 runs at {h_ec:.0}/s vs {raw_ec:.0}/s in-process.\n",
+        100.0 * hybrid / raw_hybrid
+    ));
+    std::fs::write(root.join("BENCHMARKS.md"), md)?;
+    println!("\nwrote BENCHMARKS.md");
+    Ok(())
+}
