@@ -20,6 +20,7 @@ const APT_PACKAGES: &[&str] = &[
     "opensc",
     "openssl",
     "sqlite3",
+    "systemd",
 ];
 
 /// Which command proves each package is installed.
@@ -35,6 +36,7 @@ const APT_PROBES: &[(&str, &str)] = &[
     ("opensc", "pkcs11-tool"),
     ("openssl", "openssl"),
     ("sqlite3", "sqlite3"),
+    ("systemd", "systemd-analyze"),
 ];
 
 /// PyPI packages: the MCUboot judge, the OVMF variable-store tool, DSSE and ML-DSA verifiers.
