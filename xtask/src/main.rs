@@ -45,6 +45,7 @@ const PIP_PACKAGES: &[&str] = &[
     "virt-firmware",
     "securesystemslib",
     "cryptography>=47",
+    "slh-dsa==0.2.5",
 ];
 
 fn main() -> Result<()> {
@@ -142,6 +143,9 @@ fn ensure_deps() -> Result<()> {
     }
     if !pyca_has_mldsa() {
         missing_pip.push("cryptography>=47");
+    }
+    if !python_has("slhdsa") {
+        missing_pip.push("slh-dsa==0.2.5");
     }
     if missing_apt.is_empty() && missing_pip.is_empty() {
         return Ok(());
