@@ -2,6 +2,8 @@
 //!
 //! Run with `FWSEAL_REQUIRE_JUDGES=1 cargo test -p fwseald --test e2e`.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use base64::Engine;
@@ -199,9 +201,8 @@ fn every_format_signs_and_verifies_embedded_and_detached() {
     a.assert_alive();
 }
 
-/// Run `f`, which must be refused; check nothing was stored, a deny was audited, and the
-/// daemon still answers.
-fn refused(a: &Appliance, what: &str, r: Run, expect: &[&str]) {
+/// `r` must be a refusal (exit 1) whose stderr mentions every string in `expect`.
+fn refused(what: &str, r: Run, expect: &[&str]) {
     assert_eq!(r.code, Some(1), "{what}: expected exit 1:\n{}", r.text());
     let lower = r.stderr.to_lowercase();
     for e in expect {
@@ -225,7 +226,7 @@ fn server_refuses(a: &Appliance, what: &str, token: &str, args: &[&str], expect:
     let files = a.artifact_count();
     let deny = denies(a);
     let r = a.cli_as(token, args);
-    refused(a, what, r, expect);
+    refused(what, r, expect);
     assert_eq!(a.artifact_count(), files, "{what}: artifact store grew");
     assert_eq!(denies(a), deny + 1, "{what}: no deny record");
     a.assert_alive();

@@ -1,6 +1,6 @@
 //! End-to-end helpers: a real `fwseald` (SoftHSM2 dev token, SQLite state) in a temp dir, the
 //! `fwseal` CLI, and stock judges that are skipped when missing unless `FWSEAL_REQUIRE_JUDGES=1`.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Read};
