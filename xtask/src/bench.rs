@@ -89,47 +89,75 @@ pub fn inner(root: &Path, args: &[String]) -> Result<()> {
     let provider = fwseal_crypto::provider::default_provider();
     let pinned = fwseal_crypto::pq::public_from_seed(SigAlg::MlDsa65, &seed)?;
 
+    type Op<'a> = (&'static str, Box<dyn FnMut() -> Result<()> + 'a>);
+    let mut ops: Vec<Op> = vec![
+        (
+            "raw ECDSA P-256 sign (p256, in-process)",
+            Box::new(|| soft_ec.sign(&msg).map(|_| ()).context("sign")),
+        ),
+        (
+            "raw ML-DSA-65 sign, expanded key (RustCrypto)",
+            Box::new(|| soft_pq.sign(&msg).map(|_| ()).context("sign")),
+        ),
+        (
+            "raw ML-DSA-65 sign incl. key expansion from seed",
+            Box::new(|| {
+                let SignedMessage::Bytes(b) = &msg else {
+                    anyhow::bail!("message")
+                };
+                provider
+                    .sign_from_seed(SigAlg::MlDsa65, &seed, b, &pinned)
+                    .map(|_| ())
+                    .context("sign")
+            }),
+        ),
+        (
+            "HSM ECDSA P-256 sign (SoftHSM2 CKM_ECDSA)",
+            Box::new(|| hsm_ec.sign(&msg).map(|_| ()).context("sign")),
+        ),
+        (
+            "HSM ML-DSA-65 sign (wrapped seed: unwrap + expand + sign)",
+            Box::new(|| hsm_pq.sign(&msg).map(|_| ()).context("sign")),
+        ),
+        (
+            "HSM hybrid P-256 + ML-DSA-65 (one image, both halves)",
+            Box::new(|| {
+                hsm_pq.sign(&msg)?;
+                hsm_ec.sign(&msg)?;
+                Ok(())
+            }),
+        ),
+    ];
+    // Interleave short rounds and take the median, so background load drifts across all
+    // operations alike instead of skewing whichever ran during it.
+    const ROUNDS: usize = 5;
+    println!(
+        "measuring: {ROUNDS} interleaved rounds, {secs} s per operation in total, one thread\n"
+    );
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); ops.len()];
+    for _ in 0..ROUNDS {
+        for (i, (_, f)) in ops.iter_mut().enumerate() {
+            samples[i].push(rate(secs / ROUNDS as f64, f)?);
+        }
+    }
     let mut rows: Vec<(String, f64)> = Vec::new();
-    let mut m = |name: &str, f: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
-        let r = rate(secs, f)?;
-        println!("{name:<58} {r:>10.0} /s");
-        rows.push((name.to_string(), r));
-        Ok(r)
-    };
-    println!("measuring, {secs} s each (one thread)\n");
-    let raw_ec = m("raw ECDSA P-256 sign (p256, in-process)", &mut || {
-        soft_ec.sign(&msg).map(|_| ()).context("sign")
-    })?;
-    let raw_pq = m("raw ML-DSA-65 sign, expanded key (RustCrypto)", &mut || {
-        soft_pq.sign(&msg).map(|_| ()).context("sign")
-    })?;
-    let raw_pq_seed = m(
-        "raw ML-DSA-65 sign incl. key expansion from seed",
-        &mut || {
-            let SignedMessage::Bytes(b) = &msg else {
-                unreachable!()
-            };
-            provider
-                .sign_from_seed(SigAlg::MlDsa65, &seed, b, &pinned)
-                .map(|_| ())
-                .context("sign")
-        },
-    )?;
-    let h_ec = m("HSM ECDSA P-256 sign (SoftHSM2 CKM_ECDSA)", &mut || {
-        hsm_ec.sign(&msg).map(|_| ()).context("sign")
-    })?;
-    let h_pq = m(
-        "HSM ML-DSA-65 sign (wrapped seed: unwrap + expand + sign)",
-        &mut || hsm_pq.sign(&msg).map(|_| ()).context("sign"),
-    )?;
-    let hybrid = m(
-        "HSM hybrid P-256 + ML-DSA-65 (one image, both halves)",
-        &mut || {
-            hsm_pq.sign(&msg)?;
-            hsm_ec.sign(&msg)?;
-            Ok(())
-        },
-    )?;
+    for (i, (name, _)) in ops.iter().enumerate() {
+        let mut v = samples[i].clone();
+        v.sort_by(|a, b| a.total_cmp(b));
+        let med = v[v.len() / 2];
+        println!(
+            "{name:<58} {med:>10.0} /s   (rounds: {})",
+            v.iter()
+                .map(|x| format!("{x:.0}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        rows.push((name.to_string(), med));
+    }
+    drop(ops);
+    let (raw_ec, raw_pq, raw_pq_seed, h_ec, h_pq, hybrid) = (
+        rows[0].1, rows[1].1, rows[2].1, rows[3].1, rows[4].1, rows[5].1,
+    );
     // The bound: the faster ECDSA implementation measured (SoftHSM2's OpenSSL or p256) plus
     // ML-DSA-65 with an already expanded key, back to back.
     let best_ec = raw_ec.max(h_ec);
@@ -146,7 +174,7 @@ pub fn inner(root: &Path, args: &[String]) -> Result<()> {
     );
     let date = sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let mut md = String::from("# Benchmarks\n\nWritten by `cargo xtask bench` (release build). Rerun it to refresh; numbers from a shared\n2-core machine are noisy.\n\n");
-    md.push_str(&format!("- date: {date}\n- commit: {commit}\n- machine: {} cores, {}\n- time per measurement: {secs} s, one thread\n\n", sh("nproc", &[]), cpu.trim()));
+    md.push_str(&format!("- date: {date}\n- commit: {commit}\n- machine: {} cores, {}\n- time per operation: {secs} s in 5 interleaved rounds (median), one thread\n\n", sh("nproc", &[]), cpu.trim()));
     md.push_str("## Signing throughput: HSM path vs raw primitives\n\n| operation | per second |\n|---|---:|\n");
     for (n, r) in &rows {
         md.push_str(&format!("| {n} | {r:.0} |\n"));
