@@ -144,6 +144,10 @@ def main():
             product = v.decode()
         elif t == 6:
             rng = struct.unpack("<QQ", v)
+        elif t == 7:
+            if len(v) != 1:
+                raise Fail("FILL TLV must be 1 byte")
+            fill = v[0]  # recorded and signed: it wins over --fill
         elif t not in (4, 5):
             raise Fail(f"unknown protected TLV {t:#x}")
     if fmt != FORMAT_IHEX:

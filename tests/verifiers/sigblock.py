@@ -101,6 +101,10 @@ def parse_block(block):
             if "range" in meta or len(v) != 16:
                 raise Bad("bad IMAGE_RANGE")
             meta["range"] = struct.unpack("<QQ", v)
+        elif t == 7:
+            if "fill" in meta or len(v) != 1:
+                raise Bad("bad FILL")
+            meta["fill"] = v[0]
         else:
             raise Bad("unknown protected TLV 0x%04x" % t)
     for k in ("format", "product", "range"):

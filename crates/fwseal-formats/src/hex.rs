@@ -513,7 +513,10 @@ pub struct HexPlan {
 
 impl HexPlan {
     fn meta(&self) -> BlockMeta {
-        block_meta(Format::Ihex, &self.req, &self.digests, self.range)
+        let mut m = block_meta(Format::Ihex, &self.req, &self.digests, self.range);
+        // Record the fill byte so a verifier needs no out-of-band configuration.
+        m.fill = Some(self.req.options.hex_fill);
+        m
     }
 
     fn message(&self, alg: SigAlg) -> Result<SignedMessage, FormatError> {
@@ -789,14 +792,14 @@ impl Prepared for HexPlan {
     }
 }
 
-/// Extract the signature block of a signed HEX file (gaps assumed filled with 0xFF) and check
-/// its digests against the memory image.
+/// Extract the signature block of a signed HEX file and check its digests against the memory
+/// image, with gaps filled by the block's FILL byte (0xFF for blocks that record none).
 pub fn extract(data: &[u8]) -> Result<Extracted, FormatError> {
     extract_with_fill(data, DEFAULT_FILL)
 }
 
-/// [`extract`] for images signed with a non-default `hex_fill`. The fill byte is not recorded
-/// in the signature block; it is part of the product's configuration (the erased-flash value).
+/// [`extract`] with `fill` as the gap byte for blocks that do not record one (the FILL TLV,
+/// when present, always wins: it is signed).
 pub fn extract_with_fill(data: &[u8], fill: u8) -> Result<Extracted, FormatError> {
     let p = parse(data)?;
     let mut segs = p.memory();
@@ -804,7 +807,7 @@ pub fn extract_with_fill(data: &[u8], fill: u8) -> Result<Extracted, FormatError
     let range = image_range(&p, &segs)?;
     let d = &b.decoded;
     let algs: Vec<DigestAlg> = d.meta.digests.iter().map(|(a, _)| *a).collect();
-    let digests = image_digests(&segs, &algs, fill);
+    let digests = image_digests(&segs, &algs, d.meta.fill.unwrap_or(fill));
     sigblock::check_digests(Format::Ihex, d, b.addr, range, |a| {
         digests.get(a).unwrap_or_default().to_vec()
     })

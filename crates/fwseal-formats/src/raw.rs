@@ -101,6 +101,7 @@ pub fn block_meta(
         image_version: req.options.image_version,
         security_counter: req.options.security_counter,
         range,
+        fill: None,
     }
 }
 

@@ -30,6 +30,8 @@ pub const TLV_IMAGE_VERSION: u16 = 0x0004;
 pub const TLV_SECURITY_COUNTER: u16 = 0x0005;
 /// Protected TLV: image range covered by the digests (u64 start address, u64 length).
 pub const TLV_IMAGE_RANGE: u16 = 0x0006;
+/// Protected TLV: gap fill byte of a sparse image (1 byte; Intel HEX).
+pub const TLV_FILL: u16 = 0x0007;
 /// Unprotected TLV: signature (u16 alg id, u16 reserved, 32-byte key id, signature).
 pub const TLV_SIGNATURE: u16 = 0x0101;
 
@@ -46,6 +48,8 @@ pub struct BlockMeta {
     pub image_version: Option<ImageVersion>,
     /// Security counter.
     pub security_counter: Option<u32>,
+    /// The byte that filled gaps when the digests were computed (sparse images: Intel HEX).
+    pub fill: Option<u8>,
     /// What the digests cover: start address and length.
     pub range: (u64, u64),
 }
@@ -87,6 +91,9 @@ impl BlockMeta {
         let mut r = self.range.0.to_le_bytes().to_vec();
         r.extend_from_slice(&self.range.1.to_le_bytes());
         tlv(&mut p, TLV_IMAGE_RANGE, &r)?;
+        if let Some(f) = self.fill {
+            tlv(&mut p, TLV_FILL, &[f])?;
+        }
         Ok(p)
     }
 
@@ -290,6 +297,7 @@ pub fn decode(format: Format, block: &[u8], base: u64) -> Result<Decoded, Format
     let mut image_version = None;
     let mut security_counter = None;
     let mut range = None;
+    let mut fill = None;
     for (t, at, v) in tlvs(format, protected, base + HEADER_LEN as u64)? {
         let bad = |what: &str| FormatError::at(format, at, what.to_string());
         let dup = |seen: bool| {
@@ -352,6 +360,13 @@ pub fn decode(format: Format, block: &[u8], base: u64) -> Result<Decoded, Format
                 match (rd64(v, 0), rd64(v, 8)) {
                     (Some(s), Some(l)) if v.len() == 16 => range = Some((s, l)),
                     _ => return Err(bad("IMAGE_RANGE TLV must be 16 bytes")),
+                }
+            }
+            TLV_FILL => {
+                dup(fill.is_some())?;
+                match v {
+                    [f] => fill = Some(*f),
+                    _ => return Err(bad("FILL TLV must be 1 byte")),
                 }
             }
             _ => {
@@ -418,6 +433,7 @@ pub fn decode(format: Format, block: &[u8], base: u64) -> Result<Decoded, Format
             image_version,
             security_counter,
             range,
+            fill,
         },
         protected: protected.to_vec(),
         signatures,
@@ -501,6 +517,7 @@ mod tests {
             }),
             security_counter: Some(7),
             range: (0, 100),
+            fill: None,
         }
     }
 
@@ -582,6 +599,7 @@ mod spec_example {
             image_version: None,
             security_counter: None,
             range: (0, 4),
+            fill: None,
         };
         let p = meta.protected_area().expect("protected");
         assert_eq!(p.len(), 159);

@@ -579,13 +579,13 @@ fn fill_byte_is_configurable() {
     let mut req = k.request(Mode::Embedded);
     req.options.hex_fill = 0x00;
     let signed = k.embed(Format::Ihex, &orig, &req, vec![]);
-    assert!(
-        extract(Format::Ihex, &signed).is_err(),
-        "0xFF fill must not match"
-    );
-    let ex = hex::extract_with_fill(&signed, 0x00).expect("extract with fill 0");
+    // The fill byte is recorded (signed) in the block, so extraction needs no configuration,
+    // and a caller's fallback cannot override it.
+    let ex = extract(Format::Ihex, &signed).expect("extract uses the recorded fill");
     assert_eq!(ex.signatures.len(), 2);
     assert_ne!(ex.digest.1, digest(&orig));
+    let ex2 = hex::extract_with_fill(&signed, 0xFF).expect("recorded fill wins");
+    assert_eq!(ex2.digest, ex.digest);
 }
 
 #[test]
@@ -700,6 +700,8 @@ fn worked_example_matches_the_spec() {
         "0600000010000000",         // IMAGE_RANGE
         "0000000800000000",
         "0a00000000000000", // 0x08000000, 10 bytes
+        "0700000001000000",
+        "ff", // FILL = 0xFF
     );
     assert_eq!(::hex::encode(m), want);
     assert_eq!(block_of(&signed).0, 0x0800_0010);
@@ -707,7 +709,7 @@ fn worked_example_matches_the_spec() {
     // offset 0x0010, then the EOF record.
     assert!(text.starts_with(&file[..file.len() - 12]));
     assert!(
-        text[file.len() - 12..].starts_with(":020000040800F2\n:1000100046575342010010009F000000")
+        text[file.len() - 12..].starts_with(":020000040800F2\n:100010004657534201001000A8000000")
     );
     assert!(text.ends_with(":00000001FF\n"));
 }
