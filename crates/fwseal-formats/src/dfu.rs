@@ -15,9 +15,7 @@
 
 use crate::raw::block_meta;
 use crate::sigblock::{self, BlockMeta};
-use crate::{
-    detached, Extracted, Format, FormatError, Mode, Part, Prepared, Request, StreamPreparer,
-};
+use crate::{Extracted, Format, FormatError, Mode, Part, Prepared, Request, StreamPreparer};
 use fwseal_crypto::{
     DigestAlg, Digests, Hasher, MultiHasher, SigAlg, Signature, SignatureSet, SignedMessage,
 };
@@ -664,10 +662,7 @@ impl DfuPlan {
     }
 
     fn message(&self, alg: SigAlg) -> Result<SignedMessage, FormatError> {
-        match self.req.mode {
-            Mode::Embedded => sigblock::signed_message(&self.meta()),
-            Mode::Detached => detached::message(Format::Dfu, alg, &self.digests),
-        }
+        sigblock::plan_message(self.req.mode, &self.meta(), alg, &self.digests)
     }
 }
 

@@ -16,7 +16,7 @@
 
 use crate::raw::block_meta;
 use crate::sigblock::{self, BlockMeta};
-use crate::{detached, Extracted, Format, FormatError, Location, Mode, Part, Prepared, Request};
+use crate::{Extracted, Format, FormatError, Location, Part, Prepared, Request};
 use fwseal_crypto::{
     DigestAlg, Digests, MultiHasher, SigAlg, Signature, SignatureSet, SignedMessage,
 };
@@ -520,10 +520,7 @@ impl HexPlan {
     }
 
     fn message(&self, alg: SigAlg) -> Result<SignedMessage, FormatError> {
-        match self.req.mode {
-            Mode::Embedded => sigblock::signed_message(&self.meta()),
-            Mode::Detached => detached::message(Format::Ihex, alg, &self.digests),
-        }
+        sigblock::plan_message(self.req.mode, &self.meta(), alg, &self.digests)
     }
 
     /// Address at which the signature block will be written.

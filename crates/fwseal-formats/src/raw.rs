@@ -4,9 +4,7 @@
 //! existing block first. Detached mode signs the file digest (see [`crate::detached::message`]).
 
 use crate::sigblock::{self, BlockMeta};
-use crate::{
-    detached, Extracted, Format, FormatError, Mode, Part, Prepared, Request, StreamPreparer,
-};
+use crate::{Extracted, Format, FormatError, Part, Prepared, Request, StreamPreparer};
 use fwseal_crypto::{
     DigestAlg, Digests, MultiHasher, SigAlg, Signature, SignatureSet, SignedMessage,
 };
@@ -80,10 +78,7 @@ impl RawPlan {
     }
 
     fn message(&self, alg: SigAlg) -> Result<SignedMessage, FormatError> {
-        match self.req.mode {
-            Mode::Embedded => sigblock::signed_message(&self.meta()),
-            Mode::Detached => detached::message(Format::Raw, alg, &self.digests),
-        }
+        sigblock::plan_message(self.req.mode, &self.meta(), alg, &self.digests)
     }
 }
 
@@ -162,7 +157,7 @@ pub fn extract(data: &[u8]) -> Result<Extracted, FormatError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{assemble, prepare, prepare_stream, sign_prepared};
+    use crate::{assemble, detached, prepare, prepare_stream, sign_prepared, Mode};
     use fwseal_crypto::{soft::SoftKey, Signer};
 
     fn keys() -> (SoftKey, SoftKey) {

@@ -130,6 +130,21 @@ pub fn signed_message(meta: &BlockMeta) -> Result<SignedMessage, FormatError> {
     )))
 }
 
+/// The message a signature-block format signs with `alg`: the block message in embedded mode,
+/// the standard detached message (over the same digests) in detached mode. Shared by every
+/// format that carries the fwseal signature block (raw, Intel HEX, DFU).
+pub fn plan_message(
+    mode: crate::Mode,
+    meta: &BlockMeta,
+    alg: SigAlg,
+    digests: &fwseal_crypto::Digests,
+) -> Result<SignedMessage, FormatError> {
+    match mode {
+        crate::Mode::Embedded => signed_message(meta),
+        crate::Mode::Detached => crate::detached::message(meta.format, alg, digests),
+    }
+}
+
 /// Encode a complete block (header, protected area, signatures, footer).
 pub fn encode(meta: &BlockMeta, set: &SignatureSet) -> Result<Vec<u8>, FormatError> {
     if set.signatures.is_empty() {
