@@ -27,7 +27,7 @@ use der::{Decode, Encode};
 use spki::{AlgorithmIdentifierOwned, ObjectIdentifier, SubjectPublicKeyInfoOwned};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
-use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+use x509_cert::builder::{Builder, CertificateBuilder, Profile, RequestBuilder};
 use x509_cert::ext::pkix::ExtendedKeyUsage;
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
@@ -134,6 +134,25 @@ pub fn self_signed(signer: &dyn Signer, params: &CertParams) -> Result<Vec<u8>, 
     cert.to_der().map_err(|e| enc(&e))
 }
 
+/// Build a PKCS#10 certificate signing request for `signer`'s key (subject `CN=common_name`,
+/// with the code-signing extended key usage requested), to take to a CA; returns DER. Like
+/// [`self_signed`], it signs through [`Signer`] and never needs the private key.
+pub fn csr(signer: &dyn Signer, common_name: &str) -> Result<Vec<u8>, CryptoError> {
+    let enc = |e: &dyn std::fmt::Display| CryptoError::Encoding(format!("CSR: {e}"));
+    let adapter = Adapter {
+        signer,
+        sig_alg: signature_algorithm(signer.alg())?,
+        spki: SpkiDer(signer.public_key().spki_der().to_vec()),
+    };
+    let subject =
+        Name::from_str(&format!("CN={}", escape_rdn(common_name))).map_err(|e| enc(&e))?;
+    let mut b = RequestBuilder::new(subject, &adapter).map_err(|e| enc(&e))?;
+    b.add_extension(&ExtendedKeyUsage(vec![OID_KP_CODE_SIGNING]))
+        .map_err(|e| enc(&e))?;
+    let req = b.build::<RawSig>().map_err(|e| enc(&e))?;
+    req.to_der().map_err(|e| enc(&e))
+}
+
 /// PEM (`CERTIFICATE`) of a DER certificate.
 pub fn to_pem(der: &[u8]) -> String {
     crate::verify::pem_encode("CERTIFICATE", der)
@@ -232,6 +251,7 @@ mod tests {
                 .any(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE));
         }
         let pq = SoftKey::generate(SigAlg::MlDsa44).expect("pq");
+        assert!(csr(&pq, "x").is_err(), "CSRs are for RSA/ECDSA keys");
         assert!(self_signed(&pq, &CertParams::code_signing("x")).is_err());
     }
 }

@@ -76,6 +76,19 @@ enum KeysCmd {
     },
     /// List key versions, key ids and the signing (current) version.
     List,
+    /// Write a PKCS#10 certificate signing request for the product's current classical key,
+    /// to take to a CA (the CA-issued certificate then goes to `virt-fw-vars --add-db` etc.).
+    Csr {
+        /// Product.
+        #[arg(long, short = 'p')]
+        product: String,
+        /// Subject common name (default: "fwseal <product>").
+        #[arg(long)]
+        cn: Option<String>,
+        /// Output file (PEM).
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+    },
     /// Export a product's public material into a directory.
     Export {
         /// Product (or `fwseal-appliance` for the provenance keys).
@@ -282,6 +295,47 @@ fn keys_cmd(cfg: &Config, cmd: &KeysCmd) -> Result<(), Exit> {
                     }
                 }
             }
+            Ok(())
+        }
+        KeysCmd::Csr {
+            product,
+            cn,
+            output,
+        } => {
+            let reg = Registry::load(state).map_err(|e| Exit(1, e))?;
+            let (version, v) = reg
+                .products
+                .get(product)
+                .and_then(|k| k.current())
+                .ok_or_else(|| Exit(1, anyhow!("product {product} has no current key version")))?;
+            let entry = v
+                .classical
+                .as_ref()
+                .ok_or_else(|| Exit(1, anyhow!("product {product} has no classical key")))?;
+            // RSA keys sign the CSR with PKCS#1 v1.5 (what CAs expect); ECDSA as is.
+            let alg = match entry.alg {
+                SigAlg::RsaPssSha256 => SigAlg::RsaPkcs1Sha256,
+                a => a,
+            };
+            let token = open_token(cfg)?;
+            let pid = fwseal_hsm::ProductId::new(product).map_err(|e| Exit(1, anyhow!("{e}")))?;
+            let signer = fwseal_hsm::HsmSigner::open(&token, &pid, version, alg)
+                .map_err(|e| hsm_err(anyhow!("{e}")))?;
+            let name = cn.clone().unwrap_or_else(|| format!("fwseal {product}"));
+            let der = fwseal_crypto::cert::csr(&signer, &name).map_err(|e| Exit(1, e.into()))?;
+            std::fs::write(
+                output,
+                fwseal_crypto::verify::pem_encode("CERTIFICATE REQUEST", &der),
+            )
+            .map_err(|e| Exit(1, e.into()))?;
+            audit_admin(
+                cfg,
+                "key-csr",
+                product,
+                format!("CSR for version {version} ({alg}), CN={name}"),
+            )
+            .map_err(|e| Exit(1, e))?;
+            println!("{}", output.display());
             Ok(())
         }
         KeysCmd::Export { product, dir } => {

@@ -397,3 +397,33 @@ fn audit_chain_verifies_and_detects_tampering() {
         );
     }
 }
+
+/// `fwseald keys csr` signs a PKCS#10 request with the HSM-held key (RSA and ECDSA products);
+/// openssl verifies it, and the operation is audited.
+#[test]
+fn key_csr_from_the_hsm_verifies_with_openssl() {
+    let Some(openssl) = tool("openssl") else {
+        return;
+    };
+    let app = Appliance::start("", "");
+    for product in ["uefi", "widget"] {
+        let out = app.path(&format!("{product}.csr"));
+        run_ok(
+            Command::new(daemon_bin())
+                .arg("-c")
+                .arg(&app.config)
+                .args(["keys", "csr", "-p", product, "--cn", "fwseal e2e", "-o"])
+                .arg(&out),
+        );
+        let r = run(Command::new(&openssl)
+            .args(["req", "-verify", "-noout", "-subject", "-in"])
+            .arg(&out));
+        assert!(
+            r.text().contains("verify OK") && r.text().contains("fwseal e2e"),
+            "{product}: {}",
+            r.text()
+        );
+    }
+    let n = app.sql("select count(*) from audit_log where action = 'key-csr';");
+    assert_eq!(n.trim(), "2", "CSR operations are audited");
+}
