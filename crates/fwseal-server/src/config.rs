@@ -298,6 +298,18 @@ impl Config {
                     c.name
                 ));
             }
+            if c.tls_subject.is_some()
+                && self
+                    .tls
+                    .as_ref()
+                    .and_then(|t| t.client_ca.as_ref())
+                    .is_none()
+            {
+                return bad(format!(
+                    "client {}: tls_subject needs mutual TLS ([tls] client_ca)",
+                    c.name
+                ));
+            }
             for p in c.roles.keys() {
                 if p != "*" && !names.contains(p.as_str()) {
                     return bad(format!("client {}: role for unknown product {p:?}", c.name));

@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod pipeline;
 pub mod problem;
 mod routes;
+pub mod tls;
 
 pub use routes::app;
 

@@ -39,8 +39,44 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/artifacts/{id}", get(artifact_meta))
         .route("/v1/artifacts/{id}/{part}", get(artifact_part))
         .route("/v1/audit/export", get(audit_export))
+        .layer(middleware::from_fn_with_state(state.clone(), mtls_gate))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// Mutual TLS: when the config names a client CA, a client whose config has `tls_subject` is
+/// accepted only on a connection whose verified client certificate has that subject CN (token
+/// AND certificate). Other clients, and plain-HTTP deployments, are unaffected.
+async fn mtls_gate(State(st): State<Shared>, req: Request, next: Next) -> Response {
+    let cfg = st.config();
+    if cfg
+        .tls
+        .as_ref()
+        .and_then(|t| t.client_ca.as_ref())
+        .is_none()
+    {
+        return next.run(req).await;
+    }
+    let who = bearer(req.headers()).and_then(|t| authenticate(&cfg, t));
+    let want = who
+        .as_ref()
+        .and_then(|w| cfg.clients.iter().find(|c| c.name == w.name))
+        .and_then(|c| c.tls_subject.clone());
+    if let (Some(who), Some(want)) = (who, want) {
+        let got = req
+            .extensions()
+            .get::<crate::tls::PeerIdentity>()
+            .and_then(|p| p.0.clone());
+        if got.as_deref() != Some(want.as_str()) {
+            let reason = format!(
+                "client certificate subject {:?} does not match the client's tls_subject",
+                got.unwrap_or_default()
+            );
+            audit_denied(&st, &who.name, "authenticate", "", &reason).await;
+            return Problem::unauthenticated().into_response();
+        }
+    }
+    next.run(req).await
 }
 
 /// Request metrics by route template.

@@ -410,11 +410,10 @@ async fn shutdown_signal() {
 
 fn run(cfg_path: &Path) -> Result<(), Exit> {
     let cfg = load_config(cfg_path)?;
-    if cfg.tls.is_some() {
-        return Err(cfg_err(anyhow!(
-            "[tls] is not supported by this build yet; listen on loopback behind a TLS proxy"
-        )));
-    }
+    let tls = match &cfg.tls {
+        Some(t) => Some(fwseal_server::tls::load_tls(t).map_err(cfg_err)?),
+        None => None,
+    };
     let token = open_token(&cfg)?;
     ensure_appliance_keys(&token, &cfg.state_dir).map_err(|e| Exit(1, e))?;
     let reg = Registry::load(&cfg.state_dir).map_err(|e| Exit(1, e))?;
@@ -500,7 +499,10 @@ fn run(cfg_path: &Path) -> Result<(), Exit> {
                     tokio::task::spawn_blocking(move || checkpoint(ks.as_ref(), ss.as_ref())).await;
             }
         });
-        let served = fwseal_server::run(listener, state, shutdown_signal()).await;
+        let served = match tls {
+            Some(tls) => fwseal_server::tls::run_tls(listener, state, tls, shutdown_signal()).await,
+            None => fwseal_server::run(listener, state, shutdown_signal()).await,
+        };
         checkpointer.abort();
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         let _ =
