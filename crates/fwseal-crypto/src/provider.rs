@@ -3,9 +3,19 @@
 //! A [`PqProvider`] does the post-quantum work that happens in process memory: signing from a
 //! seed (the HSM's wrapped-seed mode, see `fwseal-hsm`), deriving the public key from a seed, and
 //! verification. Providers are plain values passed by reference; there is no global registry.
-//! [`RustCrypto`] (RustCrypto `ml-dsa` + `slh-dsa`, pure Rust) is the default and the only
-//! implementation today; a faster backend (aws-lc-rs) can be added behind a feature flag as long
-//! as its signatures verify across both (tests cross-verify every provider against `RustCrypto`).
+//!
+//! - [`RustCrypto`] (RustCrypto `ml-dsa` + `slh-dsa`, pure Rust) implements every post-quantum
+//!   algorithm and is always compiled: it is the fallback, and the only SLH-DSA implementation.
+//! - `AwsLc` (cargo feature `aws-lc`, on by default) implements ML-DSA-44/65/87 with aws-lc-rs
+//!   (AWS-LC's C implementation). It reports `supports() == false` for SLH-DSA.
+//! - [`default_provider`] routes each call by algorithm to [`provider_for`]: ML-DSA to `AwsLc`
+//!   when the feature is on, everything else to [`RustCrypto`].
+//!
+//! Both ML-DSA providers produce FIPS 204 pure-mode, empty-context signatures of the same
+//! encoding, and each verifies the other's (`tests/providers.rs`). They differ in one respect:
+//! [`RustCrypto`] signs deterministically (equal seed and message give equal signatures) while
+//! AWS-LC signs hedged (fresh randomness per signature), so equal inputs give different, equally
+//! valid signatures. Nothing in fwseal relies on ML-DSA signatures being reproducible.
 //!
 //! ```
 //! use fwseal_crypto::provider::{default_provider, PqProvider};
@@ -51,9 +61,63 @@ pub trait PqProvider: Send + Sync + std::fmt::Debug {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RustCrypto;
 
-/// The provider used when the caller does not choose one.
-pub fn default_provider() -> &'static dyn PqProvider {
+/// The fastest compiled-in provider that implements `alg`: `AwsLc` for ML-DSA when the `aws-lc`
+/// feature is on, [`RustCrypto`] otherwise.
+pub fn provider_for(alg: SigAlg) -> &'static dyn PqProvider {
+    #[cfg(feature = "aws-lc")]
+    if AwsLc.supports(alg) {
+        return &AwsLc;
+    }
+    let _ = alg;
     &RustCrypto
+}
+
+/// The provider used when the caller does not choose one: routes each call by algorithm to
+/// [`provider_for`].
+pub fn default_provider() -> &'static dyn PqProvider {
+    &Routed
+}
+
+/// Routes every operation to [`provider_for`] its algorithm.
+#[derive(Clone, Copy, Debug)]
+struct Routed;
+
+impl PqProvider for Routed {
+    fn name(&self) -> &'static str {
+        if cfg!(feature = "aws-lc") {
+            "aws-lc-rs (ML-DSA) + rustcrypto (SLH-DSA)"
+        } else {
+            "rustcrypto"
+        }
+    }
+
+    fn supports(&self, alg: SigAlg) -> bool {
+        provider_for(alg).supports(alg)
+    }
+
+    fn public_from_seed(&self, alg: SigAlg, seed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        provider_for(alg).public_from_seed(alg, seed)
+    }
+
+    fn sign_from_seed(
+        &self,
+        alg: SigAlg,
+        seed: &[u8],
+        msg: &[u8],
+        expected_public: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        provider_for(alg).sign_from_seed(alg, seed, msg, expected_public)
+    }
+
+    fn verify(
+        &self,
+        alg: SigAlg,
+        public: &[u8],
+        msg: &[u8],
+        sig: &[u8],
+    ) -> Result<(), CryptoError> {
+        provider_for(alg).verify(alg, public, msg, sig)
+    }
 }
 
 fn mismatch(alg: SigAlg) -> CryptoError {
@@ -164,6 +228,92 @@ impl PqProvider for RustCrypto {
     }
 }
 
+#[cfg(feature = "aws-lc")]
+pub use aws::AwsLc;
+
+#[cfg(feature = "aws-lc")]
+mod aws {
+    use super::{mismatch, seed_len_ok, PqProvider};
+    use crate::alg::SigAlg;
+    use crate::CryptoError;
+    use aws_lc_rs::signature::{self as sig, KeyPair as _, PqdsaKeyPair, VerificationAlgorithm};
+
+    /// ML-DSA-44/65/87 from AWS-LC via aws-lc-rs (`signature::PqdsaKeyPair`): pure mode, empty
+    /// context, hedged signing. SLH-DSA is not implemented (`supports` is false; use
+    /// [`super::provider_for`] or [`super::default_provider`]).
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct AwsLc;
+
+    type Algs = (
+        &'static sig::PqdsaSigningAlgorithm,
+        &'static sig::PqdsaVerificationAlgorithm,
+    );
+
+    fn algs(alg: SigAlg) -> Result<Algs, CryptoError> {
+        match alg {
+            SigAlg::MlDsa44 => Ok((&sig::ML_DSA_44_SIGNING, &sig::ML_DSA_44)),
+            SigAlg::MlDsa65 => Ok((&sig::ML_DSA_65_SIGNING, &sig::ML_DSA_65)),
+            SigAlg::MlDsa87 => Ok((&sig::ML_DSA_87_SIGNING, &sig::ML_DSA_87)),
+            _ => Err(CryptoError::Misuse(format!(
+                "{alg} is not implemented by the aws-lc-rs provider"
+            ))),
+        }
+    }
+
+    fn key_pair(alg: SigAlg, seed: &[u8]) -> Result<PqdsaKeyPair, CryptoError> {
+        seed_len_ok(alg, seed)?;
+        let (signing, _) = algs(alg)?;
+        PqdsaKeyPair::from_seed(signing, seed)
+            .map_err(|e| CryptoError::BadKey(format!("{alg} seed rejected by aws-lc-rs: {e}")))
+    }
+
+    impl PqProvider for AwsLc {
+        fn name(&self) -> &'static str {
+            "aws-lc-rs"
+        }
+
+        fn supports(&self, alg: SigAlg) -> bool {
+            algs(alg).is_ok()
+        }
+
+        fn public_from_seed(&self, alg: SigAlg, seed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+            Ok(key_pair(alg, seed)?.public_key().as_ref().to_vec())
+        }
+
+        fn sign_from_seed(
+            &self,
+            alg: SigAlg,
+            seed: &[u8],
+            msg: &[u8],
+            expected_public: &[u8],
+        ) -> Result<Vec<u8>, CryptoError> {
+            let kp = key_pair(alg, seed)?;
+            if kp.public_key().as_ref() != expected_public {
+                return Err(mismatch(alg));
+            }
+            let mut out = vec![0u8; kp.algorithm().signature_len()];
+            let n = kp
+                .sign(msg, &mut out)
+                .map_err(|_| CryptoError::Signing(format!("{alg} signing failed (aws-lc-rs)")))?;
+            out.truncate(n);
+            Ok(out)
+        }
+
+        fn verify(
+            &self,
+            alg: SigAlg,
+            public: &[u8],
+            msg: &[u8],
+            signature: &[u8],
+        ) -> Result<(), CryptoError> {
+            let (_, verification) = algs(alg)?;
+            verification
+                .verify_sig(public, msg, signature)
+                .map_err(|_| CryptoError::BadSignature(format!("{alg} signature does not verify")))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,11 +326,14 @@ mod tests {
             let seed = vec![0x42u8; n];
             let pk = p.public_from_seed(alg, &seed).expect("pk");
             let sig = p.sign_from_seed(alg, &seed, b"m", &pk).expect("sign");
-            assert_eq!(
-                sig,
-                crate::pq::sign(alg, &seed, b"m").expect("pq sign"),
-                "{alg}"
-            );
+            crate::pq::verify(alg, &pk, b"m", &sig).expect("pq verify");
+            if provider_for(alg).name() == "rustcrypto" {
+                assert_eq!(
+                    sig,
+                    crate::pq::sign(alg, &seed, b"m").expect("pq sign"),
+                    "{alg}"
+                );
+            }
             p.verify(alg, &pk, b"m", &sig).expect("verify");
             assert!(p.verify(alg, &pk, b"n", &sig).is_err());
             let other = p.public_from_seed(alg, &vec![0x43u8; n]).expect("other");
@@ -194,5 +347,9 @@ mod tests {
             ));
         }
         assert!(!p.supports(SigAlg::EcdsaP256Sha256));
+        assert!(p.supports(SigAlg::SlhDsaSha2_128s));
+        assert_eq!(provider_for(SigAlg::SlhDsaSha2_128s).name(), "rustcrypto");
+        #[cfg(feature = "aws-lc")]
+        assert_eq!(provider_for(SigAlg::MlDsa65).name(), "aws-lc-rs");
     }
 }
