@@ -108,6 +108,29 @@ impl Client {
         Ok(serde_json::from_str(&text)?)
     }
 
+    /// POST a JSON body, returning JSON.
+    pub fn post_json<T: serde::Serialize, R: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &T,
+    ) -> Result<R> {
+        let data = serde_json::to_vec(body)?;
+        let resp = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Content-Type", "application/json")
+            .send(&data[..])
+            .map_err(Self::unreachable)?;
+        let mut resp = Self::check(resp)?;
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
     /// GET a body into a file (atomically: temp file + rename), with a progress bar for big ones.
     pub fn download(&self, path: &str, out: &Path, quiet: bool) -> Result<u64> {
         let resp = self
@@ -122,11 +145,7 @@ impl Client {
             .get("content-length")
             .and_then(|v| v.to_str().ok())
             .and_then(|s| s.parse().ok());
-        let dir = out
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        let mut tmp = temp_beside(out)?;
         let mut reader = resp.into_body().into_with_config().limit(u64::MAX).reader();
         let bar = progress(len, quiet);
         let mut buf = vec![0u8; 1 << 16];
@@ -145,8 +164,7 @@ impl Client {
         if let Some(b) = bar {
             b.finish_and_clear();
         }
-        tmp.as_file().sync_all()?;
-        tmp.persist(out).map_err(|e| e.error)?;
+        persist(tmp, out)?;
         Ok(total)
     }
 
@@ -217,4 +235,30 @@ impl<R: Read> Read for Progress<R> {
         }
         Ok(n)
     }
+}
+
+/// A temporary file next to `out`, to be [`persist`]ed once complete (never a partial file).
+pub fn temp_beside(out: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("create a file in {}", dir.display()))
+}
+
+/// Flush `tmp` to disk and rename it to `out`.
+pub fn persist(tmp: tempfile::NamedTempFile, out: &Path) -> Result<()> {
+    tmp.as_file().sync_all()?;
+    tmp.persist(out)
+        .map_err(|e| e.error)
+        .with_context(|| format!("write {}", out.display()))?;
+    Ok(())
+}
+
+/// Write `data` to `out` atomically.
+pub fn write_atomic(out: &Path, data: &[u8]) -> Result<()> {
+    let mut tmp = temp_beside(out)?;
+    std::io::Write::write_all(&mut tmp, data)?;
+    persist(tmp, out)
 }

@@ -7,6 +7,7 @@
 
 mod audit;
 mod client;
+mod hashlocal;
 mod online;
 mod trust;
 
@@ -260,8 +261,17 @@ fn verify(a: &VerifyArgs, json: bool) -> Result<u8> {
         classical: !a.pq_only,
         pq: !a.classical_only,
     };
-    let result = trust::verify_image(format, &data, doc.as_ref(), &keys, need)
-        .and_then(|checked| check_provenance(a, &data).map(|p| (checked, p)));
+    let result =
+        trust::verify_image(format, &data, doc.as_ref(), &keys, need).and_then(|checked| {
+            // The signatures that bind a hash-locally provenance to this image.
+            let mut sigs: Vec<String> = fwseal_formats::extract(format, &data)
+                .map(|x| x.signatures.iter().map(|s| sha256_hex(&s.bytes)).collect())
+                .unwrap_or_default();
+            if let Some(d) = &doc {
+                sigs.extend(d.signatures.iter().map(|s| sha256_hex(&s.bytes)));
+            }
+            check_provenance(a, &data, sigs).map(|p| (checked, p))
+        });
     match result {
         Ok((checked, prov)) => {
             if json {
@@ -334,7 +344,11 @@ fn online_cmd(r: Result<serde_json::Value>, json: bool) -> Result<u8> {
 
 /// Check the provenance envelope when one is given or found next to the image. Returns a
 /// one-line description of what was checked, or `None` when there is no provenance to check.
-fn check_provenance(a: &VerifyArgs, image: &[u8]) -> Result<Option<String>> {
+fn check_provenance(
+    a: &VerifyArgs,
+    image: &[u8],
+    image_signatures_sha256: Vec<String>,
+) -> Result<Option<String>> {
     let path = a.provenance.clone().or_else(|| {
         let mut p = a.input.clone().into_os_string();
         p.push(".intoto.jsonl");
@@ -374,6 +388,7 @@ fn check_provenance(a: &VerifyArgs, image: &[u8]) -> Result<Option<String>> {
     let sha = hex::encode(fwseal_crypto::DigestAlg::Sha256.hash(image));
     let policy = fwseal_provenance::Policy {
         subject_sha256: Some(sha),
+        image_signatures_sha256,
         builder_id: a.builder_id.clone(),
         source_uri: a.source_uri.clone(),
         ..fwseal_provenance::Policy::default()
@@ -391,6 +406,10 @@ fn check_provenance(a: &VerifyArgs, image: &[u8]) -> Result<Option<String>> {
             .as_str()
             .unwrap_or("-")
     )))
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(fwseal_crypto::DigestAlg::Sha256.hash(b))
 }
 
 fn main() -> ExitCode {

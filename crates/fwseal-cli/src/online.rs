@@ -42,12 +42,17 @@ pub struct SignArgs {
     /// CI builder id.
     #[arg(long)]
     pub builder_id: Option<String>,
+    /// Compute the format-aware digest here and send only the digest (and the messages to
+    /// sign) to the server; the signatures are embedded locally by the same format engine.
+    /// All inputs go in one request (two for MCUboot embedded hybrid images).
+    #[arg(long)]
+    pub hash_locally: bool,
     /// Server URL (default: $FWSEAL_URL).
     #[arg(long)]
     pub url: Option<String>,
 }
 
-fn default_output(input: &Path, detached: bool) -> PathBuf {
+pub(crate) fn default_output(input: &Path, detached: bool) -> PathBuf {
     if detached {
         let mut s = input.as_os_str().to_owned();
         s.push(".sig.json");
@@ -71,6 +76,9 @@ pub fn sign(a: &SignArgs, json: bool) -> Result<serde_json::Value> {
         bail!("--output only works with one input");
     }
     let client = Client::from_env(a.url.as_deref())?;
+    if a.hash_locally {
+        return crate::hashlocal::sign(a, &client, json);
+    }
     let mut results = Vec::new();
     for input in &a.inputs {
         let mut q: Vec<(&str, String)> = vec![(

@@ -1,6 +1,7 @@
 //! fwseal-formats: the part of fwseal that knows firmware image formats.
 //!
-//! Sans-I/O: every function takes bytes and returns bytes or typed errors. For each format it can
+//! Sans-I/O: every function takes bytes and returns bytes or typed errors (the one exception is
+//! [`files`], the shared helpers that stream an image file through a preparer). For each format it can
 //! **detect** the format from content, **prepare** a signing plan (the format-aware digest the
 //! device checks and the exact message each signature algorithm signs), **embed** a signature set
 //! where the format's bootloader expects it, and **extract** embedded signatures for offline
@@ -29,9 +30,11 @@ pub mod detached;
 pub mod dfu;
 pub mod efi;
 mod error;
+pub mod files;
 pub mod hex;
 pub mod mcuboot;
 pub mod raw;
+pub mod remote;
 pub mod sigblock;
 
 pub use error::{FormatError, Location};
@@ -370,6 +373,12 @@ pub trait Prepared: Send + Sync {
     fn digest(&self) -> (DigestAlg, Vec<u8>);
     /// Message for the post-quantum half.
     fn pq_message(&self, alg: SigAlg) -> Result<SignedMessage, FormatError>;
+    /// Whether [`Prepared::classical_message`] depends on the post-quantum signature (the
+    /// classical half covers the PQ half, as in MCUboot's protected TLVs). A remote signer must
+    /// then obtain the PQ signature before it can ask for the classical one.
+    fn classical_needs_pq(&self) -> bool {
+        false
+    }
     /// Message for the classical half, given the post-quantum signature if there is one.
     fn classical_message(
         &self,

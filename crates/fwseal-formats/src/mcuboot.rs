@@ -725,6 +725,9 @@ impl Prepared for McubootPlan {
             }
         }
     }
+    fn classical_needs_pq(&self) -> bool {
+        self.req.mode == Mode::Embedded && self.req.pq.is_some()
+    }
     fn classical_message(
         &self,
         alg: SigAlg,

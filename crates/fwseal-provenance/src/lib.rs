@@ -68,6 +68,11 @@ pub struct SigningRecord {
     pub hash_locally: bool,
     /// (algorithm, key id hex) per signature.
     pub key_ids: Vec<(String, String)>,
+    /// SHA-256 (hex) of each released signature's bytes, in `key_ids` order. This binds the
+    /// provenance to the signatures found in the image, which is how a hash-locally provenance
+    /// (whose appliance never saw the signed image) is tied to it.
+    #[serde(default)]
+    pub signature_sha256: Vec<String>,
     /// `hybrid`, `classical-only`, `pq-only`.
     pub policy: String,
     /// Approver identities (M-of-N), in approval order.
@@ -101,6 +106,7 @@ impl SigningRecord {
                 ("ecdsa-p256-sha256".into(), "33".repeat(32)),
                 ("ml-dsa-65".into(), "44".repeat(32)),
             ],
+            signature_sha256: vec!["55".repeat(32), "66".repeat(32)],
             policy: "hybrid".into(),
             approvers: vec![],
             builder_id: "https://fwseal.example/appliance/1".into(),
@@ -148,6 +154,7 @@ pub fn statement(r: &SigningRecord) -> Value {
                     "hashLocally": r.hash_locally,
                     "policy": r.policy,
                     "keys": r.key_ids.iter().map(|(a, k)| json!({"alg": a, "keyId": k})).collect::<Vec<_>>(),
+                    "signatureSha256": r.signature_sha256,
                     "approvers": r.approvers,
                 },
                 "resolvedDependencies": [
@@ -295,8 +302,12 @@ pub struct Policy {
     pub require_classical: bool,
     /// Require a valid post-quantum signature (default true).
     pub require_pq: bool,
-    /// The subject must include this sha256 (hex).
+    /// The subject must include this sha256 (hex) — or, for a hash-locally provenance (whose
+    /// subject is the client-declared input), every one of `image_signatures_sha256` must be
+    /// listed in its `signatureSha256`.
     pub subject_sha256: Option<String>,
+    /// SHA-256 (hex) of each signature found in the image (see `subject_sha256`).
+    pub image_signatures_sha256: Vec<String>,
     /// `runDetails.builder.id` must equal this.
     pub builder_id: Option<String>,
     /// The client-claimed source repository must equal this.
@@ -309,6 +320,7 @@ impl Default for Policy {
             require_classical: true,
             require_pq: true,
             subject_sha256: None,
+            image_signatures_sha256: Vec::new(),
             builder_id: None,
             source_uri: None,
         }
@@ -374,7 +386,22 @@ pub fn verify(
             .into_iter()
             .flatten()
             .any(|s| s["digest"]["sha256"].as_str() == Some(want.as_str()));
-        if !found {
+        let hash_locally =
+            stmt["predicate"]["buildDefinition"]["internalParameters"]["hashLocally"] == true;
+        let listed: Vec<&str> = stmt["predicate"]["buildDefinition"]["internalParameters"]
+            ["signatureSha256"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let bound_by_signatures = hash_locally
+            && !policy.image_signatures_sha256.is_empty()
+            && policy
+                .image_signatures_sha256
+                .iter()
+                .all(|h| listed.contains(&h.as_str()));
+        if !found && !bound_by_signatures {
             return Err(ProvenanceError::Subject(want.clone()));
         }
     }

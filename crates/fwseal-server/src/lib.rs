@@ -18,7 +18,7 @@ pub mod config;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;
-pub mod pipeline;
+pub use fwseal_formats::files as pipeline;
 pub mod problem;
 mod routes;
 pub mod tls;

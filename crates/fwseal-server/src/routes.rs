@@ -3,7 +3,6 @@
 use crate::auth::{allowed, authenticate, bearer, Identity};
 use crate::config::{Config, Policy, ProductConfig, Role};
 use crate::keys::KeyError;
-use crate::pipeline::{self, DetectError};
 use crate::problem::Problem;
 use crate::AppState;
 use axum::body::{Body, Bytes};
@@ -15,6 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use fwseal_crypto::Signer;
+use fwseal_formats::files::{self as pipeline, DetectError};
 use fwseal_formats::{
     sign_prepared, Format, FormatError, ImageVersion, Mode, Request as SignRequest,
 };
@@ -23,6 +23,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
+
+mod digest;
 
 type Shared = Arc<AppState>;
 
@@ -34,6 +36,14 @@ pub fn app(state: Shared) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/products/{product}/sign", post(sign))
+        .route(
+            "/v1/products/{product}/sign-digest",
+            post(digest::sign_digest),
+        )
+        .route(
+            "/v1/products/{product}/sign-params",
+            get(digest::sign_params),
+        )
         .route("/v1/products/{product}/artifacts", get(list))
         .route("/v1/products/{product}/keys", get(product_keys))
         .route("/v1/artifacts/{id}", get(artifact_meta))
@@ -505,6 +515,12 @@ async fn sign_inner(
             .signatures
             .iter()
             .map(|s| (s.alg.name().to_string(), s.key_id.to_hex()))
+            .collect(),
+        signature_sha256: signed
+            .set
+            .signatures
+            .iter()
+            .map(|s| hex::encode(Sha256::digest(&s.bytes)))
             .collect(),
         policy: policy_name(signed.policy).to_string(),
         approvers: vec![],

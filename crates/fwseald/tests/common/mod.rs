@@ -331,3 +331,66 @@ pub fn sqlite(db: &Path, sql: &str) -> String {
         .trim()
         .to_string()
 }
+
+// ---- judges and keys shared by the end-to-end tests ----
+
+pub const EC: &str = "keys/widget-v1-ecdsa-p256-sha256.pem";
+pub const PQ: &str = "keys/widget-v1-ml-dsa-65.pem";
+pub const UEFI_CERT: &str = "keys/uefi-v1-cert.pem";
+pub const UEFI_PQ: &str = "keys/uefi-v1-ml-dsa-65.pem";
+pub const APP_EC: &str = "keys/fwseal-appliance-v1-ecdsa-p256-sha256.pem";
+pub const APP_PQ: &str = "keys/fwseal-appliance-v1-ml-dsa-65.pem";
+
+pub fn provenance_args() -> Vec<&'static str> {
+    vec![
+        "--provenance-key",
+        APP_EC,
+        "--provenance-key",
+        APP_PQ,
+        "--builder-id",
+        IDENTITY,
+    ]
+}
+
+pub fn py_verifier(name: &str) -> String {
+    repo_root()
+        .join("tests/verifiers")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Judge: independent provenance verifier, with the subject digest of `subject_file`.
+pub fn judge_provenance(a: &Appliance, envelope: &str, subject_file: &str) {
+    let Some(py) = tool("python3") else { return };
+    let subject = sha256_hex(&std::fs::read(a.path(subject_file)).unwrap());
+    run_ok(
+        Command::new(py)
+            .arg(py_verifier("provenance.py"))
+            .args(["--envelope", envelope, "--ec", APP_EC, "--pq", APP_PQ])
+            .args(["--subject", &subject])
+            .current_dir(a.dir.path()),
+    );
+}
+
+pub fn judge(a: &Appliance, name: &str, args: &[&str]) -> Option<Run> {
+    let bin = tool(name)?;
+    Some(run_ok(
+        Command::new(bin).args(args).current_dir(a.dir.path()),
+    ))
+}
+
+pub fn embedded_name(input: &str) -> String {
+    match input.rsplit_once('.') {
+        Some((stem, ext)) => format!("{stem}.signed.{ext}"),
+        None => format!("{input}.signed"),
+    }
+}
+
+pub fn start_with_keys(extra_top: &str, extra_clients: &str) -> Appliance {
+    let a = Appliance::start(extra_top, extra_clients);
+    for p in ["widget", "uefi", "fwseal-appliance"] {
+        a.export_keys(p);
+    }
+    a
+}

@@ -1,16 +1,18 @@
-//! The blocking half of signing: detection and preparation from a spooled upload in constant
-//! memory, and writing output parts. Runs on `spawn_blocking` threads, never on the runtime.
+//! The crate's only file I/O: detection and preparation of an image file in constant memory
+//! (streamable formats), and writing a signed image's [`Part`]s. Shared by the daemon (spooled
+//! uploads) and the client (`fwseal sign --hash-locally`), so both compute the same digest the
+//! same way. Blocking: the daemon calls it on `spawn_blocking` threads.
 
-use fwseal_formats::{detect, prepare_stream, Format, FormatError, Part, Prepared, Request};
+use crate::{detect, prepare_stream, Format, FormatError, Part, Prepared, Request};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-/// Read size for streaming an upload through a preparer.
+/// Read size for streaming a file through a preparer.
 pub const CHUNK: usize = 1 << 20;
 const SAMPLE: u64 = 64 << 10;
 
-/// Detect the format of a spooled upload without reading all of it: small files are read
+/// Detect the format of an image file without reading all of it: small files are read
 /// whole; larger ones by their first and last 64 KiB (the DFU suffix lives at the end).
 pub fn detect_file(path: &Path, len: u64, ext_hint: Option<&str>) -> Result<Format, DetectError> {
     let mut f = File::open(path)?;
@@ -34,7 +36,7 @@ pub fn detect_file(path: &Path, len: u64, ext_hint: Option<&str>) -> Result<Form
 /// Detection failure.
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
-    /// I/O on the spool file.
+    /// I/O on the image file.
     #[error(transparent)]
     Io(#[from] std::io::Error),
     /// The content is not acceptable.
@@ -42,7 +44,8 @@ pub enum DetectError {
     Format(#[from] FormatError),
 }
 
-/// Stream the spooled upload through the format's preparer.
+/// Stream an image file through the format's preparer (`.hex`/`.efi` are buffered up to
+/// `random_access_limit` bytes).
 pub fn prepare_file(
     format: Format,
     path: &Path,
@@ -62,7 +65,7 @@ pub fn prepare_file(
     Ok(s.finish()?)
 }
 
-/// Write `parts` (ranges of the spooled input and new bytes) to `out`.
+/// Write `parts` (ranges of the input file and new bytes) to `out`.
 pub fn write_parts(parts: &[Part], input: &Path, out: &mut dyn Write) -> std::io::Result<u64> {
     let mut f = File::open(input)?;
     let mut buf = vec![0u8; CHUNK];
