@@ -581,3 +581,179 @@ async fn run_serves_on_a_real_listener_and_shuts_down() {
         .unwrap()
         .unwrap();
 }
+
+/// A digest-only request for one raw image, built with the format engine as the CLI does.
+fn digest_request(
+    params: &serde_json::Value,
+    data: &[u8],
+) -> fwseal_formats::remote::DigestSignRequest {
+    use fwseal_formats::remote::*;
+    let p: SignParams = serde_json::from_value(params.clone()).unwrap();
+    let plan = fwseal_formats::prepare(
+        Format::Raw,
+        data,
+        &p.request(fwseal_formats::Mode::Embedded),
+    )
+    .unwrap();
+    let (da, dv) = plan.digest();
+    let pq = p.pq.unwrap();
+    let c = p.classical.unwrap();
+    DigestSignRequest {
+        items: vec![DigestItem {
+            name: "fw.bin".into(),
+            format: Format::Raw,
+            mode: fwseal_formats::Mode::Embedded,
+            input_sha256: sha_hex(data),
+            digest: WireDigest {
+                alg: da,
+                value: hex::encode(dv),
+            },
+            version: None,
+            sign: vec![
+                WireMessage::new(pq, &plan.pq_message(pq).unwrap()),
+                WireMessage::new(c, &plan.classical_message(c, None).unwrap()),
+            ],
+            carried: vec![],
+        }],
+        claims: BuildClaims::default(),
+    }
+}
+
+#[tokio::test]
+async fn sign_digest_signs_messages_audits_hash_locally_and_stores_nothing() {
+    let h = harness();
+    let (s, b) = call(
+        &h,
+        "GET",
+        "/v1/products/widget/sign-params?format=raw",
+        Some(ALICE),
+        vec![],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    let params = json(&b);
+    assert_eq!(params["options"]["product"], "widget");
+    let data = image(5000);
+    let req = digest_request(&params, &data);
+    let before = blob_count(&h.state_dir);
+    let (s, b) = call(
+        &h,
+        "POST",
+        "/v1/products/widget/sign-digest",
+        Some(ALICE),
+        serde_json::to_vec(&req).unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    let resp: fwseal_formats::remote::DigestSignResponse = serde_json::from_slice(&b).unwrap();
+    let item = &resp.items[0];
+    assert!(item.complete);
+    // Each signature verifies over the message that was sent.
+    for (m, sig) in req.items[0].sign.iter().zip(&item.signatures) {
+        let k: &dyn Signer = if m.alg == SigAlg::MlDsa65 {
+            h.keys.pq.as_ref()
+        } else {
+            h.keys.classical.as_ref()
+        };
+        k.public_key().verify(&m.decode().unwrap(), sig).unwrap();
+    }
+    // Provenance: hash-locally, listing the signatures.
+    let env = fwseal_provenance::Envelope::from_json(item.provenance.as_ref().unwrap().as_bytes())
+        .unwrap();
+    let stmt = fwseal_provenance::verify(
+        &env,
+        &h.keys.appliance_public(),
+        &fwseal_provenance::Policy::default(),
+    )
+    .unwrap();
+    let ip = &stmt["predicate"]["buildDefinition"]["internalParameters"];
+    assert_eq!(ip["hashLocally"], true);
+    assert_eq!(ip["signatureSha256"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        blob_count(&h.state_dir),
+        before,
+        "hash-locally stored a blob"
+    );
+    let last = audit(&h).pop().unwrap();
+    assert_eq!(last.entry.decision, Decision::Allow);
+    assert!(
+        last.entry.input_sha256.is_none(),
+        "the appliance saw no input"
+    );
+    let extra: serde_json::Value =
+        serde_json::from_str(last.entry.extra.as_deref().unwrap()).unwrap();
+    assert_eq!(extra["hash_locally"], true);
+    assert_eq!(extra["claimed_input_sha256"], sha_hex(&data));
+    verify_chain(&h);
+}
+
+#[tokio::test]
+async fn sign_digest_refuses_foreign_carried_signatures_and_other_algorithms() {
+    let h = harness();
+    let (_, b) = call(
+        &h,
+        "GET",
+        "/v1/products/widget/sign-params?format=raw",
+        Some(ALICE),
+        vec![],
+    )
+    .await;
+    let params = json(&b);
+    let data = image(3000);
+    let denies = |h: &Harness| {
+        audit(h)
+            .iter()
+            .filter(|r| r.entry.decision == Decision::Deny)
+            .count()
+    };
+    let post = |req: fwseal_formats::remote::DigestSignRequest, token: &'static str| {
+        let body = serde_json::to_vec(&req).unwrap();
+        let h = &h;
+        async move {
+            call(
+                h,
+                "POST",
+                "/v1/products/widget/sign-digest",
+                Some(token),
+                body,
+            )
+            .await
+        }
+    };
+
+    // A PQ signature made by some other key, carried as if the appliance had made it.
+    let mut req = digest_request(&params, &data);
+    let pq_msg = req.items[0].sign.remove(0);
+    let forger = SoftKey::generate(SigAlg::MlDsa65).unwrap();
+    let forged = forger.sign(&pq_msg.decode().unwrap()).unwrap();
+    req.items[0].carried = vec![fwseal_formats::remote::Carried {
+        message: pq_msg,
+        signature: forged,
+    }];
+    let d0 = denies(&h);
+    let (s, b) = post(req, ALICE).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        json(&b)["detail"].as_str().unwrap().contains("carried"),
+        "{}",
+        String::from_utf8_lossy(&b)
+    );
+    assert_eq!(denies(&h), d0 + 1);
+
+    // An algorithm the product does not sign with.
+    let mut req = digest_request(&params, &data);
+    req.items[0].sign[1].alg = SigAlg::EcdsaP384Sha384;
+    req.items[0].sign[1].prehashed = Some("00".repeat(48));
+    let (s, b) = post(req, ALICE).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(json(&b)["detail"]
+        .as_str()
+        .unwrap()
+        .contains("is not what product widget signs"));
+    assert_eq!(denies(&h), d0 + 2);
+
+    // Another product's client: the same 404 as an unknown product.
+    let (s, _) = post(digest_request(&params, &data), BOB).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(denies(&h), d0 + 3);
+}
