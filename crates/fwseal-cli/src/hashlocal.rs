@@ -13,24 +13,10 @@ use fwseal_formats::remote::{
 use fwseal_formats::{Format, Mode};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Largest .hex / .efi image prepared here (they are held in memory).
 const RANDOM_ACCESS_LIMIT: u64 = 1 << 30;
-
-fn sha256_file(path: &Path) -> Result<[u8; 32]> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; files::CHUNK];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(h.finalize().into());
-        }
-        h.update(&buf[..n]);
-    }
-}
 
 /// The transport failed; the real error is kept aside so exit codes still tell an unreachable
 /// server from a refusal.
@@ -89,14 +75,16 @@ pub fn sign(a: &SignArgs, client: &Client, json: bool) -> Result<serde_json::Val
             }
         };
         let req = p.request(mode);
-        let plan = files::prepare_file(format, input, &req, RANDOM_ACCESS_LIMIT)
-            .with_context(|| format!("{}", input.display()))?;
+        let mut sha = Sha256::new();
+        let plan =
+            files::prepare_file_with(format, input, &req, RANDOM_ACCESS_LIMIT, |c| sha.update(c))
+                .with_context(|| format!("{}", input.display()))?;
         items.push(LocalItem {
             name: input
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "image".into()),
-            input_sha256: sha256_file(input)?,
+            input_sha256: sha.finalize().into(),
             version: a.image_version.clone(),
             plan,
         });

@@ -52,6 +52,18 @@ pub fn prepare_file(
     req: &Request,
     random_access_limit: u64,
 ) -> Result<Box<dyn Prepared>, DetectError> {
+    prepare_file_with(format, path, req, random_access_limit, |_| {})
+}
+
+/// [`prepare_file`], also passing every chunk read to `also` (e.g. a SHA-256 of the whole file)
+/// so the file is read once.
+pub fn prepare_file_with(
+    format: Format,
+    path: &Path,
+    req: &Request,
+    random_access_limit: u64,
+    mut also: impl FnMut(&[u8]),
+) -> Result<Box<dyn Prepared>, DetectError> {
     let mut s = prepare_stream(format, req, random_access_limit)?;
     let mut f = File::open(path)?;
     let mut buf = vec![0u8; CHUNK];
@@ -60,6 +72,7 @@ pub fn prepare_file(
         if n == 0 {
             break;
         }
+        also(&buf[..n]);
         s.update(&buf[..n])?;
     }
     Ok(s.finish()?)
