@@ -225,6 +225,7 @@ fn fuzz(args: &[String]) -> Result<()> {
         ("ihex", "fixtures/hex"),
         ("dfu", "fixtures/dfu"),
         ("efi", "fixtures/efi"),
+        ("remote", "fuzz/seeds/remote"),
     ];
     let mut summary = Vec::new();
     for (t, seeds) in targets {
