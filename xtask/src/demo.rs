@@ -6,7 +6,8 @@
 //! `fwseal` CLI, verifies each result with `fwseal verify` (signatures and provenance) and with
 //! the ecosystem's stock judge, stops the daemon and verifies the audit log.
 
-use anyhow::{bail, Context, Result};
+use crate::appliance::{check, Appliance, Product};
+use anyhow::{bail, Result};
 use fwseal_crypto::SigAlg;
 use fwseal_formats::{Format, Mode};
 use std::path::{Path, PathBuf};
@@ -76,43 +77,6 @@ fn run_judge(cmd: &mut Command) -> (bool, String) {
     }
 }
 
-/// Stops the daemon when the demo ends, however it ends.
-struct Daemon(std::process::Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        for _ in 0..50 {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn check(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("spawn {cmd:?}"))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if !out.status.success() {
-        bail!("{cmd:?} failed: {text}");
-    }
-    Ok(text)
-}
-
-fn hex_encode(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 pub fn run(root: &Path) -> Result<()> {
     println!("fwseal demo: SoftHSM2 dev token + fwseald on loopback + the fwseal CLI\n");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -122,48 +86,26 @@ pub fn run(root: &Path) -> Result<()> {
     let out = root.join("target/demo");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(out.join("keys"))?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_nanos();
-    let token = format!("demo-{nanos:x}");
-    let token_hash = fwseal_crypto::DigestAlg::Sha256.hash(token.as_bytes());
-    let config = out.join("fwseal.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"listen = "127.0.0.1:0"
-state_dir = "{state}"
-identity = "https://fwseal.demo/appliance"
-[hsm]
-token_label = "fwseal-demo"
-dev_token = true
-[[product]]
-name = "widget"
-formats = ["raw", "mcuboot", "ihex", "dfu"]
-[[product]]
-name = "uefi-app"
-formats = ["efi"]
-classical = "rsa-pkcs1-sha256"
-[[client]]
-name = "demo"
-token_sha256 = "{hash}"
-roles = {{ "*" = ["submitter", "factory"] }}
-"#,
-            state = out.join("state").display(),
-            hash = hex_encode(&token_hash)
-        ),
+    let app = Appliance::start(
+        &fwseald,
+        &out,
+        "fwseal-demo",
+        &[
+            Product {
+                name: "widget",
+                formats: &["raw", "mcuboot", "ihex", "dfu"],
+                classical: None,
+            },
+            Product {
+                name: "uefi-app",
+                formats: &["efi"],
+                classical: Some("rsa-pkcs1-sha256"),
+            },
+        ],
+        "",
     )?;
-    let cfg = config.to_string_lossy().into_owned();
-    for p in ["widget", "uefi-app"] {
-        print!(
-            "{}",
-            check(
-                Command::new(&fwseald)
-                    .args(["-c", &cfg, "keys", "create", "-p", p])
-                    .env("FWSEAL_LOG", "warn")
-            )?
-        );
-    }
+    let cfg = app.config.to_string_lossy().into_owned();
+    let token = app.token.clone();
     let keys = out.join("keys");
     for p in ["widget", "uefi-app", "fwseal-appliance"] {
         check(
@@ -184,21 +126,7 @@ roles = {{ "*" = ["submitter", "factory"] }}
         k("fwseal-appliance-v1-ml-dsa-65.pem"),
     );
 
-    let mut child = Command::new(&fwseald)
-        .args(["-c", &cfg, "run"])
-        .env("FWSEAL_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .context("start fwseald")?;
-    let stdout = child.stdout.take().context("fwseald stdout")?;
-    let daemon = Daemon(child);
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)?;
-    let addr = line
-        .trim()
-        .strip_prefix("fwseald listening on ")
-        .context("fwseald did not report its address")?
-        .to_string();
+    let addr = app.url.trim_start_matches("http://").to_string();
     println!("fwseald listening on {addr}\n");
 
     let mut rows = Vec::new();
@@ -317,7 +245,7 @@ roles = {{ "*" = ["submitter", "factory"] }}
             });
         }
     }
-    drop(daemon);
+    drop(app);
     let audit = check(
         Command::new(&fwseal)
             .args(["audit", "verify", "--db"])

@@ -4,8 +4,11 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod appliance;
 mod bench;
+mod bench_scale;
 mod demo;
+mod load;
 
 /// Debian packages the tests and the demo need (the stock verifiers, SoftHSM2, QEMU + OVMF).
 const APT_PACKAGES: &[&str] = &[
