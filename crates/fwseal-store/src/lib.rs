@@ -64,6 +64,9 @@ pub enum StoreError {
     /// Signing a checkpoint failed.
     #[error("signing: {0}")]
     Signing(#[from] fwseal_crypto::CryptoError),
+    /// A group commit this write was part of failed (the message is the batch's error).
+    #[error("audit batch commit failed: {0}")]
+    Batch(String),
 }
 
 /// A stored record that could not be decoded (only possible after tampering or damage).

@@ -1,5 +1,6 @@
 //! The SQLite backend: one database file in the state directory, WAL mode,
-//! `synchronous=FULL`, one `BEGIN IMMEDIATE` transaction per append.
+//! `synchronous=FULL`; writes are group-committed ([`SqliteStore::commit`]): one
+//! `BEGIN IMMEDIATE` transaction, one fsync, for every write queued while the previous ran.
 
 use crate::checkpoint::{Checkpoint, TrustedKeys};
 use crate::meta::{ArtifactMeta, ArtifactQuery, MAX_LIST};
@@ -12,7 +13,7 @@ use crate::{ArtifactIndex, AuditLog, CheckpointRow, MalformedRow, RecordRow, Sto
 use fwseal_crypto::KeyId;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Schema version stored in `PRAGMA user_version`.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -79,6 +80,8 @@ CREATE INDEX artifacts_by_output ON artifacts(output_sha256);
 /// read-only connection, so verification and export do not block appends.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Writes waiting for the next group commit ([`SqliteStore::commit`]).
+    queue: Mutex<Vec<Pending>>,
     path: PathBuf,
 }
 
@@ -110,6 +113,7 @@ impl SqliteStore {
         migrate(&mut conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            queue: Mutex::new(Vec::new()),
             path,
         })
     }
@@ -121,6 +125,7 @@ impl SqliteStore {
         let conn = read_only(&path)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            queue: Mutex::new(Vec::new()),
             path,
         })
     }
@@ -271,61 +276,150 @@ fn seq_i64(seq: u64) -> Result<i64, StoreError> {
     i64::try_from(seq).map_err(|_| StoreError::Misuse(format!("seq {seq} out of range")))
 }
 
+fn insert_audit(tx: &rusqlite::Transaction<'_>, e: &AuditEntry) -> Result<AuditRecord, StoreError> {
+    let head: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (seq, prev_hash) = match head {
+        None => (1u64, GENESIS_PREV_HASH),
+        Some((s, h)) => {
+            let s =
+                u64::try_from(s).map_err(|_| StoreError::Corrupt(format!("last audit seq {s}")))?;
+            let h = hash_from_hex(&h)
+                .ok_or_else(|| StoreError::Corrupt(format!("audit record {s}: bad hash")))?;
+            (
+                s.checked_add(1)
+                    .ok_or_else(|| StoreError::Corrupt("seq overflow".into()))?,
+                h,
+            )
+        }
+    };
+    let hash = record_hash(seq, &prev_hash, e);
+    tx.execute(
+        &format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
+        params![
+            seq_i64(seq)?,
+            hex::encode(prev_hash),
+            hex::encode(hash),
+            e.time,
+            e.client,
+            e.action.as_str(),
+            e.product,
+            key_ids_json(&e.key_ids),
+            opt_hex(&e.cert_sha256),
+            opt_hex(&e.input_sha256),
+            opt_hex(&e.output_sha256),
+            e.format,
+            e.mode,
+            e.decision.as_str(),
+            e.reason,
+            e.extra,
+        ],
+    )?;
+    Ok(AuditRecord {
+        seq,
+        prev_hash,
+        hash,
+        entry: e.clone(),
+    })
+}
+
+/// One pending durable write: an audit entry and optionally the artifact row it announces.
+struct Pending {
+    entry: AuditEntry,
+    artifact: Option<ArtifactMeta>,
+    done: Arc<Mutex<Option<Result<AuditRecord, String>>>>,
+}
+
+impl SqliteStore {
+    /// Append `e` and, in the same transaction, index `artifact`: both are durable (fsync) when
+    /// this returns, or neither is written.
+    ///
+    /// Group commit: concurrent callers queue their writes; whichever holds the connection
+    /// commits every queued write in one transaction (one fsync), in queue order, and the
+    /// others find their result ready when they get the connection.
+    pub fn commit(
+        &self,
+        e: &AuditEntry,
+        artifact: Option<&ArtifactMeta>,
+    ) -> Result<AuditRecord, StoreError> {
+        e.validate()?;
+        if let Some(m) = artifact {
+            m.validate()?;
+            sort_key("created", &m.created)?;
+        }
+        let done = Arc::new(Mutex::new(None));
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Pending {
+                entry: e.clone(),
+                artifact: artifact.cloned(),
+                done: done.clone(),
+            });
+        let mut conn = self.lock();
+        let ready = done.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(r) = ready {
+            return r.map_err(StoreError::Batch);
+        }
+        let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
+        let outcome = (|| -> Result<Vec<AuditRecord>, StoreError> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut out = Vec::with_capacity(batch.len());
+            for p in &batch {
+                out.push(insert_audit(&tx, &p.entry)?);
+                if let Some(m) = &p.artifact {
+                    insert_artifact(&tx, m)?;
+                }
+            }
+            tx.commit()?;
+            Ok(out)
+        })();
+        // Results are handed out while the connection is still held, so a caller whose write
+        // was in this batch finds it ready as soon as it gets the connection.
+        let mut mine = None;
+        match outcome {
+            Ok(records) => {
+                for (p, r) in batch.into_iter().zip(records) {
+                    if Arc::ptr_eq(&p.done, &done) {
+                        mine = Some(Ok(r));
+                    } else {
+                        *p.done.lock().unwrap_or_else(|x| x.into_inner()) = Some(Ok(r));
+                    }
+                }
+            }
+            Err(err) => {
+                let msg = err.to_string();
+                for p in batch {
+                    if Arc::ptr_eq(&p.done, &done) {
+                        mine = Some(Err(err_again(&err, &msg)));
+                    } else {
+                        *p.done.lock().unwrap_or_else(|x| x.into_inner()) = Some(Err(msg.clone()));
+                    }
+                }
+            }
+        }
+        drop(conn);
+        mine.unwrap_or_else(|| Err(StoreError::Batch("write lost from its batch".into())))
+    }
+}
+
+/// The committing caller gets its own error back with its original type where possible.
+fn err_again(e: &StoreError, msg: &str) -> StoreError {
+    match e {
+        StoreError::Misuse(m) => StoreError::Misuse(m.clone()),
+        StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
+        _ => StoreError::Batch(msg.to_string()),
+    }
+}
+
 impl AuditLog for SqliteStore {
     fn append(&self, e: &AuditEntry) -> Result<AuditRecord, StoreError> {
-        e.validate()?;
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let head: Option<(i64, String)> = tx
-            .query_row(
-                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let (seq, prev_hash) = match head {
-            None => (1u64, GENESIS_PREV_HASH),
-            Some((s, h)) => {
-                let s = u64::try_from(s)
-                    .map_err(|_| StoreError::Corrupt(format!("last audit seq {s}")))?;
-                let h = hash_from_hex(&h)
-                    .ok_or_else(|| StoreError::Corrupt(format!("audit record {s}: bad hash")))?;
-                (
-                    s.checked_add(1)
-                        .ok_or_else(|| StoreError::Corrupt("seq overflow".into()))?,
-                    h,
-                )
-            }
-        };
-        let hash = record_hash(seq, &prev_hash, e);
-        tx.execute(
-            &format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
-            params![
-                seq_i64(seq)?,
-                hex::encode(prev_hash),
-                hex::encode(hash),
-                e.time,
-                e.client,
-                e.action.as_str(),
-                e.product,
-                key_ids_json(&e.key_ids),
-                opt_hex(&e.cert_sha256),
-                opt_hex(&e.input_sha256),
-                opt_hex(&e.output_sha256),
-                e.format,
-                e.mode,
-                e.decision.as_str(),
-                e.reason,
-                e.extra,
-            ],
-        )?;
-        tx.commit()?;
-        Ok(AuditRecord {
-            seq,
-            prev_hash,
-            hash,
-            entry: e.clone(),
-        })
+        self.commit(e, None)
     }
 
     fn head(&self) -> Result<Option<(u64, Hash32)>, StoreError> {
@@ -429,30 +523,34 @@ fn sort_key(what: &str, t: &str) -> Result<String, StoreError> {
         .ok_or_else(|| StoreError::Misuse(format!("{what} {t:?} is not RFC 3339 UTC")))
 }
 
+fn insert_artifact(conn: &Connection, m: &ArtifactMeta) -> Result<(), StoreError> {
+    let created_key = sort_key("created", &m.created)?;
+    conn.execute(
+        &format!("INSERT INTO artifacts ({ARTIFACT_COLUMNS}, created_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+        params![
+            m.id,
+            m.product,
+            m.format,
+            m.mode,
+            m.version,
+            hex::encode(m.input_sha256),
+            hex::encode(m.output_sha256),
+            opt_hex(&m.detached_sha256),
+            opt_hex(&m.provenance_sha256),
+            key_ids_json(&m.key_ids),
+            m.client,
+            m.created,
+            created_key,
+        ],
+    )?;
+    Ok(())
+}
+
 impl ArtifactIndex for SqliteStore {
     fn put_artifact(&self, m: &ArtifactMeta) -> Result<(), StoreError> {
         m.validate()?;
-        let created_key = sort_key("created", &m.created)?;
         let conn = self.lock();
-        conn.execute(
-            &format!("INSERT INTO artifacts ({ARTIFACT_COLUMNS}, created_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
-            params![
-                m.id,
-                m.product,
-                m.format,
-                m.mode,
-                m.version,
-                hex::encode(m.input_sha256),
-                hex::encode(m.output_sha256),
-                opt_hex(&m.detached_sha256),
-                opt_hex(&m.provenance_sha256),
-                key_ids_json(&m.key_ids),
-                m.client,
-                m.created,
-                created_key,
-            ],
-        )?;
-        Ok(())
+        insert_artifact(&conn, m)
     }
 
     fn artifact(&self, id: &str) -> Result<Option<ArtifactMeta>, StoreError> {

@@ -238,3 +238,62 @@ fn artifact_index_queries() {
     let s = db.open();
     assert_eq!(s.artifact("c").expect("get"), Some(c));
 }
+
+#[test]
+fn concurrent_commits_group_into_one_chain_with_their_artifacts() {
+    use fwseal_store::AuditLog;
+    let db = Db::new();
+    let s = std::sync::Arc::new(db.open());
+    const THREADS: u64 = 12;
+    const EACH: u64 = 40;
+    std::thread::scope(|sc| {
+        for t in 0..THREADS {
+            let s = s.clone();
+            sc.spawn(move || {
+                for i in 0..EACH {
+                    let n = t * EACH + i;
+                    let mut e = common::entry(n + 1);
+                    e.client = format!("client-{t}");
+                    let m = meta(
+                        &format!("a{n}"),
+                        "widget",
+                        None,
+                        n as u8,
+                        "2026-05-01T10:00:00Z",
+                    );
+                    let rec = s.commit(&e, Some(&m)).expect("commit");
+                    assert_eq!(rec.entry, e, "each caller gets its own record back");
+                }
+            });
+        }
+    });
+    let recs = s.records(1, 10_000).expect("records");
+    assert_eq!(recs.len() as u64, THREADS * EACH);
+    for w in recs.windows(2) {
+        assert_eq!(w[1].prev_hash, w[0].hash, "one chain");
+    }
+    // Per client, records keep their submission order.
+    for t in 0..THREADS {
+        let mine: Vec<_> = recs
+            .iter()
+            .filter(|r| r.entry.client == format!("client-{t}"))
+            .map(|r| r.entry.time.clone())
+            .collect();
+        let mut sorted = mine.clone();
+        sorted.sort();
+        assert_eq!(mine.len() as u64, EACH);
+        assert_eq!(mine, sorted);
+    }
+    for n in [0, THREADS * EACH - 1] {
+        assert!(s.artifact(&format!("a{n}")).expect("artifact").is_some());
+    }
+    // A failing write (duplicate artifact id) writes neither its record nor its row.
+    let before = s.records(1, 10_000).expect("records").len();
+    let dup = meta("a0", "widget", None, 0, "2026-05-01T10:00:00Z");
+    assert!(s.commit(&common::entry(9999), Some(&dup)).is_err());
+    assert_eq!(s.records(1, 10_000).expect("records").len(), before);
+    let keys = common::Keys::new();
+    s.checkpoint(&keys.ecdsa, &keys.mldsa).expect("checkpoint");
+    let rep = fwseal_store::verify_db(&db.path, &keys.trusted()).expect("verify");
+    assert!(rep.is_ok(), "{:?}", rep.problems);
+}
