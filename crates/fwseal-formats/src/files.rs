@@ -12,6 +12,12 @@ use std::path::Path;
 pub const CHUNK: usize = 1 << 20;
 const SAMPLE: u64 = 64 << 10;
 
+/// A read buffer for `len` bytes: [`CHUNK`] at most, so small images do not pay for zeroing
+/// a megabyte on every request.
+fn buffer_for(len: u64) -> usize {
+    usize::try_from(len).map_or(CHUNK, |l| l.clamp(1, CHUNK))
+}
+
 /// Detect the format of an image file without reading all of it: small files are read
 /// whole; larger ones by their first and last 64 KiB (the DFU suffix lives at the end).
 pub fn detect_file(path: &Path, len: u64, ext_hint: Option<&str>) -> Result<Format, DetectError> {
@@ -66,7 +72,7 @@ pub fn prepare_file_with(
 ) -> Result<Box<dyn Prepared>, DetectError> {
     let mut s = prepare_stream(format, req, random_access_limit)?;
     let mut f = File::open(path)?;
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; buffer_for(f.metadata()?.len())];
     loop {
         let n = f.read(&mut buf)?;
         if n == 0 {
@@ -81,7 +87,15 @@ pub fn prepare_file_with(
 /// Write `parts` (ranges of the input file and new bytes) to `out`.
 pub fn write_parts(parts: &[Part], input: &Path, out: &mut dyn Write) -> std::io::Result<u64> {
     let mut f = File::open(input)?;
-    let mut buf = vec![0u8; CHUNK];
+    let longest = parts
+        .iter()
+        .map(|p| match p {
+            Part::Input { len, .. } => *len,
+            Part::Bytes(_) => 0,
+        })
+        .max()
+        .unwrap_or(0);
+    let mut buf = vec![0u8; buffer_for(longest)];
     let mut total = 0u64;
     for p in parts {
         match p {
@@ -93,7 +107,7 @@ pub fn write_parts(parts: &[Part], input: &Path, out: &mut dyn Write) -> std::io
                 f.seek(SeekFrom::Start(*start))?;
                 let mut left = *len;
                 while left > 0 {
-                    let want = usize::try_from(left.min(CHUNK as u64)).unwrap_or(CHUNK);
+                    let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
                     f.read_exact(&mut buf[..want])?;
                     out.write_all(&buf[..want])?;
                     left -= want as u64;

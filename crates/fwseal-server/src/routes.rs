@@ -588,8 +588,10 @@ async fn sign_inner(
     };
     let store = st.store.clone();
     let committed = tokio::task::spawn_blocking(move || -> Result<(), String> {
-        store.append(&ev).map_err(|e| e.to_string())?;
-        fwseal_store::ArtifactIndex::put_artifact(store.as_ref(), &meta).map_err(|e| e.to_string())
+        store
+            .commit(&ev, Some(&meta))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     })
     .await;
     match committed {

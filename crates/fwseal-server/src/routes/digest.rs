@@ -241,7 +241,7 @@ async fn sign_digest_inner(
     let entries: Vec<AuditEntry> = outs.iter().map(|o| o.audit.clone()).collect();
     let committed = tokio::task::spawn_blocking(move || -> Result<(), String> {
         for e in &entries {
-            store.append(e).map_err(|e| e.to_string())?;
+            store.commit(e, None).map_err(|e| e.to_string())?;
         }
         Ok(())
     })
