@@ -33,6 +33,26 @@ impl std::fmt::Display for ApiError {
 }
 impl std::error::Error for ApiError {}
 
+/// A job ended without a signature (rejected, expired, failed): the request was refused.
+#[derive(Debug)]
+pub struct JobEnded(pub String);
+impl std::fmt::Display for JobEnded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for JobEnded {}
+
+/// Some submitted images are waiting for approvals (not signed yet). Carries the job documents.
+#[derive(Debug)]
+pub struct PendingJobs(pub serde_json::Value);
+impl std::fmt::Display for PendingJobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("waiting for approvals; nothing signed yet")
+    }
+}
+impl std::error::Error for PendingJobs {}
+
 /// A failed request: the server could not be reached.
 #[derive(Debug)]
 pub struct Unreachable(pub String);
@@ -98,6 +118,24 @@ impl Client {
             .get(&format!("{}{path}", self.base))
             .header("Authorization", &format!("Bearer {}", self.token))
             .call()
+            .map_err(Self::unreachable)?;
+        let mut resp = Self::check(resp)?;
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    /// POST a JSON body, returning JSON.
+    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
+        let resp = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Content-Type", "application/json")
+            .send(body.to_string().as_bytes())
             .map_err(Self::unreachable)?;
         let mut resp = Self::check(resp)?;
         let text = resp
