@@ -110,7 +110,7 @@ pub fn sign(a: &SignArgs, json: bool) -> Result<serde_json::Value> {
         }
         let mut resp =
             client.post_file(&format!("/v1/products/{}/sign", a.product), &q, input, json)?;
-        if resp.get("artifact_id").is_none() && resp["state"] == "pending" {
+        if resp["artifact_id"].is_null() && resp["state"] == "pending" {
             // 202: an M-of-N product; the image is a pending job.
             if !json {
                 crate::jobs::print_submitted(input, &resp);
@@ -234,6 +234,8 @@ pub struct FetchArgs {
 pub fn fetch(a: &FetchArgs, json: bool) -> Result<serde_json::Value> {
     let client = Client::from_env(a.url.as_deref())?;
     let meta = client.get_json(&format!("/v1/artifacts/{}", a.id))?;
+    std::fs::create_dir_all(&a.dir)
+        .with_context(|| format!("create {}", a.dir.display()))?;
     let name = meta["name"].as_str().unwrap_or("image").to_string();
     let safe = Path::new(&name)
         .file_name()
