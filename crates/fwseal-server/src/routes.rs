@@ -534,8 +534,7 @@ async fn sign_inner(
         let mut q = q;
         q.format = Some(format.name().to_string());
         q.mode = Some(mode);
-        return crate::approvals::submit(st, &who, &pcfg, &policy, intake, q, key_version)
-            .await;
+        return crate::approvals::submit(st, &who, &pcfg, &policy, intake, q, key_version).await;
     }
     let fin = Finalize {
         requester: who.name.clone(),

@@ -694,6 +694,41 @@ mod tests {
     }
 
     #[test]
+    fn racing_last_approvals_reach_the_quorum_once() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("db");
+        let s = SqliteStore::open(&p).unwrap();
+        for i in 0..20 {
+            s.create_job(&job(&format!("j{i}"), 2, 100)).unwrap();
+            s.approve(&format!("j{i}"), "alice", &[1, 2, 3], T, 50)
+                .unwrap();
+        }
+        // Two processes' worth of connections, one approver each, racing on every job.
+        let handles: Vec<_> = ["bob", "carol"]
+            .into_iter()
+            .map(|who| {
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    let s = SqliteStore::open(&p).unwrap();
+                    (0..20)
+                        .map(|i| {
+                            matches!(
+                                s.approve(&format!("j{i}"), who, &[1, 2, 3], T, 50).unwrap(),
+                                ApproveOutcome::Quorum(_)
+                            )
+                        })
+                        .collect::<Vec<bool>>()
+                })
+            })
+            .collect();
+        let wins: Vec<Vec<bool>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        for i in 0..20 {
+            assert!(wins[0][i] ^ wins[1][i], "job j{i}: exactly one quorum");
+            assert_eq!(s.job(&format!("j{i}")).unwrap().unwrap().approvals.len(), 2);
+        }
+    }
+
+    #[test]
     fn a_version_1_database_is_migrated() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("db");
