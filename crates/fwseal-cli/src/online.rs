@@ -234,8 +234,7 @@ pub struct FetchArgs {
 pub fn fetch(a: &FetchArgs, json: bool) -> Result<serde_json::Value> {
     let client = Client::from_env(a.url.as_deref())?;
     let meta = client.get_json(&format!("/v1/artifacts/{}", a.id))?;
-    std::fs::create_dir_all(&a.dir)
-        .with_context(|| format!("create {}", a.dir.display()))?;
+    std::fs::create_dir_all(&a.dir).with_context(|| format!("create {}", a.dir.display()))?;
     let name = meta["name"].as_str().unwrap_or("image").to_string();
     let safe = Path::new(&name)
         .file_name()

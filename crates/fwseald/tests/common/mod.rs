@@ -196,7 +196,7 @@ roles = {{ "*" = ["submitter", "factory"] }}
         let config = &self.config;
         let mut child = Command::new(daemon_bin())
             .arg("-c")
-            .arg(&config)
+            .arg(config)
             .arg("run")
             .stdout(Stdio::piped())
             .stderr(stderr)
