@@ -31,6 +31,10 @@ pub struct ApproveArgs {
     /// the digest the server shows for the job (printed before approving).
     #[arg(long, value_name = "HEX")]
     pub digest: Option<String>,
+    /// Download the job's unsigned input to FILE first (to inspect or compare with your build)
+    /// and refuse to approve unless it hashes to the job's input_sha256.
+    #[arg(long, value_name = "FILE")]
+    pub save_input: Option<std::path::PathBuf>,
     /// Server URL (default: $FWSEAL_URL).
     #[arg(long)]
     pub url: Option<String>,
@@ -209,9 +213,21 @@ pub fn list(a: &JobsArgs, json: bool) -> Result<serde_json::Value> {
 /// `fwseal approve`: show the job, then send back the digest (yours with --digest).
 pub fn approve(a: &ApproveArgs, json: bool) -> Result<serde_json::Value> {
     let client = Client::from_env(a.url.as_deref())?;
-    let job = client.get_json(&format!("/v1/jobs/{}", a.id))?;
-    let shown = job["digest"]["value"]
-        .as_str()
+    // With a pinned --digest the server's answer to the approval is authoritative: a job this
+    // client may not view is still sent (and refused by the server, which audits it).
+    let job = match client.get_json(&format!("/v1/jobs/{}", a.id)) {
+        Ok(j) => Some(j),
+        Err(e) if a.digest.is_some() && e.downcast_ref::<crate::client::ApiError>().is_some() => {
+            if !json {
+                eprintln!("fwseal: cannot show job {}: {e:#}", a.id);
+            }
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let shown = job
+        .as_ref()
+        .and_then(|j| j["digest"]["value"].as_str())
         .unwrap_or_default()
         .to_string();
     let digest = match &a.digest {
@@ -224,8 +240,22 @@ pub fn approve(a: &ApproveArgs, json: bool) -> Result<serde_json::Value> {
         }
         None => shown.clone(),
     };
-    if !json {
-        print_job(&job);
+    if let (Some(out), Some(job)) = (&a.save_input, &job) {
+        client.download(&format!("/v1/jobs/{}/input", a.id), out, json)?;
+        let got = sha256_file(out)?;
+        let want = job["input_sha256"].as_str().unwrap_or_default();
+        if got != want {
+            bail!(
+                "{}: sha256 {got} is not the job's input_sha256 {want}; not approving",
+                out.display()
+            );
+        }
+        if !json {
+            println!("input saved to {} (sha256 {got})", out.display());
+        }
+    }
+    if let (false, Some(job)) = (json, &job) {
+        print_job(job);
         if digest != shown {
             eprintln!("warning: --digest differs from the job's digest; the server will refuse");
         }
@@ -244,6 +274,22 @@ pub fn approve(a: &ApproveArgs, json: bool) -> Result<serde_json::Value> {
         }
     }
     Ok(j)
+}
+
+fn sha256_file(p: &Path) -> Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f = std::fs::File::open(p)?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
 /// `fwseal reject`.

@@ -301,9 +301,9 @@ async fn load_job(st: &Shared, id: &str) -> Result<Option<Job>, Response> {
     }
 }
 
-/// Identify the caller and find a job they may see; audits and answers refusals. `action` is
-/// the audit action; `need_approver` refuses callers without the approver role (except that
-/// the requester is told about self-approval instead).
+/// Identify the caller and find the job; a caller with no role on its product gets the same
+/// audited 404 as for an unknown job. `action` is the audit action. Returns the caller's access
+/// so each handler decides what that role may do.
 async fn visible_job(
     st: &Shared,
     headers: &HeaderMap,
@@ -312,29 +312,23 @@ async fn visible_job(
 ) -> Result<(Identity, Job, Access), Response> {
     let who = identify(st, headers, action, "").await?;
     let Some(job) = load_job(st, id).await? else {
-        deny(st, &who.name, action, "", id, &format!("no job {id}")).await;
+        audit_denied(st, &who.name, action, "", &format!("no job {id}")).await;
         return Err(no_such_job(id).into_response());
     };
     let cfg = st.config();
     let acc = access(&cfg, &who, &job);
     if acc == Access::None {
-        deny(
+        audit_denied(
             st,
             &who.name,
             action,
             &job.job.product,
-            id,
             &format!("job {id}: no role on its product"),
         )
         .await;
         return Err(no_such_job(id).into_response());
     }
     Ok((who, job, acc))
-}
-
-async fn deny(st: &Shared, who: &str, action: &str, product: &str, job: &str, reason: &str) {
-    let _ = job;
-    audit_denied(st, who, action, product, reason).await;
 }
 
 fn lacks_role(job: &Job, cfg: &Config) -> Problem {
@@ -418,12 +412,11 @@ pub(crate) async fn show(
     match visible_job(&st, &headers, &id, "list").await {
         Ok((who, job, Access::OtherRole)) => {
             let cfg = st.config();
-            deny(
+            audit_denied(
                 &st,
                 &who.name,
                 "list",
                 &job.job.product,
-                &id,
                 &format!("job {id}: not the requester and no approver role"),
             )
             .await;
@@ -444,12 +437,11 @@ pub(crate) async fn input(
         Ok((who, job, Access::Approver | Access::Requester)) => (who, job),
         Ok((who, job, _)) => {
             let cfg = st.config();
-            deny(
+            audit_denied(
                 &st,
                 &who.name,
                 "fetch",
                 &job.job.product,
-                &id,
                 &format!("job {id}: input needs the approver role"),
             )
             .await;

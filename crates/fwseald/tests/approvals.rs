@@ -43,12 +43,16 @@ approvals = {{ required = {required}, of_role = "release-approver", expires_afte
 name = "quick"
 formats = ["raw"]
 approvals = {{ required = 1, of_role = "release-approver", expires_after_secs = 1 }}
+[[product]]
+name = "staged"
+formats = ["raw"]
+approvals = {{ required = 1, of_role = "release-approver", key_versions = [2] }}
 "#
     );
     s.push_str(&client(
         "alice",
         ALICE,
-        r#""secure" = ["release-approver"], "quick" = ["release-approver"]"#,
+        r#""secure" = ["release-approver"], "quick" = ["release-approver"], "staged" = ["release-approver"]"#,
     ));
     s.push_str(&client("bob", BOB, r#""secure" = ["release-approver"]"#));
     s.push_str(&client("carol", CAROL, r#""secure" = ["approver"]"#));
@@ -58,7 +62,7 @@ approvals = {{ required = 1, of_role = "release-approver", expires_after_secs = 
 }
 
 fn start() -> Appliance {
-    let a = Appliance::start_with_products("", &clients(2), &["secure", "quick"]);
+    let a = Appliance::start_with_products("", &clients(2), &["secure", "quick", "staged"]);
     for p in ["secure", "fwseal-appliance"] {
         a.export_keys(p);
     }
@@ -95,8 +99,8 @@ fn submit(a: &Appliance, product: &str, file: &str) -> (String, String) {
     )
 }
 
-/// A refusal: exit 1, stderr names `status` and `code`, exactly one more deny record whose
-/// reason mentions `audit_hint`, and the artifact index did not grow.
+/// A refusal: exit 1, stderr names `status` and `code`, the newest deny record is for the
+/// command's action, and the artifact index did not grow.
 fn refused(a: &Appliance, what: &str, token: &str, args: &[&str], status: &str, code: &str) {
     let deny = denies(a);
     let arts = artifacts(a);
@@ -107,7 +111,16 @@ fn refused(a: &Appliance, what: &str, token: &str, args: &[&str], status: &str, 
         "{what}: stderr lacks {status} {code}:\n{}",
         r.text()
     );
-    assert_eq!(denies(a), deny + 1, "{what}: no deny record");
+    // One more deny record (two when the CLI's preceding GET of the job was refused too).
+    let now = denies(a);
+    assert!(
+        now == deny + 1 || now == deny + 2,
+        "{what}: {} new deny records",
+        now - deny
+    );
+    let action =
+        a.sql("select action from audit_log where decision = 'deny' order by seq desc limit 1");
+    assert_eq!(action, args[0], "{what}: the deny record names the action");
     assert_eq!(artifacts(a), arts, "{what}: an artifact appeared");
 }
 
@@ -164,7 +177,7 @@ fn two_of_three_signs_only_after_two_distinct_approvals_across_a_restart() {
         &a,
         "no approver role",
         DAVE,
-        &["approve", &id],
+        &["approve", &id, "--digest", &digest],
         "403",
         "not-an-approver",
     );
@@ -172,7 +185,7 @@ fn two_of_three_signs_only_after_two_distinct_approvals_across_a_restart() {
         &a,
         "no role on the product",
         EVE,
-        &["approve", &id],
+        &["approve", &id, "--digest", &digest],
         "404",
         "no-such-job",
     );
@@ -180,7 +193,12 @@ fn two_of_three_signs_only_after_two_distinct_approvals_across_a_restart() {
         &a,
         "unknown job",
         ALICE,
-        &["approve", "0123456789abcdef0123456789abcdef"],
+        &[
+            "approve",
+            "0123456789abcdef0123456789abcdef",
+            "--digest",
+            &digest,
+        ],
         "404",
         "no-such-job",
     );
@@ -195,9 +213,21 @@ fn two_of_three_signs_only_after_two_distinct_approvals_across_a_restart() {
         "digest-mismatch",
     );
 
-    // First approval: recorded, still unsigned, nothing fetchable.
-    let r = a.cli_as(ALICE, &["approve", &id, "--digest", &digest]);
+    // First approval (after downloading the input and checking its hash): recorded, still
+    // unsigned, nothing fetchable.
+    let r = a.cli_as(
+        ALICE,
+        &[
+            "approve",
+            &id,
+            "--digest",
+            &digest,
+            "--save-input",
+            "inspected.img",
+        ],
+    );
     assert!(r.ok() && r.stdout.contains("1/2"), "{}", r.text());
+    assert_eq!(std::fs::read(a.path("inspected.img")).unwrap(), input);
     assert_eq!(artifacts(&a), 0, "one approval must not sign");
     let j = job_json(&a, TOKEN, &id);
     assert_eq!(j["state"], "pending");
@@ -545,6 +575,68 @@ fn sign_wait_racing_approvals_rejection_and_expiry() {
         r.text()
     );
     a.assert_alive();
+}
+
+fn job_state(a: &Appliance, id: &str) -> String {
+    a.sql(&format!("select state from jobs where id = '{id}'"))
+}
+
+fn rotate(a: &Appliance, product: &str) {
+    run_ok(
+        Command::new(daemon_bin())
+            .arg("-c")
+            .arg(&a.config)
+            .args(["keys", "rotate", "-p", product]),
+    );
+}
+
+/// `key_versions = [2]`: version 1 signs immediately, version 2 needs the approval, and a key
+/// rotation while a job is pending fails the job at release instead of signing with a key the
+/// approvers did not expect. The requester may withdraw their own job.
+#[test]
+fn key_versions_limit_the_policy_and_a_key_change_fails_the_job() {
+    let a = start();
+    let bin = a.put_fixture("raw/sample.bin");
+    a.cli_ok(&["sign", "-p", "staged", &bin]);
+    assert_eq!(
+        artifacts(&a),
+        1,
+        "key version 1 is not covered by the policy"
+    );
+
+    rotate(&a, "staged");
+    let (id, _) = submit(&a, "staged", &bin);
+    let (withdrawn, _) = submit(&a, "staged", &bin);
+    let r = a.cli(&["reject", &withdrawn, "--reason", "withdrawn by CI"]);
+    assert!(r.ok(), "the requester withdraws: {}", r.text());
+    assert_eq!(job_state(&a, &withdrawn), "rejected");
+
+    rotate(&a, "staged");
+    let deny = denies(&a);
+    let r = a.cli_as(ALICE, &["approve", &id]);
+    assert_eq!(r.code, Some(1), "{}", r.text());
+    assert!(r.stderr.contains("key version changed"), "{}", r.text());
+    assert_eq!(job_state(&a, &id), "failed");
+    assert_eq!(artifacts(&a), 1, "nothing signed");
+    assert_eq!(denies(&a), deny + 1);
+    let reason =
+        a.sql("select reason from audit_log where decision = 'deny' order by seq desc limit 1");
+    assert!(
+        reason.contains(&id) && reason.contains("release refused"),
+        "{reason}"
+    );
+    refused(
+        &a,
+        "approval of a failed job",
+        ALICE,
+        &["approve", &id],
+        "409",
+        "job-failed",
+    );
+
+    // Version 3 is outside the policy again.
+    a.cli_ok(&["sign", "-p", "staged", &bin]);
+    assert_eq!(artifacts(&a), 2);
 }
 
 fn wait_reload(a: &Appliance, decision: &str, before: usize) -> String {
