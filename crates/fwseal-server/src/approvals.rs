@@ -151,8 +151,14 @@ fn access(cfg: &Config, who: &Identity, job: &Job) -> Access {
     }
 }
 
-fn job_json(job: &Job, now: i64) -> serde_json::Value {
+/// The job as the API shows it. `approvals_required` is the effective M: the stored one, or the
+/// current policy's when that is stricter (see [`JobQueue::approve`]).
+fn job_json(job: &Job, now: i64, cfg: &Config) -> serde_json::Value {
     let j = &job.job;
+    let required = cfg
+        .product(&j.product)
+        .and_then(|p| p.approvals.as_ref())
+        .map_or(j.required, |a| a.required.max(j.required));
     let base = format!("/v1/jobs/{}", j.id);
     let state = job.state_at(now);
     let mut links = serde_json::json!({
@@ -177,7 +183,7 @@ fn job_json(job: &Job, now: i64) -> serde_json::Value {
         "requester": j.requester,
         "build": j.params,
         "key_version": j.key_version,
-        "approvals_required": j.required,
+        "approvals_required": required,
         "of_role": j.of_role,
         "approvals": job.approvals,
         "created": j.created,
@@ -279,7 +285,7 @@ pub(crate) async fn submit(
         artifact_id: None,
         approvals: vec![],
     };
-    let body = job_json(&full, now);
+    let body = job_json(&full, now, &st.config());
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, format!("/v1/jobs/{id}"))],
@@ -398,7 +404,7 @@ pub(crate) async fn list(
         .iter()
         .filter(|j| matches!(access(&cfg, &who, j), Access::Approver | Access::Requester))
         .filter(|j| all || j.state_at(now) == JobState::Pending)
-        .map(|j| job_json(j, now))
+        .map(|j| job_json(j, now, &cfg))
         .collect();
     Json(serde_json::json!({ "jobs": out })).into_response()
 }
@@ -422,7 +428,7 @@ pub(crate) async fn show(
             .await;
             lacks_role(&job, &cfg).into_response()
         }
-        Ok((_, job, _)) => Json(job_json(&job, now_unix())).into_response(),
+        Ok((_, job, _)) => Json(job_json(&job, now_unix(), &st.config())).into_response(),
         Err(r) => r,
     }
 }
@@ -541,17 +547,23 @@ pub(crate) async fn approve(
         let p = Problem::bad_request("digest must be hex (the job's digest.value)");
         return refuse(format!("job {id}: digest is not hex"), p).await;
     };
+    // The current policy's M applies to pending jobs too when it is stricter.
+    let min_required = cfg
+        .product(&product)
+        .and_then(|p| p.approvals.as_ref())
+        .map_or(0, |a| a.required);
     let store = st.store.clone();
     let (idc, whoc, now) = (id.clone(), who.name.clone(), now_unix());
     let time = now_rfc3339();
-    let outcome =
-        match tokio::task::spawn_blocking(move || store.approve(&idc, &whoc, &digest, &time, now))
-            .await
-        {
-            Ok(Ok(o)) => o,
-            Ok(Err(e)) => return Problem::internal(e.to_string()).into_response(),
-            Err(e) => return Problem::internal(e.to_string()).into_response(),
-        };
+    let outcome = match tokio::task::spawn_blocking(move || {
+        store.approve(&idc, &whoc, &digest, &time, now, min_required)
+    })
+    .await
+    {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => return Problem::internal(e.to_string()).into_response(),
+        Err(e) => return Problem::internal(e.to_string()).into_response(),
+    };
     let (n, quorum) = match outcome {
         ApproveOutcome::Refused(r) => {
             let p = refusal_problem(&id, &r, &digest_hex);
@@ -583,7 +595,7 @@ pub(crate) async fn approve(
         }
     }
     match load_job(&st, &id).await {
-        Ok(Some(j)) => Json(job_json(&j, now_unix())).into_response(),
+        Ok(Some(j)) => Json(job_json(&j, now_unix(), &st.config())).into_response(),
         Ok(None) => no_such_job(&id).into_response(),
         Err(r) => r,
     }
@@ -795,7 +807,7 @@ pub(crate) async fn reject(
         Err(e) => return Problem::internal(e.to_string()).into_response(),
     }
     match load_job(&st, &id).await {
-        Ok(Some(j)) => Json(job_json(&j, now_unix())).into_response(),
+        Ok(Some(j)) => Json(job_json(&j, now_unix(), &st.config())).into_response(),
         Ok(None) => no_such_job(&id).into_response(),
         Err(r) => r,
     }

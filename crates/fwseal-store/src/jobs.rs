@@ -237,7 +237,9 @@ pub trait JobQueue: Send + Sync {
     fn job(&self, id: &str) -> Result<Option<Job>, StoreError>;
     /// Jobs of `products` (all stored states; newest first, at most `limit`).
     fn list_jobs(&self, products: &[String], limit: usize) -> Result<Vec<Job>, StoreError>;
-    /// Add `approver`'s approval of `digest` (the format-aware digest they inspected).
+    /// Add `approver`'s approval of `digest` (the format-aware digest they inspected). The
+    /// quorum is the larger of the job's stored M and `min_required` (the current policy's M,
+    /// so tightening the policy also applies to pending jobs; the stored M is raised).
     fn approve(
         &self,
         id: &str,
@@ -245,6 +247,7 @@ pub trait JobQueue: Send + Sync {
         digest: &[u8],
         time: &str,
         now_unix: i64,
+        min_required: u32,
     ) -> Result<ApproveOutcome, StoreError>;
     /// Reject a pending job. `Ok(None)` when done, `Ok(Some(refusal))` otherwise.
     fn reject(
@@ -460,6 +463,7 @@ impl JobQueue for SqliteStore {
         digest: &[u8],
         time: &str,
         now_unix: i64,
+        min_required: u32,
     ) -> Result<ApproveOutcome, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -486,6 +490,13 @@ impl JobQueue for SqliteStore {
             approver: approver.to_string(),
             time: time.to_string(),
         });
+        if min_required > job.job.required {
+            tx.execute(
+                "UPDATE jobs SET required = ?2 WHERE id = ?1",
+                params![id, i64::from(min_required)],
+            )?;
+            job.job.required = min_required;
+        }
         let n = u32::try_from(job.approvals.len()).unwrap_or(u32::MAX);
         let out = if n >= job.job.required {
             let changed = tx.execute(
@@ -610,7 +621,7 @@ mod tests {
     fn quorum_is_reached_once_by_distinct_approvers() {
         let (_d, s) = open();
         s.create_job(&job("j1", 2, 100)).unwrap();
-        let ap = |who: &str| s.approve("j1", who, &[1, 2, 3], T, 50).unwrap();
+        let ap = |who: &str| s.approve("j1", who, &[1, 2, 3], T, 50, 0).unwrap();
         assert_eq!(ap("ci"), ApproveOutcome::Refused(JobRefusal::SelfApproval));
         assert_eq!(
             ap("alice"),
@@ -624,7 +635,7 @@ mod tests {
             ApproveOutcome::Refused(JobRefusal::AlreadyApproved)
         );
         assert_eq!(
-            s.approve("j1", "bob", &[9], T, 50).unwrap(),
+            s.approve("j1", "bob", &[9], T, 50, 0).unwrap(),
             ApproveOutcome::Refused(JobRefusal::DigestMismatch)
         );
         match ap("bob") {
@@ -650,7 +661,7 @@ mod tests {
         let (_d, s) = open();
         s.create_job(&job("j1", 2, 100)).unwrap();
         assert_eq!(
-            s.approve("j1", "alice", &[1, 2, 3], T, 100).unwrap(),
+            s.approve("j1", "alice", &[1, 2, 3], T, 100, 0).unwrap(),
             ApproveOutcome::Refused(JobRefusal::Expired)
         );
         assert_eq!(
@@ -660,13 +671,13 @@ mod tests {
         s.create_job(&job("j2", 1, 100)).unwrap();
         assert_eq!(s.reject("j2", "bob", "bad build", 50).unwrap(), None);
         assert_eq!(
-            s.approve("j2", "alice", &[1, 2, 3], T, 50).unwrap(),
+            s.approve("j2", "alice", &[1, 2, 3], T, 50, 0).unwrap(),
             ApproveOutcome::Refused(JobRefusal::Rejected(Some(
                 "rejected by bob: bad build".into()
             )))
         );
         assert_eq!(
-            s.approve("nope", "alice", &[1, 2, 3], T, 50).unwrap(),
+            s.approve("nope", "alice", &[1, 2, 3], T, 50, 0).unwrap(),
             ApproveOutcome::Refused(JobRefusal::NotFound)
         );
         let l = s.list_jobs(&["widget".into()], 10).unwrap();
@@ -680,10 +691,10 @@ mod tests {
         {
             let s = SqliteStore::open(d.path().join("db")).unwrap();
             s.create_job(&job("j1", 2, 100)).unwrap();
-            s.approve("j1", "alice", &[1, 2, 3], T, 50).unwrap();
+            s.approve("j1", "alice", &[1, 2, 3], T, 50, 0).unwrap();
             s.create_job(&job("j2", 1, 100)).unwrap();
             assert!(matches!(
-                s.approve("j2", "alice", &[1, 2, 3], T, 50).unwrap(),
+                s.approve("j2", "alice", &[1, 2, 3], T, 50, 0).unwrap(),
                 ApproveOutcome::Quorum(_)
             ));
         }
@@ -694,13 +705,32 @@ mod tests {
     }
 
     #[test]
+    fn a_tightened_policy_raises_the_quorum_of_pending_jobs() {
+        let (_d, s) = open();
+        s.create_job(&job("j1", 1, 100)).unwrap();
+        assert_eq!(
+            s.approve("j1", "alice", &[1, 2, 3], T, 50, 2).unwrap(),
+            ApproveOutcome::Recorded {
+                approvals: 1,
+                required: 2
+            }
+        );
+        assert_eq!(s.job("j1").unwrap().unwrap().job.required, 2);
+        // A later loosening does not lower it again.
+        assert!(matches!(
+            s.approve("j1", "bob", &[1, 2, 3], T, 50, 1).unwrap(),
+            ApproveOutcome::Quorum(_)
+        ));
+    }
+
+    #[test]
     fn racing_last_approvals_reach_the_quorum_once() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("db");
         let s = SqliteStore::open(&p).unwrap();
         for i in 0..20 {
             s.create_job(&job(&format!("j{i}"), 2, 100)).unwrap();
-            s.approve(&format!("j{i}"), "alice", &[1, 2, 3], T, 50)
+            s.approve(&format!("j{i}"), "alice", &[1, 2, 3], T, 50, 0)
                 .unwrap();
         }
         // Two processes' worth of connections, one approver each, racing on every job.
@@ -713,7 +743,8 @@ mod tests {
                     (0..20)
                         .map(|i| {
                             matches!(
-                                s.approve(&format!("j{i}"), who, &[1, 2, 3], T, 50).unwrap(),
+                                s.approve(&format!("j{i}"), who, &[1, 2, 3], T, 50, 0)
+                                    .unwrap(),
                                 ApproveOutcome::Quorum(_)
                             )
                         })

@@ -661,7 +661,7 @@ fn wait_reload(a: &Appliance, decision: &str, before: usize) -> String {
 }
 
 #[test]
-fn sighup_keeps_the_old_config_when_the_new_one_is_invalid() {
+fn sighup_keeps_the_old_config_when_the_new_one_is_invalid_and_release_rechecks_the_digest() {
     let a = start();
     let original = std::fs::read_to_string(&a.config).unwrap();
     // 4 approvals but only 3 clients hold the role: invalid, the old config (2 of 3) stays.
@@ -683,9 +683,22 @@ fn sighup_keeps_the_old_config_when_the_new_one_is_invalid() {
         v[0]["approvals_required"], 2,
         "the old policy still applies"
     );
+    let pending = v[0]["id"].as_str().unwrap().to_string();
+    let r = a.cli_as(ALICE, &["approve", &pending]);
+    assert!(r.ok(), "{}", r.text());
 
-    // A valid change (3 of 3) is taken and audited with the file's hash.
-    let good = original.replace("required = 2,", "required = 3,");
+    // A valid change is taken and audited with the file's hash: 3 of 3, and raw images of
+    // `secure` now hashed with SHA-512.
+    let policy =
+        "approvals = { required = 2, of_role = \"release-approver\", expires_after_secs = 3600 }";
+    assert!(original.contains(policy));
+    let good = original.replace(
+        policy,
+        &format!(
+            "{}\noptions = {{ raw_digest = \"sha512\" }}",
+            policy.replace("required = 2,", "required = 3,")
+        ),
+    );
     std::fs::write(&a.config, &good).unwrap();
     a.sighup();
     let extra = wait_reload(&a, "allow", 0);
@@ -695,4 +708,23 @@ fn sighup_keeps_the_old_config_when_the_new_one_is_invalid() {
     assert_eq!(r.code, Some(5), "{}", r.text());
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v[0]["approvals_required"], 3, "the new policy applies");
+    assert_eq!(v[0]["digest"]["alg"], "sha512");
+
+    // The stricter M also applies to the job submitted before the reload...
+    let r = a.cli_as(BOB, &["approve", &pending]);
+    assert!(r.ok() && r.stdout.contains("2/3"), "{}", r.text());
+    assert_eq!(job_state(&a, &pending), "pending");
+    // ...and at its release the image's digest is recomputed under the new options: it no
+    // longer equals the SHA-256 the approvers approved, so nothing is signed.
+    let before = artifacts(&a);
+    let deny = denies(&a);
+    let r = a.cli_as(CAROL, &["approve", &pending]);
+    assert_eq!(r.code, Some(1), "{}", r.text());
+    assert!(r.stderr.contains("digest-mismatch"), "{}", r.text());
+    assert_eq!(job_state(&a, &pending), "failed");
+    assert_eq!(artifacts(&a), before);
+    assert_eq!(denies(&a), deny + 1);
+    let reason =
+        a.sql("select reason from audit_log where decision = 'deny' order by seq desc limit 1");
+    assert!(reason.contains("recomputed digest"), "{reason}");
 }
