@@ -590,8 +590,12 @@ pub(crate) async fn approve(
         Err(e) => tracing::error!(error = %e, "audit append for an approval panicked"),
     }
     if let Some(j) = quorum {
-        if let Err(r) = release(&st, *j).await {
-            return r;
+        // On its own task: a client that disconnects must not abandon a job in `signing`.
+        let st2 = st.clone();
+        match tokio::spawn(async move { release(&st2, *j).await }).await {
+            Ok(Ok(())) => {}
+            Ok(Err(r)) => return r,
+            Err(e) => return Problem::internal(e.to_string()).into_response(),
         }
     }
     match load_job(&st, &id).await {
