@@ -33,6 +33,26 @@ impl std::fmt::Display for ApiError {
 }
 impl std::error::Error for ApiError {}
 
+/// A job ended without a signature (rejected, expired, failed): the request was refused.
+#[derive(Debug)]
+pub struct JobEnded(pub String);
+impl std::fmt::Display for JobEnded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for JobEnded {}
+
+/// Some submitted images are waiting for approvals (not signed yet). Carries the job documents.
+#[derive(Debug)]
+pub struct PendingJobs(pub serde_json::Value);
+impl std::fmt::Display for PendingJobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("waiting for approvals; nothing signed yet")
+    }
+}
+impl std::error::Error for PendingJobs {}
+
 /// A failed request: the server could not be reached.
 #[derive(Debug)]
 pub struct Unreachable(pub String);

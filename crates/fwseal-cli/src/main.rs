@@ -1,13 +1,16 @@
 //! `fwseal` — the client: submit images for signing, fetch signed builds, and verify or inspect
 //! images offline. It links no HSM library.
 //!
-//! Exit codes: 0 success; 1 verification failed / operation refused; 2 usage error;
-//! 3 server or network unreachable; 4 input unreadable or malformed.
+//! Exit codes: 0 success; 1 verification failed / operation refused (also a job rejected,
+//! expired or failed); 2 usage error; 3 server or network unreachable; 4 input unreadable or
+//! malformed; 5 submitted for approval, not signed yet (`fwseal sign` without `--wait`, or
+//! `--wait-timeout` passed).
 #![forbid(unsafe_code)]
 
 mod audit;
 mod client;
 mod hashlocal;
+mod jobs;
 mod online;
 mod trust;
 
@@ -23,6 +26,8 @@ use trust::{Requirement, TrustedKey};
 const EXIT_FAILED: u8 = 1;
 /// Exit code: input unreadable or malformed.
 const EXIT_INPUT: u8 = 4;
+/// Exit code: submitted for approval; nothing signed yet.
+const EXIT_PENDING: u8 = 5;
 
 #[derive(Parser)]
 #[command(
@@ -50,6 +55,12 @@ enum Cmd {
     Fetch(online::FetchArgs),
     /// List a product's signed artifacts.
     List(online::ListArgs),
+    /// List signing jobs waiting for approval (yours, and those you may approve).
+    Jobs(jobs::JobsArgs),
+    /// Approve a pending job: shows its digest and sends it back (pin it with --digest).
+    Approve(jobs::ApproveArgs),
+    /// Reject a pending job (ends it).
+    Reject(jobs::RejectArgs),
     /// Public key material.
     #[command(subcommand)]
     Keys(KeysCmd),
@@ -323,9 +334,19 @@ fn online_cmd(r: Result<serde_json::Value>, json: bool) -> Result<u8> {
             Ok(0)
         }
         Err(e) => {
+            if let Some(client::PendingJobs(v)) = e.downcast_ref::<client::PendingJobs>() {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(v)?);
+                } else {
+                    eprintln!("fwseal: {e}");
+                }
+                return Ok(EXIT_PENDING);
+            }
             let code = if e.downcast_ref::<client::Unreachable>().is_some() {
                 EXIT_UNREACHABLE
-            } else if e.downcast_ref::<client::ApiError>().is_some() {
+            } else if e.downcast_ref::<client::ApiError>().is_some()
+                || e.downcast_ref::<client::JobEnded>().is_some()
+            {
                 EXIT_FAILED
             } else {
                 EXIT_INPUT
@@ -420,6 +441,9 @@ fn main() -> ExitCode {
         Cmd::Sign(a) => online_cmd(online::sign(a, cli.json), cli.json),
         Cmd::Fetch(a) => online_cmd(online::fetch(a, cli.json), cli.json),
         Cmd::List(a) => online_cmd(online::list(a, cli.json), cli.json),
+        Cmd::Jobs(a) => online_cmd(jobs::list(a, cli.json), cli.json),
+        Cmd::Approve(a) => online_cmd(jobs::approve(a, cli.json), cli.json),
+        Cmd::Reject(a) => online_cmd(jobs::reject(a, cli.json), cli.json),
         Cmd::Keys(KeysCmd::Export(a)) => online_cmd(online::keys_export(a, cli.json), cli.json),
         Cmd::Audit(audit::AuditCmd::Export(a)) => online_cmd(audit::export(a, cli.json), cli.json),
         Cmd::Audit(audit::AuditCmd::Verify(a)) => audit::verify(a, cli.json),

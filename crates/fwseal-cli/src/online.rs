@@ -47,6 +47,16 @@ pub struct SignArgs {
     /// All inputs go in one request (two for MCUboot embedded hybrid images).
     #[arg(long)]
     pub hash_locally: bool,
+    /// For products that need approvals: wait until the job is signed (then fetch as usual),
+    /// rejected or expired. Without it a pending job's id is printed and the exit code is 5.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this many seconds (exit 5; the job stays pending).
+    #[arg(long, value_name = "SECS")]
+    pub wait_timeout: Option<u64>,
+    /// With --wait: seconds between polls.
+    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    pub poll_interval: u64,
     /// Server URL (default: $FWSEAL_URL).
     #[arg(long)]
     pub url: Option<String>,
@@ -80,6 +90,7 @@ pub fn sign(a: &SignArgs, json: bool) -> Result<serde_json::Value> {
         return crate::hashlocal::sign(a, &client, json);
     }
     let mut results = Vec::new();
+    let mut pending = Vec::new();
     for input in &a.inputs {
         let mut q: Vec<(&str, String)> = vec![(
             "mode",
@@ -105,8 +116,47 @@ pub fn sign(a: &SignArgs, json: bool) -> Result<serde_json::Value> {
                 q.push((k, v.clone()));
             }
         }
-        let resp =
+        let mut resp =
             client.post_file(&format!("/v1/products/{}/sign", a.product), &q, input, json)?;
+        if resp["artifact_id"].is_null() && resp["state"] == "pending" {
+            // 202: an M-of-N product; the image is a pending job.
+            if !json {
+                crate::jobs::print_submitted(input, &resp);
+            }
+            if !a.wait {
+                pending.push(resp);
+                continue;
+            }
+            let id = resp["id"].as_str().unwrap_or_default().to_string();
+            let job = match crate::jobs::wait_signed(&client, &id, a, json)? {
+                Some(j) => j,
+                None => {
+                    pending.push(resp);
+                    continue;
+                }
+            };
+            let art = job["artifact_id"].as_str().unwrap_or_default().to_string();
+            let meta = client.get_json(&format!("/v1/artifacts/{art}"))?;
+            let base = format!("/v1/artifacts/{art}");
+            resp = serde_json::json!({
+                "artifact_id": art,
+                "product": meta["product"],
+                "format": meta["format"],
+                "mode": meta["mode"],
+                "input_sha256": meta["input_sha256"],
+                "output_sha256": meta["output_sha256"],
+                "digest": job["digest"],
+                "approvers": job["approvals"].as_array().into_iter().flatten()
+                    .map(|x| x["approver"].clone()).collect::<Vec<_>>(),
+                "job": id,
+                "links": {
+                    "self": base,
+                    "image": format!("{base}/image"),
+                    "detached": format!("{base}/detached"),
+                    "provenance": format!("{base}/provenance"),
+                },
+            });
+        }
         let links = &resp["links"];
         let out = a
             .output
@@ -141,20 +191,36 @@ pub fn sign(a: &SignArgs, json: bool) -> Result<serde_json::Value> {
                 .flatten()
                 .filter_map(|s| s["alg"].as_str().map(str::to_string))
                 .collect();
+            let approvers: Vec<String> = resp["approvers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect();
             println!(
-                "{} -> {} ({}, {}, {}) artifact {}",
+                "{} -> {} ({}, {}{}{}) artifact {}{}",
                 input.display(),
                 out.display(),
                 resp["format"].as_str().unwrap_or("?"),
                 resp["mode"].as_str().unwrap_or("?"),
+                if algs.is_empty() { "" } else { ", " },
                 algs.join(" + "),
-                resp["artifact_id"].as_str().unwrap_or("?")
+                resp["artifact_id"].as_str().unwrap_or("?"),
+                if approvers.is_empty() {
+                    String::new()
+                } else {
+                    format!(", approved by {}", approvers.join(", "))
+                }
             );
         }
         let mut r = resp.clone();
         r["output_file"] = serde_json::Value::String(out.display().to_string());
         r["provenance_file"] = serde_json::Value::String(PathBuf::from(prov).display().to_string());
         results.push(r);
+    }
+    if !pending.is_empty() {
+        results.extend(pending);
+        return Err(crate::client::PendingJobs(serde_json::Value::Array(results)).into());
     }
     Ok(serde_json::Value::Array(results))
 }
@@ -176,6 +242,7 @@ pub struct FetchArgs {
 pub fn fetch(a: &FetchArgs, json: bool) -> Result<serde_json::Value> {
     let client = Client::from_env(a.url.as_deref())?;
     let meta = client.get_json(&format!("/v1/artifacts/{}", a.id))?;
+    std::fs::create_dir_all(&a.dir).with_context(|| format!("create {}", a.dir.display()))?;
     let name = meta["name"].as_str().unwrap_or("image").to_string();
     let safe = Path::new(&name)
         .file_name()
@@ -276,7 +343,7 @@ pub fn list(a: &ListArgs, json: bool) -> Result<serde_json::Value> {
     Ok(v)
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

@@ -148,6 +148,48 @@ pub struct ProductConfig {
     /// Format options (HEX signature address, fill byte, DfuSe address, raw digest...).
     #[serde(default)]
     pub options: ProductOptions,
+    /// M-of-N approval policy. Without it, requests are signed immediately.
+    pub approvals: Option<ApprovalPolicy>,
+}
+
+/// `approvals = { required = M, of_role = "release-approver", expires_after_secs = S,
+/// key_versions = [..] }`: a sign request becomes a pending job that needs M distinct
+/// approvals by clients holding `of_role` on the product (admins included), never the
+/// requester's own.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalPolicy {
+    /// M: distinct approvals needed (≥ 1).
+    pub required: u32,
+    /// The role approvers must hold on the product.
+    #[serde(default = "default_approver_role")]
+    pub of_role: Role,
+    /// A pending job expires this long after submission (default 7 days).
+    #[serde(default = "default_job_expiry")]
+    pub expires_after_secs: u64,
+    /// Only requests that would sign with one of these key versions need approval (empty:
+    /// every version). Lets a product's development key sign freely while its production key
+    /// version needs the quorum.
+    #[serde(default)]
+    pub key_versions: Vec<u32>,
+}
+
+fn default_approver_role() -> Role {
+    Role::ReleaseApprover
+}
+fn default_job_expiry() -> u64 {
+    7 * 24 * 3600
+}
+
+/// Longest allowed job expiry (one year).
+pub const MAX_JOB_EXPIRY_SECS: u64 = 366 * 24 * 3600;
+
+impl ApprovalPolicy {
+    /// Whether a request that would sign with key version `v` needs approval. An unknown
+    /// version needs it (fail closed).
+    pub fn applies_to(&self, v: Option<u32>) -> bool {
+        self.key_versions.is_empty() || v.is_none_or(|v| self.key_versions.contains(&v))
+    }
 }
 
 fn default_mode() -> Mode {
@@ -178,7 +220,8 @@ pub struct ClientConfig {
     pub name: String,
     /// Hex SHA-256 of the client's API token (the token itself is never stored).
     pub token_sha256: String,
-    /// Roles per product (`"*"` = every product): submitter, factory, auditor, admin.
+    /// Roles per product (`"*"` = every product): submitter, factory, auditor,
+    /// release-approver, admin.
     #[serde(default)]
     pub roles: BTreeMap<String, Vec<Role>>,
     /// With mutual TLS: the certificate subject CN this client must present.
@@ -195,8 +238,41 @@ pub enum Role {
     Factory,
     /// May read the audit log.
     Auditor,
+    /// May approve or reject pending jobs of M-of-N products (`release-approver`; the alias
+    /// `approver` is accepted).
+    #[serde(alias = "approver")]
+    ReleaseApprover,
     /// Everything.
     Admin,
+}
+
+impl Role {
+    /// The config / API name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Submitter => "submitter",
+            Role::Factory => "factory",
+            Role::Auditor => "auditor",
+            Role::ReleaseApprover => "release-approver",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Inverse of [`Role::name`] (also accepts `approver`).
+    pub fn from_name(s: &str) -> Option<Role> {
+        match s {
+            "approver" => Some(Role::ReleaseApprover),
+            _ => [
+                Role::Submitter,
+                Role::Factory,
+                Role::Auditor,
+                Role::ReleaseApprover,
+                Role::Admin,
+            ]
+            .into_iter()
+            .find(|r| r.name() == s),
+        }
+    }
 }
 
 impl Config {
@@ -316,6 +392,51 @@ impl Config {
                 }
             }
         }
+        for p in &self.products {
+            let Some(a) = &p.approvals else { continue };
+            if a.required == 0 {
+                return bad(format!(
+                    "product {}: approvals.required must be at least 1",
+                    p.name
+                ));
+            }
+            if a.expires_after_secs == 0 || a.expires_after_secs > MAX_JOB_EXPIRY_SECS {
+                return bad(format!(
+                    "product {}: approvals.expires_after_secs must be 1..={MAX_JOB_EXPIRY_SECS}",
+                    p.name
+                ));
+            }
+            if a.key_versions.contains(&0) {
+                return bad(format!(
+                    "product {}: approvals.key_versions start at 1",
+                    p.name
+                ));
+            }
+            // A quorum nobody can reach is a configuration bug: refuse it (a reload keeps the
+            // old config) instead of accepting jobs that can only expire.
+            let holders: Vec<&str> = self
+                .clients
+                .iter()
+                .filter(|c| {
+                    [p.name.as_str(), "*"].iter().any(|k| {
+                        c.roles
+                            .get(*k)
+                            .is_some_and(|rs| rs.contains(&a.of_role) || rs.contains(&Role::Admin))
+                    })
+                })
+                .map(|c| c.name.as_str())
+                .collect();
+            if holders.len() < a.required as usize {
+                return bad(format!(
+                    "product {}: approvals.required = {} but only {} client(s) hold the {} role on it ({})",
+                    p.name,
+                    a.required,
+                    holders.len(),
+                    a.of_role.name(),
+                    if holders.is_empty() { "none".to_string() } else { holders.join(", ") }
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -381,5 +502,115 @@ impl ProductConfig {
         }
         o.dfuse_signature_address = self.options.dfuse_signature_address;
         o
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const HASHES: [&str; 4] = [
+        "1111111111111111111111111111111111111111111111111111111111111111",
+        "2222222222222222222222222222222222222222222222222222222222222222",
+        "3333333333333333333333333333333333333333333333333333333333333333",
+        "4444444444444444444444444444444444444444444444444444444444444444",
+    ];
+
+    fn cfg(approvals: &str, approver_roles: &[&str]) -> Result<Config, ConfigError> {
+        let mut t = format!(
+            "listen = \"127.0.0.1:0\"\nstate_dir = \"/tmp/x\"\nidentity = \"i\"\n\
+             [hsm]\ndev_token = true\n[[product]]\nname = \"p\"\n{approvals}\n\
+             [[client]]\nname = \"ci\"\ntoken_sha256 = \"{}\"\nroles = {{ p = [\"submitter\"] }}\n",
+            HASHES[0]
+        );
+        for (i, r) in approver_roles.iter().enumerate() {
+            t.push_str(&format!(
+                "[[client]]\nname = \"a{i}\"\ntoken_sha256 = \"{}\"\nroles = {{ {r} }}\n",
+                HASHES[i + 1]
+            ));
+        }
+        Config::parse(&t, std::path::Path::new("test.toml"))
+    }
+
+    fn invalid(r: Result<Config, ConfigError>, want: &str) {
+        match r {
+            Err(ConfigError::Invalid(m)) | Err(ConfigError::Parse { message: m, .. }) => {
+                assert!(m.contains(want), "{m:?} lacks {want:?}")
+            }
+            other => panic!("expected an error mentioning {want:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn approval_policies_are_validated() {
+        let c = cfg(
+            "approvals = { required = 2, of_role = \"release-approver\" }",
+            &["p = [\"release-approver\"]", "\"*\" = [\"admin\"]"],
+        )
+        .unwrap();
+        let a = c.product("p").unwrap().approvals.clone().unwrap();
+        assert_eq!(a.required, 2);
+        assert_eq!(a.expires_after_secs, 7 * 24 * 3600);
+        assert!(a.applies_to(Some(5)));
+        // `approver` is an alias of release-approver.
+        cfg(
+            "approvals = { required = 1, of_role = \"approver\" }",
+            &["p = [\"approver\"]"],
+        )
+        .unwrap();
+        invalid(
+            cfg(
+                "approvals = { required = 0 }",
+                &["p = [\"release-approver\"]"],
+            ),
+            "at least 1",
+        );
+        invalid(
+            cfg(
+                "approvals = { required = 3, of_role = \"release-approver\" }",
+                &["p = [\"release-approver\"]", "p = [\"factory\"]"],
+            ),
+            "only 1 client(s) hold the release-approver role",
+        );
+        invalid(
+            cfg("approvals = { required = 1, of_role = \"boss\" }", &[]),
+            "unknown variant",
+        );
+        invalid(
+            cfg(
+                "approvals = { required = 1, expires_after_secs = 0 }",
+                &["p = [\"release-approver\"]"],
+            ),
+            "expires_after_secs",
+        );
+        invalid(
+            cfg(
+                "approvals = { required = 1, key_versions = [0] }",
+                &["p = [\"release-approver\"]"],
+            ),
+            "key_versions",
+        );
+    }
+
+    #[test]
+    fn key_versions_restrict_the_policy() {
+        let c = cfg(
+            "approvals = { required = 1, key_versions = [2] }",
+            &["p = [\"release-approver\"]"],
+        )
+        .unwrap();
+        let a = c.product("p").unwrap().approvals.clone().unwrap();
+        assert!(a.applies_to(Some(2)));
+        assert!(!a.applies_to(Some(1)));
+        assert!(a.applies_to(None), "an unknown version fails closed");
+    }
+
+    #[test]
+    fn the_documented_example_config_is_valid() {
+        let p =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hsm-config/fwseal.toml");
+        let c = Config::load(&p).unwrap();
+        assert!(c.products.iter().any(|p| p.approvals.is_some()));
     }
 }

@@ -54,4 +54,10 @@ pub trait KeyService: Send + Sync {
     fn appliance_signers(&self) -> Result<ApplianceSigners, KeyError>;
     /// Cheap health check: token present and logged in.
     fn health(&self) -> Result<(), KeyError>;
+    /// The key version `product` currently signs with, if the backend versions keys. Used by
+    /// approval policies restricted to `key_versions`.
+    fn current_version(&self, product: &str) -> Result<Option<u32>, KeyError> {
+        let _ = product;
+        Ok(None)
+    }
 }

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod approvals;
 pub mod auth;
 pub mod config;
 pub mod keys;
@@ -60,6 +61,10 @@ impl AppState {
             let _ = std::fs::remove_file(e?.path());
         }
         let blobs = fwseal_store::ArtifactStore::new(config.state_dir.join("artifacts"))?;
+        // A job left half-signed by a crash is not silently retried: it fails, visibly.
+        for id in fwseal_store::JobQueue::fail_interrupted(store.as_ref())? {
+            tracing::warn!(job = %id, "job was being signed when the daemon stopped; marked failed");
+        }
         Ok(AppState {
             config: RwLock::new(Arc::new(config)),
             keys,

@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use fwseal_crypto::Signer;
 use fwseal_formats::files::{self as pipeline, DetectError};
 use fwseal_formats::{
-    sign_prepared, Format, FormatError, ImageVersion, Mode, Request as SignRequest,
+    sign_prepared, Format, FormatError, ImageVersion, Mode, Prepared, Request as SignRequest,
 };
 use fwseal_store::{Action, AuditEntry, AuditLog, Decision};
 use serde::{Deserialize, Serialize};
@@ -49,6 +49,11 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/artifacts/{id}", get(artifact_meta))
         .route("/v1/artifacts/{id}/{part}", get(artifact_part))
         .route("/v1/audit/export", get(audit_export))
+        .route("/v1/jobs", get(crate::approvals::list))
+        .route("/v1/jobs/{id}", get(crate::approvals::show))
+        .route("/v1/jobs/{id}/input", get(crate::approvals::input))
+        .route("/v1/jobs/{id}/approve", post(crate::approvals::approve))
+        .route("/v1/jobs/{id}/reject", post(crate::approvals::reject))
         .layer(middleware::from_fn_with_state(state.clone(), mtls_gate))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -144,12 +149,12 @@ async fn openapi() -> Response {
         .into_response()
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
 /// Authenticate, or audit the denial and answer 401.
-async fn identify(
+pub(crate) async fn identify(
     st: &Shared,
     headers: &HeaderMap,
     action: &str,
@@ -190,13 +195,19 @@ async fn authorize(
 }
 
 /// An audit entry stamped now. An empty product is recorded as absent.
-fn entry(client: &str, action: &str, product: &str, decision: Decision) -> AuditEntry {
+pub(crate) fn entry(client: &str, action: &str, product: &str, decision: Decision) -> AuditEntry {
     let mut e = AuditEntry::new(now_rfc3339(), client, Action::from_name(action), decision);
     e.product = (!product.is_empty()).then(|| product.to_string());
     e
 }
 
-async fn audit_denied(st: &Shared, client: &str, action: &str, product: &str, reason: &str) {
+pub(crate) async fn audit_denied(
+    st: &Shared,
+    client: &str,
+    action: &str,
+    product: &str,
+    reason: &str,
+) {
     let mut ev = entry(client, action, product, Decision::Deny);
     ev.reason = Some(reason.to_string());
     let store = st.store.clone();
@@ -207,23 +218,32 @@ async fn audit_denied(st: &Shared, client: &str, action: &str, product: &str, re
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> (String, Problem) {
+pub(crate) fn internal(e: impl std::fmt::Display) -> (String, Problem) {
     (e.to_string(), Problem::internal(e.to_string()))
 }
 
-/// Query parameters of `POST /v1/products/{product}/sign`.
-#[derive(Debug, Default, Deserialize)]
-struct SignQuery {
-    mode: Option<Mode>,
-    format: Option<String>,
-    name: Option<String>,
-    version: Option<String>,
-    source_uri: Option<String>,
-    commit: Option<String>,
-    #[serde(rename = "ref")]
-    git_ref: Option<String>,
-    ci_run_url: Option<String>,
-    builder_id: Option<String>,
+/// Query parameters of `POST /v1/products/{product}/sign`; stored with a pending job (as its
+/// `params`) so the release signs exactly what was requested.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub(crate) struct SignQuery {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) mode: Option<Mode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) source_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) commit: Option<String>,
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub(crate) git_ref: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) ci_run_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) builder_id: Option<String>,
 }
 
 /// One signature in a sign response.
@@ -235,7 +255,7 @@ struct SigOut {
 
 /// Response of a successful sign.
 #[derive(Debug, Serialize)]
-struct SignResponse {
+pub(crate) struct SignResponse {
     artifact_id: String,
     product: String,
     format: Format,
@@ -244,10 +264,20 @@ struct SignResponse {
     output_sha256: String,
     digest: serde_json::Value,
     signatures: Vec<SigOut>,
+    /// Approver identities (M-of-N products); absent for an immediate sign.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    approvers: Vec<String>,
     links: serde_json::Value,
 }
 
-fn format_problem(e: FormatError) -> Problem {
+impl SignResponse {
+    /// The new artifact's id.
+    pub(crate) fn artifact_id(&self) -> &str {
+        &self.artifact_id
+    }
+}
+
+pub(crate) fn format_problem(e: FormatError) -> Problem {
     match e {
         FormatError::TooLarge { limit } => Problem::too_large(limit),
         FormatError::Unsupported(m) => Problem::unsupported(m),
@@ -258,7 +288,7 @@ fn format_problem(e: FormatError) -> Problem {
     }
 }
 
-fn detect_problem(e: DetectError) -> Problem {
+pub(crate) fn detect_problem(e: DetectError) -> Problem {
     match e {
         DetectError::Io(e) => Problem::internal(e.to_string()),
         DetectError::Format(f) => format_problem(f),
@@ -331,6 +361,106 @@ async fn sign(
     }
 }
 
+/// A refusal: the reason recorded in the audit log and the problem the client gets.
+pub(crate) type Refusal = (String, Problem);
+
+/// Check the request's version / format / mode parameters against the product.
+fn parse_params(
+    pcfg: &ProductConfig,
+    q: &SignQuery,
+) -> Result<(Option<ImageVersion>, Option<Format>, Mode), Refusal> {
+    let version = match q.version.as_deref().map(str::parse::<ImageVersion>) {
+        Some(Err(e)) => {
+            return Err((
+                format!("bad version: {e}"),
+                Problem::bad_request(format!("version: {e}")),
+            ))
+        }
+        Some(Ok(v)) => Some(v),
+        None => None,
+    };
+    let format = match q.format.as_deref() {
+        Some(f) => match Format::from_name(f) {
+            Some(f) => Some(f),
+            None => {
+                return Err((
+                    format!("unknown format {f}"),
+                    Problem::bad_request(format!("unknown format {f:?}")),
+                ))
+            }
+        },
+        None => None,
+    };
+    Ok((version, format, q.mode.unwrap_or(pcfg.default_mode)))
+}
+
+/// What the intake stage produced: the input on disk, its hash, and the signing plan (which
+/// holds the format-aware digest). Signing needs nothing else.
+pub(crate) struct Intake {
+    /// Keeps a spooled upload alive until signed; `None` when `path` is a stored blob.
+    pub(crate) spool: Option<tempfile::TempPath>,
+    pub(crate) path: std::path::PathBuf,
+    pub(crate) len: u64,
+    pub(crate) input_sha: [u8; 32],
+    pub(crate) name: String,
+    pub(crate) format: Format,
+    pub(crate) mode: Mode,
+    pub(crate) version: Option<ImageVersion>,
+    pub(crate) plan: Box<dyn Prepared>,
+}
+
+/// Blocking: detect the format (unless given), check the product accepts it, and prepare the
+/// signing plan by streaming the file through the format engine.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn prepare_blocking(
+    pcfg: &ProductConfig,
+    format_override: Option<Format>,
+    path: &std::path::Path,
+    len: u64,
+    name: &str,
+    mode: Mode,
+    version: Option<ImageVersion>,
+    random_limit: u64,
+) -> Result<(Format, Box<dyn Prepared>), Refusal> {
+    let ext = std::path::Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str());
+    let format = match format_override {
+        Some(f) => f,
+        None => pipeline::detect_file(path, len, ext).map_err(|e| {
+            let p = detect_problem(e);
+            (p.detail.clone(), p)
+        })?,
+    };
+    if !pcfg.allows(format) {
+        let m = format!("product {} does not accept {format} images", pcfg.name);
+        return Err((m.clone(), Problem::unsupported(m)));
+    }
+    let (classical, pq) = requested_algs(pcfg, format);
+    let req = SignRequest {
+        classical,
+        pq,
+        mode,
+        options: pcfg.sign_options(version),
+    };
+    let plan = pipeline::prepare_file(format, path, &req, random_limit).map_err(|e| {
+        let p = detect_problem(e);
+        (p.detail.clone(), p)
+    })?;
+    Ok((format, plan))
+}
+
+/// Who and what a signature is made for, besides the plan.
+pub(crate) struct Finalize {
+    /// The client that submitted the image (the artifact's `client`).
+    pub(crate) requester: String,
+    pub(crate) pcfg: ProductConfig,
+    pub(crate) q: SignQuery,
+    pub(crate) started: String,
+    /// For a released job: its id and the approver identities.
+    pub(crate) job: Option<(String, Vec<String>)>,
+}
+
 async fn sign_inner(
     st: &Shared,
     product: &str,
@@ -344,7 +474,7 @@ async fn sign_inner(
     let Some(pcfg) = cfg.product(product).cloned() else {
         return Err(Problem::no_such_product().into_response());
     };
-    let deny = |reason: String, p: Problem| {
+    let deny = |(reason, p): Refusal| {
         let st = st.clone();
         let who = who.name.clone();
         let product = product.to_string();
@@ -353,72 +483,106 @@ async fn sign_inner(
             p.into_response()
         }
     };
-    let version = match q.version.as_deref().map(str::parse::<ImageVersion>) {
-        Some(Err(e)) => {
-            return Err(deny(
-                format!("bad version: {e}"),
-                Problem::bad_request(format!("version: {e}")),
-            )
-            .await)
-        }
-        Some(Ok(v)) => Some(v),
-        None => None,
+    let (version, format_override, mode) = match parse_params(&pcfg, &q) {
+        Ok(x) => x,
+        Err(r) => return Err(deny(r).await),
     };
-    let format_override = match q.format.as_deref() {
-        Some(f) => match Format::from_name(f) {
-            Some(f) => Some(f),
-            None => {
-                return Err(deny(
-                    format!("unknown format {f}"),
-                    Problem::bad_request(format!("unknown format {f:?}")),
-                )
-                .await)
-            }
-        },
-        None => None,
-    };
-    let mode = q.mode.unwrap_or(pcfg.default_mode);
     let (spooled, len, input_sha) = match spool(st, body, cfg.max_upload_bytes).await {
         Ok(x) => x,
-        Err(p) => return Err(deny(p.detail.clone(), p).await),
+        Err(p) => return Err(deny((p.detail.clone(), p)).await),
     };
     let name = q
         .name
         .clone()
         .unwrap_or_else(|| format!("image-{}", &hex::encode(input_sha)[..12]));
-    let ext = std::path::Path::new(&name)
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_string);
 
-    // Detect, plan, sign, embed: blocking work.
-    let st2 = st.clone();
+    // Intake: detect and prepare (blocking), which yields the format-aware digest.
     let pcfg2 = pcfg.clone();
     let random_limit = cfg.max_random_access_bytes;
     let path = spooled.to_path_buf();
-    let work = tokio::task::spawn_blocking(move || -> Result<Signed, (String, Problem)> {
-        let format = match format_override {
-            Some(f) => f,
-            None => pipeline::detect_file(&path, len, ext.as_deref()).map_err(|e| {
-                let p = detect_problem(e);
-                (p.detail.clone(), p)
-            })?,
-        };
-        if !pcfg2.allows(format) {
-            let m = format!("product {} does not accept {format} images", pcfg2.name);
-            return Err((m.clone(), Problem::unsupported(m)));
-        }
-        let (classical, pq) = requested_algs(&pcfg2, format);
-        let req = SignRequest {
-            classical,
-            pq,
+    let (name2, path2) = (name.clone(), path.clone());
+    let keys = st.keys.clone();
+    let prepared = tokio::task::spawn_blocking(move || {
+        let (format, plan) = prepare_blocking(
+            &pcfg2,
+            format_override,
+            &path2,
+            len,
+            &name2,
             mode,
-            options: pcfg2.sign_options(version),
+            version,
+            random_limit,
+        )?;
+        // Only a policy restricted to key versions needs to know the current one.
+        let key_version = match &pcfg2.approvals {
+            Some(a) if !a.key_versions.is_empty() => keys
+                .current_version(&pcfg2.name)
+                .map_err(|e| (e.to_string(), Problem::hsm_unavailable(e.to_string())))?,
+            _ => None,
         };
-        let plan = pipeline::prepare_file(format, &path, &req, random_limit).map_err(|e| {
-            let p = detect_problem(e);
-            (p.detail.clone(), p)
-        })?;
+        Ok::<_, Refusal>((format, plan, key_version))
+    })
+    .await;
+    let (format, plan, key_version) = match prepared {
+        Ok(Ok(x)) => x,
+        Ok(Err(r)) => return Err(deny(r).await),
+        Err(e) => return Err(Problem::internal(e.to_string()).into_response()),
+    };
+    let intake = Intake {
+        spool: Some(spooled),
+        path,
+        len,
+        input_sha,
+        name,
+        format,
+        mode,
+        version,
+        plan,
+    };
+    if let Some(policy) = pcfg.approvals.clone().filter(|a| a.applies_to(key_version)) {
+        // M-of-N product: store the input and a pending job; nothing is signed yet.
+        let mut q = q;
+        q.format = Some(format.name().to_string());
+        q.mode = Some(mode);
+        return crate::approvals::submit(st, &who, &pcfg, &policy, intake, q, key_version).await;
+    }
+    let fin = Finalize {
+        requester: who.name.clone(),
+        pcfg,
+        q,
+        started,
+        job: None,
+    };
+    match sign_and_finalize(st, intake, fin).await {
+        Ok(resp) => Ok((StatusCode::CREATED, Json(resp)).into_response()),
+        Err(r) => Err(deny(r).await),
+    }
+}
+
+/// Sign and finalize: product signers, signatures (PQ first), embed, store the blobs, sign the
+/// provenance, commit the audit record and the artifact index. Used by an immediate sign and by
+/// a job's release after its quorum, so both produce exactly the same artifacts.
+pub(crate) async fn sign_and_finalize(
+    st: &Shared,
+    intake: Intake,
+    fin: Finalize,
+) -> Result<SignResponse, Refusal> {
+    let product = fin.pcfg.name.clone();
+    let Intake {
+        spool,
+        path,
+        len,
+        input_sha,
+        name,
+        format,
+        mode,
+        version,
+        plan,
+    } = intake;
+    let st2 = st.clone();
+    let pcfg2 = fin.pcfg.clone();
+    let work = tokio::task::spawn_blocking(move || -> Result<Signed, Refusal> {
+        let (classical, pq) = requested_algs(&pcfg2, format);
         let signers = st2
             .keys
             .product_signers(&pcfg2.name, classical, pq)
@@ -461,7 +625,6 @@ async fn sign_inner(
         let doc_sha = st2.blobs.put(&doc_json).map_err(internal)?.sha256;
         let (da, dv) = plan.digest();
         Ok(Signed {
-            format,
             set,
             image_sha,
             doc_sha,
@@ -471,27 +634,25 @@ async fn sign_inner(
         })
     })
     .await;
-    drop(spooled);
+    drop(spool);
     let signed = match work {
         Ok(Ok(s)) => s,
-        Ok(Err((reason, p))) => return Err(deny(reason, p).await),
-        Err(e) => return Err(Problem::internal(e.to_string()).into_response()),
+        Ok(Err(r)) => return Err(r),
+        Err(e) => return Err(internal(e)),
     };
     for s in &signed.set.signatures {
         st.metrics
             .signatures
             .get_or_create(&crate::metrics::SigLabels {
-                product: product.to_string(),
+                product: product.clone(),
                 alg: s.alg.name().to_string(),
             })
             .inc();
     }
 
     // Provenance, signed by the appliance's own keys.
-    let artifact_id = match fwseal_store::new_artifact_id() {
-        Ok(id) => id,
-        Err(e) => return Err(Problem::internal(e.to_string()).into_response()),
-    };
+    let artifact_id = fwseal_store::new_artifact_id().map_err(internal)?;
+    let q = &fin.q;
     let claims = fwseal_provenance::ClientClaims {
         source_uri: q.source_uri.clone(),
         commit: q.commit.clone(),
@@ -499,6 +660,7 @@ async fn sign_inner(
         ci_run_url: q.ci_run_url.clone(),
         builder_id: q.builder_id.clone(),
     };
+    let approvers = fin.job.as_ref().map(|j| j.1.clone()).unwrap_or_default();
     let st3 = st.clone();
     let prov_in = fwseal_provenance::SigningRecord {
         artifact_name: signed_name(&name, mode),
@@ -506,8 +668,8 @@ async fn sign_inner(
         input_name: name.clone(),
         input_sha256: hex::encode(input_sha),
         detached_sha256: Some(hex::encode(signed.doc_sha)),
-        product: product.to_string(),
-        format: signed.format.name().to_string(),
+        product: product.clone(),
+        format: format.name().to_string(),
         mode: mode_name(mode).to_string(),
         hash_locally: false,
         key_ids: signed
@@ -523,41 +685,39 @@ async fn sign_inner(
             .map(|s| hex::encode(Sha256::digest(&s.bytes)))
             .collect(),
         policy: policy_name(signed.policy).to_string(),
-        approvers: vec![],
-        builder_id: cfg.identity.clone(),
+        approvers: approvers.clone(),
+        builder_id: st.config().identity.clone(),
         invocation_id: artifact_id.clone(),
-        started_on: started,
+        started_on: fin.started.clone(),
         finished_on: now_rfc3339(),
         client_claims: claims,
     };
-    let prov = tokio::task::spawn_blocking(move || -> Result<([u8; 32], Vec<u8>), String> {
+    let prov = tokio::task::spawn_blocking(move || -> Result<[u8; 32], String> {
         let keys = st3.keys.appliance_signers().map_err(|e| e.to_string())?;
         let env =
             fwseal_provenance::sign_record(&prov_in, keys.classical.as_ref(), keys.pq.as_ref())
                 .map_err(|e| e.to_string())?;
         let line = env.to_jsonl();
-        let sha = st3
+        Ok(st3
             .blobs
             .put(line.as_bytes())
             .map_err(|e| e.to_string())?
-            .sha256;
-        Ok((sha, line.into_bytes()))
+            .sha256)
     })
     .await;
     let prov_sha = match prov {
-        Ok(Ok((sha, _))) => sha,
+        Ok(Ok(sha)) => sha,
         Ok(Err(e)) => {
-            return Err(
-                Problem::hsm_unavailable(format!("provenance signing failed: {e}")).into_response(),
-            )
+            let m = format!("provenance signing failed: {e}");
+            return Err((m.clone(), Problem::hsm_unavailable(m)));
         }
-        Err(e) => return Err(Problem::internal(e.to_string()).into_response()),
+        Err(e) => return Err(internal(e)),
     };
 
     // The audit record is durably committed BEFORE the signature leaves.
     let key_ids: Vec<fwseal_crypto::KeyId> =
         signed.set.signatures.iter().map(|s| s.key_id).collect();
-    let mut ev = entry(&who.name, "sign", product, Decision::Allow);
+    let mut ev = entry(&fin.requester, "sign", &product, Decision::Allow);
     ev.key_ids = key_ids.clone();
     ev.cert_sha256 = signed
         .certificate
@@ -565,17 +725,25 @@ async fn sign_inner(
         .map(|c| Sha256::digest(c).into());
     ev.input_sha256 = Some(input_sha);
     ev.output_sha256 = Some(signed.image_sha);
-    ev.format = Some(signed.format.name().to_string());
+    ev.format = Some(format.name().to_string());
     ev.mode = Some(mode_name(mode).to_string());
-    let ev = ev.with_extra(&serde_json::json!({
+    let mut extra = serde_json::json!({
         "artifact": artifact_id,
         "detached_sha256": hex::encode(signed.doc_sha),
         "provenance_sha256": hex::encode(prov_sha),
-    }));
+    });
+    if let Some((job, approvers)) = &fin.job {
+        extra["job"] = serde_json::json!(job);
+        extra["approvers"] = serde_json::json!(approvers);
+        extra["digest"] = serde_json::json!({
+            "alg": signed.digest.0, "value": hex::encode(&signed.digest.1)
+        });
+    }
+    let ev = ev.with_extra(&extra);
     let meta = fwseal_store::ArtifactMeta {
         id: artifact_id.clone(),
-        product: product.to_string(),
-        format: signed.format.name().to_string(),
+        product: product.clone(),
+        format: format.name().to_string(),
         mode: mode_name(mode).to_string(),
         version: version.map(|v| v.to_string()),
         input_sha256: input_sha,
@@ -583,7 +751,7 @@ async fn sign_inner(
         detached_sha256: Some(signed.doc_sha),
         provenance_sha256: Some(prov_sha),
         key_ids,
-        client: Some(who.name.clone()),
+        client: Some(fin.requester.clone()),
         created: now_rfc3339(),
     };
     let store = st.store.clone();
@@ -597,17 +765,16 @@ async fn sign_inner(
     match committed {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            return Err(
-                Problem::internal(format!("audit log: {e}; signature withheld")).into_response(),
-            )
+            let m = format!("audit log: {e}; signature withheld");
+            return Err((m.clone(), Problem::internal(m)));
         }
-        Err(e) => return Err(Problem::internal(e.to_string()).into_response()),
+        Err(e) => return Err(internal(e)),
     }
     let base = format!("/v1/artifacts/{artifact_id}");
-    let resp = SignResponse {
+    Ok(SignResponse {
         artifact_id: artifact_id.clone(),
-        product: product.to_string(),
-        format: signed.format,
+        product,
+        format,
         mode,
         input_sha256: hex::encode(input_sha),
         output_sha256: hex::encode(signed.image_sha),
@@ -621,18 +788,17 @@ async fn sign_inner(
                 key_id: s.key_id.to_hex(),
             })
             .collect(),
+        approvers,
         links: serde_json::json!({
             "self": base,
             "image": format!("{base}/image"),
             "detached": format!("{base}/detached"),
             "provenance": format!("{base}/provenance"),
         }),
-    };
-    Ok((StatusCode::CREATED, Json(resp)).into_response())
+    })
 }
 
 struct Signed {
-    format: Format,
     set: fwseal_crypto::SignatureSet,
     image_sha: [u8; 32],
     doc_sha: [u8; 32],
@@ -651,7 +817,7 @@ fn signed_name(name: &str, mode: Mode) -> String {
     }
 }
 
-fn mode_name(m: Mode) -> &'static str {
+pub(crate) fn mode_name(m: Mode) -> &'static str {
     match m {
         Mode::Embedded => "embedded",
         Mode::Detached => "detached",

@@ -28,6 +28,7 @@
 pub mod artifacts;
 pub mod checkpoint;
 pub mod export;
+pub mod jobs;
 pub mod meta;
 pub mod record;
 pub mod sqlite;
@@ -37,6 +38,7 @@ pub mod verify;
 pub use artifacts::{ArtifactStore, ArtifactWriter, StoredBlob};
 pub use checkpoint::{checkpoint_message, Checkpoint, TrustedKeys};
 pub use export::verify_export;
+pub use jobs::{ApproveOutcome, Job, JobQueue, JobRefusal, JobState, NewJob};
 pub use meta::{new_artifact_id, ArtifactMeta, ArtifactQuery};
 pub use record::{Action, AuditEntry, AuditRecord, Decision, Hash32, GENESIS_PREV_HASH};
 pub use sqlite::{verify_db, SqliteStore};

@@ -15,8 +15,9 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, Transactio
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Schema version stored in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 1;
+/// Schema version stored in `PRAGMA user_version`. Version 2 added the approval jobs
+/// (`jobs`, `job_approvals`); a version-1 database is migrated in place on open.
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE audit_log (
@@ -72,6 +73,9 @@ CREATE INDEX artifacts_by_product ON artifacts(product, created_key);
 CREATE INDEX artifacts_by_input ON artifacts(input_sha256);
 CREATE INDEX artifacts_by_output ON artifacts(output_sha256);
 "#;
+
+#[cfg(test)]
+pub(crate) const SCHEMA_V1_FOR_TESTS: &str = SCHEMA_V1;
 
 /// SQLite implementation of [`AuditLog`] and [`ArtifactIndex`].
 ///
@@ -135,7 +139,7 @@ impl SqliteStore {
         &self.path
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves at most an open transaction, which rusqlite
         // rolls back on drop; the connection itself stays usable.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
@@ -151,9 +155,10 @@ fn read_only(path: &Path) -> Result<Connection, StoreError> {
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if v != SCHEMA_VERSION {
+    // The audit tables are the same in every version; version 2 only added the job tables.
+    if !(1..=SCHEMA_VERSION).contains(&v) {
         return Err(StoreError::Corrupt(format!(
-            "schema version {v}, this build reads {SCHEMA_VERSION}"
+            "schema version {v}, this build reads 1..={SCHEMA_VERSION}"
         )));
     }
     Ok(conn)
@@ -165,6 +170,11 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     match v {
         0 => {
             tx.execute_batch(SCHEMA_V1)?;
+            tx.execute_batch(crate::jobs::SCHEMA_V2)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        1 => {
+            tx.execute_batch(crate::jobs::SCHEMA_V2)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         SCHEMA_VERSION => {}
@@ -198,7 +208,7 @@ fn parse_key_ids(s: &str) -> Result<Vec<KeyId>, String> {
         .collect()
 }
 
-fn parse_hash(what: &str, s: &str) -> Result<Hash32, String> {
+pub(crate) fn parse_hash(what: &str, s: &str) -> Result<Hash32, String> {
     hash_from_hex(s).ok_or_else(|| format!("{what}: not 64 hex digits"))
 }
 

@@ -123,6 +123,14 @@ impl KeyService for HsmKeys {
         Ok(out)
     }
 
+    fn current_version(&self, product: &str) -> Result<Option<u32>, KeyError> {
+        match self.current(product) {
+            Ok((n, _)) => Ok(Some(n)),
+            Err(KeyError::Missing { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn appliance_signers(&self) -> Result<ApplianceSigners, KeyError> {
         let (version, v) = self.current(APPLIANCE)?;
         let c = v.classical.as_ref().ok_or(KeyError::Missing {

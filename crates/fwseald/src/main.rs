@@ -173,10 +173,39 @@ fn ensure_appliance_keys(token: &Token, state: &Path) -> Result<()> {
     Ok(())
 }
 
-fn file_sha256(p: &Path) -> String {
-    std::fs::read(p)
-        .map(|b| hex::encode(fwseal_crypto::DigestAlg::Sha256.hash(&b)))
-        .unwrap_or_default()
+/// Read the config file once, hash exactly those bytes and validate them; refuse changes that
+/// only take effect at a restart. On failure the error and the hash of what was read.
+fn reload(path: &Path, current: &Config) -> Result<(Config, String), (String, String)> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        (
+            format!("cannot read {}: {e}", path.display()),
+            String::new(),
+        )
+    })?;
+    let sha = hex::encode(fwseal_crypto::DigestAlg::Sha256.hash(&bytes));
+    let text = String::from_utf8(bytes)
+        .map_err(|_| (format!("{} is not UTF-8", path.display()), sha.clone()))?;
+    let c = Config::parse(&text, path).map_err(|e| (e.to_string(), sha.clone()))?;
+    let mut restart = Vec::new();
+    if c.listen != current.listen {
+        restart.push("listen");
+    }
+    if c.state_dir != current.state_dir {
+        restart.push("state_dir");
+    }
+    if c.hsm.module != current.hsm.module || c.hsm.token_label != current.hsm.token_label {
+        restart.push("hsm");
+    }
+    if c.tls.is_some() != current.tls.is_some() {
+        restart.push("tls");
+    }
+    if !restart.is_empty() {
+        return Err((
+            format!("{} changed: these need a restart", restart.join(", ")),
+            sha,
+        ));
+    }
+    Ok((c, sha))
 }
 
 fn now() -> String {
@@ -461,17 +490,19 @@ fn run(cfg_path: &Path) -> Result<(), Exit> {
                 return;
             };
             while hup.recv().await.is_some() {
-                let (decision, reason) = match Config::load(&path) {
-                    Ok(c) => {
+                let (decision, reason, sha) = match reload(&path, &st.config()) {
+                    Ok((c, sha)) => {
                         st.replace_config(c);
                         (
                             fwseal_store::Decision::Allow,
-                            format!("config reloaded, sha256 {}", file_sha256(&path)),
+                            format!("config reloaded, sha256 {sha}"),
+                            sha,
                         )
                     }
-                    Err(e) => (
+                    Err((e, sha)) => (
                         fwseal_store::Decision::Deny,
                         format!("config reload rejected (old config kept): {e}"),
+                        sha,
                     ),
                 };
                 tracing::info!(%reason, "SIGHUP");
@@ -482,6 +513,7 @@ fn run(cfg_path: &Path) -> Result<(), Exit> {
                     decision,
                 );
                 e.reason = Some(reason);
+                let e = e.with_extra(&serde_json::json!({ "config_sha256": sha }));
                 let store = st.store.clone();
                 let _ = tokio::task::spawn_blocking(move || store.append(&e)).await;
             }

@@ -220,10 +220,15 @@ fn hash_locally_efi_passes_sbverify_and_osslsigncode() {
 #[test]
 fn hash_locally_refusals_are_clear_and_audited() {
     let clients = format!(
-        "[[client]]\nname = \"reader\"\ntoken_sha256 = \"{}\"\nroles = {{ \"widget\" = [\"factory\"] }}\n",
-        sha256_hex(b"reader-token")
+        "[[client]]\nname = \"reader\"\ntoken_sha256 = \"{}\"\nroles = {{ \"widget\" = [\"factory\"] }}\n\
+         [[client]]\nname = \"approver\"\ntoken_sha256 = \"{}\"\nroles = {{ \"secure\" = [\"release-approver\"] }}\n\
+         [[product]]\nname = \"secure\"\nformats = [\"raw\"]\n\
+         approvals = {{ required = 1, of_role = \"release-approver\" }}\n",
+        sha256_hex(b"reader-token"),
+        sha256_hex(b"approver-token")
     );
-    let a = start_with_keys("", &clients);
+    let a = Appliance::start_with_products("", &clients, &["secure"]);
+    a.export_keys("widget");
     let bin = a.put_fixture("raw/sample.bin");
     let denies = |a: &Appliance| -> usize {
         a.sql("select count(*) from audit_log where decision = 'deny'")
@@ -243,5 +248,11 @@ fn hash_locally_refusals_are_clear_and_audited() {
     let r = a.cli(&["sign", "-p", "uefi", "--hash-locally", &bin]);
     assert_eq!(r.code, Some(1), "{}", r.text());
     assert!(r.stderr.contains("does not accept raw"), "{}", r.text());
+    // A product under an M-of-N policy: approvals bind to an image, so digests are refused.
+    let d1 = denies(&a);
+    let r = a.cli(&["sign", "-p", "secure", "--hash-locally", &bin]);
+    assert_eq!(r.code, Some(1), "{}", r.text());
+    assert!(r.stderr.contains("approval"), "{}", r.text());
+    assert_eq!(denies(&a), d1 + 1);
     a.assert_alive();
 }

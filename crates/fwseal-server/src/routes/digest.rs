@@ -183,6 +183,43 @@ async fn sign_digest_inner(
             Problem::bad_request(reason).into_response()
         }
     };
+    // Approvals bind to an image the appliance stores and re-hashes; a digest-only request
+    // cannot give it one, so products under an approval policy refuse it.
+    let needs_approval = match &pcfg.approvals {
+        None => false,
+        Some(a) if a.key_versions.is_empty() => true,
+        Some(a) => {
+            let keys = st.keys.clone();
+            let name = pcfg.name.clone();
+            let v = tokio::task::spawn_blocking(move || keys.current_version(&name))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten();
+            a.applies_to(v)
+        }
+    };
+    if needs_approval {
+        let m = format!(
+            "product {product} requires M-of-N approval of the image itself; submit the image \
+             (fwseal sign without --hash-locally)"
+        );
+        audit_denied(
+            st,
+            &who.name,
+            "sign",
+            product,
+            &format!("hash-locally: {m}"),
+        )
+        .await;
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "approval-required",
+            "Approval required",
+            m,
+        )
+        .into_response());
+    }
     let req: DigestSignRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return Err(deny(format!("request body: {e}")).await),

@@ -129,6 +129,16 @@ impl Appliance {
     /// Write a config (with `extra_top` lines before the tables and `extra_clients` appended),
     /// create the product keys, start `fwseald run` and wait for its "listening" line.
     pub fn start(extra_top: &str, extra_clients: &str) -> Self {
+        Self::start_with_products(extra_top, extra_clients, &[])
+    }
+
+    /// Like [`Appliance::start`], also creating keys for `extra_products` (defined by
+    /// `[[product]]` tables in `extra_clients`).
+    pub fn start_with_products(
+        extra_top: &str,
+        extra_clients: &str,
+        extra_products: &[&str],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = dir.path().join("state");
         let config = dir.path().join("fwseal.toml");
@@ -157,7 +167,7 @@ roles = {{ "*" = ["submitter", "factory"] }}
             state = state.display()
         );
         std::fs::write(&config, text).expect("write config");
-        for p in ["widget", "uefi"] {
+        for p in ["widget", "uefi"].iter().chain(extra_products) {
             run_ok(
                 Command::new(daemon_bin())
                     .arg("-c")
@@ -165,10 +175,28 @@ roles = {{ "*" = ["submitter", "factory"] }}
                     .args(["keys", "create", "-p", p]),
             );
         }
-        let stderr = std::fs::File::create(dir.path().join("fwseald.stderr")).expect("stderr");
+        let mut me = Appliance {
+            dir,
+            config,
+            state,
+            url: String::new(),
+            child: None,
+        };
+        me.launch();
+        me
+    }
+
+    /// Start `fwseald run` on the existing config and state; wait for "listening".
+    fn launch(&mut self) {
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("fwseald.stderr"))
+            .expect("stderr");
+        let config = &self.config;
         let mut child = Command::new(daemon_bin())
             .arg("-c")
-            .arg(&config)
+            .arg(config)
             .arg("run")
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -195,22 +223,27 @@ roles = {{ "*" = ["submitter", "factory"] }}
                 }
             }
         });
-        let mut me = Appliance {
-            dir,
-            config,
-            state,
-            url: String::new(),
-            child: Some(child),
-        };
+        self.child = Some(child);
         match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(addr) => me.url = format!("http://{addr}"),
+            Ok(addr) => self.url = format!("http://{addr}"),
             Err(_) => {
-                let log = me.stderr_log();
-                me.stop();
+                let log = self.stderr_log();
+                self.stop();
                 panic!("fwseald did not report listening; stderr:\n{log}");
             }
         }
-        me
+    }
+
+    /// Stop the daemon (SIGTERM) and start it again on the same config and state.
+    pub fn restart(&mut self) {
+        assert!(self.stop(), "fwseald did not exit cleanly on SIGTERM");
+        self.launch();
+    }
+
+    /// Send SIGHUP (config reload).
+    pub fn sighup(&self) {
+        let pid = self.child.as_ref().expect("daemon running").id();
+        run_ok(Command::new("kill").args(["-HUP", &pid.to_string()]));
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
