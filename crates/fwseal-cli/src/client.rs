@@ -128,6 +128,87 @@ impl Client {
         Ok(serde_json::from_str(&text)?)
     }
 
+    /// POST several files in one `multipart/form-data` request (one part per file, the file
+    /// name as the part's filename), streamed from disk; returns the JSON answer.
+    pub fn post_files(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        files: &[std::path::PathBuf],
+        quiet: bool,
+    ) -> Result<serde_json::Value> {
+        let boundary = format!(
+            "fwseal-{:032x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        let mut total = 0u64;
+        let mut reader: Box<dyn Read + Send> = Box::new(std::io::empty());
+        for f in files {
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "image".into());
+            // Quotes, backslashes and line breaks cannot appear in the quoted filename.
+            let name: String = name
+                .chars()
+                .map(|c| {
+                    if matches!(c, '"' | '\\' | '\r' | '\n') {
+                        '_'
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            let head = format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            );
+            let file = std::fs::File::open(f).with_context(|| format!("open {}", f.display()))?;
+            total += head.len() as u64 + file.metadata()?.len() + 2;
+            reader = Box::new(
+                reader
+                    .chain(std::io::Cursor::new(head.into_bytes()))
+                    .chain(file)
+                    .chain(std::io::Cursor::new(b"\r\n".to_vec())),
+            );
+        }
+        let tail = format!("--{boundary}--\r\n");
+        total += tail.len() as u64;
+        let reader = reader.chain(std::io::Cursor::new(tail.into_bytes()));
+        let bar = progress(Some(total), quiet);
+        let reader = Progress {
+            inner: reader,
+            bar: bar.clone(),
+            done: 0,
+        };
+        let mut req = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header(
+                "Content-Type",
+                &format!("multipart/form-data; boundary={boundary}"),
+            )
+            .header("Content-Length", &total.to_string());
+        for (k, v) in query {
+            req = req.query(k, v);
+        }
+        let resp = req
+            .send(ureq::SendBody::from_owned_reader(reader))
+            .map_err(Self::unreachable)?;
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        let mut resp = Self::check(resp)?;
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
     /// POST a JSON body, returning JSON.
     pub fn post_json<T: serde::Serialize, R: serde::de::DeserializeOwned>(
         &self,

@@ -11,7 +11,7 @@ pub struct SignArgs {
     /// Product to sign for.
     #[arg(long, short = 'p')]
     pub product: String,
-    /// Images to sign (several: one request each, one summary).
+    /// Images to sign (several: one `sign-batch` request, one result each).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Output file (only with a single input). Default: IN with `.signed` before the extension
@@ -91,33 +91,91 @@ pub fn sign(a: &SignArgs, json: bool) -> Result<serde_json::Value> {
     }
     let mut results = Vec::new();
     let mut pending = Vec::new();
-    for input in &a.inputs {
-        let mut q: Vec<(&str, String)> = vec![(
-            "mode",
-            if a.detached {
-                "detached".into()
-            } else {
-                "embedded".into()
-            },
-        )];
-        if let Some(n) = input.file_name() {
+    let mut q: Vec<(&str, String)> = vec![(
+        "mode",
+        if a.detached {
+            "detached".into()
+        } else {
+            "embedded".into()
+        },
+    )];
+    for (k, v) in [
+        ("format", &a.format),
+        ("version", &a.image_version),
+        ("source_uri", &a.source_uri),
+        ("commit", &a.commit),
+        ("ref", &a.git_ref),
+        ("ci_run_url", &a.ci_run_url),
+        ("builder_id", &a.builder_id),
+    ] {
+        if let Some(v) = v {
+            q.push((k, v.clone()));
+        }
+    }
+    // One image: `sign`. Several: one `sign-batch` request, one result per image.
+    let answers: Vec<Result<serde_json::Value, crate::client::ApiError>> = if a.inputs.len() == 1 {
+        let mut q = q.clone();
+        if let Some(n) = a.inputs[0].file_name() {
             q.push(("name", n.to_string_lossy().into_owned()));
         }
-        for (k, v) in [
-            ("format", &a.format),
-            ("version", &a.image_version),
-            ("source_uri", &a.source_uri),
-            ("commit", &a.commit),
-            ("ref", &a.git_ref),
-            ("ci_run_url", &a.ci_run_url),
-            ("builder_id", &a.builder_id),
-        ] {
-            if let Some(v) = v {
-                q.push((k, v.clone()));
+        vec![Ok(client.post_file(
+            &format!("/v1/products/{}/sign", a.product),
+            &q,
+            &a.inputs[0],
+            json,
+        )?)]
+    } else {
+        let r = client.post_files(
+            &format!("/v1/products/{}/sign-batch", a.product),
+            &q,
+            &a.inputs,
+            json,
+        )?;
+        let items = r["results"].as_array().cloned().unwrap_or_default();
+        if items.len() != a.inputs.len() {
+            // The server stopped early (e.g. an unreadable part): report what it said.
+            let last = items.last().cloned().unwrap_or_default();
+            return Err(crate::client::ApiError {
+                status: u16::try_from(last["status"].as_u64().unwrap_or(400)).unwrap_or(400),
+                code: last["body"]["code"]
+                    .as_str()
+                    .unwrap_or("bad-request")
+                    .to_string(),
+                detail: format!(
+                    "batch answered {} results for {} images: {}",
+                    items.len(),
+                    a.inputs.len(),
+                    last["body"]["detail"].as_str().unwrap_or("")
+                ),
             }
+            .into());
         }
-        let mut resp =
-            client.post_file(&format!("/v1/products/{}/sign", a.product), &q, input, json)?;
+        items
+            .into_iter()
+            .map(|it| {
+                let status = it["status"].as_u64().unwrap_or(0);
+                if (200..300).contains(&status) {
+                    Ok(it["body"].clone())
+                } else {
+                    Err(crate::client::ApiError {
+                        status: u16::try_from(status).unwrap_or(0),
+                        code: it["body"]["code"].as_str().unwrap_or("unknown").to_string(),
+                        detail: it["body"]["detail"].as_str().unwrap_or("").to_string(),
+                    })
+                }
+            })
+            .collect()
+    };
+    let mut failed = None;
+    for (input, answer) in a.inputs.iter().zip(answers) {
+        let mut resp = match answer {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("fwseal: {}: {e}", input.display());
+                failed.get_or_insert(e);
+                continue;
+            }
+        };
         if resp["artifact_id"].is_null() && resp["state"] == "pending" {
             // 202: an M-of-N product; the image is a pending job.
             if !json {
@@ -217,6 +275,10 @@ pub fn sign(a: &SignArgs, json: bool) -> Result<serde_json::Value> {
         r["output_file"] = serde_json::Value::String(out.display().to_string());
         r["provenance_file"] = serde_json::Value::String(PathBuf::from(prov).display().to_string());
         results.push(r);
+    }
+    if let Some(e) = failed {
+        // Every image that could be signed was written; the exit status reports the refusal.
+        return Err(e.into());
     }
     if !pending.is_empty() {
         results.extend(pending);

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+mod batch;
 mod digest;
 
 type Shared = Arc<AppState>;
@@ -36,6 +37,10 @@ pub fn app(state: Shared) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/products/{product}/sign", post(sign))
+        .route(
+            "/v1/products/{product}/sign-batch",
+            post(batch::sign_batch).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route(
             "/v1/products/{product}/sign-digest",
             post(digest::sign_digest),
@@ -295,10 +300,11 @@ pub(crate) fn detect_problem(e: DetectError) -> Problem {
     }
 }
 
-/// Spool the request body to a file in the spool dir, hashing it; enforce the size limit.
-async fn spool(
+/// Spool an upload (a request body or one multipart part) to a file in the spool dir, hashing
+/// it; enforce the size limit.
+async fn spool<E: std::fmt::Display>(
     st: &Shared,
-    body: Body,
+    mut stream: impl futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
     limit: u64,
 ) -> Result<(tempfile::TempPath, u64, [u8; 32]), Problem> {
     let tmp = tempfile::Builder::new()
@@ -307,7 +313,6 @@ async fn spool(
         .map_err(|e| Problem::internal(format!("spool: {e}")))?;
     let (file, path) = tmp.into_parts();
     let mut file = tokio::fs::File::from_std(file);
-    let mut stream = body.into_data_stream();
     let mut h = Sha256::new();
     let mut len = 0u64;
     use tokio::io::AsyncWriteExt;
@@ -483,11 +488,47 @@ async fn sign_inner(
             p.into_response()
         }
     };
-    let (version, format_override, mode) = match parse_params(&pcfg, &q) {
+    let params = match parse_params(&pcfg, &q) {
         Ok(x) => x,
         Err(r) => return Err(deny(r).await),
     };
-    let (spooled, len, input_sha) = match spool(st, body, cfg.max_upload_bytes).await {
+    sign_upload(
+        st,
+        &who,
+        &cfg,
+        &pcfg,
+        q,
+        params,
+        started,
+        body.into_data_stream(),
+    )
+    .await
+}
+
+/// Everything after authorisation, for one uploaded image: spool, intake, then a pending job
+/// (approval policy) or an immediate sign. Shared by `sign` and `sign-batch`.
+#[allow(clippy::too_many_arguments)]
+async fn sign_upload<E: std::fmt::Display>(
+    st: &Shared,
+    who: &Identity,
+    cfg: &Config,
+    pcfg: &ProductConfig,
+    q: SignQuery,
+    (version, format_override, mode): (Option<ImageVersion>, Option<Format>, Mode),
+    started: String,
+    upload: impl futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+) -> Result<Response, Response> {
+    let product = pcfg.name.as_str();
+    let deny = |(reason, p): Refusal| {
+        let st = st.clone();
+        let who = who.name.clone();
+        let product = product.to_string();
+        async move {
+            audit_denied(&st, &who, "sign", &product, &reason).await;
+            p.into_response()
+        }
+    };
+    let (spooled, len, input_sha) = match spool(st, upload, cfg.max_upload_bytes).await {
         Ok(x) => x,
         Err(p) => return Err(deny((p.detail.clone(), p)).await),
     };
@@ -544,11 +585,11 @@ async fn sign_inner(
         let mut q = q;
         q.format = Some(format.name().to_string());
         q.mode = Some(mode);
-        return crate::approvals::submit(st, &who, &pcfg, &policy, intake, q, key_version).await;
+        return crate::approvals::submit(st, who, pcfg, &policy, intake, q, key_version).await;
     }
     let fin = Finalize {
         requester: who.name.clone(),
-        pcfg,
+        pcfg: pcfg.clone(),
         q,
         started,
         job: None,

@@ -366,3 +366,69 @@ fn key_csr_from_the_hsm_verifies_with_openssl() {
     let n = app.sql("select count(*) from audit_log where action = 'key-csr';");
     assert_eq!(n.trim(), "2", "CSR operations are audited");
 }
+
+/// `fwseal sign` with several images sends one `sign-batch` request; each image is signed (and
+/// audited) as if alone, a malformed one is refused with its own error, and the others still
+/// land and verify.
+#[test]
+fn several_images_go_in_one_batch_request() {
+    let a = start_with_keys("", "");
+    let bin = a.put_fixture("raw/sample.bin");
+    let img = a.put_fixture("mcuboot/unsigned-h200.img");
+    let hex = a.put_fixture("hex/multi.hex");
+    let bad = a.put_fixture("hex/malformed/bad_checksum.hex");
+    let signs = |a: &Appliance| -> usize {
+        a.sql("select count(*) from audit_log where action = 'sign' and decision = 'allow'")
+            .parse()
+            .unwrap()
+    };
+    let before = signs(&a);
+    let r = a.cli(&["sign", "-p", "widget", &bin, &img, &hex, &bad]);
+    assert_eq!(
+        r.code,
+        Some(1),
+        "the malformed image fails the call: {}",
+        r.text()
+    );
+    assert!(
+        r.stderr.contains("bad_checksum.hex") && r.stderr.contains("422"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(signs(&a), before + 3);
+    let mut k = vec!["-k", EC, "-k", PQ];
+    k.extend(provenance_args());
+    for input in [&bin, &img, &hex] {
+        let signed = embedded_name(input);
+        let mut args = vec!["verify", signed.as_str()];
+        args.extend(&k);
+        a.cli_ok(&args);
+    }
+    judge(&a, "imgtool", &["verify", "-k", EC, &embedded_name(&img)]);
+    assert!(
+        !a.path(&embedded_name(&bad)).exists(),
+        "no output for the refused image"
+    );
+
+    // One request on the wire for the whole batch.
+    if let Some(py) = tool("python3") {
+        let m = run_ok(Command::new(py).args([
+            "-c",
+            &format!(
+                "import urllib.request;print(urllib.request.urlopen('{}/metrics').read().decode())",
+                a.url
+            ),
+        ]));
+        let line = m
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("fwseal_http_requests_total") && l.contains("sign-batch"))
+            .unwrap_or_else(|| panic!("no sign-batch request counted:\n{}", m.stdout));
+        assert!(line.ends_with(" 1"), "{line}");
+        assert!(
+            !m.stdout.contains("route=\"/v1/products/{product}/sign\""),
+            "single-image requests were made"
+        );
+    }
+    a.assert_alive();
+}
