@@ -53,6 +53,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
 
 struct Opts {
     quick: bool,
+    /// `--only primitives|digest|daemon|rss`: one section (profiling aid; the daemon section
+    /// then has no bound unless primitives run too).
+    only: Option<String>,
     scale: u64,
     secs: f64,
 }
@@ -72,15 +75,29 @@ impl Opts {
         let secs = val("--seconds")
             .and_then(|v| v.parse().ok())
             .unwrap_or(if quick { 0.5 } else { 3.0 });
-        Opts { quick, scale, secs }
+        Opts {
+            quick,
+            only: val("--only"),
+            scale,
+            secs,
+        }
     }
     /// Duration of one daemon load run.
     fn load_secs(&self) -> f64 {
-        if self.quick {
+        // For profiling the daemon under load (perf record -p <fwseald pid>).
+        if let Some(s) = std::env::var("FWSEAL_BENCH_LOAD_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+        {
+            s
+        } else if self.quick {
             1.5
         } else {
             8.0
         }
+    }
+    fn runs(&self, section: &str) -> bool {
+        self.only.as_deref().is_none_or(|o| o == section)
     }
     fn size(&self, bytes: u64) -> u64 {
         bytes / self.scale
@@ -661,12 +678,24 @@ pub fn inner(root: &Path, args: &[String]) -> Result<()> {
     );
     let mut sections = Vec::new();
     let result = (|| -> Result<()> {
-        let bound = primitives(root, &o, &mut sections)?;
-        digests(root, &dir, &o, &mut sections)?;
-        let appliance = Appliance::provision(&fwseald, &root.join("target/bench/daemon"))?;
-        let inp = daemon_inputs(root, &dir)?;
-        daemon_and_tools(&appliance, &dir, &inp, bound, &o, &mut sections)?;
-        rss(&appliance, &dir, &o, &mut sections)?;
+        let bound = if o.runs("primitives") {
+            primitives(root, &o, &mut sections)?
+        } else {
+            f64::NAN
+        };
+        if o.runs("digest") {
+            digests(root, &dir, &o, &mut sections)?;
+        }
+        if o.runs("daemon") || o.runs("rss") {
+            let appliance = Appliance::provision(&fwseald, &root.join("target/bench/daemon"))?;
+            if o.runs("daemon") {
+                let inp = daemon_inputs(root, &dir)?;
+                daemon_and_tools(&appliance, &dir, &inp, bound, &o, &mut sections)?;
+            }
+            if o.runs("rss") {
+                rss(&appliance, &dir, &o, &mut sections)?;
+            }
+        }
         Ok(())
     })();
     let _ = std::fs::remove_dir_all(&dir);
@@ -699,8 +728,9 @@ pub fn inner(root: &Path, args: &[String]) -> Result<()> {
     for s in &sections {
         md.push_str(&s.markdown());
     }
-    let target = if o.quick && !args.iter().any(|a| a == "--write") {
-        // A smoke run must not overwrite the committed full-run figures.
+    let partial = o.quick || o.only.is_some() || o.scale > 1;
+    let target = if partial && !args.iter().any(|a| a == "--write") {
+        // A smoke or partial run must not overwrite the committed full-run figures.
         root.join("target/bench/BENCHMARKS.quick.md")
     } else {
         root.join("BENCHMARKS.md")
