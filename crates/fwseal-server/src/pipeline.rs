@@ -42,6 +42,11 @@ pub enum DetectError {
     Format(#[from] FormatError),
 }
 
+/// Read-buffer size for `len` bytes: at most [`CHUNK`], at least 1.
+fn buf_len(len: u64) -> usize {
+    usize::try_from(len.clamp(1, CHUNK as u64)).unwrap_or(CHUNK)
+}
+
 /// Stream the spooled upload through the format's preparer.
 pub fn prepare_file(
     format: Format,
@@ -51,7 +56,8 @@ pub fn prepare_file(
 ) -> Result<Box<dyn Prepared>, DetectError> {
     let mut s = prepare_stream(format, req, random_access_limit)?;
     let mut f = File::open(path)?;
-    let mut buf = vec![0u8; CHUNK];
+    // A small image needs no 1 MiB (zeroed) buffer: size it to the file.
+    let mut buf = vec![0u8; buf_len(f.metadata()?.len())];
     loop {
         let n = f.read(&mut buf)?;
         if n == 0 {
@@ -65,7 +71,15 @@ pub fn prepare_file(
 /// Write `parts` (ranges of the spooled input and new bytes) to `out`.
 pub fn write_parts(parts: &[Part], input: &Path, out: &mut dyn Write) -> std::io::Result<u64> {
     let mut f = File::open(input)?;
-    let mut buf = vec![0u8; CHUNK];
+    let longest = parts
+        .iter()
+        .map(|p| match p {
+            Part::Input { len, .. } => *len,
+            Part::Bytes(_) => 0,
+        })
+        .max()
+        .unwrap_or(0);
+    let mut buf = vec![0u8; buf_len(longest)];
     let mut total = 0u64;
     for p in parts {
         match p {
@@ -77,7 +91,7 @@ pub fn write_parts(parts: &[Part], input: &Path, out: &mut dyn Write) -> std::io
                 f.seek(SeekFrom::Start(*start))?;
                 let mut left = *len;
                 while left > 0 {
-                    let want = usize::try_from(left.min(CHUNK as u64)).unwrap_or(CHUNK);
+                    let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
                     f.read_exact(&mut buf[..want])?;
                     out.write_all(&buf[..want])?;
                     left -= want as u64;
