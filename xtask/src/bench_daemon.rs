@@ -81,6 +81,11 @@ impl Appliance {
     /// Write a config under `dir`, create a SoftHSM2 dev token and the products' keys
     /// (`fwseald keys create`), as `cargo xtask demo` does.
     pub fn provision(fwseald: &Path, dir: &Path) -> Result<Self> {
+        Self::provision_products(fwseald, dir, &[PRODUCT, PRODUCT_EFI])
+    }
+
+    /// As [`Appliance::provision`], creating keys for `products` only.
+    pub fn provision_products(fwseald: &Path, dir: &Path, products: &[&str]) -> Result<Self> {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir)?;
         let nanos = std::time::SystemTime::now()
@@ -117,7 +122,7 @@ roles = {{ "*" = ["submitter", "factory"] }}
             ),
         )?;
         let cfg = config.to_string_lossy().into_owned();
-        for p in [PRODUCT, PRODUCT_EFI] {
+        for p in products {
             check(
                 Command::new(fwseald)
                     .args(["-c", &cfg, "keys", "create", "-p", p])
@@ -130,6 +135,16 @@ roles = {{ "*" = ["submitter", "factory"] }}
             dir: dir.to_path_buf(),
             token,
         })
+    }
+
+    /// The state directory's parent (config, log, state).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The daemon binary.
+    pub fn fwseald_path(&self) -> PathBuf {
+        self.fwseald.clone()
     }
 
     /// Start `fwseald run` and wait for its address.
@@ -198,7 +213,10 @@ async fn post(
     if status != hyper::StatusCode::CREATED {
         bail!(
             "POST {path}: {status}: {}",
-            String::from_utf8_lossy(&body).chars().take(400).collect::<String>()
+            String::from_utf8_lossy(&body)
+                .chars()
+                .take(400)
+                .collect::<String>()
         );
     }
     Ok(())
@@ -314,4 +332,25 @@ pub fn upload_file(addr: &str, token: &str, path: &str, file: &Path) -> Result<f
         post(&mut s, addr, token, path, len, body).await?;
         Ok(t.elapsed().as_secs_f64())
     })
+}
+
+/// Wall time of one durable small-file write on the filesystem of `dir`, as the artifact store
+/// does it (create, write 4 KiB, fsync, rename, fsync the directory), in microseconds.
+pub fn durable_write_us(dir: &Path, n: usize) -> Result<f64> {
+    use std::io::Write;
+    let d = dir.join("fsync-probe");
+    std::fs::create_dir_all(&d)?;
+    let data = [0x5au8; 4096];
+    let t = Instant::now();
+    for i in 0..n {
+        let tmp = d.join(format!("{i}.tmp"));
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, d.join(format!("{i}")))?;
+        std::fs::File::open(&d)?.sync_all()?;
+    }
+    let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    std::fs::remove_dir_all(&d)?;
+    Ok(us)
 }

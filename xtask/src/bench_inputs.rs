@@ -146,7 +146,7 @@ pub fn write_hex(path: &Path, text_len: u64, seed: u64) -> Result<u64> {
     let mut data = [0u8; 32];
     // 77 bytes per 32-byte record; stop once the next record would pass the target.
     while written + line.len() as u64 + 77 + 12 <= text_len {
-        if addr % 0x1_0000 == 0 {
+        if addr.is_multiple_of(0x1_0000) {
             let hi = u16::try_from(addr >> 16).context("hex image passes 4 GiB")?;
             hex_record(&mut line, 0x04, 0, &hi.to_be_bytes());
         }
@@ -195,8 +195,8 @@ pub fn write_efi(root: &Path, path: &Path, payload_len: usize, seed: u64) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fwseal_formats::{detect, prepare, Format, Mode, Request};
     use fwseal_crypto::SigAlg;
+    use fwseal_formats::{detect, prepare, Format, Mode, Request};
 
     fn req(c: SigAlg) -> Request {
         Request::hybrid(c, SigAlg::MlDsa65, Mode::Embedded, "t")

@@ -59,7 +59,9 @@ pub fn keys(dir: &Path) -> Result<ToolKeys> {
     }
     run_ok(
         Command::new("openssl")
-            .args(["req", "-new", "-x509", "-newkey", "rsa:3072", "-nodes", "-keyout"])
+            .args([
+                "req", "-new", "-x509", "-newkey", "rsa:3072", "-nodes", "-keyout",
+            ])
             .arg(&k.rsa)
             .arg("-out")
             .arg(&k.cert)
