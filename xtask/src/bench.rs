@@ -863,6 +863,28 @@ pub fn inner(root: &Path, args: &[String]) -> Result<()> {
         if o.quick { "--quick" } else { "full" },
         if o.scale > 1 { format!(", sizes ÷{}", o.scale) } else { String::new() },
     ));
+    md.push_str("## Targets\n\n| target | measured | |\n|---|---|---|\n");
+    println!("\n== Targets ==");
+    for s in &sections {
+        for r in s.rows.iter().filter(|r| r.met.is_some()) {
+            let ok = r.met == Some(true);
+            md.push_str(&format!(
+                "| {}: {} | {} | {} |\n",
+                r.name,
+                r.target,
+                r.value,
+                if ok { "MET" } else { "**MISSED**" }
+            ));
+            println!(
+                "{:<8} {}: {} — {}",
+                if ok { "MET" } else { "MISSED" },
+                r.name,
+                r.target,
+                r.value
+            );
+        }
+    }
+    md.push('\n');
     for s in &sections {
         md.push_str(&s.markdown());
     }
