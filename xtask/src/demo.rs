@@ -86,7 +86,7 @@ pub fn run(root: &Path) -> Result<()> {
     let out = root.join("target/demo");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(out.join("keys"))?;
-    let app = Appliance::start(
+    let app = Appliance::provision_with(
         &fwseald,
         &out,
         "fwseal-demo",
@@ -102,9 +102,9 @@ pub fn run(root: &Path) -> Result<()> {
                 classical: Some("rsa-pkcs1-sha256"),
             },
         ],
-        "",
+        &[],
     )?;
-    let cfg = app.config.to_string_lossy().into_owned();
+    let cfg = app.config().to_string_lossy().into_owned();
     let token = app.token.clone();
     let keys = out.join("keys");
     for p in ["widget", "uefi-app", "fwseal-appliance"] {
@@ -126,7 +126,8 @@ pub fn run(root: &Path) -> Result<()> {
         k("fwseal-appliance-v1-ml-dsa-65.pem"),
     );
 
-    let addr = app.url.trim_start_matches("http://").to_string();
+    let daemon = app.start()?;
+    let addr = daemon.addr.clone();
     println!("fwseald listening on {addr}\n");
 
     let mut rows = Vec::new();
@@ -245,7 +246,7 @@ pub fn run(root: &Path) -> Result<()> {
             });
         }
     }
-    drop(app);
+    drop(daemon);
     let audit = check(
         Command::new(&fwseal)
             .args(["audit", "verify", "--db"])

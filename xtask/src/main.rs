@@ -6,9 +6,11 @@ use std::process::Command;
 
 mod appliance;
 mod bench;
-mod bench_scale;
+mod bench_daemon;
+mod bench_digest;
+mod bench_inputs;
+mod bench_tools;
 mod demo;
-mod load;
 
 /// Debian packages the tests and the demo need (the stock verifiers, SoftHSM2, QEMU + OVMF).
 const APT_PACKAGES: &[&str] = &[
@@ -73,7 +75,7 @@ fn main() -> Result<()> {
                  test   install missing test dependencies (as root), then fmt, clippy and the whole test suite\n  \
                  deps   only install the test dependencies\n  \
                  fuzz   run every fuzz target for a bounded time (installs cargo-fuzz; stable toolchain)\n  \
-                 bench  HSM signing throughput next to the raw primitives; writes BENCHMARKS.md"
+                 bench  speed and scale (digests, daemon, stock tools, RSS); writes BENCHMARKS.md [--quick]"
             );
             std::process::exit(2)
         }

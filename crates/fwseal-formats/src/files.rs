@@ -118,3 +118,66 @@ pub fn write_parts(parts: &[Part], input: &Path, out: &mut dyn Write) -> std::io
     }
     Ok(total)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{assemble, prepare, Mode};
+    use fwseal_crypto::SigAlg;
+
+    fn pattern(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 131 + i / 251) as u8).collect()
+    }
+
+    #[test]
+    fn write_parts_equals_assemble_across_buffer_boundaries(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let data = pattern(2 * CHUNK + 12_345);
+        let mut f = tempfile::NamedTempFile::new()?;
+        f.write_all(&data)?;
+        let len = data.len() as u64;
+        for parts in [
+            vec![Part::Input { start: 0, len }],
+            vec![
+                Part::Input { start: 7, len: 10 },
+                Part::Bytes(b"sig".to_vec()),
+                Part::Input {
+                    start: 100,
+                    len: CHUNK as u64 + 3,
+                },
+                Part::Input { start: 0, len: 0 },
+            ],
+            vec![Part::Bytes(vec![1, 2, 3])],
+        ] {
+            let mut out = Vec::new();
+            let n = write_parts(&parts, f.path(), &mut out)?;
+            let want = assemble(&data, &parts)?;
+            assert_eq!(n, want.len() as u64);
+            assert!(
+                out == want,
+                "write_parts differs from assemble for {parts:?}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn prepare_file_equals_prepare_for_small_and_large_files(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let req = Request::hybrid(
+            SigAlg::EcdsaP256Sha256,
+            SigAlg::MlDsa65,
+            Mode::Embedded,
+            "p",
+        );
+        for n in [1usize, 100, CHUNK + 1, 2 * CHUNK + 5] {
+            let data = pattern(n);
+            let mut f = tempfile::NamedTempFile::new()?;
+            f.write_all(&data)?;
+            let a = prepare_file(Format::Raw, f.path(), &req, 1 << 20)?;
+            let b = prepare(Format::Raw, &data, &req)?;
+            assert_eq!(a.digest(), b.digest(), "digest differs for {n} bytes");
+        }
+        Ok(())
+    }
+}

@@ -103,14 +103,32 @@ struct Parsed {
     lines: u64,
 }
 
+/// Hex digit values; 0xff marks a byte that is not a hex digit.
+const HEXVAL: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
 fn hexval(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
+    match HEXVAL[usize::from(c)] {
+        0xff => None,
+        v => Some(v),
     }
 }
+
+/// Longest well-formed record: count, address (2), type, 255 data bytes, checksum.
+const MAX_RECORD: usize = 1 + 2 + 1 + 255 + 1;
 
 fn parse_record(content: &[u8], line: u64) -> Result<(u8, u16, Vec<u8>), FormatError> {
     match content.first() {
@@ -124,9 +142,11 @@ fn parse_record(content: &[u8], line: u64) -> Result<(u8, u16, Vec<u8>), FormatE
         None => return Err(err(line, "empty record")),
     }
     let digits = content.get(1..).unwrap_or_default();
-    let mut bytes = Vec::with_capacity(digits.len() / 2);
-    let mut it = digits.chunks(2).enumerate();
-    for (i, pair) in &mut it {
+    // Decoded into a stack buffer (no allocation per record); a longer, malformed record is
+    // still decoded to the end so the errors below report what it holds.
+    let mut buf = [0u8; MAX_RECORD];
+    let mut n = 0usize;
+    for (i, pair) in digits.chunks(2).enumerate() {
         let col = 2 + 2 * i;
         let hi = pair.first().copied().unwrap_or(b'?');
         let Some(h) = hexval(hi) else {
@@ -150,28 +170,32 @@ fn parse_record(content: &[u8], line: u64) -> Result<(u8, u16, Vec<u8>), FormatE
                 format!("bad hex digit {:?} at column {}", char::from(lo), col + 1),
             ));
         };
-        bytes.push(h << 4 | l);
+        if let Some(slot) = buf.get_mut(n) {
+            *slot = h << 4 | l;
+        }
+        n += 1;
     }
-    if bytes.len() < 5 {
+    if n < 5 {
         return Err(err(
             line,
             format!(
-                "truncated record: {} bytes, a record needs at least 5 (count, address, type, checksum)",
-                bytes.len()
+                "truncated record: {n} bytes, a record needs at least 5 (count, address, type, checksum)"
             ),
         ));
     }
-    let count = usize::from(bytes[0]);
-    if bytes.len() != count + 5 {
+    let count = usize::from(buf[0]);
+    if n != count + 5 {
         return Err(err(
             line,
             format!(
                 "byte count 0x{:02x} says {count} data bytes but the record holds {}",
-                bytes[0],
-                bytes.len() - 5
+                buf[0],
+                n - 5
             ),
         ));
     }
+    // n ≤ MAX_RECORD here (count ≤ 255), so every byte is in `buf`.
+    let bytes = &buf[..n];
     let sum = bytes.iter().fold(0u8, |a, &b| a.wrapping_add(b));
     if sum != 0 {
         let stored = bytes[bytes.len() - 1];
