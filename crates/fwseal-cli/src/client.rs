@@ -176,7 +176,28 @@ impl Client {
         let tail = format!("--{boundary}--\r\n");
         total += tail.len() as u64;
         let reader = reader.chain(std::io::Cursor::new(tail.into_bytes()));
-        let bar = progress(Some(total), quiet);
+        self.post_stream(
+            path,
+            query,
+            &format!("multipart/form-data; boundary={boundary}"),
+            total,
+            reader,
+            quiet,
+        )
+    }
+
+    /// POST `len` bytes from `reader` (streamed, with a progress bar for big ones), returning
+    /// the JSON answer.
+    fn post_stream(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        content_type: &str,
+        len: u64,
+        reader: impl Read + Send + 'static,
+        quiet: bool,
+    ) -> Result<serde_json::Value> {
+        let bar = progress(Some(len), quiet);
         let reader = Progress {
             inner: reader,
             bar: bar.clone(),
@@ -186,11 +207,8 @@ impl Client {
             .agent
             .post(&format!("{}{path}", self.base))
             .header("Authorization", &format!("Bearer {}", self.token))
-            .header(
-                "Content-Type",
-                &format!("multipart/form-data; boundary={boundary}"),
-            )
-            .header("Content-Length", &total.to_string());
+            .header("Content-Type", content_type)
+            .header("Content-Length", &len.to_string());
         for (k, v) in query {
             req = req.query(k, v);
         }
@@ -279,30 +297,7 @@ impl Client {
     ) -> Result<serde_json::Value> {
         let f = std::fs::File::open(file).with_context(|| format!("open {}", file.display()))?;
         let len = f.metadata()?.len();
-        let bar = progress(Some(len), quiet);
-        let reader = Progress {
-            inner: f,
-            bar: bar.clone(),
-            done: 0,
-        };
-        let mut req = self
-            .agent
-            .post(&format!("{}{path}", self.base))
-            .header("Authorization", &format!("Bearer {}", self.token))
-            .header("Content-Type", "application/octet-stream")
-            .header("Content-Length", &len.to_string());
-        for (k, v) in query {
-            req = req.query(k, v);
-        }
-        let resp = req
-            .send(ureq::SendBody::from_owned_reader(reader))
-            .map_err(Self::unreachable)?;
-        if let Some(b) = bar {
-            b.finish_and_clear();
-        }
-        let mut resp = Self::check(resp)?;
-        let text = resp.body_mut().read_to_string()?;
-        Ok(serde_json::from_str(&text)?)
+        self.post_stream(path, query, "application/octet-stream", len, f, quiet)
     }
 }
 

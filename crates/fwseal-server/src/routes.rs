@@ -199,6 +199,21 @@ async fn authorize(
     }
 }
 
+/// Authenticate and authorise a submitter of `product` (denials audited); the config it was
+/// checked against and the product's part of it.
+async fn submitter(
+    st: &Shared,
+    headers: &HeaderMap,
+    product: &str,
+) -> Result<(Identity, Arc<Config>, ProductConfig), Response> {
+    let who = identify(st, headers, "sign", product).await?;
+    let cfg = authorize(st, &who, product, Role::Submitter, "sign").await?;
+    let Some(pcfg) = cfg.product(product).cloned() else {
+        return Err(Problem::no_such_product().into_response());
+    };
+    Ok((who, cfg, pcfg))
+}
+
 /// An audit entry stamped now. An empty product is recorded as absent.
 pub(crate) fn entry(client: &str, action: &str, product: &str, decision: Decision) -> AuditEntry {
     let mut e = AuditEntry::new(now_rfc3339(), client, Action::from_name(action), decision);
@@ -474,11 +489,7 @@ async fn sign_inner(
     body: Body,
 ) -> Result<Response, Response> {
     let started = now_rfc3339();
-    let who = identify(st, headers, "sign", product).await?;
-    let cfg = authorize(st, &who, product, Role::Submitter, "sign").await?;
-    let Some(pcfg) = cfg.product(product).cloned() else {
-        return Err(Problem::no_such_product().into_response());
-    };
+    let (who, cfg, pcfg) = submitter(st, headers, product).await?;
     let deny = |(reason, p): Refusal| {
         let st = st.clone();
         let who = who.name.clone();

@@ -30,11 +30,7 @@ async fn sign_batch_inner(
     headers: &HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, Response> {
-    let who = identify(st, headers, "sign", product).await?;
-    let cfg = authorize(st, &who, product, Role::Submitter, "sign").await?;
-    let Some(pcfg) = cfg.product(product).cloned() else {
-        return Err(Problem::no_such_product().into_response());
-    };
+    let (who, cfg, pcfg) = submitter(st, headers, product).await?;
     let refuse = |reason: String| {
         let st = st.clone();
         let who = who.name.clone();

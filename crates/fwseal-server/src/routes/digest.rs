@@ -24,17 +24,11 @@ pub(super) async fn sign_params(
     Query(q): Query<ParamsQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let who = match identify(&st, &headers, "sign", &product).await {
-        Ok(w) => w,
+    let (_, _, p) = match submitter(&st, &headers, &product).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let cfg = match authorize(&st, &who, &product, Role::Submitter, "sign").await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let Some(p) = cfg.product(&product) else {
-        return Problem::no_such_product().into_response();
-    };
+    let p = &p;
     let Some(format) = Format::from_name(&q.format) else {
         return Problem::bad_request(format!("unknown format {:?}", q.format)).into_response();
     };
@@ -162,11 +156,7 @@ async fn sign_digest_inner(
     body: Bytes,
 ) -> Result<Response, Response> {
     let started = now_rfc3339();
-    let who = identify(st, headers, "sign", product).await?;
-    let cfg = authorize(st, &who, product, Role::Submitter, "sign").await?;
-    let Some(pcfg) = cfg.product(product).cloned() else {
-        return Err(Problem::no_such_product().into_response());
-    };
+    let (who, cfg, pcfg) = submitter(st, headers, product).await?;
     let deny = |reason: String| {
         let st = st.clone();
         let who = who.name.clone();
