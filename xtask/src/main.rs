@@ -26,6 +26,7 @@ const APT_PACKAGES: &[&str] = &[
     "openssl",
     "sqlite3",
     "systemd",
+    "binutils",
 ];
 
 /// Which command proves each package is installed.
@@ -42,6 +43,7 @@ const APT_PROBES: &[(&str, &str)] = &[
     ("openssl", "openssl"),
     ("sqlite3", "sqlite3"),
     ("systemd", "systemd-analyze"),
+    ("binutils", "objcopy"),
 ];
 
 /// PyPI packages: the MCUboot judge, the OVMF variable-store tool, DSSE and ML-DSA verifiers.
@@ -64,7 +66,10 @@ fn main() -> Result<()> {
             demo::run(&root)
         }
         Some("deps") => ensure_deps(),
-        Some("bench") => bench::run(&root, &args[1..]),
+        Some("bench") => {
+            ensure_deps()?;
+            bench::run(&root, &args[1..])
+        }
         Some("bench-inner") => bench::inner(&root, &args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
         _ => {
