@@ -11,6 +11,7 @@ mod bench_digest;
 mod bench_inputs;
 mod bench_tools;
 mod demo;
+mod kryoptic;
 
 /// Debian packages the tests and the demo need (the stock verifiers, SoftHSM2, QEMU + OVMF).
 const APT_PACKAGES: &[&str] = &[
@@ -27,6 +28,9 @@ const APT_PACKAGES: &[&str] = &[
     "sqlite3",
     "systemd",
     "binutils",
+    "libclang-dev",
+    "make",
+    "perl",
 ];
 
 /// Which command proves each package is installed.
@@ -44,6 +48,9 @@ const APT_PROBES: &[(&str, &str)] = &[
     ("sqlite3", "sqlite3"),
     ("systemd", "systemd-analyze"),
     ("binutils", "objcopy"),
+    ("libclang-dev", "/usr/lib/llvm-14/lib/libclang.so"),
+    ("make", "make"),
+    ("perl", "perl"),
 ];
 
 /// PyPI packages: the MCUboot judge, the OVMF variable-store tool, DSSE and ML-DSA verifiers.
@@ -66,6 +73,10 @@ fn main() -> Result<()> {
             demo::run(&root)
         }
         Some("deps") => ensure_deps(),
+        Some("kryoptic") => {
+            ensure_deps()?;
+            kryoptic::ensure(&root).map(|p| println!("{}", p.display()))
+        }
         Some("bench") => {
             ensure_deps()?;
             bench::run(&root, &args[1..])
@@ -80,6 +91,7 @@ fn main() -> Result<()> {
                  test   install missing test dependencies (as root), then fmt, clippy and the whole test suite\n  \
                  deps   only install the test dependencies\n  \
                  fuzz   run every fuzz target for a bounded time (installs cargo-fuzz; stable toolchain)\n  \
+                 kryoptic  build the PKCS#11 3.2 soft token used by the native PQ key tests\n  \
                  bench  speed and scale (digests, daemon, stock tools, RSS); writes BENCHMARKS.md [--quick]"
             );
             std::process::exit(2)

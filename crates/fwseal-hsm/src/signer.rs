@@ -12,6 +12,8 @@ use std::sync::RwLock;
 enum Backing {
     /// Private key object in the token (classical).
     Token,
+    /// Post-quantum private key object in a PKCS#11 3.2 token.
+    NativePq,
     /// Post-quantum seed wrapped under the product KEK.
     WrappedSeed {
         blob: Vec<u8>,
@@ -125,6 +127,38 @@ impl HsmSigner {
                 Ok((label, public, Backing::Token, private))
             })?,
             Family::PostQuantum => token.with_session(|s| {
+                // A native key pair, if the token holds one for this version.
+                match resolve(s, product, version, Role::PqNative, true) {
+                    Ok(private) => {
+                        let label = crate::keys::label(product, version, Role::PqNative);
+                        let pubh = resolve(s, product, version, Role::PqNative, false)?;
+                        let (_, key_type, params) = crate::keys::native_params(alg)
+                            .ok_or_else(|| HsmError::Unsupported(format!("{alg}")))?;
+                        let got = s
+                            .get_attributes(
+                                pubh,
+                                &[AttributeType::KeyType, AttributeType::ParameterSet],
+                            )
+                            .map_err(HsmError::p11("C_GetAttributeValue(pq type)"))?;
+                        let ok_type = got
+                            .iter()
+                            .any(|a| matches!(a, Attribute::KeyType(k) if *k == key_type));
+                        let ok_params = got
+                            .iter()
+                            .any(|a| matches!(a, Attribute::ParameterSet(p) if **p == *params));
+                        if !ok_type || !ok_params {
+                            return Err(HsmError::WrongKeyType {
+                                label,
+                                alg,
+                                detail: format!("{got:?}"),
+                            });
+                        }
+                        let public = crate::keys::native_public(s, pubh, alg)?;
+                        return Ok((label, public, Backing::NativePq, private));
+                    }
+                    Err(HsmError::KeyNotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
                 let label = crate::keys::label(product, version, Role::PqSeed);
                 let seed_h = resolve(s, product, version, Role::PqSeed, false)?;
                 let pub_h = resolve(s, product, version, Role::PqPub, false)?;
@@ -197,6 +231,7 @@ impl HsmSigner {
         self.token.ensure_logged_in()?;
         let h = self.token.with_session(|s| match self.backing {
             Backing::Token => resolve(s, &self.product, self.version, Role::Classical, true),
+            Backing::NativePq => resolve(s, &self.product, self.version, Role::PqNative, true),
             Backing::WrappedSeed { .. } => {
                 resolve(s, &self.product, self.version, Role::PqKek, true)
             }
@@ -277,6 +312,38 @@ impl HsmSigner {
                         CryptoError::Signing(format!("re-resolved key does not match: {e}"))
                     })?;
                 }
+                Ok(sig)
+            }
+            Backing::NativePq => {
+                let SignedMessage::Bytes(m) = msg else {
+                    return Err(CryptoError::Misuse(format!(
+                        "{} signs message bytes, not a prehash",
+                        self.alg
+                    ))
+                    .into());
+                };
+                // Pure mode, empty context (FIPS 204/205 external interface), hedged when the
+                // token can: the same signatures every other implementation checks.
+                let ctx = cryptoki::mechanism::dsa::SignAdditionalContext::new(
+                    cryptoki::mechanism::dsa::HedgeType::Preferred,
+                    None,
+                );
+                let mech = if self.alg.name().starts_with("ml-dsa") {
+                    Mechanism::MlDsa(ctx)
+                } else {
+                    Mechanism::SlhDsa(ctx)
+                };
+                let sig = self.token.with_session(|s| {
+                    s.sign(&mech, handle, m)
+                        .map_err(HsmError::p11("C_Sign(pq)"))
+                })?;
+                // Checked against the pinned public key before release, as for RSA.
+                self.public.verify_bytes(msg, &sig).map_err(|e| {
+                    CryptoError::Signing(format!(
+                        "token produced a bad {} signature: {e}",
+                        self.alg
+                    ))
+                })?;
                 Ok(sig)
             }
             Backing::WrappedSeed {

@@ -331,6 +331,26 @@ impl Token {
     }
 
     /// Whether the token implements PKCS#11 3.2 ML-DSA key generation (native PQ mode).
+    /// Whether the token generates and uses `alg` keys natively (PKCS#11 3.2: its mechanism
+    /// list has the key-pair mechanism and the signature mechanism of the algorithm's family).
+    pub fn supports_native(&self, alg: fwseal_crypto::SigAlg) -> bool {
+        use cryptoki::mechanism::MechanismType as M;
+        let Some((gen, _, _)) = crate::keys::native_params(alg) else {
+            return false;
+        };
+        let sign = if gen == M::ML_DSA_KEY_PAIR_GEN {
+            M::ML_DSA
+        } else {
+            M::SLH_DSA
+        };
+        self.inner
+            .pkcs11
+            .get_mechanism_list(self.slot())
+            .map(|l| l.contains(&gen) && l.contains(&sign))
+            .unwrap_or(false)
+    }
+
+    /// Whether the token has `CKM_ML_DSA_KEY_PAIR_GEN` (PKCS#11 3.2).
     pub fn supports_native_ml_dsa(&self) -> bool {
         self.inner
             .pkcs11

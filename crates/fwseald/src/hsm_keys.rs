@@ -173,6 +173,7 @@ pub fn create_version(
     classical: Option<SigAlg>,
     pq: Option<SigAlg>,
     rsa_bits: u32,
+    pq_keys: fwseal_server::config::PqKeys,
 ) -> Result<u32> {
     let mut reg = Registry::load(state_dir)?;
     let pk = reg.products.entry(product.to_string()).or_default();
@@ -204,18 +205,25 @@ pub fn create_version(
             alg,
             key_id: pubk.key_id().to_hex(),
             spki_pem: pubk.spki_pem(),
+            pq_mode: None,
         });
     }
     if let Some(alg) = pq {
         if alg.family() != Family::PostQuantum {
             bail!("{alg} is not a post-quantum algorithm");
         }
+        use fwseal_server::config::PqKeys;
+        let mode = match pq_keys {
+            PqKeys::Auto => PqMode::best_for(token, alg),
+            PqKeys::Native => PqMode::Native,
+            PqKeys::WrappedSeed => PqMode::WrappedSeed,
+        };
         let pubk = keys::create_pq(
             token,
             &pid,
             version,
             alg,
-            PqMode::WrappedSeed,
+            mode,
             fwseal_crypto::provider::default_provider(),
         )
         .map_err(|e| anyhow!("{e}"))?;
@@ -223,6 +231,7 @@ pub fn create_version(
             alg,
             key_id: pubk.key_id().to_hex(),
             spki_pem: pubk.spki_pem(),
+            pq_mode: Some(mode.name().to_string()),
         });
     }
     pk.versions.insert(version, v);

@@ -149,7 +149,11 @@ fn token_config(h: &HsmConfig, state: &Path) -> Result<TokenConfig> {
 }
 
 /// Make sure the appliance's own provenance/checkpoint keys exist.
-fn ensure_appliance_keys(token: &Token, state: &Path) -> Result<()> {
+fn ensure_appliance_keys(
+    token: &Token,
+    state: &Path,
+    pq_keys: fwseal_server::config::PqKeys,
+) -> Result<()> {
     let reg = Registry::load(state)?;
     if reg
         .products
@@ -164,6 +168,7 @@ fn ensure_appliance_keys(token: &Token, state: &Path) -> Result<()> {
             Some(SigAlg::EcdsaP256Sha256),
             Some(SigAlg::MlDsa65),
             3072,
+            pq_keys,
         )?;
         tracing::info!(
             version = v,
@@ -240,7 +245,7 @@ fn keys_cmd(cfg: &Config, cmd: &KeysCmd) -> Result<(), Exit> {
                 .product(product)
                 .ok_or_else(|| cfg_err(anyhow!("product {product:?} is not in the config")))?;
             let token = open_token(cfg)?;
-            ensure_appliance_keys(&token, state).map_err(|e| Exit(1, e))?;
+            ensure_appliance_keys(&token, state, cfg.hsm.pq_keys).map_err(|e| Exit(1, e))?;
             let reg = Registry::load(state).map_err(|e| Exit(1, e))?;
             let exists = reg
                 .products
@@ -260,6 +265,7 @@ fn keys_cmd(cfg: &Config, cmd: &KeysCmd) -> Result<(), Exit> {
                 p.classical_alg(),
                 p.pq_alg(),
                 *rsa_bits,
+                cfg.hsm.pq_keys,
             )
             .map_err(|e| Exit(1, e))?;
             let reg = Registry::load(state).map_err(|e| Exit(1, e))?;
@@ -317,9 +323,10 @@ fn keys_cmd(cfg: &Config, cmd: &KeysCmd) -> Result<(), Exit> {
                     };
                     for k in [&v.classical, &v.pq].into_iter().flatten() {
                         println!(
-                            "{name:<20} v{n:<3} {mark:<8} {:<18} {}",
+                            "{name:<20} v{n:<3} {mark:<8} {:<18} {} {}",
                             k.alg.name(),
-                            k.key_id
+                            k.key_id,
+                            k.pq_mode.as_deref().unwrap_or("")
                         );
                     }
                 }
@@ -403,6 +410,22 @@ fn check(cfg_path: &Path) -> Result<(), Exit> {
         )));
     }
     let reg = Registry::load(&cfg.state_dir).map_err(|e| Exit(1, e))?;
+    // Say plainly where each product's post-quantum private key lives.
+    for (name, pk) in &reg.products {
+        if let Some(k) = pk.current().and_then(|(_, v)| v.pq.as_ref()) {
+            tracing::info!(
+                product = %name,
+                alg = %k.alg,
+                pq_keys = k.pq_mode.as_deref().unwrap_or("wrapped-seed"),
+                "post-quantum key: {}",
+                if k.pq_mode.as_deref() == Some("native") {
+                    "key pair inside the token (PKCS#11 3.2)"
+                } else {
+                    "seed wrapped under the product KEK, unwrapped per signature"
+                }
+            );
+        }
+    }
     for p in &cfg.products {
         if reg
             .products
@@ -444,7 +467,7 @@ fn run(cfg_path: &Path) -> Result<(), Exit> {
         None => None,
     };
     let token = open_token(&cfg)?;
-    ensure_appliance_keys(&token, &cfg.state_dir).map_err(|e| Exit(1, e))?;
+    ensure_appliance_keys(&token, &cfg.state_dir, cfg.hsm.pq_keys).map_err(|e| Exit(1, e))?;
     let reg = Registry::load(&cfg.state_dir).map_err(|e| Exit(1, e))?;
     for p in &cfg.products {
         if reg

@@ -20,6 +20,9 @@ pub struct KeyEntry {
     pub key_id: String,
     /// SPKI PEM (public, for export and verification).
     pub spki_pem: String,
+    /// Post-quantum keys: `native` (key pair in a PKCS#11 3.2 token) or `wrapped-seed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pq_mode: Option<String>,
 }
 
 /// One key version of a product.
