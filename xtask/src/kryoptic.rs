@@ -4,10 +4,11 @@
 //! kryoptic needs OpenSSL ≥ 3.5, newer than Debian 12's, so it is built statically against
 //! OpenSSL sources: both come from crates.io (`kryoptic`, and `openssl-src`, which carries the
 //! OpenSSL source tree), fetched by cargo into its registry and copied under `target/kryoptic/`.
-//! Two adjustments to those copies make the static build work (nothing of either is committed
-//! here): kryoptic's manifest enables `ossl`'s `ossl-sys` feature (its crates.io manifest only
-//! offers the dynamic, system-OpenSSL build), and OpenSSL's `util/providers.num` — left out of
-//! the `openssl-src` package — is recreated. Cached: a finished build is reused until the
+//! Three adjustments to those copies make the static build work (nothing of either is
+//! committed here): kryoptic's manifest enables `ossl`'s `ossl-sys` feature (its crates.io
+//! manifest only offers the dynamic, system-OpenSSL build); OpenSSL's `util/providers.num` — left
+//! out of the `openssl-src` package — is recreated; and OpenSSL is configured `no-shared
+//! no-module` (the package lacks the shared-library scripts; kryoptic links it statically). Cached: a finished build is reused until the
 //! versions below change. Takes ~10 minutes on 2 cores the first time.
 
 use anyhow::{bail, Context, Result};
@@ -79,6 +80,15 @@ pub fn ensure(root: &Path) -> Result<PathBuf> {
             "OSSL_provider_init                      1\t*\tEXIST::FUNCTION:\n",
         )?;
     }
+    // openssl-src ships what a static build needs (not the shared-library scripts), and
+    // kryoptic links libcrypto statically: configure OpenSSL without shared libraries and
+    // loadable modules, on top of kryoptic's own options.
+    std::fs::rename(osrc.join("Configure"), osrc.join("Configure.real"))?;
+    std::fs::write(
+        osrc.join("Configure"),
+        "#!/bin/sh\nexec perl \"$(dirname \"$0\")/Configure.real\" no-shared no-module \"$@\"\n",
+    )?;
+    sh(Command::new("chmod").arg("+x").arg(osrc.join("Configure")))?;
     sh(Command::new(&cargo)
         .args([
             "build",
