@@ -68,9 +68,10 @@ pub fn ensure(root: &Path) -> Result<PathBuf> {
     let m = std::fs::read_to_string(&manifest)?;
     let anchor = "[dependencies.ossl]\nversion = \"1.5.4\"\ndefault-features = false\n";
     anyhow::ensure!(m.contains(anchor), "unexpected kryoptic manifest");
+    // (An empty [workspace] keeps cargo from adopting it into this repository's workspace.)
     std::fs::write(
         &manifest,
-        m.replace(anchor, &format!("{anchor}features = [\"ossl-sys\"]\n")),
+        m.replace(anchor, &format!("{anchor}features = [\"ossl-sys\"]\n")) + "\n[workspace]\n",
     )?;
     // OpenSSL's provider symbol list (one symbol), missing from the openssl-src package.
     let num = osrc.join("util/providers.num");

@@ -206,6 +206,8 @@ fn cargo() -> Command {
 
 fn test(extra: &[String]) -> Result<()> {
     ensure_deps()?;
+    // The PKCS#11 3.2 token for the native post-quantum key tests (built once, then cached).
+    let kryoptic = kryoptic::ensure(&repo_root()?)?;
     // On a machine set up by ensure_deps every judge must really run: a missing one fails.
     let require = std::env::var("FWSEAL_REQUIRE_JUDGES").unwrap_or_else(|_| "1".into());
     sh(cargo().args(["fmt", "--all", "--check"]))?;
@@ -223,6 +225,7 @@ fn test(extra: &[String]) -> Result<()> {
             "FWSEAL_SLOW_TESTS",
             std::env::var("FWSEAL_SLOW_TESTS").unwrap_or_else(|_| "1".into()),
         )
+        .env("FWSEAL_KRYOPTIC_MODULE", &kryoptic)
         .args(["test", "--workspace"])
         .args(extra))?;
     Ok(())

@@ -139,6 +139,22 @@ impl Appliance {
         extra_clients: &str,
         extra_products: &[&str],
     ) -> Self {
+        Self::start_on(
+            "[hsm]\ntoken_label = \"fwseal-e2e\"\ndev_token = true\n",
+            extra_top,
+            extra_clients,
+            extra_products,
+        )
+    }
+
+    /// The general form: `hsm` is the whole `[hsm]` table (fwseald inherits this process's
+    /// environment, e.g. a PIN variable or a token's config path).
+    pub fn start_on(
+        hsm: &str,
+        extra_top: &str,
+        extra_clients: &str,
+        extra_products: &[&str],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = dir.path().join("state");
         let config = dir.path().join("fwseal.toml");
@@ -148,9 +164,7 @@ impl Appliance {
 state_dir = "{state}"
 identity = "{IDENTITY}"
 {extra_top}
-[hsm]
-token_label = "fwseal-e2e"
-dev_token = true
+{hsm}
 [[product]]
 name = "widget"
 formats = ["raw", "mcuboot", "ihex", "dfu"]
