@@ -1,6 +1,10 @@
 //! RFC 9457 problem documents with stable codes.
 
+use crate::keys::KeyError;
+use crate::service::ServiceError;
 use axum::http::{header, StatusCode};
+use fwseal_formats::FormatError;
+use fwseal_store::JobRefusal;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -132,7 +136,7 @@ impl Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = self.status();
         let body = serde_json::to_vec(&self).unwrap_or_default();
         (
             status,
@@ -140,5 +144,87 @@ impl IntoResponse for Problem {
             body,
         )
             .into_response()
+    }
+}
+
+impl Problem {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+/// The one place a service error becomes HTTP.
+impl From<&ServiceError> for Problem {
+    fn from(e: &ServiceError) -> Self {
+        use ServiceError as E;
+        let conflict = |code, title| Problem::new(StatusCode::CONFLICT, code, title, e.to_string());
+        match e {
+            E::Unauthenticated | E::WrongCertificate { .. } => Problem::unauthenticated(),
+            E::NoSuchProduct(_) => Problem::no_such_product(),
+            E::NoSuchArtifact { id, .. } => Problem::no_such_artifact(id),
+            E::NoSuchJob { id, .. } => Problem::new(
+                StatusCode::NOT_FOUND,
+                "no-such-job",
+                "No such job",
+                format!("no job {id:?} is available to this client"),
+            ),
+            E::Forbidden(d) => Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", d),
+            E::NotApprover { detail, .. } => Problem::new(
+                StatusCode::FORBIDDEN,
+                "not-an-approver",
+                "Approver role required",
+                detail,
+            ),
+            E::Job { refusal, .. } => match refusal {
+                JobRefusal::NotFound => Problem::new(
+                    StatusCode::NOT_FOUND,
+                    "no-such-job",
+                    "No such job",
+                    e.to_string(),
+                ),
+                JobRefusal::SelfApproval => Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "self-approval",
+                    "Self-approval refused",
+                    e.to_string(),
+                ),
+                JobRefusal::AlreadyApproved => conflict("already-approved", "Already approved"),
+                JobRefusal::Expired => conflict("job-expired", "Job expired"),
+                JobRefusal::Rejected(_) => conflict("job-rejected", "Job rejected"),
+                JobRefusal::AlreadySigned(_) => conflict("job-signed", "Job already signed"),
+                JobRefusal::Failed(_) => conflict("job-failed", "Job failed"),
+                JobRefusal::DigestMismatch => conflict("digest-mismatch", "Digest mismatch"),
+                _ => Problem::internal(e.to_string()),
+            },
+            E::ApprovalRequired(_) => conflict("approval-required", "Approval required"),
+            E::DigestMismatch(_) => conflict("digest-mismatch", "Digest mismatch"),
+            E::BadRequest(d) => Problem::bad_request(d),
+            E::Format(f) => match f {
+                FormatError::TooLarge { limit } => Problem::too_large(*limit),
+                FormatError::Unsupported(m) => Problem::unsupported(m),
+                FormatError::UnsupportedFlavour(_) => Problem::unsupported(f.to_string()),
+                FormatError::Misuse(m) => Problem::internal(m),
+                FormatError::Crypto(c) => Problem::hsm_unavailable(c.to_string()),
+                _ => Problem::malformed(f.to_string()),
+            },
+            E::Unsupported(d) => Problem::unsupported(d),
+            E::TooLarge { limit } => Problem::too_large(*limit),
+            E::Keys(KeyError::Missing { .. }) => Problem::unsupported(e.to_string()),
+            E::Keys(_) | E::Signing(_) => Problem::hsm_unavailable(e.to_string()),
+            E::AuditFailed(_) | E::Store(_) | E::Internal(_) => Problem::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<Problem> for fwseal_api::ProblemDoc {
+    fn from(p: Problem) -> Self {
+        fwseal_api::ProblemDoc {
+            kind: p.kind,
+            title: p.title.to_string(),
+            status: p.status,
+            detail: p.detail,
+            code: p.code.to_string(),
+        }
     }
 }

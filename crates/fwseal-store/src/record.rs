@@ -44,12 +44,17 @@ pub enum Action {
     AuditRead,
     /// A request was refused before any action (`denied`).
     Denied,
+    /// A client failed authentication beyond its token: the mutual-TLS certificate did not
+    /// match (`authenticate`).
+    Authenticate,
+    /// A product's public keys were read (`keys`).
+    KeysRead,
     /// Any other name.
     Other(String),
 }
 
 impl Action {
-    const KNOWN: [Action; 12] = [
+    const KNOWN: [Action; 14] = [
         Action::Sign,
         Action::Fetch,
         Action::List,
@@ -62,6 +67,8 @@ impl Action {
         Action::ConfigReload,
         Action::AuditRead,
         Action::Denied,
+        Action::Authenticate,
+        Action::KeysRead,
     ];
 
     /// The stored and hashed name.
@@ -79,6 +86,8 @@ impl Action {
             Action::ConfigReload => "config-reload",
             Action::AuditRead => "audit-read",
             Action::Denied => "denied",
+            Action::Authenticate => "authenticate",
+            Action::KeysRead => "keys",
             Action::Other(s) => s,
         }
     }

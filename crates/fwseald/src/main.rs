@@ -529,16 +529,11 @@ fn run(cfg_path: &Path) -> Result<(), Exit> {
                     ),
                 };
                 tracing::info!(%reason, "SIGHUP");
-                let mut e = fwseal_store::AuditEntry::new(
-                    now(),
-                    "fwseald".to_string(),
-                    fwseal_store::Action::from_name("config-reload"),
-                    decision,
-                );
-                e.reason = Some(reason);
-                let e = e.with_extra(&serde_json::json!({ "config_sha256": sha }));
-                let store = st.store.clone();
-                let _ = tokio::task::spawn_blocking(move || store.append(&e)).await;
+                let st = st.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    st.record_config_reload(decision, reason, &sha)
+                })
+                .await;
             }
         });
 

@@ -1,0 +1,75 @@
+//! `/v1/artifacts/{id}[/{part}]` and `/v1/products/{product}/artifacts`.
+
+use super::{blocking, download, identify, problem, Credentials, Shared};
+use crate::service::artifacts::ListFilter;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use fwseal_store::Action;
+use serde::Deserialize;
+
+/// Filters of the artifact list.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ListQuery {
+    version: Option<String>,
+    digest: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /v1/products/{product}/artifacts`.
+pub(super) async fn list(
+    State(st): State<Shared>,
+    Path(product): Path<String>,
+    Query(q): Query<ListQuery>,
+    creds: Credentials,
+) -> Response {
+    let who = match identify(&st, creds, Action::List, Some(&product)).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let f = ListFilter {
+        version: q.version,
+        digest: q.digest,
+        since: q.since,
+        until: q.until,
+        limit: q.limit,
+    };
+    match blocking(move || st.list_artifacts(&who, &product, f)).await {
+        Ok(l) => Json(l).into_response(),
+        Err(e) => problem(&e),
+    }
+}
+
+/// `GET /v1/artifacts/{id}`.
+pub(super) async fn meta(
+    State(st): State<Shared>,
+    Path(id): Path<String>,
+    creds: Credentials,
+) -> Response {
+    let who = match identify(&st, creds, Action::Fetch, None).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    match blocking(move || st.artifact(&who, &id)).await {
+        Ok(m) => Json(m).into_response(),
+        Err(e) => problem(&e),
+    }
+}
+
+/// `GET /v1/artifacts/{id}/{image|detached|provenance}`.
+pub(super) async fn part(
+    State(st): State<Shared>,
+    Path((id, part)): Path<(String, String)>,
+    creds: Credentials,
+) -> Response {
+    let who = match identify(&st, creds, Action::Fetch, None).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    match blocking(move || st.artifact_part(&who, &id, &part)).await {
+        Ok(p) => download(p.blob, p.content_type, &p.file_name),
+        Err(e) => problem(&e),
+    }
+}

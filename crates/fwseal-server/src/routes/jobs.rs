@@ -1,0 +1,122 @@
+//! `/v1/jobs…`: M-of-N approvals.
+
+use super::{blocking, download, identify, json_body, problem, Credentials, Shared};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use fwseal_api::{ApproveBody, JobList, RejectBody};
+use crate::service::ServiceError;
+use fwseal_store::Action;
+use serde::Deserialize;
+
+/// Filters of `GET /v1/jobs`.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct JobsQuery {
+    product: Option<String>,
+    /// `pending` (default) or `all`.
+    state: Option<String>,
+}
+
+/// `GET /v1/jobs`.
+pub(super) async fn list(
+    State(st): State<Shared>,
+    Query(q): Query<JobsQuery>,
+    creds: Credentials,
+) -> Response {
+    let who = match identify(&st, creds, Action::List, q.product.as_deref()).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let all = match q.state.as_deref() {
+        None | Some("pending") => false,
+        Some("all") => true,
+        Some(other) => {
+            return problem(&ServiceError::BadRequest(format!(
+                "state must be pending or all, not {other:?}"
+            )))
+        }
+    };
+    match blocking(move || st.list_jobs(&who, q.product.as_deref(), all)).await {
+        Ok(jobs) => Json(JobList { jobs }).into_response(),
+        Err(e) => problem(&e),
+    }
+}
+
+/// `GET /v1/jobs/{id}`.
+pub(super) async fn show(
+    State(st): State<Shared>,
+    Path(id): Path<String>,
+    creds: Credentials,
+) -> Response {
+    let who = match identify(&st, creds, Action::List, None).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    match blocking(move || st.show_job(&who, &id)).await {
+        Ok(j) => Json(j).into_response(),
+        Err(e) => problem(&e),
+    }
+}
+
+/// `GET /v1/jobs/{id}/input`: the unsigned image.
+pub(super) async fn input(
+    State(st): State<Shared>,
+    Path(id): Path<String>,
+    creds: Credentials,
+) -> Response {
+    let who = match identify(&st, creds, Action::Fetch, None).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let name = format!("{id}.input");
+    match blocking(move || st.job_input(&who, &id)).await {
+        Ok(blob) => download(blob, "application/octet-stream", &name),
+        Err(e) => problem(&e),
+    }
+}
+
+/// `POST /v1/jobs/{id}/approve` with `{"digest": "<hex>"}`.
+pub(super) async fn approve(
+    State(st): State<Shared>,
+    Path(id): Path<String>,
+    creds: Credentials,
+    body: Bytes,
+) -> Response {
+    let who = match identify(&st, creds, Action::Approve, None).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    // On its own task: a client that disconnects must not abandon a job in `signing`.
+    let work = tokio::task::spawn_blocking(move || {
+        let b: ApproveBody = json_body(&body, "approve")
+            .inspect_err(|e| st.refused(&who, Action::Approve, None, e))?;
+        st.approve(&who, &id, &b.digest)
+    });
+    match work.await.unwrap_or_else(|e| Err(ServiceError::internal(e))) {
+        Ok(j) => Json(j).into_response(),
+        Err(e) => problem(&e),
+    }
+}
+
+/// `POST /v1/jobs/{id}/reject` with `{"reason": "..."}`.
+pub(super) async fn reject(
+    State(st): State<Shared>,
+    Path(id): Path<String>,
+    creds: Credentials,
+    body: Bytes,
+) -> Response {
+    let who = match identify(&st, creds, Action::Reject, None).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let r = blocking(move || {
+        let b: RejectBody = json_body(&body, "reject")
+            .inspect_err(|e| st.refused(&who, Action::Reject, None, e))?;
+        st.reject(&who, &id, &b.reason)
+    });
+    match r.await {
+        Ok(j) => Json(j).into_response(),
+        Err(e) => problem(&e),
+    }
+}

@@ -1,0 +1,23 @@
+//! `GET /v1/products/{product}/keys`.
+
+use super::{blocking, identify, problem, Credentials, Shared};
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use fwseal_store::Action;
+
+/// The product's current public keys.
+pub(super) async fn product_keys(
+    State(st): State<Shared>,
+    Path(product): Path<String>,
+    creds: Credentials,
+) -> Response {
+    let who = match identify(&st, creds, Action::KeysRead, Some(&product)).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    match blocking(move || st.product_keys(&who, &product)).await {
+        Ok(k) => Json(k).into_response(),
+        Err(e) => problem(&e),
+    }
+}

@@ -1,0 +1,243 @@
+//! The HTTP layer: the router, two middlewares (request metrics; the mutual-TLS subject is read
+//! per request), and thin adapters — authenticate → call the [`SigningService`] on a blocking
+//! thread → map the result. Errors become problem documents only through
+//! `Problem::from(&ServiceError)`.
+//!
+//! One file per endpoint family: `sign` (sign, sign-batch, sign-params, sign-digest), `jobs`,
+//! `artifacts`, `keys`, `audit`, `health`.
+
+mod artifacts;
+mod audit;
+mod health;
+mod jobs;
+mod keys;
+mod sign;
+
+use crate::auth::{bearer, Identity};
+use crate::problem::Problem;
+use crate::service::{ServiceError, SigningService};
+use axum::body::Bytes;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use fwseal_store::Action;
+use std::sync::Arc;
+use std::time::Instant;
+
+type Shared = Arc<SigningService>;
+
+/// The router.
+pub fn app(state: Shared) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/v1/openapi.json", get(health::openapi))
+        .route("/v1/products/{product}/sign", post(sign::sign))
+        .route(
+            "/v1/products/{product}/sign-batch",
+            post(sign::sign_batch).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/v1/products/{product}/sign-digest", post(sign::sign_digest))
+        .route("/v1/products/{product}/sign-params", get(sign::sign_params))
+        .route("/v1/products/{product}/artifacts", get(artifacts::list))
+        .route("/v1/products/{product}/keys", get(keys::product_keys))
+        .route("/v1/artifacts/{id}", get(artifacts::meta))
+        .route("/v1/artifacts/{id}/{part}", get(artifacts::part))
+        .route("/v1/audit/export", get(audit::export))
+        .route("/v1/jobs", get(jobs::list))
+        .route("/v1/jobs/{id}", get(jobs::show))
+        .route("/v1/jobs/{id}/input", get(jobs::input))
+        .route("/v1/jobs/{id}/approve", post(jobs::approve))
+        .route("/v1/jobs/{id}/reject", post(jobs::reject))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Request metrics by route template.
+async fn observe(
+    axum::extract::State(st): axum::extract::State<Shared>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let t = Instant::now();
+    let resp = next.run(req).await;
+    st.metrics
+        .requests
+        .get_or_create(&crate::metrics::RouteLabels {
+            route: route.clone(),
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    st.metrics
+        .latency
+        .get_or_create(&crate::metrics::RouteOnly { route })
+        .observe(t.elapsed().as_secs_f64());
+    resp
+}
+
+/// The credentials of a request: its bearer token and, on a mutual-TLS connection, the
+/// verified client certificate's subject CN.
+pub(crate) struct Credentials {
+    token: Option<String>,
+    peer: Option<String>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Credentials {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Credentials {
+            token: bearer(&parts.headers).map(str::to_string),
+            peer: parts
+                .extensions
+                .get::<crate::tls::PeerIdentity>()
+                .and_then(|p| p.0.clone()),
+        })
+    }
+}
+
+/// Run a blocking service call off the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ServiceError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(ServiceError::internal(e)))
+}
+
+/// Authenticate a request (failures audited under `action`).
+pub(crate) async fn identify(
+    st: &Shared,
+    creds: Credentials,
+    action: Action,
+    product: Option<&str>,
+) -> Result<Identity, Response> {
+    let (st, product) = (st.clone(), product.map(str::to_string));
+    blocking(move || {
+        st.identify(
+            creds.token.as_deref(),
+            creds.peer.as_deref(),
+            action,
+            product.as_deref(),
+        )
+    })
+    .await
+    .map_err(|e| problem(&e))
+}
+
+/// The problem document for an error.
+pub(crate) fn problem(e: &ServiceError) -> Response {
+    Problem::from(e).into_response()
+}
+
+/// A JSON body, or a 400 naming what is wrong with it.
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
+    body: &Bytes,
+    what: &str,
+) -> Result<T, ServiceError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ServiceError::BadRequest(format!("{what} body must be JSON: {e}")))
+}
+
+/// Whether a body-stream error is the body-size limit (typed, through the error's sources).
+pub(crate) fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// Spool an upload (a request body or one multipart part) to a file in the service's spool,
+/// hashing it; enforce the size limit. `on_err` classifies a stream error.
+pub(crate) async fn spool<E>(
+    st: &Shared,
+    mut stream: impl futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+    on_err: impl Fn(E) -> ServiceError,
+) -> Result<crate::service::intake::Upload, ServiceError> {
+    use futures_util::StreamExt;
+    use sha2::{Digest, Sha256};
+    use tokio::io::AsyncWriteExt;
+    let limit = st.config().max_upload_bytes;
+    let (file, path) = st.spool_file()?;
+    let mut file = tokio::fs::File::from_std(file);
+    let mut h = Sha256::new();
+    let mut len = 0u64;
+    let spool_err = |e: std::io::Error| ServiceError::Internal(format!("spool: {e}"));
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(&on_err)?;
+        len += chunk.len() as u64;
+        if len > limit {
+            return Err(ServiceError::TooLarge { limit });
+        }
+        h.update(&chunk);
+        file.write_all(&chunk).await.map_err(spool_err)?;
+    }
+    file.flush().await.map_err(spool_err)?;
+    Ok(crate::service::intake::Upload {
+        path,
+        len,
+        sha256: h.finalize().into(),
+    })
+}
+
+/// A streamed file download from a blob.
+pub(crate) fn download(
+    blob: crate::service::store_compat::Blob,
+    content_type: &str,
+    file_name: &str,
+) -> Response {
+    use axum::http::header;
+    let len = blob.len;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let mut reader = blob.reader;
+    tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            match std::io::Read::read(&mut reader, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if tx.blocking_send(Ok(Bytes::copy_from_slice(&buf[..n]))).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    break;
+                }
+            }
+        }
+    });
+    let body = axum::body::Body::from_stream(tokio_stream_from(rx));
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file_name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn tokio_stream_from<T>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

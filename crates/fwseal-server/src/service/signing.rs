@@ -1,0 +1,409 @@
+//! The one signing path. An uploaded image, a released job and a hash-locally request all get
+//! their signers from [`SigningService::signers`], their provenance from
+//! [`SigningService::provenance`] and their audit record from [`sign_entry`], and commit it
+//! before anything is released.
+
+use super::format_compat::FormatExt as _;
+use super::intake::{Intake, SignParams, Upload};
+use super::{entry, now_rfc3339, ServiceError, SigningService};
+use crate::auth::Identity;
+use crate::config::{Policy, ProductConfig, Role};
+use crate::keys::ProductSigners;
+use fwseal_api::{DigestValue, Links, SigOut, SignOutcome, SignQuery, SignResponse};
+use fwseal_crypto::{Family, Signature, Signer};
+use fwseal_formats::files as pipeline;
+use fwseal_formats::{sign_prepared, Format, Mode, Part};
+use fwseal_store::{Action, ArtifactMeta, AuditEntry, Decision};
+use sha2::{Digest, Sha256};
+
+/// What the appliance saw of the image it signed.
+pub(crate) enum Seen {
+    /// The image itself (upload or job): its input, the stored output and detached document.
+    Image {
+        input_sha256: [u8; 32],
+        output_sha256: [u8; 32],
+        detached_sha256: [u8; 32],
+    },
+    /// Only messages (hash-locally): the input hash is the client's claim.
+    DigestOnly { claimed_input_sha256: [u8; 32] },
+}
+
+/// One signing, described for its provenance and its audit record.
+pub(crate) struct Signing<'a> {
+    /// Who asked (the job's requester for a released job).
+    pub(crate) requester: &'a str,
+    pub(crate) pcfg: &'a ProductConfig,
+    pub(crate) format: Format,
+    pub(crate) mode: Mode,
+    /// The input's name as submitted.
+    pub(crate) name: &'a str,
+    /// Every released signature of the image (made now or carried), classical first.
+    pub(crate) signatures: Vec<&'a Signature>,
+    /// The certificate of the classical key, when a classical signature was made now.
+    pub(crate) certificate: Option<&'a [u8]>,
+    pub(crate) seen: Seen,
+    pub(crate) approvers: &'a [String],
+    /// Invocation id (the artifact id for stored artifacts).
+    pub(crate) invocation: &'a str,
+    pub(crate) started: &'a str,
+    pub(crate) claims: fwseal_provenance::ClientClaims,
+}
+
+/// The audit record of a signing: the one builder for every path. `made` are the signatures
+/// produced by this request (a hash-locally request may carry earlier ones); `extra` is the
+/// path's own detail.
+pub(crate) fn sign_entry(s: &Signing<'_>, made: &[&Signature], extra: serde_json::Value) -> AuditEntry {
+    let mut ev = entry(s.requester, Action::Sign, Some(&s.pcfg.name), Decision::Allow);
+    ev.key_ids = made.iter().map(|s| s.key_id).collect();
+    ev.cert_sha256 = s.certificate.map(|c| Sha256::digest(c).into());
+    if let Seen::Image {
+        input_sha256,
+        output_sha256,
+        ..
+    } = &s.seen
+    {
+        ev.input_sha256 = Some(*input_sha256);
+        ev.output_sha256 = Some(*output_sha256);
+    }
+    ev.format = Some(s.format.name().to_string());
+    ev.mode = Some(mode_name(s.mode).to_string());
+    ev.with_extra(&extra)
+}
+
+/// Stable name of a mode.
+pub(crate) fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Embedded => "embedded",
+        Mode::Detached => "detached",
+    }
+}
+
+fn policy_name(p: Policy) -> &'static str {
+    match p {
+        Policy::Hybrid => "hybrid",
+        Policy::ClassicalOnly => "classical-only",
+        Policy::PqOnly => "pq-only",
+    }
+}
+
+/// The client-asserted build metadata of a sign request.
+pub(crate) fn claims(q: &SignQuery) -> fwseal_provenance::ClientClaims {
+    fwseal_provenance::ClientClaims {
+        source_uri: q.source_uri.clone(),
+        commit: q.commit.clone(),
+        git_ref: q.git_ref.clone(),
+        ci_run_url: q.ci_run_url.clone(),
+        builder_id: q.builder_id.clone(),
+    }
+}
+
+/// Who and what an upload or a released job is signed for, besides its intake.
+pub(crate) struct Finalize {
+    /// The client that submitted the image (the artifact's `client`).
+    pub(crate) requester: String,
+    pub(crate) pcfg: ProductConfig,
+    pub(crate) q: SignQuery,
+    pub(crate) started: String,
+    /// For a released job: its id and the approver identities.
+    pub(crate) job: Option<(String, Vec<String>)>,
+}
+
+/// A sign request authorised and its parameters checked, before its upload is read.
+#[derive(Clone)]
+pub struct SignTicket {
+    pcfg: ProductConfig,
+    params: SignParams,
+}
+
+impl SigningService {
+    /// The product's signers for `format` (key errors counted as HSM errors).
+    pub(crate) fn signers(
+        &self,
+        pcfg: &ProductConfig,
+        format: Format,
+    ) -> Result<ProductSigners, ServiceError> {
+        let (classical, pq) = super::intake::algorithms(pcfg, format);
+        self.keys
+            .product_signers(&pcfg.name, classical, pq)
+            .inspect_err(|_| {
+                self.metrics.hsm_errors.inc();
+            })
+            .map_err(ServiceError::Keys)
+    }
+
+    /// Count released signatures.
+    pub(crate) fn count_signatures(&self, product: &str, sigs: &[&Signature]) {
+        for s in sigs {
+            self.metrics
+                .signatures
+                .get_or_create(&crate::metrics::SigLabels {
+                    product: product.to_string(),
+                    alg: s.alg.name().to_string(),
+                })
+                .inc();
+        }
+    }
+
+    /// The provenance of a signing, signed by the appliance's own keys, as one JSON line: the
+    /// one provenance builder for every path.
+    pub(crate) fn provenance(&self, s: &Signing<'_>) -> Result<String, ServiceError> {
+        let (artifact_name, artifact_sha, input_sha, detached) = match &s.seen {
+            Seen::Image {
+                input_sha256,
+                output_sha256,
+                detached_sha256,
+            } => (
+                s.format.output_name(s.name, s.mode),
+                hex::encode(output_sha256),
+                hex::encode(input_sha256),
+                Some(hex::encode(detached_sha256)),
+            ),
+            Seen::DigestOnly {
+                claimed_input_sha256,
+            } => {
+                let h = hex::encode(claimed_input_sha256);
+                (s.name.to_string(), h.clone(), h, None)
+            }
+        };
+        let rec = fwseal_provenance::SigningRecord {
+            artifact_name,
+            artifact_sha256: artifact_sha,
+            input_name: s.name.to_string(),
+            input_sha256: input_sha,
+            detached_sha256: detached,
+            product: s.pcfg.name.clone(),
+            format: s.format.name().to_string(),
+            mode: mode_name(s.mode).to_string(),
+            hash_locally: matches!(s.seen, Seen::DigestOnly { .. }),
+            key_ids: s
+                .signatures
+                .iter()
+                .map(|x| (x.alg.name().to_string(), x.key_id.to_hex()))
+                .collect(),
+            signature_sha256: s
+                .signatures
+                .iter()
+                .map(|x| hex::encode(Sha256::digest(&x.bytes)))
+                .collect(),
+            policy: policy_name(s.pcfg.policy).to_string(),
+            approvers: s.approvers.to_vec(),
+            builder_id: self.config().identity.clone(),
+            invocation_id: s.invocation.to_string(),
+            started_on: s.started.to_string(),
+            finished_on: now_rfc3339(),
+            client_claims: s.claims.clone(),
+        };
+        let failed = |e: &dyn std::fmt::Display| {
+            ServiceError::Signing(format!("provenance signing failed: {e}"))
+        };
+        let keys = self.keys.appliance_signers().map_err(|e| failed(&e))?;
+        let env = fwseal_provenance::sign_record(&rec, keys.classical.as_ref(), keys.pq.as_ref())
+            .map_err(|e| failed(&e))?;
+        Ok(env.to_jsonl())
+    }
+
+    /// Before an upload is read: authorise `who` as a submitter of `product` and check the
+    /// request's parameters (refusals audited), so nothing is spooled for a refused request.
+    pub fn begin_sign(
+        &self,
+        who: &Identity,
+        product: &str,
+        q: &SignQuery,
+    ) -> Result<SignTicket, ServiceError> {
+        self.audited(&who.name, Action::Sign, Some(product), || {
+            let (_, pcfg) = self.product_for(who, product, Role::Submitter)?;
+            let params = SignParams::parse(&pcfg, q)?;
+            Ok(SignTicket { pcfg, params })
+        })
+    }
+
+    /// `POST /v1/products/{p}/sign` (and each part of a batch), once the upload is spooled:
+    /// prepare, then sign now or — for a product under an approval policy — store a pending
+    /// job. Refusals are audited.
+    pub fn sign_upload(
+        &self,
+        who: &Identity,
+        ticket: &SignTicket,
+        q: SignQuery,
+        upload: Upload,
+        started: String,
+    ) -> Result<SignOutcome, ServiceError> {
+        let SignTicket { pcfg, params } = ticket;
+        let params = *params;
+        self.audited(&who.name, Action::Sign, Some(&pcfg.name), || {
+            let name = q
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("image-{}", &hex::encode(upload.sha256)[..12]));
+            let input = super::intake::Input {
+                path: &upload.path,
+                len: upload.len,
+                name: &name,
+            };
+            let (format, plan) = self.prepare(pcfg, input, params)?;
+            // Only a policy restricted to key versions needs to know the current one.
+            let key_version = match &pcfg.approvals {
+                Some(a) if !a.key_versions.is_empty() => self.keys.current_version(&pcfg.name)?,
+                _ => None,
+            };
+            let intake = Intake {
+                path: upload.path.to_path_buf(),
+                spool: Some(upload.path),
+                len: upload.len,
+                input_sha: upload.sha256,
+                name,
+                format,
+                mode: params.mode,
+                version: params.version,
+                plan,
+            };
+            if let Some(policy) = pcfg.approvals.as_ref().filter(|a| a.applies_to(key_version)) {
+                let mut q = q;
+                q.format = Some(format.name().to_string());
+                q.mode = Some(params.mode);
+                return self
+                    .submit_job(who, pcfg, policy, intake, q, key_version)
+                    .map(|j| SignOutcome::Pending(Box::new(j)));
+            }
+            let fin = Finalize {
+                requester: who.name.clone(),
+                pcfg: pcfg.clone(),
+                q,
+                started,
+                job: None,
+            };
+            self.sign_intake(intake, fin)
+                .map(|r| SignOutcome::Signed(Box::new(r)))
+        })
+    }
+
+    /// Record a refusal that happened while receiving an upload (spooling, a batch's parts).
+    pub fn upload_refused(&self, who: &Identity, ticket: &SignTicket, e: &ServiceError) {
+        self.refused(who, Action::Sign, Some(&ticket.pcfg.name), e);
+    }
+
+    /// Sign a prepared image and finalize it: signatures (PQ first), embed, blobs, provenance,
+    /// then the audit record and artifact row in one durable commit. Used by an immediate sign
+    /// and by a job's release, so both produce exactly the same artifacts.
+    pub(crate) fn sign_intake(
+        &self,
+        intake: Intake,
+        fin: Finalize,
+    ) -> Result<SignResponse, ServiceError> {
+        let Intake {
+            spool,
+            path,
+            len,
+            input_sha,
+            name,
+            format,
+            mode,
+            version,
+            plan,
+        } = intake;
+        let pcfg = &fin.pcfg;
+        let signers = self.signers(pcfg, format)?;
+        let certs = signers.certificate.clone().into_iter().collect();
+        let set = sign_prepared(
+            plan.as_ref(),
+            signers.classical.as_deref().map(|s| s as &dyn Signer),
+            signers.pq.as_deref().map(|s| s as &dyn Signer),
+            certs,
+        )
+        .map_err(|e| {
+            self.metrics.hsm_errors.inc();
+            ServiceError::Signing(e.to_string())
+        })?;
+        let doc = plan.detached(&set)?.to_json().into_bytes();
+        // The image artifact: the signed image (embedded) or the unchanged input (detached).
+        let parts = match mode {
+            Mode::Embedded => plan.embed(&set)?,
+            Mode::Detached => vec![Part::Input { start: 0, len }],
+        };
+        let mut w = self.blobs.writer()?;
+        pipeline::write_parts(&parts, &path, &mut w)?;
+        let image_sha = w.finish()?.sha256;
+        drop(spool);
+        let doc_sha = self.blobs.put(&doc)?.sha256;
+        let sigs: Vec<&Signature> = set.signatures.iter().collect();
+        self.count_signatures(&pcfg.name, &sigs);
+
+        let artifact_id = fwseal_store::new_artifact_id()?;
+        let (job, approvers) = match &fin.job {
+            Some((id, a)) => (Some(id.as_str()), a.as_slice()),
+            None => (None, &[][..]),
+        };
+        let made_classical = sigs.iter().any(|s| s.alg.family() == Family::Classical);
+        let signing = Signing {
+            requester: &fin.requester,
+            pcfg,
+            format,
+            mode,
+            name: &name,
+            signatures: sigs.clone(),
+            certificate: signers.certificate.as_deref().filter(|_| made_classical),
+            seen: Seen::Image {
+                input_sha256: input_sha,
+                output_sha256: image_sha,
+                detached_sha256: doc_sha,
+            },
+            approvers,
+            invocation: &artifact_id,
+            started: &fin.started,
+            claims: claims(&fin.q),
+        };
+        let prov_sha = self.blobs.put(self.provenance(&signing)?.as_bytes())?.sha256;
+        let (da, dv) = plan.digest();
+        let digest = DigestValue {
+            alg: da,
+            value: hex::encode(&dv),
+        };
+        let mut extra = serde_json::json!({
+            "artifact": artifact_id,
+            "detached_sha256": hex::encode(doc_sha),
+            "provenance_sha256": hex::encode(prov_sha),
+        });
+        if let Some(job) = job {
+            extra["job"] = serde_json::json!(job);
+            extra["approvers"] = serde_json::json!(approvers);
+            extra["digest"] = serde_json::json!(digest);
+        }
+        let ev = sign_entry(&signing, &sigs, extra);
+        let meta = ArtifactMeta {
+            id: artifact_id.clone(),
+            product: pcfg.name.clone(),
+            format: format.name().to_string(),
+            mode: mode_name(mode).to_string(),
+            version: version.map(|v| v.to_string()),
+            input_sha256: input_sha,
+            output_sha256: image_sha,
+            detached_sha256: Some(doc_sha),
+            provenance_sha256: Some(prov_sha),
+            key_ids: ev.key_ids.clone(),
+            client: Some(fin.requester.clone()),
+            created: now_rfc3339(),
+        };
+        // The audit record is durably committed BEFORE the signature leaves.
+        self.store
+            .commit(&ev, Some(&meta))
+            .map_err(ServiceError::AuditFailed)?;
+        Ok(SignResponse {
+            links: Links::for_artifact(&artifact_id),
+            artifact_id,
+            product: pcfg.name.clone(),
+            format,
+            mode,
+            input_sha256: hex::encode(input_sha),
+            output_sha256: hex::encode(image_sha),
+            digest,
+            signatures: sigs
+                .iter()
+                .map(|s| SigOut {
+                    alg: s.alg,
+                    key_id: s.key_id.to_hex(),
+                })
+                .collect(),
+            approvers: approvers.to_vec(),
+        })
+    }
+}
