@@ -3,9 +3,9 @@
 use crate::keys::KeyError;
 use crate::service::ServiceError;
 use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use fwseal_formats::FormatError;
 use fwseal_store::JobRefusal;
-use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// A problem document. `code` is stable and documented in `docs/api.md`.

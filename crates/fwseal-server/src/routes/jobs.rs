@@ -1,12 +1,12 @@
 //! `/v1/jobs…`: M-of-N approvals.
 
 use super::{blocking, download, identify, json_body, problem, Credentials, Shared};
+use crate::service::ServiceError;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use fwseal_api::{ApproveBody, JobList, RejectBody};
-use crate::service::ServiceError;
 use fwseal_store::Action;
 use serde::Deserialize;
 
@@ -93,7 +93,10 @@ pub(super) async fn approve(
             .inspect_err(|e| st.refused(&who, Action::Approve, None, e))?;
         st.approve(&who, &id, &b.digest)
     });
-    match work.await.unwrap_or_else(|e| Err(ServiceError::internal(e))) {
+    match work
+        .await
+        .unwrap_or_else(|e| Err(ServiceError::internal(e)))
+    {
         Ok(j) => Json(j).into_response(),
         Err(e) => problem(&e),
     }

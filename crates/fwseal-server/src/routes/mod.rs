@@ -40,7 +40,10 @@ pub fn app(state: Shared) -> Router {
             "/v1/products/{product}/sign-batch",
             post(sign::sign_batch).layer(axum::extract::DefaultBodyLimit::disable()),
         )
-        .route("/v1/products/{product}/sign-digest", post(sign::sign_digest))
+        .route(
+            "/v1/products/{product}/sign-digest",
+            post(sign::sign_digest),
+        )
         .route("/v1/products/{product}/sign-params", get(sign::sign_params))
         .route("/v1/products/{product}/artifacts", get(artifacts::list))
         .route("/v1/products/{product}/keys", get(keys::product_keys))
@@ -210,7 +213,10 @@ pub(crate) fn download(
             match std::io::Read::read(&mut reader, &mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    if tx.blocking_send(Ok(Bytes::copy_from_slice(&buf[..n]))).is_err() {
+                    if tx
+                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                        .is_err()
+                    {
                         break;
                     }
                 }

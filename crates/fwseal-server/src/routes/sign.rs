@@ -104,20 +104,11 @@ pub(super) async fn sign_batch(
         Ok(t) => t,
         Err(e) => return problem(&e),
     };
-    let refuse = |e: ServiceError| {
-        st.upload_refused(&who, &ticket, &ServiceError::BadRequest(format!("batch: {e}")));
-        e
-    };
+    let batch = Batch { st, who, ticket };
     let mut multipart = match multipart {
         Ok(m) => m,
-        Err(e) => {
-            let e = refuse(ServiceError::BadRequest(format!(
-                "expected multipart/form-data: {e}"
-            )));
-            return problem(&e);
-        }
+        Err(e) => return problem(&batch.refuse(format!("expected multipart/form-data: {e}"))),
     };
-    let limit = st.config().max_upload_bytes;
     let mut results: Vec<BatchItem> = Vec::new();
     loop {
         let field = match multipart.next_field().await {
@@ -126,24 +117,53 @@ pub(super) async fn sign_batch(
             Err(e) => {
                 // The rest of the body is unreadable; what was signed so far stays signed
                 // (and audited), and the answer says where the batch stopped.
-                let e = refuse(ServiceError::BadRequest(format!("part {}: {e}", results.len())));
+                let e = batch.refuse(format!("part {}: {e}", results.len()));
                 results.push(batch_item(None, Err(e)));
                 break;
             }
         };
         if results.len() == MAX_PARTS {
-            let e = refuse(ServiceError::BadRequest(format!(
-                "a batch holds at most {MAX_PARTS} images"
-            )));
+            let e = batch.refuse(format!("a batch holds at most {MAX_PARTS} images"));
             results.push(batch_item(None, Err(e)));
             break;
         }
+        results.push(batch.sign_part(&q, field).await);
+    }
+    if results.is_empty() {
+        return problem(&batch.refuse("the batch holds no image".into()));
+    }
+    Json(BatchResponse { product, results }).into_response()
+}
+
+/// One authorised batch request.
+struct Batch {
+    st: Shared,
+    who: crate::auth::Identity,
+    ticket: crate::service::signing::SignTicket,
+}
+
+impl Batch {
+    /// A refusal of the batch itself (audited as `batch: …`).
+    fn refuse(&self, why: String) -> ServiceError {
+        let e = ServiceError::BadRequest(why);
+        let audited = ServiceError::BadRequest(format!("batch: {e}"));
+        self.st.upload_refused(&self.who, &self.ticket, &audited);
+        e
+    }
+
+    /// Spool and sign one part, exactly as a single `sign`.
+    async fn sign_part(
+        &self,
+        q: &SignQuery,
+        field: axum::extract::multipart::Field<'_>,
+    ) -> BatchItem {
+        let limit = self.st.config().max_upload_bytes;
         let name = field.file_name().map(str::to_string);
         let mut q = q.clone();
         if name.is_some() {
             q.name = name.clone();
         }
-        let upload = spool(&st, field, |e| {
+        let upload = spool(&self.st, field, |e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ServiceError::TooLarge { limit }
             } else {
@@ -153,23 +173,16 @@ pub(super) async fn sign_batch(
         .await;
         let outcome = match upload {
             Ok(upload) => {
-                let (s, w) = (st.clone(), who.clone());
-                let t = ticket.clone();
+                let (s, w, t) = (self.st.clone(), self.who.clone(), self.ticket.clone());
                 blocking(move || s.sign_upload(&w, &t, q, upload, now_rfc3339())).await
             }
             Err(e) => {
-                st.upload_refused(&who, &ticket, &e);
+                self.st.upload_refused(&self.who, &self.ticket, &e);
                 Err(e)
             }
         };
-        results.push(batch_item(name, outcome));
+        batch_item(name, outcome)
     }
-    if results.is_empty() {
-        return problem(&refuse(ServiceError::BadRequest(
-            "the batch holds no image".into(),
-        )));
-    }
-    Json(BatchResponse { product, results }).into_response()
 }
 
 /// Query of `sign-params`.

@@ -2,12 +2,12 @@
 //! product's public keys, and the audit log export. Every read is audited.
 
 use super::format_compat::FormatExt as _;
+use super::store_compat::Blob;
 use super::{entry, ServiceError, SigningService};
 use crate::auth::{allowed, Identity};
 use crate::config::Role;
 use fwseal_api::{ArtifactList, ArtifactView, KeyView, ProductKeys};
 use fwseal_store::{Action, ArtifactMeta, ArtifactQuery, Decision};
-use super::store_compat::Blob;
 
 /// A part of an artifact, ready to stream.
 pub struct ArtifactPart {
@@ -42,12 +42,11 @@ impl SigningService {
             id: id.to_string(),
             reason,
         };
-        let meta = self
-            .audited(&who.name, Action::Fetch, None, || {
-                self.store
-                    .artifact(id)?
-                    .ok_or_else(|| missing(format!("no artifact {id}")))
-            })?;
+        let meta = self.audited(&who.name, Action::Fetch, None, || {
+            self.store
+                .artifact(id)?
+                .ok_or_else(|| missing(format!("no artifact {id}")))
+        })?;
         let cfg = self.config();
         self.audited(&who.name, Action::Fetch, Some(&meta.product), || {
             if allowed(&cfg, who, &meta.product, Role::Factory)
@@ -86,7 +85,11 @@ impl SigningService {
                 "application/octet-stream",
                 format!("{id}.{ext}"),
             ),
-            "detached" => (meta.detached_sha256, "application/json", format!("{id}.sig.json")),
+            "detached" => (
+                meta.detached_sha256,
+                "application/json",
+                format!("{id}.sig.json"),
+            ),
             "provenance" => (
                 meta.provenance_sha256,
                 "application/vnd.in-toto+json",
@@ -95,7 +98,12 @@ impl SigningService {
             _ => (None, "", String::new()),
         };
         let sha = sha.ok_or_else(no_part)?;
-        let mut ev = entry(&who.name, Action::Fetch, Some(&meta.product), Decision::Allow);
+        let mut ev = entry(
+            &who.name,
+            Action::Fetch,
+            Some(&meta.product),
+            Decision::Allow,
+        );
         ev.output_sha256 = Some(sha);
         self.audit(&ev.with_extra(&serde_json::json!({"artifact": id, "part": part})))?;
         let blob = self
@@ -164,7 +172,9 @@ impl SigningService {
                 .keys
                 .product_signers(&p.name, p.classical_alg(), p.pq_alg())
                 .map_err(|e| match e {
-                    crate::keys::KeyError::Missing { .. } => ServiceError::Unsupported(e.to_string()),
+                    crate::keys::KeyError::Missing { .. } => {
+                        ServiceError::Unsupported(e.to_string())
+                    }
                     e => ServiceError::Keys(e),
                 })?;
             let keys = [s.classical, s.pq]
@@ -215,7 +225,8 @@ impl SigningService {
 /// An artifact's metadata as the API shows it.
 fn artifact_view(m: &ArtifactMeta) -> Result<ArtifactView, ServiceError> {
     let h = |x: &[u8; 32]| hex::encode(x);
-    let corrupt = |what: &str| ServiceError::internal(format!("artifact {}: stored {what} is invalid", m.id));
+    let corrupt =
+        |what: &str| ServiceError::internal(format!("artifact {}: stored {what} is invalid", m.id));
     Ok(ArtifactView {
         id: m.id.clone(),
         product: m.product.clone(),

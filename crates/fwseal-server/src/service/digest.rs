@@ -139,42 +139,48 @@ impl SigningService {
         let (_, pcfg) = self.audited(&who.name, Action::Sign, Some(product), || {
             self.product_for(who, product, Role::Submitter)
         })?;
-        let (items, entries) = self.audited_in("hash-locally", &who.name, Action::Sign, Some(product), || {
-            // Approvals bind to an image the appliance stores and re-hashes; a digest-only
-            // request cannot give it one, so products under an approval policy refuse it.
-            let needs_approval = match &pcfg.approvals {
-                None => false,
-                Some(a) if a.key_versions.is_empty() => true,
-                Some(a) => a.applies_to(self.keys.current_version(&pcfg.name).ok().flatten()),
-            };
-            if needs_approval {
-                return Err(ServiceError::ApprovalRequired(format!(
+        let (items, entries) = self.audited_in(
+            "hash-locally",
+            &who.name,
+            Action::Sign,
+            Some(product),
+            || {
+                // Approvals bind to an image the appliance stores and re-hashes; a digest-only
+                // request cannot give it one, so products under an approval policy refuse it.
+                let needs_approval = match &pcfg.approvals {
+                    None => false,
+                    Some(a) if a.key_versions.is_empty() => true,
+                    Some(a) => a.applies_to(self.keys.current_version(&pcfg.name).ok().flatten()),
+                };
+                if needs_approval {
+                    return Err(ServiceError::ApprovalRequired(format!(
                     "product {product} requires M-of-N approval of the image itself; submit the \
                      image (fwseal sign without --hash-locally)"
                 )));
-            }
-            let req: DigestSignRequest = serde_json::from_slice(body)
-                .map_err(|e| ServiceError::BadRequest(format!("request body: {e}")))?;
-            if req.items.is_empty() || req.items.len() > MAX_ITEMS {
-                return Err(ServiceError::BadRequest(format!(
-                    "1..={MAX_ITEMS} items per request"
-                )));
-            }
-            let mut checked = Vec::new();
-            for (i, it) in req.items.iter().enumerate() {
-                checked.push(check_item(it, &pcfg).map_err(|e| {
-                    ServiceError::BadRequest(format!("item {i} ({}): {e}", it.name))
-                })?);
-            }
-            let mut results = Vec::new();
-            let mut entries = Vec::new();
-            for (it, c) in req.items.iter().zip(checked) {
-                let (r, e) = self.sign_item(who, &pcfg, &req.claims, &started, it, c)?;
-                results.push(r);
-                entries.push(e);
-            }
-            Ok((results, entries))
-        })?;
+                }
+                let req: DigestSignRequest = serde_json::from_slice(body)
+                    .map_err(|e| ServiceError::BadRequest(format!("request body: {e}")))?;
+                if req.items.is_empty() || req.items.len() > MAX_ITEMS {
+                    return Err(ServiceError::BadRequest(format!(
+                        "1..={MAX_ITEMS} items per request"
+                    )));
+                }
+                let mut checked = Vec::new();
+                for (i, it) in req.items.iter().enumerate() {
+                    checked.push(check_item(it, &pcfg).map_err(|e| {
+                        ServiceError::BadRequest(format!("item {i} ({}): {e}", it.name))
+                    })?);
+                }
+                let mut results = Vec::new();
+                let mut entries = Vec::new();
+                for (it, c) in req.items.iter().zip(checked) {
+                    let (r, e) = self.sign_item(who, &pcfg, &req.claims, &started, it, c)?;
+                    results.push(r);
+                    entries.push(e);
+                }
+                Ok((results, entries))
+            },
+        )?;
         // Every record is durably committed BEFORE any signature leaves.
         for e in &entries {
             self.store.commit(e, None).map_err(|e| {
@@ -205,7 +211,9 @@ impl SigningService {
                 Family::PostQuantum => signers.pq.as_ref(),
             }
             .filter(|s| s.alg() == alg)
-            .ok_or_else(|| ServiceError::Unsupported(format!("no {alg} key for product {}", pcfg.name)))
+            .ok_or_else(|| {
+                ServiceError::Unsupported(format!("no {alg} key for product {}", pcfg.name))
+            })
         };
         // A carried signature must be ours: made by the product's current key over that message.
         for (m, s) in &c.carried {
@@ -238,7 +246,9 @@ impl SigningService {
                 public_keys.push(b64(pk));
             }
         }
-        let made_classical = made.iter().any(|(s, _)| s.alg.family() == Family::Classical);
+        let made_classical = made
+            .iter()
+            .any(|(s, _)| s.alg.family() == Family::Classical);
         let certificate = signers.certificate.as_deref().filter(|_| made_classical);
         let mut all: Vec<&Signature> = c.carried.iter().map(|(_, s)| s).collect();
         all.extend(made.iter().map(|(s, _)| s));

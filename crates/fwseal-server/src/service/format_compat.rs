@@ -26,7 +26,9 @@ impl FormatExt for Format {
     }
     fn classical_alg(self, c: SigAlg) -> SigAlg {
         match (c, self) {
-            (SigAlg::RsaPkcs1Sha256 | SigAlg::RsaPssSha256, Format::Mcuboot) => SigAlg::RsaPssSha256,
+            (SigAlg::RsaPkcs1Sha256 | SigAlg::RsaPssSha256, Format::Mcuboot) => {
+                SigAlg::RsaPssSha256
+            }
             (SigAlg::RsaPkcs1Sha256 | SigAlg::RsaPssSha256, Format::Efi) => SigAlg::RsaPkcs1Sha256,
             (c, _) => c,
         }

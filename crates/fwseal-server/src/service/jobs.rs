@@ -16,13 +16,13 @@
 
 use super::intake::{Input, Intake, SignParams};
 use super::signing::{mode_name, Finalize};
+use super::store_compat::Blob;
 use super::{entry, now_rfc3339, ServiceError, SigningService};
 use crate::auth::{allowed, Identity};
 use crate::config::{ApprovalPolicy, Config, ProductConfig, Role};
 use fwseal_api::{DigestValue, JobApproval, JobLinks, JobState as ApiJobState, JobView, SignQuery};
 use fwseal_formats::Format;
 use fwseal_store::{Action, ApproveOutcome, Decision, Job, JobRefusal, JobState};
-use super::store_compat::Blob;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 fn now_unix() -> i64 {
@@ -97,7 +97,8 @@ fn lacks_role(job: &Job, cfg: &Config, reason: String) -> ServiceError {
 /// current policy's when that is stricter (see [`fwseal_store::JobQueue::approve`]).
 fn job_view(job: &Job, now: i64, cfg: &Config) -> Result<JobView, ServiceError> {
     let j = &job.job;
-    let corrupt = |what: &str| ServiceError::internal(format!("job {}: stored {what} is invalid", j.id));
+    let corrupt =
+        |what: &str| ServiceError::internal(format!("job {}: stored {what} is invalid", j.id));
     let required = cfg
         .product(&j.product)
         .and_then(|p| p.approvals.as_ref())
@@ -132,7 +133,8 @@ fn job_view(job: &Job, now: i64, cfg: &Config) -> Result<JobView, ServiceError> 
             .collect(),
         created: j.created.clone(),
         expires: j.expires.clone(),
-        state: ApiJobState::from_name(job.state_at(now).as_str()).ok_or_else(|| corrupt("state"))?,
+        state: ApiJobState::from_name(job.state_at(now).as_str())
+            .ok_or_else(|| corrupt("state"))?,
         reason: job.reason.clone(),
         artifact_id: job.artifact_id.clone(),
         links: JobLinks::for_job(&j.id, job.artifact_id.as_deref()),
@@ -176,7 +178,12 @@ impl SigningService {
                 expires: rfc3339_at(expires_unix),
                 expires_unix,
             };
-            let mut ev = entry(&who.name, Action::JobSubmit, Some(&pcfg.name), Decision::Allow);
+            let mut ev = entry(
+                &who.name,
+                Action::JobSubmit,
+                Some(&pcfg.name),
+                Decision::Allow,
+            );
             ev.input_sha256 = Some(intake.input_sha);
             ev.format = Some(job.format.clone());
             ev.mode = Some(job.mode.clone());
@@ -222,7 +229,9 @@ impl SigningService {
         op: impl FnOnce(Job, Access) -> Result<T, ServiceError>,
     ) -> Result<T, ServiceError> {
         let job = if fwseal_store::meta::valid_id(id) {
-            self.audited(&who.name, action.clone(), None, || Ok(self.store.job(id)?))?
+            self.audited(&who.name, action.clone(), None, || {
+                Ok(self.store.job(id)?)
+            })?
         } else {
             None
         };
@@ -301,7 +310,12 @@ impl SigningService {
                     ))
                 }
             };
-            let mut ev = entry(&who.name, Action::Fetch, Some(&job.job.product), Decision::Allow);
+            let mut ev = entry(
+                &who.name,
+                Action::Fetch,
+                Some(&job.job.product),
+                Decision::Allow,
+            );
             ev.input_sha256 = Some(job.job.input_sha256);
             self.audit(&ev.with_extra(&serde_json::json!({"job": id, "part": "input"})))?;
             self.blobs
@@ -351,9 +365,16 @@ impl SigningService {
             let (n, quorum) = match outcome {
                 ApproveOutcome::Refused(r) => return Err(refused(r)),
                 ApproveOutcome::Recorded { approvals, .. } => (approvals, None),
-                ApproveOutcome::Quorum(j) => (u32::try_from(j.approvals.len()).unwrap_or(0), Some(j)),
+                ApproveOutcome::Quorum(j) => {
+                    (u32::try_from(j.approvals.len()).unwrap_or(0), Some(j))
+                }
             };
-            let mut ev = entry(&who.name, Action::Approve, Some(&job.job.product), Decision::Allow);
+            let mut ev = entry(
+                &who.name,
+                Action::Approve,
+                Some(&job.job.product),
+                Decision::Allow,
+            );
             ev.input_sha256 = Some(job.job.input_sha256);
             ev.format = Some(job.job.format.clone());
             ev.mode = Some(job.job.mode.clone());
@@ -393,7 +414,12 @@ impl SigningService {
                 if let Err(f) = self.store.fail_job(&id, &reason) {
                     tracing::error!(error = %f, job = %id, "marking a job failed failed");
                 }
-                self.deny(&job.job.requester, Action::Sign, Some(&job.job.product), reason);
+                self.deny(
+                    &job.job.requester,
+                    Action::Sign,
+                    Some(&job.job.product),
+                    reason,
+                );
                 Err(e)
             }
         }
@@ -408,13 +434,18 @@ impl SigningService {
                 j.product
             )));
         };
-        let q: SignQuery = serde_json::from_value(j.params.clone()).map_err(ServiceError::internal)?;
+        let q: SignQuery =
+            serde_json::from_value(j.params.clone()).map_err(ServiceError::internal)?;
         let version = super::intake::parse_version(j.version.as_deref())
             .map_err(|e| ServiceError::internal(format!("stored version: {e}")))?;
         let format = Format::from_name(&j.format)
             .ok_or_else(|| ServiceError::internal(format!("stored format {:?}", j.format)))?;
         if let Some(want) = j.key_version {
-            if self.keys.current_version(&j.product)?.is_some_and(|v| v != want) {
+            if self
+                .keys
+                .current_version(&j.product)?
+                .is_some_and(|v| v != want)
+            {
                 return Err(ServiceError::Unsupported(format!(
                     "product {}'s signing key version changed since the job was submitted (v{want}); \
                      submit the image again",
@@ -510,10 +541,17 @@ impl SigningService {
                     rejecting: true,
                 });
             }
-            let mut ev = entry(&who.name, Action::Reject, Some(&job.job.product), Decision::Allow);
+            let mut ev = entry(
+                &who.name,
+                Action::Reject,
+                Some(&job.job.product),
+                Decision::Allow,
+            );
             ev.input_sha256 = Some(job.job.input_sha256);
             ev.reason = Some(reason.to_string());
-            self.audit(&ev.with_extra(&serde_json::json!({"job": id, "requester": job.job.requester})))
+            self.audit(
+                &ev.with_extra(&serde_json::json!({"job": id, "requester": job.job.requester})),
+            )
         })?;
         self.current_job(id)
     }

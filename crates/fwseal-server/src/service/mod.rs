@@ -19,11 +19,11 @@
 pub mod artifacts;
 pub mod digest;
 mod error;
+pub mod format_compat;
 pub mod intake;
 pub mod jobs;
 pub mod signing;
 pub mod store_compat;
-pub mod format_compat;
 
 pub use error::ServiceError;
 
@@ -32,10 +32,10 @@ use crate::config::{Config, ProductConfig, Role};
 use crate::keys::KeyService;
 use crate::metrics::Metrics;
 use fwseal_store::{Action, AuditEntry, Decision};
-use store_compat::{BlobStore, FsBlobStore, Store};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
+use store_compat::{BlobStore, FsBlobStore, Store};
 
 /// The appliance: configuration, keys, store, blobs and metrics, and every operation on them.
 pub struct SigningService {
@@ -228,7 +228,10 @@ impl SigningService {
 
     /// Append an `allow` record (reads: fetch, list, audit export).
     pub(crate) fn audit(&self, ev: &AuditEntry) -> Result<(), ServiceError> {
-        self.store.append(ev).map(|_| ()).map_err(ServiceError::AuditFailed)
+        self.store
+            .append(ev)
+            .map(|_| ())
+            .map_err(ServiceError::AuditFailed)
     }
 }
 

@@ -52,8 +52,17 @@ pub(crate) struct Signing<'a> {
 /// The audit record of a signing: the one builder for every path. `made` are the signatures
 /// produced by this request (a hash-locally request may carry earlier ones); `extra` is the
 /// path's own detail.
-pub(crate) fn sign_entry(s: &Signing<'_>, made: &[&Signature], extra: serde_json::Value) -> AuditEntry {
-    let mut ev = entry(s.requester, Action::Sign, Some(&s.pcfg.name), Decision::Allow);
+pub(crate) fn sign_entry(
+    s: &Signing<'_>,
+    made: &[&Signature],
+    extra: serde_json::Value,
+) -> AuditEntry {
+    let mut ev = entry(
+        s.requester,
+        Action::Sign,
+        Some(&s.pcfg.name),
+        Decision::Allow,
+    );
     ev.key_ids = made.iter().map(|s| s.key_id).collect();
     ev.cert_sha256 = s.certificate.map(|c| Sha256::digest(c).into());
     if let Seen::Image {
@@ -257,7 +266,11 @@ impl SigningService {
                 version: params.version,
                 plan,
             };
-            if let Some(policy) = pcfg.approvals.as_ref().filter(|a| a.applies_to(key_version)) {
+            if let Some(policy) = pcfg
+                .approvals
+                .as_ref()
+                .filter(|a| a.applies_to(key_version))
+            {
                 let mut q = q;
                 q.format = Some(format.name().to_string());
                 q.mode = Some(params.mode);
@@ -352,7 +365,10 @@ impl SigningService {
             started: &fin.started,
             claims: claims(&fin.q),
         };
-        let prov_sha = self.blobs.put(self.provenance(&signing)?.as_bytes())?.sha256;
+        let prov_sha = self
+            .blobs
+            .put(self.provenance(&signing)?.as_bytes())?
+            .sha256;
         let (da, dv) = plan.digest();
         let digest = DigestValue {
             alg: da,

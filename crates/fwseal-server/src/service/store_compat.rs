@@ -46,7 +46,10 @@ impl BlobStore for ArtifactStore {
         Ok(match ArtifactStore::open(self, sha256)? {
             Some(f) => {
                 let len = f.metadata()?.len();
-                Some(Blob { reader: Box::new(f), len })
+                Some(Blob {
+                    reader: Box::new(f),
+                    len,
+                })
             }
             None => None,
         })
