@@ -350,3 +350,27 @@ fn err_again(e: &StoreError, msg: &str) -> StoreError {
         _ => StoreError::Batch(msg.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_errors_are_backend_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = SqliteStore::open(dir.path().join("missing-dir").join("db"))
+            .expect_err("no such directory");
+        assert!(
+            matches!(
+                err,
+                StoreError::Backend {
+                    backend: "sqlite",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with("database (sqlite): "), "{err}");
+        assert!(std::error::Error::source(&err).is_some());
+    }
+}
