@@ -167,6 +167,16 @@ impl SqliteStore {
         &self.path
     }
 
+    /// [`AuditLog::commit`] (the group commit), callable on the concrete type without the
+    /// trait in scope, as before the trait had it.
+    pub fn commit(
+        &self,
+        e: &AuditEntry,
+        artifact: Option<&ArtifactMeta>,
+    ) -> Result<AuditRecord, StoreError> {
+        self.group_commit(e, artifact)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves at most an open transaction, which rusqlite
         // rolls back on drop; the connection itself stays usable.
