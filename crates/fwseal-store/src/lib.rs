@@ -4,17 +4,25 @@
 //!   by a documented canonical encoding ([`record::canonical_encoding`]); periodic
 //!   [`Checkpoint`]s sign `(seq, head hash)` with the appliance's provenance keys; [`verify_db`]
 //!   and [`verify_export`] recompute everything offline and name the first bad record.
+//!   [`AuditLog::commit`] writes a record and the artifact row it announces in one durable
+//!   transaction.
 //! - **Artifact index** ([`ArtifactIndex`]): metadata of signed artifacts, queried by product.
-//! - **Artifact store** ([`ArtifactStore`]): content-addressed files written atomically.
+//! - **Job queue** ([`JobQueue`]): pending M-of-N signing jobs and their approvals.
+//! - **Blob store** ([`BlobStore`]): content-addressed (SHA-256) blobs written atomically;
+//!   [`FsBlobStore`] keeps them as files.
 //!
-//! The backend today is SQLite ([`SqliteStore`]); a PostgreSQL backend would implement the same
-//! two traits. Everything here is blocking: an async server calls it from `spawn_blocking`.
+//! [`Store`] is the three database traits together: the server holds an `Arc<dyn Store>` and
+//! an `Arc<dyn BlobStore>` and does not know the backend. The database backend today is SQLite
+//! ([`SqliteStore`], module [`sqlite`]); a PostgreSQL backend implements the same three traits
+//! in its own module and must pass the [`conformance`] suite (feature `conformance`).
+//! Everything here is blocking: an async server calls it from `spawn_blocking`.
 //! The on-disk formats are specified in the crate's `README.md`.
 //!
 //! ```
-//! use fwseal_store::{Action, AuditEntry, AuditLog, Decision, SqliteStore, TrustedKeys};
+//! use fwseal_store::{Action, AuditEntry, AuditLog, Decision, SqliteStore, Store, TrustedKeys};
+//! use std::sync::Arc;
 //! let dir = tempfile::tempdir().unwrap();
-//! let store = SqliteStore::open(dir.path().join("state.db")).unwrap();
+//! let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("state.db")).unwrap());
 //! let rec = store
 //!     .append(&AuditEntry::new("2026-05-01T12:00:00Z", "ci-bot", Action::Sign, Decision::Allow))
 //!     .unwrap();
@@ -25,8 +33,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod artifacts;
+pub mod blob;
 pub mod checkpoint;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod export;
 pub mod jobs;
 pub mod meta;
@@ -35,19 +45,26 @@ pub mod sqlite;
 pub mod time;
 pub mod verify;
 
-pub use artifacts::{ArtifactStore, ArtifactWriter, StoredBlob};
+pub use blob::fs::{FsBlobStore, FsBlobWriter};
+pub use blob::{Blob, BlobStore, BlobWriter, StoredBlob};
 pub use checkpoint::{checkpoint_message, Checkpoint, TrustedKeys};
 pub use export::verify_export;
-pub use jobs::{ApproveOutcome, Job, JobQueue, JobRefusal, JobState, NewJob};
+pub use jobs::{Approval, ApproveOutcome, Job, JobQueue, JobRefusal, JobState, NewJob};
 pub use meta::{new_artifact_id, ArtifactMeta, ArtifactQuery};
 pub use record::{Action, AuditEntry, AuditRecord, Decision, Hash32, GENESIS_PREV_HASH};
 pub use sqlite::{verify_db, SqliteStore};
 pub use verify::{Problem, ProblemKind, Report};
 
+/// The filesystem blob store under its original name.
+pub type ArtifactStore = FsBlobStore;
+/// The filesystem blob writer under its original name.
+pub type ArtifactWriter = FsBlobWriter;
+
 use fwseal_crypto::Signer;
 
 /// Errors from the store. `Misuse` is a caller bug (an invalid entry); `Corrupt` means the
-/// stored data is not what this crate writes (tampering or damage); the rest are I/O.
+/// stored data is not what this crate writes (tampering or damage); `Backend` is the database
+/// failing (whichever backend: the error type names none); the rest are I/O.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -57,9 +74,15 @@ pub enum StoreError {
     /// Stored data cannot be decoded.
     #[error("store is corrupt: {0}")]
     Corrupt(String),
-    /// The database failed.
-    #[error("database: {0}")]
-    Db(#[from] rusqlite::Error),
+    /// The database backend failed (`backend` names it, e.g. `sqlite`; `source` is the
+    /// backend's own error). Displayed as `database (sqlite): …`.
+    #[error("database ({backend}): {source}")]
+    Backend {
+        /// Which backend: `sqlite`, `postgres`, ...
+        backend: &'static str,
+        /// The backend's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The file system failed.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
@@ -86,12 +109,32 @@ pub type RecordRow = Result<AuditRecord, MalformedRow>;
 /// One stored checkpoint as read back.
 pub type CheckpointRow = Result<Checkpoint, MalformedRow>;
 
-/// The audit log. Implementations must make [`AuditLog::append`] durable before returning and
-/// serialise concurrent appenders (one chain, no forks).
+/// The audit log. Implementations must make [`AuditLog::commit`] (and so
+/// [`AuditLog::append`]) durable before returning and serialise concurrent writers (one chain,
+/// no forks, no gaps).
+///
+/// Object-safe: every method, provided ones included, can be called on a `dyn AuditLog` or a
+/// `dyn Store`.
 pub trait AuditLog: Send + Sync {
-    /// Append one record: assigns the next seq, chains it, commits durably, returns it. The
+    /// Append one record and, in the **same durable transaction**, index `artifact` (the
+    /// artifact the record announces): assigns the next seq, chains the record, commits, and
+    /// returns the record. When this returns `Ok` both are durable; when it fails neither is
+    /// written (an invalid entry or artifact, or an artifact id that exists, fails it). The
     /// server calls this **before** releasing a signature; if it fails, nothing is released.
-    fn append(&self, entry: &AuditEntry) -> Result<AuditRecord, StoreError>;
+    ///
+    /// Backends may group-commit concurrent callers into one transaction (SQLite does: one
+    /// fsync for every write queued meanwhile); a failure of such a batch fails every write in
+    /// it ([`StoreError::Batch`] for the others).
+    fn commit(
+        &self,
+        entry: &AuditEntry,
+        artifact: Option<&ArtifactMeta>,
+    ) -> Result<AuditRecord, StoreError>;
+
+    /// Append one record: [`AuditLog::commit`] without an artifact.
+    fn append(&self, entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
+        self.commit(entry, None)
+    }
 
     /// Seq and hash of the last record, `None` when empty.
     fn head(&self) -> Result<Option<(u64, Hash32)>, StoreError>;
@@ -209,16 +252,37 @@ pub trait AuditLog: Send + Sync {
 
 /// Metadata of signed artifacts.
 pub trait ArtifactIndex: Send + Sync {
-    /// Record a new artifact. Fails if the id exists.
+    /// Record a new artifact (see [`ArtifactMeta::validate`]). Fails if the id exists. (The
+    /// server indexes artifacts through [`AuditLog::commit`], together with their record.)
     fn put_artifact(&self, meta: &ArtifactMeta) -> Result<(), StoreError>;
 
     /// One artifact by id.
     fn artifact(&self, id: &str) -> Result<Option<ArtifactMeta>, StoreError>;
 
-    /// A product's artifacts matching `q`, newest first.
+    /// A product's artifacts matching `q`, newest first (by `created`, compared as instants;
+    /// ties by id), at most `q.limit` (capped at [`meta::MAX_LIST`]). A `since`/`until` that
+    /// is not RFC 3339 UTC is [`StoreError::Misuse`].
     fn list_artifacts(
         &self,
         product: &str,
         q: &ArtifactQuery,
     ) -> Result<Vec<ArtifactMeta>, StoreError>;
 }
+
+/// Everything the server needs from a database: the audit log, the artifact index and the job
+/// queue, as one object-safe trait. Implemented for every type that implements the three (a
+/// blanket impl), so `Arc<SqliteStore>` coerces to `Arc<dyn Store>` and every method of the
+/// three traits can be called on the trait object:
+///
+/// ```
+/// use fwseal_store::{ArtifactIndex, AuditLog, JobQueue, SqliteStore, Store};
+/// use std::sync::Arc;
+/// let dir = tempfile::tempdir().unwrap();
+/// let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("db")).unwrap());
+/// assert_eq!(store.head().unwrap(), None);
+/// assert!(store.list_artifacts("widget", &Default::default()).unwrap().is_empty());
+/// assert!(JobQueue::fail_interrupted(&*store).unwrap().is_empty());
+/// ```
+pub trait Store: AuditLog + ArtifactIndex + JobQueue + Send + Sync {}
+
+impl<T: AuditLog + ArtifactIndex + JobQueue + Send + Sync + ?Sized> Store for T {}

@@ -1,10 +1,15 @@
-//! Content-addressed blob store: `<root>/sha256/<hh>/<64 hex>`, written atomically.
+//! The filesystem [`BlobStore`]: `<root>/sha256/<hh>/<64 hex>`, written atomically.
 //!
 //! A blob is written to `<root>/tmp/<random>.tmp` (same file system, so the final `rename` is
 //! atomic), hashed as it is written, `fsync`ed, made read-only, renamed to its SHA-256 name,
 //! and the directory is `fsync`ed. A crash at any point leaves either no file under the final
-//! name or the complete one; leftovers in `tmp/` are deleted by [`ArtifactStore::new`].
+//! name or the complete one; leftovers in `tmp/` are deleted by [`FsBlobStore::new`].
+//!
+//! Besides the [`BlobStore`] trait, [`FsBlobStore`] keeps its original inherent API (which the
+//! trait methods of the same names wrap): `open` returns the [`File`], `writer` the concrete
+//! [`FsBlobWriter`], `contains` a plain `bool`, and `path` names a blob's file.
 
+use super::{Blob, BlobStore, BlobWriter, StoredBlob};
 use crate::record::Hash32;
 use crate::StoreError;
 use sha2::{Digest as _, Sha256};
@@ -12,23 +17,11 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-/// The blob store rooted at one directory (conventionally `<state>/artifacts`).
+/// The blob store rooted at one directory (conventionally `<state>/artifacts`). Also known by
+/// its original name, [`crate::ArtifactStore`].
 #[derive(Clone, Debug)]
-pub struct ArtifactStore {
+pub struct FsBlobStore {
     root: PathBuf,
-}
-
-/// A blob after [`ArtifactWriter::finish`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoredBlob {
-    /// SHA-256 of the content.
-    pub sha256: Hash32,
-    /// Length in bytes.
-    pub size: u64,
-    /// Where it lives.
-    pub path: PathBuf,
-    /// The same content was already stored (this write was a no-op).
-    pub existed: bool,
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -44,7 +37,7 @@ fn random_name() -> Result<String, StoreError> {
     Ok(format!("{}.tmp", hex::encode(b)))
 }
 
-impl ArtifactStore {
+impl FsBlobStore {
     /// Use `root` (created if missing) and delete any temporary files a previous run left.
     /// Call once per process at startup: it deletes in-progress writes of other instances.
     pub fn new(root: impl AsRef<Path>) -> Result<Self, StoreError> {
@@ -52,7 +45,7 @@ impl ArtifactStore {
         fs::create_dir_all(root.join("sha256"))?;
         fs::create_dir_all(root.join("tmp"))?;
         sync_dir(&root)?;
-        let store = ArtifactStore { root };
+        let store = FsBlobStore { root };
         store.clean_tmp()?;
         Ok(store)
     }
@@ -121,13 +114,13 @@ impl ArtifactStore {
     }
 
     /// Start writing a new blob.
-    pub fn writer(&self) -> Result<ArtifactWriter, StoreError> {
+    pub fn writer(&self) -> Result<FsBlobWriter, StoreError> {
         let tmp_path = self.tmp_dir().join(random_name()?);
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp_path)?;
-        Ok(ArtifactWriter {
+        Ok(FsBlobWriter {
             store: self.clone(),
             file: Some(file),
             tmp_path,
@@ -144,18 +137,19 @@ impl ArtifactStore {
     }
 }
 
-/// Streams one blob into the store. Dropping it without [`ArtifactWriter::finish`] deletes the
+/// Streams one blob into the store. Dropping it without [`FsBlobWriter::finish`] deletes the
 /// temporary file; nothing ever appears under a final name until `finish` renames it there.
+/// Also known by its original name, [`crate::ArtifactWriter`].
 #[derive(Debug)]
-pub struct ArtifactWriter {
-    store: ArtifactStore,
+pub struct FsBlobWriter {
+    store: FsBlobStore,
     file: Option<File>,
     tmp_path: PathBuf,
     hasher: Sha256,
     size: u64,
 }
 
-impl ArtifactWriter {
+impl FsBlobWriter {
     /// Append bytes (hashed as they are written).
     pub fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
         let f = self
@@ -207,15 +201,15 @@ impl ArtifactWriter {
         Ok(StoredBlob {
             sha256,
             size: self.size,
-            path: dest,
+            path: Some(dest),
             existed,
         })
     }
 }
 
-impl Write for ArtifactWriter {
+impl Write for FsBlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        ArtifactWriter::write(self, buf).map_err(|e| match e {
+        FsBlobWriter::write(self, buf).map_err(|e| match e {
             StoreError::Io(e) => e,
             other => io::Error::other(other.to_string()),
         })?;
@@ -230,11 +224,55 @@ impl Write for ArtifactWriter {
     }
 }
 
-impl Drop for ArtifactWriter {
+impl Drop for FsBlobWriter {
     fn drop(&mut self) {
         if !self.tmp_path.as_os_str().is_empty() {
             self.file = None;
             let _ = fs::remove_file(&self.tmp_path);
         }
+    }
+}
+
+impl BlobWriter for FsBlobWriter {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn finish(self: Box<Self>) -> Result<StoredBlob, StoreError> {
+        FsBlobWriter::finish(*self)
+    }
+}
+
+impl BlobStore for FsBlobStore {
+    fn writer(&self) -> Result<Box<dyn BlobWriter>, StoreError> {
+        Ok(Box::new(FsBlobStore::writer(self)?))
+    }
+
+    fn put(&self, data: &[u8]) -> Result<StoredBlob, StoreError> {
+        FsBlobStore::put(self, data)
+    }
+
+    fn open(&self, sha256: &Hash32) -> Result<Option<Blob>, StoreError> {
+        let Some(f) = FsBlobStore::open(self, sha256)? else {
+            return Ok(None);
+        };
+        let len = f.metadata()?.len();
+        Ok(Some(Blob {
+            reader: Box::new(f),
+            len,
+        }))
+    }
+
+    fn check(&self, sha256: &Hash32) -> Result<Option<bool>, StoreError> {
+        FsBlobStore::check(self, sha256)
+    }
+
+    fn contains(&self, sha256: &Hash32) -> Result<bool, StoreError> {
+        Ok(FsBlobStore::contains(self, sha256))
+    }
+
+    fn local_path(&self, sha256: &Hash32) -> Option<PathBuf> {
+        let p = self.path(sha256);
+        p.is_file().then_some(p)
     }
 }

@@ -1,0 +1,121 @@
+//! [`ArtifactIndex`] on SQLite: table `artifacts`.
+
+use super::{
+    key_ids_json, opt_hex, parse_hash, parse_key_ids, parse_opt_hash, sort_key, DbResult as _,
+    SqliteStore,
+};
+use crate::meta::{ArtifactMeta, ArtifactQuery, MAX_LIST};
+use crate::{ArtifactIndex, StoreError};
+use rusqlite::{params, Connection, Row};
+
+const ARTIFACT_COLUMNS: &str = "id, product, format, mode, version, input_sha256, output_sha256, \
+     detached_sha256, provenance_sha256, key_ids, client, created";
+
+fn decode_artifact(row: &Row<'_>) -> Result<ArtifactMeta, StoreError> {
+    let corrupt = |e: String| StoreError::Corrupt(format!("artifact row: {e}"));
+    let id: String = row.get(0).db()?;
+    Ok(ArtifactMeta {
+        product: row.get(1).db()?,
+        format: row.get(2).db()?,
+        mode: row.get(3).db()?,
+        version: row.get(4).db()?,
+        input_sha256: parse_hash("input_sha256", &row.get::<_, String>(5).db()?)
+            .map_err(corrupt)?,
+        output_sha256: parse_hash("output_sha256", &row.get::<_, String>(6).db()?)
+            .map_err(corrupt)?,
+        detached_sha256: parse_opt_hash("detached_sha256", row.get(7).db()?).map_err(corrupt)?,
+        provenance_sha256: parse_opt_hash("provenance_sha256", row.get(8).db()?)
+            .map_err(corrupt)?,
+        key_ids: parse_key_ids(&row.get::<_, String>(9).db()?).map_err(corrupt)?,
+        client: row.get(10).db()?,
+        created: row.get(11).db()?,
+        id,
+    })
+}
+
+pub(super) fn insert_artifact(conn: &Connection, m: &ArtifactMeta) -> Result<(), StoreError> {
+    let created_key = sort_key("created", &m.created)?;
+    conn.execute(
+        &format!("INSERT INTO artifacts ({ARTIFACT_COLUMNS}, created_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+        params![
+            m.id,
+            m.product,
+            m.format,
+            m.mode,
+            m.version,
+            hex::encode(m.input_sha256),
+            hex::encode(m.output_sha256),
+            opt_hex(&m.detached_sha256),
+            opt_hex(&m.provenance_sha256),
+            key_ids_json(&m.key_ids),
+            m.client,
+            m.created,
+            created_key,
+        ],
+    ).db()?;
+    Ok(())
+}
+
+impl ArtifactIndex for SqliteStore {
+    fn put_artifact(&self, m: &ArtifactMeta) -> Result<(), StoreError> {
+        m.validate()?;
+        let conn = self.lock();
+        insert_artifact(&conn, m)
+    }
+
+    fn artifact(&self, id: &str) -> Result<Option<ArtifactMeta>, StoreError> {
+        let conn = self.lock();
+        let mut st = conn
+            .prepare(&format!(
+                "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE id = ?1"
+            ))
+            .db()?;
+        let mut rows = st.query(params![id]).db()?;
+        match rows.next().db()? {
+            Some(r) => Ok(Some(decode_artifact(r)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn list_artifacts(
+        &self,
+        product: &str,
+        q: &ArtifactQuery,
+    ) -> Result<Vec<ArtifactMeta>, StoreError> {
+        let since = q
+            .since
+            .as_deref()
+            .map(|t| sort_key("since", t))
+            .transpose()?;
+        let until = q
+            .until
+            .as_deref()
+            .map(|t| sort_key("until", t))
+            .transpose()?;
+        let digest = q.digest.as_ref().map(hex::encode);
+        let limit = q.limit.unwrap_or(MAX_LIST).min(MAX_LIST);
+        let limit = i64::try_from(limit).unwrap_or(0);
+        let conn = self.lock();
+        let mut st = conn
+            .prepare(&format!(
+                "SELECT {ARTIFACT_COLUMNS} FROM artifacts
+             WHERE product = ?1
+               AND (?2 IS NULL OR version = ?2)
+               AND (?3 IS NULL OR input_sha256 = ?3 OR output_sha256 = ?3
+                    OR detached_sha256 = ?3 OR provenance_sha256 = ?3)
+               AND (?4 IS NULL OR created_key >= ?4)
+               AND (?5 IS NULL OR created_key < ?5)
+             ORDER BY created_key DESC, id
+             LIMIT ?6"
+            ))
+            .db()?;
+        let mut rows = st
+            .query(params![product, q.version, digest, since, until, limit])
+            .db()?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().db()? {
+            out.push(decode_artifact(r)?);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,226 @@
+//! [`AuditLog`] on SQLite: tables `audit_log` and `audit_checkpoints`.
+
+use super::{
+    key_ids_json, opt_hex, parse_hash, parse_key_ids, parse_opt_hash, read_only, seq_i64,
+    DbResult as _, SqliteStore,
+};
+use crate::checkpoint::Checkpoint;
+use crate::meta::ArtifactMeta;
+use crate::record::{
+    hash_from_hex, record_hash, Action, AuditEntry, AuditRecord, Decision, Hash32,
+    GENESIS_PREV_HASH,
+};
+use crate::{AuditLog, CheckpointRow, MalformedRow, RecordRow, StoreError};
+use rusqlite::{params, OptionalExtension, Row};
+
+const AUDIT_COLUMNS: &str = "seq, prev_hash, hash, time, client, action, product, key_ids, \
+     cert_sha256, input_sha256, output_sha256, format, mode, decision, reason, extra";
+
+fn decode_record(row: &Row<'_>) -> RecordRow {
+    let seq_raw: Result<i64, _> = row.get(0);
+    let seq = seq_raw
+        .ok()
+        .and_then(|s| u64::try_from(s).ok())
+        .filter(|&s| s > 0);
+    let bad = |reason: String| MalformedRow { seq, reason };
+    let Some(seq_val) = seq else {
+        return Err(bad(format!(
+            "seq {:?} is not a positive integer",
+            row.get::<_, i64>(0).ok()
+        )));
+    };
+    let text = |i: usize, name: &str| -> Result<String, MalformedRow> {
+        row.get::<_, String>(i)
+            .map_err(|e| bad(format!("{name}: {e}")))
+    };
+    let opt_text = |i: usize, name: &str| -> Result<Option<String>, MalformedRow> {
+        row.get::<_, Option<String>>(i)
+            .map_err(|e| bad(format!("{name}: {e}")))
+    };
+    let decision_s = text(13, "decision")?;
+    let entry = AuditEntry {
+        time: text(3, "time")?,
+        client: text(4, "client")?,
+        action: Action::from_name(&text(5, "action")?),
+        product: opt_text(6, "product")?,
+        key_ids: parse_key_ids(&text(7, "key_ids")?).map_err(bad)?,
+        cert_sha256: parse_opt_hash("cert_sha256", opt_text(8, "cert_sha256")?).map_err(bad)?,
+        input_sha256: parse_opt_hash("input_sha256", opt_text(9, "input_sha256")?).map_err(bad)?,
+        output_sha256: parse_opt_hash("output_sha256", opt_text(10, "output_sha256")?)
+            .map_err(bad)?,
+        format: opt_text(11, "format")?,
+        mode: opt_text(12, "mode")?,
+        decision: Decision::from_name(&decision_s)
+            .ok_or_else(|| bad(format!("decision {decision_s:?}")))?,
+        reason: opt_text(14, "reason")?,
+        extra: opt_text(15, "extra")?,
+    };
+    Ok(AuditRecord {
+        seq: seq_val,
+        prev_hash: parse_hash("prev_hash", &text(1, "prev_hash")?).map_err(bad)?,
+        hash: parse_hash("hash", &text(2, "hash")?).map_err(bad)?,
+        entry,
+    })
+}
+
+fn decode_checkpoint(row: &Row<'_>) -> CheckpointRow {
+    let seq = row
+        .get::<_, i64>(0)
+        .ok()
+        .and_then(|s| u64::try_from(s).ok());
+    let bad = |reason: String| MalformedRow { seq, reason };
+    let seq_val = seq.ok_or_else(|| bad("seq is not a non-negative integer".into()))?;
+    let head: String = row.get(1).map_err(|e| bad(format!("head_hash: {e}")))?;
+    let sigs: String = row.get(2).map_err(|e| bad(format!("signatures: {e}")))?;
+    Ok(Checkpoint {
+        seq: seq_val,
+        head_hash: parse_hash("head_hash", &head).map_err(bad)?,
+        signatures: serde_json::from_str(&sigs).map_err(|e| bad(format!("signatures: {e}")))?,
+    })
+}
+
+pub(super) fn insert_audit(
+    tx: &rusqlite::Transaction<'_>,
+    e: &AuditEntry,
+) -> Result<AuditRecord, StoreError> {
+    let head: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .db()?;
+    let (seq, prev_hash) = match head {
+        None => (1u64, GENESIS_PREV_HASH),
+        Some((s, h)) => {
+            let s =
+                u64::try_from(s).map_err(|_| StoreError::Corrupt(format!("last audit seq {s}")))?;
+            let h = hash_from_hex(&h)
+                .ok_or_else(|| StoreError::Corrupt(format!("audit record {s}: bad hash")))?;
+            (
+                s.checked_add(1)
+                    .ok_or_else(|| StoreError::Corrupt("seq overflow".into()))?,
+                h,
+            )
+        }
+    };
+    let hash = record_hash(seq, &prev_hash, e);
+    tx.execute(
+        &format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
+        params![
+            seq_i64(seq)?,
+            hex::encode(prev_hash),
+            hex::encode(hash),
+            e.time,
+            e.client,
+            e.action.as_str(),
+            e.product,
+            key_ids_json(&e.key_ids),
+            opt_hex(&e.cert_sha256),
+            opt_hex(&e.input_sha256),
+            opt_hex(&e.output_sha256),
+            e.format,
+            e.mode,
+            e.decision.as_str(),
+            e.reason,
+            e.extra,
+        ],
+    ).db()?;
+    Ok(AuditRecord {
+        seq,
+        prev_hash,
+        hash,
+        entry: e.clone(),
+    })
+}
+
+impl AuditLog for SqliteStore {
+    fn commit(
+        &self,
+        e: &AuditEntry,
+        artifact: Option<&ArtifactMeta>,
+    ) -> Result<AuditRecord, StoreError> {
+        self.group_commit(e, artifact)
+    }
+
+    fn head(&self) -> Result<Option<(u64, Hash32)>, StoreError> {
+        let conn = self.lock();
+        let head: Option<(i64, String)> = conn
+            .query_row(
+                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .db()?;
+        head.map(|(s, h)| {
+            let seq = u64::try_from(s).map_err(|_| StoreError::Corrupt(format!("seq {s}")))?;
+            let h = hash_from_hex(&h)
+                .ok_or_else(|| StoreError::Corrupt(format!("audit record {s}: bad hash")))?;
+            Ok((seq, h))
+        })
+        .transpose()
+    }
+
+    fn records(&self, from_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let conn = self.lock();
+        let mut st = conn
+            .prepare(&format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq >= ?1 ORDER BY seq LIMIT ?2"
+            ))
+            .db()?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = st.query(params![seq_i64(from_seq)?, limit]).db()?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().db()? {
+            out.push(decode_record(row).map_err(|m| {
+                StoreError::Corrupt(format!("audit record {:?}: {}", m.seq, m.reason))
+            })?);
+        }
+        Ok(out)
+    }
+
+    fn scan(&self, f: &mut dyn FnMut(RecordRow) -> bool) -> Result<(), StoreError> {
+        // Own connection: a consistent snapshot (WAL) without holding the writer lock.
+        let conn = read_only(&self.path)?;
+        let tx = conn.unchecked_transaction().db()?;
+        let mut st = tx
+            .prepare(&format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq"
+            ))
+            .db()?;
+        let mut rows = st.query([]).db()?;
+        while let Some(row) = rows.next().db()? {
+            if !f(decode_record(row)) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn store_checkpoint(&self, cp: &Checkpoint) -> Result<(), StoreError> {
+        let sigs = serde_json::to_string(&cp.signatures)
+            .map_err(|e| StoreError::Misuse(format!("checkpoint signatures: {e}")))?;
+        let conn = self.lock();
+        conn.execute(
+            "INSERT INTO audit_checkpoints (seq, head_hash, signatures) VALUES (?1, ?2, ?3)",
+            params![seq_i64(cp.seq)?, hex::encode(cp.head_hash), sigs],
+        )
+        .db()?;
+        Ok(())
+    }
+
+    fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError> {
+        let conn = self.lock();
+        let mut st = conn
+            .prepare("SELECT seq, head_hash, signatures FROM audit_checkpoints ORDER BY id")
+            .db()?;
+        let mut rows = st.query([]).db()?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().db()? {
+            out.push(decode_checkpoint(row));
+        }
+        Ok(out)
+    }
+}
