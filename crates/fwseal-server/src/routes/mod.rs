@@ -199,7 +199,7 @@ pub(crate) async fn spool<E>(
 
 /// A streamed file download from a blob.
 pub(crate) fn download(
-    blob: crate::service::store_compat::Blob,
+    blob: fwseal_store::Blob,
     content_type: &str,
     file_name: &str,
 ) -> Response {

@@ -2,7 +2,7 @@
 //! product's public keys, and the audit log export. Every read is audited.
 
 use super::format_compat::FormatExt as _;
-use super::store_compat::Blob;
+use fwseal_store::Blob;
 use super::{entry, ServiceError, SigningService};
 use crate::auth::{allowed, Identity};
 use crate::config::Role;

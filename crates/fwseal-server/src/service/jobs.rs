@@ -16,7 +16,7 @@
 
 use super::intake::{Input, Intake, SignParams};
 use super::signing::{mode_name, Finalize};
-use super::store_compat::Blob;
+use fwseal_store::Blob;
 use super::{entry, now_rfc3339, ServiceError, SigningService};
 use crate::auth::{allowed, Identity};
 use crate::config::{ApprovalPolicy, Config, ProductConfig, Role};

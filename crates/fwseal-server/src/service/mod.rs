@@ -23,7 +23,6 @@ pub mod format_compat;
 pub mod intake;
 pub mod jobs;
 pub mod signing;
-pub mod store_compat;
 
 pub use error::ServiceError;
 
@@ -35,7 +34,7 @@ use fwseal_store::{Action, AuditEntry, Decision};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
-use store_compat::{BlobStore, FsBlobStore, Store};
+use fwseal_store::{BlobStore, FsBlobStore, Store};
 
 /// The appliance: configuration, keys, store, blobs and metrics, and every operation on them.
 pub struct SigningService {
