@@ -198,11 +198,7 @@ pub(crate) async fn spool<E>(
 }
 
 /// A streamed file download from a blob.
-pub(crate) fn download(
-    blob: fwseal_store::Blob,
-    content_type: &str,
-    file_name: &str,
-) -> Response {
+pub(crate) fn download(blob: fwseal_store::Blob, content_type: &str, file_name: &str) -> Response {
     use axum::http::header;
     let len = blob.len;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);

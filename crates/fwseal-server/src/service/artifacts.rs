@@ -2,11 +2,11 @@
 //! product's public keys, and the audit log export. Every read is audited.
 
 use super::format_compat::FormatExt as _;
-use fwseal_store::Blob;
 use super::{entry, ServiceError, SigningService};
 use crate::auth::{allowed, Identity};
 use crate::config::Role;
 use fwseal_api::{ArtifactList, ArtifactView, KeyView, ProductKeys};
+use fwseal_store::Blob;
 use fwseal_store::{Action, ArtifactMeta, ArtifactQuery, Decision};
 
 /// A part of an artifact, ready to stream.

@@ -16,12 +16,12 @@
 
 use super::intake::{Input, Intake, SignParams};
 use super::signing::{mode_name, Finalize};
-use fwseal_store::Blob;
 use super::{entry, now_rfc3339, ServiceError, SigningService};
 use crate::auth::{allowed, Identity};
 use crate::config::{ApprovalPolicy, Config, ProductConfig, Role};
 use fwseal_api::{DigestValue, JobApproval, JobLinks, JobState as ApiJobState, JobView, SignQuery};
 use fwseal_formats::Format;
+use fwseal_store::Blob;
 use fwseal_store::{Action, ApproveOutcome, Decision, Job, JobRefusal, JobState};
 use std::time::{SystemTime, UNIX_EPOCH};
 

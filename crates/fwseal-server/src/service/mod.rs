@@ -31,10 +31,10 @@ use crate::config::{Config, ProductConfig, Role};
 use crate::keys::KeyService;
 use crate::metrics::Metrics;
 use fwseal_store::{Action, AuditEntry, Decision};
+use fwseal_store::{BlobStore, FsBlobStore, Store};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
-use fwseal_store::{BlobStore, FsBlobStore, Store};
 
 /// The appliance: configuration, keys, store, blobs and metrics, and every operation on them.
 pub struct SigningService {

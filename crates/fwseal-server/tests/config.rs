@@ -1,0 +1,105 @@
+//! Config validation: approval policies and reload-time checks.
+use fwseal_server::config::*;
+
+const HASHES: [&str; 4] = [
+    "1111111111111111111111111111111111111111111111111111111111111111",
+    "2222222222222222222222222222222222222222222222222222222222222222",
+    "3333333333333333333333333333333333333333333333333333333333333333",
+    "4444444444444444444444444444444444444444444444444444444444444444",
+];
+
+fn cfg(approvals: &str, approver_roles: &[&str]) -> Result<Config, ConfigError> {
+    let mut t = format!(
+        "listen = \"127.0.0.1:0\"\nstate_dir = \"/tmp/x\"\nidentity = \"i\"\n\
+         [hsm]\ndev_token = true\n[[product]]\nname = \"p\"\n{approvals}\n\
+         [[client]]\nname = \"ci\"\ntoken_sha256 = \"{}\"\nroles = {{ p = [\"submitter\"] }}\n",
+        HASHES[0]
+    );
+    for (i, r) in approver_roles.iter().enumerate() {
+        t.push_str(&format!(
+            "[[client]]\nname = \"a{i}\"\ntoken_sha256 = \"{}\"\nroles = {{ {r} }}\n",
+            HASHES[i + 1]
+        ));
+    }
+    Config::parse(&t, std::path::Path::new("test.toml"))
+}
+
+fn invalid(r: Result<Config, ConfigError>, want: &str) {
+    match r {
+        Err(ConfigError::Invalid(m)) | Err(ConfigError::Parse { message: m, .. }) => {
+            assert!(m.contains(want), "{m:?} lacks {want:?}")
+        }
+        other => panic!("expected an error mentioning {want:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn approval_policies_are_validated() {
+    let c = cfg(
+        "approvals = { required = 2, of_role = \"release-approver\" }",
+        &["p = [\"release-approver\"]", "\"*\" = [\"admin\"]"],
+    )
+    .unwrap();
+    let a = c.product("p").unwrap().approvals.clone().unwrap();
+    assert_eq!(a.required, 2);
+    assert_eq!(a.expires_after_secs, 7 * 24 * 3600);
+    assert!(a.applies_to(Some(5)));
+    // `approver` is an alias of release-approver.
+    cfg(
+        "approvals = { required = 1, of_role = \"approver\" }",
+        &["p = [\"approver\"]"],
+    )
+    .unwrap();
+    invalid(
+        cfg(
+            "approvals = { required = 0 }",
+            &["p = [\"release-approver\"]"],
+        ),
+        "at least 1",
+    );
+    invalid(
+        cfg(
+            "approvals = { required = 3, of_role = \"release-approver\" }",
+            &["p = [\"release-approver\"]", "p = [\"factory\"]"],
+        ),
+        "only 1 client(s) hold the release-approver role",
+    );
+    invalid(
+        cfg("approvals = { required = 1, of_role = \"boss\" }", &[]),
+        "unknown variant",
+    );
+    invalid(
+        cfg(
+            "approvals = { required = 1, expires_after_secs = 0 }",
+            &["p = [\"release-approver\"]"],
+        ),
+        "expires_after_secs",
+    );
+    invalid(
+        cfg(
+            "approvals = { required = 1, key_versions = [0] }",
+            &["p = [\"release-approver\"]"],
+        ),
+        "key_versions",
+    );
+}
+
+#[test]
+fn key_versions_restrict_the_policy() {
+    let c = cfg(
+        "approvals = { required = 1, key_versions = [2] }",
+        &["p = [\"release-approver\"]"],
+    )
+    .unwrap();
+    let a = c.product("p").unwrap().approvals.clone().unwrap();
+    assert!(a.applies_to(Some(2)));
+    assert!(!a.applies_to(Some(1)));
+    assert!(a.applies_to(None), "an unknown version fails closed");
+}
+
+#[test]
+fn the_documented_example_config_is_valid() {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hsm-config/fwseal.toml");
+    let c = Config::load(&p).unwrap();
+    assert!(c.products.iter().any(|p| p.approvals.is_some()));
+}
