@@ -1,4 +1,5 @@
 //! Config validation: approval policies and reload-time checks.
+#![allow(clippy::unwrap_used)]
 use fwseal_server::config::*;
 
 const HASHES: [&str; 4] = [

@@ -22,6 +22,7 @@ mod error;
 pub mod format_compat;
 pub mod intake;
 pub mod jobs;
+mod release;
 pub mod signing;
 
 pub use error::ServiceError;
