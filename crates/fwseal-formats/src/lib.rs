@@ -76,13 +76,16 @@ pub enum Detection {
     Fallback,
 }
 
+/// Prepare a signing plan from an image held in memory.
+pub type PrepareFn = fn(&[u8], &Request) -> Result<Box<dyn Prepared>, FormatError>;
+
 /// How a format prepares a signing plan.
 #[derive(Clone, Copy)]
 pub enum Preparation {
     /// Push-based, constant memory (the whole input never needs to be held).
     Stream(fn(Request) -> Box<dyn StreamPreparer>),
     /// Random access: the whole input is held in memory (bounded by the caller's limit).
-    Buffered(fn(&[u8], &Request) -> Result<Box<dyn Prepared>, FormatError>),
+    Buffered(PrepareFn),
 }
 
 /// One format, self-described: names, wire id, capabilities, algorithm rules and the entry
@@ -594,7 +597,7 @@ pub fn prepare_stream(
 }
 
 struct Buffered {
-    prepare: fn(&[u8], &Request) -> Result<Box<dyn Prepared>, FormatError>,
+    prepare: PrepareFn,
     req: Request,
     buf: Vec<u8>,
     limit: u64,

@@ -365,9 +365,9 @@ pub fn parse_trailer(tail: &[u8], base: u64, hdr: &Header) -> Result<Trailer, Fo
 /// Image hash TLV type for a hash algorithm.
 fn hash_tlv(alg: DigestAlg) -> u16 {
     match alg {
+        DigestAlg::Sha256 => TLV_SHA256,
         DigestAlg::Sha384 => TLV_SHA384,
         DigestAlg::Sha512 => TLV_SHA512,
-        _ => TLV_SHA256,
     }
 }
 
