@@ -29,6 +29,14 @@ struct Sample {
     file: &'static str,
 }
 
+/// Formats whose products sign with RSA by default (Authenticode).
+fn needs_rsa(f: Format) -> bool {
+    matches!(
+        f.default_classical(),
+        SigAlg::RsaPkcs1Sha256 | SigAlg::RsaPssSha256
+    )
+}
+
 fn samples() -> Result<Vec<Sample>> {
     SAMPLES
         .iter()
@@ -82,6 +90,11 @@ pub fn run(root: &Path) -> Result<()> {
     let out = root.join("target/demo");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(out.join("keys"))?;
+    // Every format goes to the product whose key it needs: ECDSA ("widget") or RSA ("uefi-app").
+    let (rsa_formats, ec_formats): (Vec<&str>, Vec<&str>) = fwseal_formats::FORMATS
+        .iter()
+        .map(|s| s.name)
+        .partition(|n| Format::from_name(n).is_some_and(needs_rsa));
     let app = Appliance::provision_with(
         &fwseald,
         &out,
@@ -89,12 +102,12 @@ pub fn run(root: &Path) -> Result<()> {
         &[
             Product {
                 name: "widget",
-                formats: &["raw", "mcuboot", "ihex", "dfu"],
+                formats: &ec_formats,
                 classical: None,
             },
             Product {
                 name: "uefi-app",
-                formats: &["efi"],
+                formats: &rsa_formats,
                 classical: Some("rsa-pkcs1-sha256"),
             },
         ],
@@ -133,11 +146,7 @@ pub fn run(root: &Path) -> Result<()> {
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
-        // Formats that need an RSA key (Authenticode) are signed by the RSA product.
-        let rsa = matches!(
-            s.format.default_classical(),
-            SigAlg::RsaPkcs1Sha256 | SigAlg::RsaPssSha256
-        );
+        let rsa = needs_rsa(s.format);
         let product = if rsa { "uefi-app" } else { "widget" };
         let (ck, cp): (&Path, &Path) = if rsa { (&cert, &epq) } else { (&ec, &pq) };
         for mode in [Mode::Embedded, Mode::Detached] {

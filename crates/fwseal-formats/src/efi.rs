@@ -64,13 +64,7 @@ pub static SPEC: FormatSpec = FormatSpec {
     rsa_scheme: Some(SigAlg::RsaPkcs1Sha256),
     // OVMF/EDK2 Secure Boot refuses ECDSA Authenticode signatures.
     default_classical: SigAlg::RsaPkcs1Sha256,
-    detect: |d| {
-        if looks_like(d) {
-            Detection::Match
-        } else {
-            Detection::NoMatch
-        }
-    },
+    detect: |d| Detection::when(looks_like(d)),
     hint_mismatch: || Some(crate::wrong_magic(Format::Efi)),
     prepare: Preparation::Buffered(prepare),
     extract,

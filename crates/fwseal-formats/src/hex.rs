@@ -55,13 +55,7 @@ pub static SPEC: FormatSpec = FormatSpec {
     carries_pq: true,
     rsa_scheme: None,
     default_classical: SigAlg::EcdsaP256Sha256,
-    detect: |d| {
-        if looks_like(d) {
-            Detection::Match
-        } else {
-            Detection::NoMatch
-        }
-    },
+    detect: |d| Detection::when(looks_like(d)),
     hint_mismatch: || Some(crate::wrong_magic(Format::Ihex)),
     prepare: Preparation::Buffered(prepare),
     extract,

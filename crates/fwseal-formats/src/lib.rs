@@ -76,6 +76,17 @@ pub enum Detection {
     Fallback,
 }
 
+impl Detection {
+    /// [`Detection::Match`] if `yes`, else [`Detection::NoMatch`] (for magic checks).
+    pub fn when(yes: bool) -> Self {
+        if yes {
+            Detection::Match
+        } else {
+            Detection::NoMatch
+        }
+    }
+}
+
 /// Prepare a signing plan from an image held in memory.
 pub type PrepareFn = fn(&[u8], &Request) -> Result<Box<dyn Prepared>, FormatError>;
 
