@@ -730,6 +730,22 @@ mod spec_tests {
     }
 
     #[test]
+    fn every_format_has_its_contract_fixtures_and_fuzz_target() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        for s in FORMATS {
+            assert!(root.join(s.doc).is_file(), "{}: {} missing", s.name, s.doc);
+            assert!(
+                root.join(s.fixtures).is_dir(),
+                "{}: {} missing",
+                s.name,
+                s.fixtures
+            );
+            let t = format!("fuzz/fuzz_targets/{}.rs", s.fuzz_target);
+            assert!(root.join(&t).is_file(), "{}: {t} missing", s.name);
+        }
+    }
+
+    #[test]
     fn names_and_algorithm_rules_are_as_before() {
         for (n, f) in [
             ("raw", Format::Raw),
