@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let _ = detect(data, None);
     let req = Request::hybrid(SigAlg::EcdsaP256Sha256, SigAlg::MlDsa65, Mode::Embedded, "fuzz");
-    for f in Format::ALL {
+    for f in Format::all() {
         let _ = prepare(f, data, &req);
         let _ = extract(f, data);
     }

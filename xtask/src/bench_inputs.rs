@@ -3,6 +3,7 @@
 //! a PE `.efi` enlarged with one big section, and DFU 1.1 (suffix + CRC).
 
 use anyhow::{ensure, Context, Result};
+use fwseal_formats::Format;
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
@@ -62,6 +63,18 @@ fn create(path: &Path) -> Result<std::io::BufWriter<std::fs::File>> {
     Ok(std::io::BufWriter::new(
         std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?,
     ))
+}
+
+/// A generated input of about `size` bytes for `format` (every format has a generator: a new
+/// format fails to compile here until it gets one).
+pub fn write_input(root: &Path, format: Format, path: &Path, size: u64, seed: u64) -> Result<()> {
+    match format {
+        Format::Raw => write_raw(path, size, seed),
+        Format::Mcuboot => write_mcuboot(path, size - 32, seed),
+        Format::Dfu => write_dfu(path, usize::try_from(size - 16)?, seed),
+        Format::Ihex => write_hex(path, size, seed).map(|_| ()),
+        Format::Efi => write_efi(root, path, usize::try_from(size)?, seed),
+    }
 }
 
 /// A raw image of `len` random bytes.
@@ -196,7 +209,7 @@ pub fn write_efi(root: &Path, path: &Path, payload_len: usize, seed: u64) -> Res
 mod tests {
     use super::*;
     use fwseal_crypto::SigAlg;
-    use fwseal_formats::{detect, prepare, Format, Mode, Request};
+    use fwseal_formats::{detect, prepare, Mode, Request};
 
     fn req(c: SigAlg) -> Request {
         Request::hybrid(c, SigAlg::MlDsa65, Mode::Embedded, "t")

@@ -13,41 +13,45 @@ use fwseal_formats::{Format, Mode};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Sample images; each one's format is what its extension names (`Format::from_name`).
+const SAMPLES: &[&str] = &[
+    "fixtures/raw/sample.bin",
+    "fixtures/raw/sample.fw",
+    "fixtures/mcuboot/unsigned-h200.img",
+    "fixtures/hex/multi.hex",
+    "fixtures/dfu/dfu11.dfu",
+    "fixtures/dfu/dfuse.dfu",
+    "fixtures/efi/hello.efi",
+];
+
 struct Sample {
     format: Format,
     file: &'static str,
 }
 
-const SAMPLES: &[Sample] = &[
-    Sample {
-        format: Format::Raw,
-        file: "fixtures/raw/sample.bin",
-    },
-    Sample {
-        format: Format::Raw,
-        file: "fixtures/raw/sample.fw",
-    },
-    Sample {
-        format: Format::Mcuboot,
-        file: "fixtures/mcuboot/unsigned-h200.img",
-    },
-    Sample {
-        format: Format::Ihex,
-        file: "fixtures/hex/multi.hex",
-    },
-    Sample {
-        format: Format::Dfu,
-        file: "fixtures/dfu/dfu11.dfu",
-    },
-    Sample {
-        format: Format::Dfu,
-        file: "fixtures/dfu/dfuse.dfu",
-    },
-    Sample {
-        format: Format::Efi,
-        file: "fixtures/efi/hello.efi",
-    },
-];
+/// Formats whose products sign with RSA by default (Authenticode).
+fn needs_rsa(f: Format) -> bool {
+    matches!(
+        f.default_classical(),
+        SigAlg::RsaPkcs1Sha256 | SigAlg::RsaPssSha256
+    )
+}
+
+fn samples() -> Result<Vec<Sample>> {
+    SAMPLES
+        .iter()
+        .map(|file| {
+            let ext = Path::new(file)
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or_default();
+            match Format::from_name(ext) {
+                Some(format) => Ok(Sample { format, file }),
+                None => bail!("demo sample {file}: no format has the extension {ext:?}"),
+            }
+        })
+        .collect()
+}
 
 struct Row {
     file: String,
@@ -86,6 +90,11 @@ pub fn run(root: &Path) -> Result<()> {
     let out = root.join("target/demo");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(out.join("keys"))?;
+    // Every format goes to the product whose key it needs: ECDSA ("widget") or RSA ("uefi-app").
+    let (rsa_formats, ec_formats): (Vec<&str>, Vec<&str>) = fwseal_formats::FORMATS
+        .iter()
+        .map(|s| s.name)
+        .partition(|n| Format::from_name(n).is_some_and(needs_rsa));
     let app = Appliance::provision_with(
         &fwseald,
         &out,
@@ -93,12 +102,12 @@ pub fn run(root: &Path) -> Result<()> {
         &[
             Product {
                 name: "widget",
-                formats: &["raw", "mcuboot", "ihex", "dfu"],
+                formats: &ec_formats,
                 classical: None,
             },
             Product {
                 name: "uefi-app",
-                formats: &["efi"],
+                formats: &rsa_formats,
                 classical: Some("rsa-pkcs1-sha256"),
             },
         ],
@@ -131,22 +140,15 @@ pub fn run(root: &Path) -> Result<()> {
     println!("fwseald listening on {addr}\n");
 
     let mut rows = Vec::new();
-    for s in SAMPLES {
+    for s in &samples()? {
         let input_path = root.join(s.file);
         let base = Path::new(s.file)
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let product = if s.format == Format::Efi {
-            "uefi-app"
-        } else {
-            "widget"
-        };
-        let (ck, cp): (&Path, &Path) = if s.format == Format::Efi {
-            (&cert, &epq)
-        } else {
-            (&ec, &pq)
-        };
+        let rsa = needs_rsa(s.format);
+        let product = if rsa { "uefi-app" } else { "widget" };
+        let (ck, cp): (&Path, &Path) = if rsa { (&cert, &epq) } else { (&ec, &pq) };
         for mode in [Mode::Embedded, Mode::Detached] {
             let dir = out.join(format!("{mode:?}").to_lowercase());
             std::fs::create_dir_all(&dir)?;
@@ -451,7 +453,10 @@ fn judge(
             };
             ("sbverify + osslsigncode verify".into(), Some(a && b))
         }
-        _ => ("(fwseal verify only)".into(), Some(true)),
+        // No stock judge reads a detached fwseal document for these formats.
+        (Format::Mcuboot | Format::Ihex | Format::Efi, Mode::Detached) => {
+            ("(fwseal verify only)".into(), Some(true))
+        }
     }
 }
 

@@ -243,15 +243,15 @@ fn fuzz(args: &[String]) -> Result<()> {
     }
     // cargo-fuzz passes nightly-only flags (-Zsanitizer); RUSTC_BOOTSTRAP lets the stable
     // toolchain accept them, so no nightly toolchain is needed.
-    let targets: &[(&str, &str)] = &[
-        ("detect", "fixtures"),
-        ("sigblock", "fixtures/raw"),
-        ("mcuboot", "fixtures/mcuboot"),
-        ("ihex", "fixtures/hex"),
-        ("dfu", "fixtures/dfu"),
-        ("efi", "fixtures/efi"),
-        ("remote", "fuzz/seeds/remote"),
-    ];
+    // Detection over every fixture, one target per format (its descriptor names the target and
+    // its fixtures), then the client-side hashing wire types.
+    let mut targets: Vec<(&str, &str)> = vec![("detect", "fixtures")];
+    targets.extend(
+        fwseal_formats::FORMATS
+            .iter()
+            .map(|s| (s.fuzz_target, s.fixtures)),
+    );
+    targets.push(("remote", "fuzz/seeds/remote"));
     let mut summary = Vec::new();
     for (t, seeds) in targets {
         let corpus = Path::new("fuzz/corpus").join(t);

@@ -36,7 +36,10 @@ pub fn sign(a: &SignArgs, client: &Client, json: bool) -> Result<serde_json::Val
         Mode::Embedded
     };
     let forced = match &a.format {
-        Some(f) => Some(Format::from_name(f).ok_or_else(|| anyhow!("unknown format {f:?}"))?),
+        Some(f) => Some(
+            Format::from_name(f)
+                .ok_or_else(|| anyhow!("unknown format {f:?} ({})", Format::names()))?,
+        ),
         None => None,
     };
     let mut params: HashMap<Format, SignParams> = HashMap::new();
@@ -131,7 +134,7 @@ pub fn sign(a: &SignArgs, client: &Client, json: bool) -> Result<serde_json::Val
                     .with_context(|| format!("write {}", out.display()))?;
                 client::persist(tmp, &out)?;
                 // Formats that cannot carry the PQ half (.efi) get the detached document too.
-                if plan.format() == Format::Efi {
+                if !plan.format().spec().carries_pq {
                     client::write_atomic(&suffixed(&out, ".sig.json"), doc.as_bytes())?;
                 }
             }

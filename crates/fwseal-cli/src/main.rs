@@ -83,8 +83,7 @@ struct FormatArg {
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
-    Format::from_name(s)
-        .ok_or_else(|| format!("unknown format {s:?} (raw, mcuboot, ihex, dfu, efi)"))
+    Format::from_name(s).ok_or_else(|| format!("unknown format {s:?} ({})", Format::names()))
 }
 
 #[derive(Args)]
@@ -141,14 +140,8 @@ fn detect_for(data: &[u8], path: &Path, over: Option<Format>) -> Result<Format> 
 
 /// The digest of an unsigned image: what the device will check once it is signed.
 fn unsigned_digest(format: Format, data: &[u8]) -> Option<(fwseal_crypto::DigestAlg, Vec<u8>)> {
-    use fwseal_crypto::SigAlg;
-    let classical = if format == Format::Efi {
-        SigAlg::RsaPkcs1Sha256
-    } else {
-        SigAlg::EcdsaP256Sha256
-    };
     let req = fwseal_formats::Request {
-        classical: Some(classical),
+        classical: Some(format.default_classical()),
         pq: None,
         mode: fwseal_formats::Mode::Detached,
         options: fwseal_formats::SignOptions {

@@ -225,7 +225,11 @@ pub fn sign(a: &SignArgs, json: bool) -> Result<serde_json::Value> {
         } else {
             client.download(links["image"].as_str().unwrap_or_default(), &out, json)?;
             // Formats that cannot carry the PQ half (.efi) get the detached document as well.
-            if resp["format"] == "efi" {
+            let carries_pq = resp["format"]
+                .as_str()
+                .and_then(fwseal_formats::Format::from_name)
+                .is_none_or(|f| f.spec().carries_pq);
+            if !carries_pq {
                 let mut d = out.as_os_str().to_owned();
                 d.push(".sig.json");
                 client.download(

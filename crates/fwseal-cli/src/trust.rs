@@ -173,13 +173,13 @@ pub fn verify_image(
             .iter()
             .find(|s| s.alg.family() == Family::PostQuantum)
             .map(|s| s.alg);
-        let mut options = SignOptions {
+        // A format whose primary digest is selectable (raw) reads `raw_digest`; the others
+        // ignore it and the digest comparison below catches a mismatch.
+        let options = SignOptions {
             product: doc.product.clone(),
+            raw_digest: doc.digest.alg,
             ..SignOptions::default()
         };
-        if format == Format::Raw {
-            options.raw_digest = doc.digest.alg;
-        }
         let req = Request {
             classical,
             pq,

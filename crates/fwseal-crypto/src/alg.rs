@@ -9,7 +9,6 @@ use sha2::Digest as _;
 /// A hash function used to build a format-aware digest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
 pub enum DigestAlg {
     /// SHA-256 (FIPS 180-4).
     Sha256,
@@ -186,7 +185,6 @@ pub enum Family {
 
 /// A signature algorithm, including the hash it is used with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[non_exhaustive]
 pub enum SigAlg {
     /// ECDSA on P-256 with SHA-256. Signature: DER `Ecdsa-Sig-Value`.
     #[serde(rename = "ecdsa-p256-sha256")]

@@ -13,12 +13,13 @@
 //!   signature block at the end of the last target. DfuSe input is **buffered** (not streamed),
 //!   up to [`DFUSE_MAX_LEN`] bytes: these are MCU flash images of a few MiB at most.
 
-use crate::raw::block_meta;
-use crate::sigblock::{self, BlockMeta};
-use crate::{Extracted, Format, FormatError, Mode, Part, Prepared, Request, StreamPreparer};
-use fwseal_crypto::{
-    DigestAlg, Digests, Hasher, MultiHasher, SigAlg, Signature, SignatureSet, SignedMessage,
+use crate::reader::{peek_u16_le, peek_u32_le, Reader};
+use crate::sigblock::{self, BlockPlan, Layout};
+use crate::{
+    Detection, Extracted, Format, FormatError, FormatSpec, Mode, Part, Preparation, Prepared,
+    Request, StreamPreparer,
 };
+use fwseal_crypto::{DigestAlg, Digests, Hasher, MultiHasher, SigAlg};
 
 /// Length of the DFU suffix.
 pub const SUFFIX_LEN: usize = 16;
@@ -41,20 +42,31 @@ const HOLD: usize = sigblock::MAX_BLOCK_LEN + SUFFIX_LEN;
 /// Primary digest of DFU images.
 const PRIMARY: DigestAlg = DigestAlg::Sha256;
 
+/// The DFU / DfuSe descriptor.
+pub static SPEC: FormatSpec = FormatSpec {
+    format: Format::Dfu,
+    name: "dfu",
+    aliases: &["dfuse"],
+    extensions: &["dfu"],
+    id: 4,
+    streams: true,
+    summary: "DFU 1.1 / DfuSe file",
+    doc: "formats/dfu.md",
+    fixtures: "fixtures/dfu",
+    fuzz_target: "dfu",
+    carries_pq: true,
+    rsa_scheme: None,
+    default_classical: SigAlg::EcdsaP256Sha256,
+    detect: |d| Detection::when(looks_like(d)),
+    hint_mismatch: || Some(crate::wrong_magic(Format::Dfu)),
+    prepare: Preparation::Stream(|req| Box::new(DfuStream::new(req))),
+    extract,
+    describe,
+};
+
 fn err(offset: u64, what: impl Into<String>) -> FormatError {
     FormatError::at(Format::Dfu, offset, what)
 }
-fn rd16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(
-        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
-    ))
-}
-fn rd32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(
-        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
-    ))
-}
-
 /// The DFU suffix CRC value (what `dwCRC` holds) of `data`: CRC-32 without the final xor.
 pub fn suffix_crc(data: &[u8]) -> u32 {
     !crc32fast::hash(data)
@@ -74,7 +86,7 @@ pub fn looks_like(data: &[u8]) -> bool {
         return false;
     };
     data.get(s + 8..s + 12) == Some(b"UFD\x10".as_slice())
-        && matches!(rd16(data, s + 6), Some(0x0100 | 0x0110 | BCD_DFUSE))
+        && matches!(peek_u16_le(data, s + 6), Some(0x0100 | 0x0110 | BCD_DFUSE))
 }
 
 /// The DFU suffix fields.
@@ -113,13 +125,13 @@ impl Suffix {
                 ),
             ));
         }
-        let f = |at| rd16(s, at).unwrap_or(0);
+        let f = |at| peek_u16_le(s, at).unwrap_or(0);
         Ok(Suffix {
             bcd_device: f(0),
             id_product: f(2),
             id_vendor: f(4),
             bcd_dfu: f(6),
-            crc: rd32(s, 12).unwrap_or(0),
+            crc: peek_u32_le(s, 12).unwrap_or(0),
         })
     }
 
@@ -255,7 +267,7 @@ impl DfuSeFile {
                 format!("DfuSe prefix version {version}, expected 1"),
             ));
         }
-        let image_size = rd32(data, 6).unwrap_or(0);
+        let image_size = peek_u32_le(data, 6).unwrap_or(0);
         // UM0391 and dfuse-pack: the whole file, suffix included. Tolerate the variant that
         // leaves the suffix out; anything else lies.
         if u64::from(image_size) != total && u64::from(image_size) != total - SUFFIX_LEN as u64 {
@@ -286,17 +298,22 @@ impl DfuSeFile {
                     format!("target {t} signature is not \"Target\""),
                 ));
             }
-            let alt = hdr.get(6).copied().unwrap_or(0);
-            let named = rd32(hdr, 7).unwrap_or(0);
-            let raw_name = hdr.get(11..266).unwrap_or_default();
+            // "Target" ‖ bAlternateSetting ‖ bTargetNamed ‖ szTargetName[255] ‖ dwTargetSize ‖
+            // dwNbElements: the 274 bytes are there (checked above).
+            let mut r = Reader::new(Format::Dfu, hdr, at as u64);
+            let short = "truncated DfuSe target prefix";
+            r.skip(6, short)?;
+            let alt = r.u8(short)?;
+            let named = r.u32_le(short)?;
+            let raw_name = r.bytes(255, short)?;
             let name_end = raw_name
                 .iter()
                 .position(|&b| b == 0)
                 .unwrap_or(raw_name.len());
             let name =
                 String::from_utf8_lossy(raw_name.get(..name_end).unwrap_or_default()).into_owned();
-            let size = rd32(hdr, 266).unwrap_or(0) as usize;
-            let count = rd32(hdr, 270).unwrap_or(0);
+            let size = r.u32_le(short)? as usize;
+            let count = r.u32_le(short)?;
             let body = at + DFUSE_TARGET_LEN;
             let body_end = body
                 .checked_add(size)
@@ -318,8 +335,8 @@ impl DfuSeFile {
                         ),
                     ));
                 }
-                let address = rd32(data, e_at).unwrap_or(0);
-                let esize = rd32(data, e_at + 4).unwrap_or(0);
+                let address = peek_u32_le(data, e_at).unwrap_or(0);
+                let esize = peek_u32_le(data, e_at + 4).unwrap_or(0);
                 let d_end = (e_at + DFUSE_ELEMENT_LEN)
                     .checked_add(esize as usize)
                     .filter(|&x| x <= body_end)
@@ -554,15 +571,15 @@ impl StreamPreparer for DfuStream {
                 hasher.update(kept);
                 let mut payload_crc = crc;
                 payload_crc.update(kept);
-                Ok(Box::new(DfuPlan {
-                    digests: hasher.finish(),
-                    kind: Kind::Plain {
+                Ok(plan(
+                    req,
+                    hasher.finish(),
+                    Kind::Plain {
                         payload_len: flushed + keep as u64,
                         payload_crc,
                         suffix,
                     },
-                    req,
-                }))
+                ))
             }
             State::Undecided(_) => Err(FormatError::Misuse("unreachable DFU state".into())),
         }
@@ -578,16 +595,16 @@ fn prepare_dfuse(req: Request, data: Vec<u8>) -> Result<Box<dyn Prepared>, Forma
     } else {
         None
     };
-    Ok(Box::new(DfuPlan {
-        digests: h.finish(),
-        kind: Kind::DfuSe {
+    Ok(plan(
+        req,
+        h.finish(),
+        Kind::DfuSe {
             data,
             file,
             canon_len,
             sig_address,
         },
-        req,
-    }))
+    ))
 }
 
 /// Where the signature element goes: the configured address, or the next 16-byte-aligned address
@@ -645,53 +662,19 @@ enum Kind {
     },
 }
 
-/// A prepared DFU or DfuSe file.
-pub struct DfuPlan {
-    req: Request,
-    digests: Digests,
-    kind: Kind,
-}
-
-impl DfuPlan {
-    fn meta(&self) -> BlockMeta {
-        let range = match &self.kind {
+impl Kind {
+    /// What the digests cover.
+    fn range(&self) -> (u64, u64) {
+        match self {
             Kind::Plain { payload_len, .. } => (0, *payload_len),
             Kind::DfuSe { canon_len, .. } => (0, *canon_len),
-        };
-        block_meta(Format::Dfu, &self.req, &self.digests, range)
-    }
-
-    fn message(&self, alg: SigAlg) -> Result<SignedMessage, FormatError> {
-        sigblock::plan_message(self.req.mode, &self.meta(), alg, &self.digests)
+        }
     }
 }
 
-impl Prepared for DfuPlan {
-    fn format(&self) -> Format {
-        Format::Dfu
-    }
-    fn request(&self) -> &Request {
-        &self.req
-    }
-    fn digest(&self) -> (DigestAlg, Vec<u8>) {
-        (
-            PRIMARY,
-            self.digests.get(PRIMARY).unwrap_or_default().to_vec(),
-        )
-    }
-    fn pq_message(&self, alg: SigAlg) -> Result<SignedMessage, FormatError> {
-        self.message(alg)
-    }
-    fn classical_message(
-        &self,
-        alg: SigAlg,
-        _pq: Option<&Signature>,
-    ) -> Result<SignedMessage, FormatError> {
-        self.message(alg)
-    }
-    fn embed(&self, set: &SignatureSet) -> Result<Vec<Part>, FormatError> {
-        let block = sigblock::encode(&self.meta(), set)?;
-        match &self.kind {
+impl Layout for Kind {
+    fn embed(&self, block: Vec<u8>) -> Result<Vec<Part>, FormatError> {
+        match self {
             Kind::Plain {
                 payload_len,
                 payload_crc,
@@ -718,6 +701,19 @@ impl Prepared for DfuPlan {
             } => embed_dfuse(data, file, *sig_address, block),
         }
     }
+}
+
+/// A DFU / DfuSe signing plan.
+fn plan(req: Request, digests: Digests, kind: Kind) -> Box<dyn Prepared> {
+    Box::new(BlockPlan {
+        format: Format::Dfu,
+        req,
+        digests,
+        primary: PRIMARY,
+        range: kind.range(),
+        fill: None,
+        layout: kind,
+    })
 }
 
 fn embed_dfuse(
@@ -834,18 +830,6 @@ fn parse_plain(data: &[u8]) -> Result<Plain<'_>, FormatError> {
     })
 }
 
-fn found(d: sigblock::Decoded) -> Extracted {
-    Extracted {
-        format: Format::Dfu,
-        digest: d.meta.digests[0].clone(),
-        signatures: d.found(),
-        certificates: vec![],
-        product: Some(d.meta.product.clone()),
-        image_version: d.meta.image_version,
-        security_counter: d.meta.security_counter,
-    }
-}
-
 /// Extract the fwseal signature block of a signed DFU / DfuSe file and check its digests against
 /// the file (payload for DFU 1.1, canonical element encoding for DfuSe).
 pub fn extract(data: &[u8]) -> Result<Extracted, FormatError> {
@@ -863,7 +847,7 @@ pub fn extract(data: &[u8]) -> Result<Extracted, FormatError> {
             file.canonical(data, &mut |b| h.update(b));
             h.finish()
         })?;
-        return Ok(found(d));
+        return d.extracted();
     }
     let p = parse_plain(data)?;
     let start = p.block.ok_or(FormatError::NotSigned(Format::Dfu))?;
@@ -876,7 +860,7 @@ pub fn extract(data: &[u8]) -> Result<Extracted, FormatError> {
     sigblock::check_digests(Format::Dfu, &d, start as u64, (0, start as u64), |a| {
         a.hash(payload)
     })?;
-    Ok(found(d))
+    d.extracted()
 }
 
 fn suffix_line(s: &Suffix) -> String {

@@ -24,7 +24,11 @@
 //!
 //! Input is held in memory (PE needs random access); [`MAX_IMAGE_LEN`] bounds it.
 
-use crate::{detached, Extracted, Format, FormatError, Part, Prepared, Request};
+use crate::reader::Reader;
+use crate::{
+    detached, Detection, Extracted, Format, FormatError, FormatSpec, Part, Preparation, Prepared,
+    Request,
+};
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::{
@@ -42,6 +46,30 @@ use x509_cert::Certificate;
 
 /// Largest `.efi` accepted (1 GiB). PE file offsets are 32-bit; UEFI images are far smaller.
 pub const MAX_IMAGE_LEN: u64 = 1 << 30;
+
+/// The PE/COFF (UEFI, Authenticode) descriptor.
+pub static SPEC: FormatSpec = FormatSpec {
+    format: Format::Efi,
+    name: "efi",
+    aliases: &["pe"],
+    extensions: &["efi"],
+    id: 5,
+    streams: false,
+    summary: "PE/COFF UEFI image, Authenticode",
+    doc: "formats/efi.md",
+    fixtures: "fixtures/efi",
+    fuzz_target: "efi",
+    // Authenticode has no place for the PQ half: it travels in the detached document.
+    carries_pq: false,
+    rsa_scheme: Some(SigAlg::RsaPkcs1Sha256),
+    // OVMF/EDK2 Secure Boot refuses ECDSA Authenticode signatures.
+    default_classical: SigAlg::RsaPkcs1Sha256,
+    detect: |d| Detection::when(looks_like(d)),
+    hint_mismatch: || Some(crate::wrong_magic(Format::Efi)),
+    prepare: Preparation::Buffered(prepare),
+    extract,
+    describe,
+};
 
 /// `SPC_INDIRECT_DATA_OBJID` (Authenticode content type).
 pub const OID_SPC_INDIRECT_DATA: ObjectIdentifier =
@@ -97,19 +125,17 @@ fn err(off: usize, what: impl Into<String>) -> FormatError {
     FormatError::at(Format::Efi, off as u64, what)
 }
 
-fn u16_at(d: &[u8], off: usize, what: &str) -> Result<u16, FormatError> {
-    off.checked_add(2)
-        .and_then(|e| d.get(off..e))
-        .map(|b| u16::from_le_bytes([b[0], b[1]]))
-        .ok_or_else(|| err(off, format!("file ends inside {what}")))
+/// A reader over the whole file (errors at file offsets).
+fn reader(d: &[u8]) -> Reader<'_> {
+    Reader::new(Format::Efi, d, 0)
 }
 
-fn u32_at(d: &[u8], off: usize, what: &str) -> Result<u32, FormatError> {
-    off.checked_add(4)
-        .and_then(|e| d.get(off..e))
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .ok_or_else(|| err(off, format!("file ends inside {what}")))
-}
+const IN_DOS: &str = "file ends inside the DOS header (e_lfanew)";
+const IN_COFF: &str = "file ends inside the COFF header";
+const IN_OPT: &str = "file ends inside the optional header";
+const IN_DD: &str = "file ends inside the data directory";
+const IN_SECTION: &str = "file ends inside a section header";
+const IN_WIN_CERT: &str = "file ends inside WIN_CERTIFICATE";
 
 fn align8(n: usize) -> usize {
     n.saturating_add(7) & !7
@@ -151,7 +177,7 @@ fn parse(d: &[u8]) -> Result<Pe, FormatError> {
     if !d.starts_with(b"MZ") {
         return Err(err(0, "no MZ signature"));
     }
-    let pe_off = u32_at(d, 0x3c, "the DOS header (e_lfanew)")? as usize;
+    let pe_off = reader(d).at(0x3c).u32_le(IN_DOS)? as usize;
     if pe_off.checked_add(24).is_none_or(|e| e > d.len()) {
         return Err(err(
             0x3c,
@@ -165,9 +191,9 @@ fn parse(d: &[u8]) -> Result<Pe, FormatError> {
         return Err(err(pe_off, "no PE\\0\\0 signature at e_lfanew"));
     }
     let coff = pe_off + 4;
-    let machine = u16_at(d, coff, "the COFF header")?;
-    let nsections = u16_at(d, coff + 2, "the COFF header")? as usize;
-    let size_opt = u16_at(d, coff + 16, "the COFF header")? as usize;
+    let machine = reader(d).at(coff).u16_le(IN_COFF)?;
+    let nsections = reader(d).at(coff + 2).u16_le(IN_COFF)? as usize;
+    let size_opt = reader(d).at(coff + 16).u16_le(IN_COFF)? as usize;
     let opt = coff + 20;
     let opt_end = opt + size_opt;
     if opt_end > d.len() {
@@ -176,7 +202,7 @@ fn parse(d: &[u8]) -> Result<Pe, FormatError> {
             format!("optional header ({size_opt} bytes) runs past the end of the file"),
         ));
     }
-    let magic = u16_at(d, opt, "the optional header")?;
+    let magic = reader(d).at(opt).u16_le(IN_OPT)?;
     let (pe32plus, dd_off, nrva_off) = match magic {
         0x10b => (false, opt + 96, opt + 92),
         0x20b => (true, opt + 112, opt + 108),
@@ -195,9 +221,9 @@ fn parse(d: &[u8]) -> Result<Pe, FormatError> {
             format!("optional header is {size_opt} bytes, too short for its magic"),
         ));
     }
-    let size_of_headers = u32_at(d, opt + 60, "the optional header")? as usize;
-    let subsystem = u16_at(d, opt + 68, "the optional header")?;
-    let nrva = u32_at(d, nrva_off, "the optional header")? as usize;
+    let size_of_headers = reader(d).at(opt + 60).u32_le(IN_OPT)? as usize;
+    let subsystem = reader(d).at(opt + 68).u16_le(IN_OPT)?;
+    let nrva = reader(d).at(nrva_off).u32_le(IN_OPT)? as usize;
     if nrva > (opt_end - dd_off) / 8 {
         return Err(err(
             nrva_off,
@@ -228,8 +254,8 @@ fn parse(d: &[u8]) -> Result<Pe, FormatError> {
     // Certificate table.
     let mut cert = None;
     if let Some(s) = secdir_off {
-        let va = u32_at(d, s, "the data directory")? as usize;
-        let size = u32_at(d, s + 4, "the data directory")? as usize;
+        let va = reader(d).at(s).u32_le(IN_DD)? as usize;
+        let size = reader(d).at(s + 4).u32_le(IN_DD)? as usize;
         if va != 0 || size != 0 {
             let end = va.saturating_add(size);
             if end > d.len() {
@@ -265,8 +291,8 @@ fn parse(d: &[u8]) -> Result<Pe, FormatError> {
         let name = String::from_utf8_lossy(name_bytes)
             .trim_end_matches('\0')
             .to_string();
-        let size = u32_at(d, h + 16, "a section header")? as usize;
-        let ptr = u32_at(d, h + 20, "a section header")? as usize;
+        let size = reader(d).at(h + 16).u32_le(IN_SECTION)? as usize;
+        let ptr = reader(d).at(h + 20).u32_le(IN_SECTION)? as usize;
         if size > 0 {
             let end = ptr.saturating_add(size);
             if end > content_len || ptr < size_of_headers {
@@ -690,9 +716,9 @@ pub fn prepare(data: &[u8], req: &Request) -> Result<Box<dyn Prepared>, FormatEr
 pub fn extract(data: &[u8]) -> Result<Extracted, FormatError> {
     let pe = parse(data)?;
     let (off, size) = pe.cert.ok_or(FormatError::NotSigned(Format::Efi))?;
-    let dw_len = u32_at(data, off, "WIN_CERTIFICATE")? as usize;
-    let rev = u16_at(data, off + 4, "WIN_CERTIFICATE")?;
-    let typ = u16_at(data, off + 6, "WIN_CERTIFICATE")?;
+    let dw_len = reader(data).at(off).u32_le(IN_WIN_CERT)? as usize;
+    let rev = reader(data).at(off + 4).u16_le(IN_WIN_CERT)?;
+    let typ = reader(data).at(off + 6).u16_le(IN_WIN_CERT)?;
     if dw_len < 8 || dw_len > size {
         return Err(err(
             off,

@@ -14,12 +14,13 @@
 //!   address of the signed file, which is how [`extract`] and re-signing find it.
 //! * **Detached**: [`crate::detached::message`] over the same memory-image digests.
 
-use crate::raw::block_meta;
-use crate::sigblock::{self, BlockMeta};
-use crate::{Extracted, Format, FormatError, Location, Part, Prepared, Request};
-use fwseal_crypto::{
-    DigestAlg, Digests, MultiHasher, SigAlg, Signature, SignatureSet, SignedMessage,
+use crate::reader::Reader;
+use crate::sigblock::{self, BlockPlan, Layout};
+use crate::{
+    Detection, Extracted, Format, FormatError, FormatSpec, Location, Part, Preparation, Prepared,
+    Request,
 };
+use fwseal_crypto::{DigestAlg, Digests, MultiHasher, SigAlg};
 use std::fmt::Write as _;
 
 /// Largest memory span (lowest to highest address, gaps included) fwseal hashes: 256 MiB.
@@ -38,6 +39,28 @@ pub const DEFAULT_FILL: u8 = 0xff;
 
 const FILL_CHUNK: usize = 4096;
 const FOUR_GIB: u64 = 1 << 32;
+
+/// The Intel HEX descriptor.
+pub static SPEC: FormatSpec = FormatSpec {
+    format: Format::Ihex,
+    name: "ihex",
+    aliases: &["hex"],
+    extensions: &["hex"],
+    id: 3,
+    streams: false,
+    summary: "Intel HEX text",
+    doc: "formats/hex.md",
+    fixtures: "fixtures/hex",
+    fuzz_target: "ihex",
+    carries_pq: true,
+    rsa_scheme: None,
+    default_classical: SigAlg::EcdsaP256Sha256,
+    detect: |d| Detection::when(looks_like(d)),
+    hint_mismatch: || Some(crate::wrong_magic(Format::Ihex)),
+    prepare: Preparation::Buffered(prepare),
+    extract,
+    describe,
+};
 
 /// Whether `data` looks like Intel HEX: a `:` followed by at least ten hex digits.
 pub fn looks_like(data: &[u8]) -> bool {
@@ -325,7 +348,7 @@ fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
                         format!("second start address record (the first is on line {first})"),
                     ));
                 }
-                let v = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+                let v = Reader::new(Format::Ihex, &bytes, 0).u32_be("start address")?;
                 start_address = Some((rtype, v, line));
             }
             t => return Err(err(line, format!("unknown record type 0x{t:02x}"))),
@@ -522,11 +545,8 @@ fn image_digests(segs: &[Seg], algs: &[DigestAlg], fill: u8) -> Digests {
     h.finish()
 }
 
-/// A prepared Intel HEX image.
-pub struct HexPlan {
-    req: Request,
-    digests: Digests,
-    range: (u64, u64),
+/// Intel HEX layout: the block as data records at the signature address, before the EOF record.
+struct Records {
     /// Output before the new block records (original records, old block records dropped).
     head: Vec<Part>,
     /// From the EOF record to the end of the file.
@@ -535,26 +555,23 @@ pub struct HexPlan {
     sig_addr: u64,
 }
 
-impl HexPlan {
-    fn meta(&self) -> BlockMeta {
-        let mut m = block_meta(Format::Ihex, &self.req, &self.digests, self.range);
-        // Record the fill byte so a verifier needs no out-of-band configuration.
-        m.fill = Some(self.req.options.hex_fill);
-        m
-    }
-
-    fn message(&self, alg: SigAlg) -> Result<SignedMessage, FormatError> {
-        sigblock::plan_message(self.req.mode, &self.meta(), alg, &self.digests)
-    }
-
-    /// Address at which the signature block will be written.
-    pub fn signature_address(&self) -> u64 {
-        self.sig_addr
-    }
-
-    /// `(lowest address, span)` covered by the digests.
-    pub fn range(&self) -> (u64, u64) {
-        self.range
+impl Layout for Records {
+    fn embed(&self, block: Vec<u8>) -> Result<Vec<Part>, FormatError> {
+        if self.sig_addr + block.len() as u64 > FOUR_GIB {
+            return Err(FormatError::Misuse(format!(
+                "a {}-byte signature block at 0x{:x} would pass the 4 GiB address limit",
+                block.len(),
+                self.sig_addr
+            )));
+        }
+        let mut parts = self.head.clone();
+        // Every line before the EOF record ends with a terminator, so the new records always
+        // start on a fresh line.
+        parts.push(Part::Bytes(
+            data_records(self.sig_addr, &block, self.eol).into_bytes(),
+        ));
+        parts.push(self.tail.clone());
+        Ok(parts)
     }
 }
 
@@ -756,61 +773,21 @@ pub fn prepare(data: &[u8], req: &Request) -> Result<Box<dyn Prepared>, FormatEr
         start: eof.start as u64,
         len: (data.len() - eof.start) as u64,
     };
-    Ok(Box::new(HexPlan {
+    Ok(Box::new(BlockPlan {
+        format: Format::Ihex,
         req: req.clone(),
         digests,
+        primary: DigestAlg::Sha256,
         range,
-        head,
-        tail,
-        eol,
-        sig_addr,
+        // Record the fill byte so a verifier needs no out-of-band configuration.
+        fill: Some(req.options.hex_fill),
+        layout: Records {
+            head,
+            tail,
+            eol,
+            sig_addr,
+        },
     }))
-}
-
-impl Prepared for HexPlan {
-    fn format(&self) -> Format {
-        Format::Ihex
-    }
-    fn request(&self) -> &Request {
-        &self.req
-    }
-    fn digest(&self) -> (DigestAlg, Vec<u8>) {
-        (
-            DigestAlg::Sha256,
-            self.digests
-                .get(DigestAlg::Sha256)
-                .unwrap_or_default()
-                .to_vec(),
-        )
-    }
-    fn pq_message(&self, alg: SigAlg) -> Result<SignedMessage, FormatError> {
-        self.message(alg)
-    }
-    fn classical_message(
-        &self,
-        alg: SigAlg,
-        _pq: Option<&Signature>,
-    ) -> Result<SignedMessage, FormatError> {
-        self.message(alg)
-    }
-    fn embed(&self, set: &SignatureSet) -> Result<Vec<Part>, FormatError> {
-        let block = sigblock::encode(&self.meta(), set)?;
-        if self.sig_addr + block.len() as u64 > FOUR_GIB {
-            return Err(FormatError::Misuse(format!(
-                "a {}-byte signature block at 0x{:x} would pass the 4 GiB address limit",
-                block.len(),
-                self.sig_addr
-            )));
-        }
-        let mut parts = self.head.clone();
-        // Every line before the EOF record ends with a terminator, so the new records always
-        // start on a fresh line.
-        parts.push(Part::Bytes(
-            data_records(self.sig_addr, &block, self.eol).into_bytes(),
-        ));
-        parts.push(self.tail.clone());
-        Ok(parts)
-    }
 }
 
 /// Extract the signature block of a signed HEX file and check its digests against the memory
@@ -833,21 +810,7 @@ pub fn extract_with_fill(data: &[u8], fill: u8) -> Result<Extracted, FormatError
         digests.get(a).unwrap_or_default().to_vec()
     })
     .map_err(|e| p.relocate(e))?;
-    let primary = d
-        .meta
-        .digests
-        .first()
-        .cloned()
-        .ok_or_else(|| err(p.line_of(b.addr), "signature block has no digest"))?;
-    Ok(Extracted {
-        format: Format::Ihex,
-        digest: primary,
-        signatures: d.found(),
-        certificates: vec![],
-        product: Some(d.meta.product.clone()),
-        image_version: d.meta.image_version,
-        security_counter: d.meta.security_counter,
-    })
+    d.extracted()
 }
 
 /// Describe a HEX file: records, segments, start address, signature block.

@@ -34,6 +34,7 @@ pub mod files;
 pub mod hex;
 pub mod mcuboot;
 pub mod raw;
+mod reader;
 pub mod remote;
 pub mod sigblock;
 
@@ -43,10 +44,10 @@ pub use fwseal_crypto::{DigestAlg, KeyId, SigAlg, Signature, SignatureSet, Signe
 use fwseal_crypto::{Family, Signer};
 use serde::{Deserialize, Serialize};
 
-/// The image formats fwseal understands.
+/// The image formats fwseal understands. Everything fwseal knows about a format beyond its
+/// parser lives in the format's [`FormatSpec`] ([`Format::spec`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
 pub enum Format {
     /// Raw binary (`.bin`, `.fw`): the whole file is the image.
     Raw,
@@ -60,52 +61,192 @@ pub enum Format {
     Efi,
 }
 
+/// What a format's content detector says about some bytes.
+#[derive(Debug)]
+pub enum Detection {
+    /// The content is this format.
+    Match,
+    /// The content is a flavour of this format's family that fwseal refuses (Android boot or
+    /// FIT `.img`); detection stops with this error.
+    Refuse(FormatError),
+    /// Not this format; try the next one.
+    NoMatch,
+    /// Any content is acceptable as this format, provided no earlier detector matched and the
+    /// extension hint names no format that refuses the content (raw images).
+    Fallback,
+}
+
+impl Detection {
+    /// [`Detection::Match`] if `yes`, else [`Detection::NoMatch`] (for magic checks).
+    pub fn when(yes: bool) -> Self {
+        if yes {
+            Detection::Match
+        } else {
+            Detection::NoMatch
+        }
+    }
+}
+
+/// Prepare a signing plan from an image held in memory.
+pub type PrepareFn = fn(&[u8], &Request) -> Result<Box<dyn Prepared>, FormatError>;
+
+/// How a format prepares a signing plan.
+#[derive(Clone, Copy)]
+pub enum Preparation {
+    /// Push-based, constant memory (the whole input never needs to be held).
+    Stream(fn(Request) -> Box<dyn StreamPreparer>),
+    /// Random access: the whole input is held in memory (bounded by the caller's limit).
+    Buffered(PrepareFn),
+}
+
+/// One format, self-described: names, wire id, capabilities, algorithm rules and the entry
+/// points of its module. Each format module defines one `SPEC`; [`FORMATS`] lists them.
+pub struct FormatSpec {
+    /// The enum value.
+    pub format: Format,
+    /// Stable name (`raw`, `mcuboot`, `ihex`, `dfu`, `efi`), used in messages, JSON and the
+    /// signed-message domain separation: never change it.
+    pub name: &'static str,
+    /// Other accepted names ([`Format::from_name`]).
+    pub aliases: &'static [&'static str],
+    /// File extensions (accepted by [`Format::from_name`]); `[0]` is the extension of a
+    /// downloaded signed image.
+    pub extensions: &'static [&'static str],
+    /// Wire id in the fwseal signature block (`formats/signature-block.md`): never renumber.
+    pub id: u8,
+    /// Whether preparation streams in constant memory ([`Preparation::Stream`]).
+    pub streams: bool,
+    /// One line for humans (`fwseal inspect`, bench labels).
+    pub summary: &'static str,
+    /// The contract document under `formats/`.
+    pub doc: &'static str,
+    /// Sample images (`fixtures/…`), also the fuzz target's seed corpus.
+    pub fixtures: &'static str,
+    /// The cargo-fuzz target (`fuzz/fuzz_targets/NAME.rs`) that covers this format's parser.
+    pub fuzz_target: &'static str,
+    /// Whether an embedded signed image carries the post-quantum half. When `false` (.efi:
+    /// Authenticode has no place for it) the detached document must travel with the image.
+    pub carries_pq: bool,
+    /// The classical algorithm an RSA key signs with for this format, whatever the product
+    /// names (MCUboot: PSS; Authenticode: PKCS#1 v1.5); `None` = as the product says.
+    pub rsa_scheme: Option<SigAlg>,
+    /// The classical algorithm of a product that accepts only this format and names none.
+    pub default_classical: SigAlg,
+    /// Content detector. [`FORMATS`] order is the detection order.
+    pub detect: fn(&[u8]) -> Detection,
+    /// The error when no detector matched but the extension hint names this format (`None`:
+    /// the hint does not object).
+    pub hint_mismatch: fn() -> Option<FormatError>,
+    /// Signing-plan preparation.
+    pub prepare: Preparation,
+    /// [`extract`] for this format.
+    pub extract: fn(&[u8]) -> Result<Extracted, FormatError>,
+    /// [`describe`] for this format.
+    pub describe: fn(&[u8]) -> Result<String, FormatError>,
+}
+
+impl std::fmt::Debug for FormatSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FormatSpec")
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every format, **in detection order**: containers first (a DFU payload may itself be an
+/// MCUboot or PE image), then MCUboot (whose detector also refuses Android boot and FIT `.img`),
+/// PE, Intel HEX, and raw last as the fallback. Adding a format = one module with its `SPEC`,
+/// one line here, one variant in [`Format`] (and its arm in [`Format::spec`]).
+pub static FORMATS: &[&FormatSpec] = &[
+    &dfu::SPEC,
+    &mcuboot::SPEC,
+    &efi::SPEC,
+    &hex::SPEC,
+    &raw::SPEC,
+];
+
 impl Format {
-    /// Every format.
-    pub const ALL: [Format; 5] = [
-        Format::Raw,
-        Format::Mcuboot,
-        Format::Ihex,
-        Format::Dfu,
-        Format::Efi,
-    ];
+    /// The format's descriptor.
+    pub fn spec(self) -> &'static FormatSpec {
+        match self {
+            Format::Raw => &raw::SPEC,
+            Format::Mcuboot => &mcuboot::SPEC,
+            Format::Ihex => &hex::SPEC,
+            Format::Dfu => &dfu::SPEC,
+            Format::Efi => &efi::SPEC,
+        }
+    }
+
+    /// Every format, in [`FORMATS`] (detection) order.
+    pub fn all() -> impl Iterator<Item = Format> {
+        FORMATS.iter().map(|s| s.format)
+    }
 
     /// Stable name (`raw`, `mcuboot`, `ihex`, `dfu`, `efi`), used in messages and JSON.
     pub fn name(self) -> &'static str {
-        match self {
-            Format::Raw => "raw",
-            Format::Mcuboot => "mcuboot",
-            Format::Ihex => "ihex",
-            Format::Dfu => "dfu",
-            Format::Efi => "efi",
-        }
+        self.spec().name
     }
 
     /// Wire id in the fwseal signature block.
     pub fn id(self) -> u8 {
-        match self {
-            Format::Raw => 1,
-            Format::Mcuboot => 2,
-            Format::Ihex => 3,
-            Format::Dfu => 4,
-            Format::Efi => 5,
-        }
+        self.spec().id
     }
 
     /// Inverse of [`Format::id`].
     pub fn from_id(id: u8) -> Option<Self> {
-        Self::ALL.into_iter().find(|f| f.id() == id)
+        FORMATS.iter().find(|s| s.id == id).map(|s| s.format)
     }
 
-    /// Parse a name or a common file extension (`bin`, `fw`, `img`, `hex`, `ihex`, `dfu`, `efi`).
+    /// Parse a name, an alias or a file extension (`bin`, `fw`, `img`, `hex`, `dfuse`, `pe`,
+    /// ...), case-insensitive, a leading `.` allowed.
     pub fn from_name(s: &str) -> Option<Self> {
-        match s.trim_start_matches('.').to_ascii_lowercase().as_str() {
-            "raw" | "bin" | "fw" => Some(Format::Raw),
-            "mcuboot" | "img" => Some(Format::Mcuboot),
-            "ihex" | "hex" => Some(Format::Ihex),
-            "dfu" | "dfuse" => Some(Format::Dfu),
-            "efi" | "pe" => Some(Format::Efi),
-            _ => None,
+        let s = s.trim_start_matches('.');
+        FORMATS
+            .iter()
+            .find(|f| {
+                std::iter::once(&f.name)
+                    .chain(f.aliases)
+                    .chain(f.extensions)
+                    .any(|n| n.eq_ignore_ascii_case(s))
+            })
+            .map(|f| f.format)
+    }
+
+    /// Every accepted name, comma-separated (for error messages and help).
+    pub fn names() -> String {
+        FORMATS
+            .iter()
+            .map(|f| f.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The classical algorithm this format signs with when a product's key is `product_alg`:
+    /// RSA keys sign PSS for MCUboot and PKCS#1 v1.5 for Authenticode; everything else
+    /// unchanged.
+    pub fn classical_alg(self, product_alg: SigAlg) -> SigAlg {
+        match (product_alg, self.spec().rsa_scheme) {
+            (SigAlg::RsaPkcs1Sha256 | SigAlg::RsaPssSha256, Some(rsa)) => rsa,
+            (a, _) => a,
+        }
+    }
+
+    /// The product's default classical algorithm when it accepts only this format (efi:
+    /// RsaPkcs1Sha256; others EcdsaP256Sha256).
+    pub fn default_classical(self) -> SigAlg {
+        self.spec().default_classical
+    }
+
+    /// Name of the signed output: embedded → `stem.signed.ext` (or `name.signed`), detached →
+    /// unchanged (the image is not modified; the document travels beside it).
+    pub fn output_name(self, input_name: &str, mode: Mode) -> String {
+        match mode {
+            Mode::Detached => input_name.to_string(),
+            Mode::Embedded => match input_name.rsplit_once('.') {
+                Some((stem, ext)) => format!("{stem}.signed.{ext}"),
+                None => format!("{input_name}.signed"),
+            },
         }
     }
 }
@@ -116,45 +257,39 @@ impl std::fmt::Display for Format {
     }
 }
 
+/// `Malformed` at offset 0: the extension promised `format` but the magic is not there.
+pub(crate) fn wrong_magic(format: Format) -> FormatError {
+    FormatError::Malformed {
+        format,
+        at: Location::Offset(0),
+        what: format!("content is not recognisable as {format} (wrong magic)"),
+    }
+}
+
 /// Detect the format from content. `ext_hint` (a file extension such as `"img"`) only breaks
 /// ties: content wins. An `.img` that is Android boot (`ANDROID!`) or a FIT/device tree
 /// (`d00dfeed`) is refused as an unsupported `.img` flavour rather than signed as raw.
+/// The detectors run in [`FORMATS`] order.
 pub fn detect(data: &[u8], ext_hint: Option<&str>) -> Result<Format, FormatError> {
-    // DFU first: it is a container, and its payload may itself be an MCUboot or PE image.
-    if dfu::looks_like(data) {
-        return Ok(Format::Dfu);
+    let mut fallback = None;
+    for spec in FORMATS {
+        match (spec.detect)(data) {
+            Detection::Match => return Ok(spec.format),
+            Detection::Refuse(e) => return Err(e),
+            Detection::NoMatch => {}
+            Detection::Fallback => {
+                fallback = Some(spec.format);
+                break;
+            }
+        }
     }
-    if mcuboot::looks_like(data) {
-        return Ok(Format::Mcuboot);
+    if let Some(e) = ext_hint
+        .and_then(Format::from_name)
+        .and_then(|f| (f.spec().hint_mismatch)())
+    {
+        return Err(e);
     }
-    if data.starts_with(b"ANDROID!") {
-        return Err(FormatError::UnsupportedFlavour(
-            "Android boot image (magic \"ANDROID!\"); only MCUboot .img is supported".into(),
-        ));
-    }
-    if data.starts_with(&[0xd0, 0x0d, 0xfe, 0xed]) {
-        return Err(FormatError::UnsupportedFlavour(
-            "FIT / device-tree blob (magic d00dfeed); only MCUboot .img is supported".into(),
-        ));
-    }
-    let hint = ext_hint.and_then(Format::from_name);
-    if efi::looks_like(data) {
-        return Ok(Format::Efi);
-    }
-    if hex::looks_like(data) {
-        return Ok(Format::Ihex);
-    }
-    match hint {
-        Some(Format::Mcuboot) => Err(FormatError::UnsupportedFlavour(
-            "file has an .img extension but no MCUboot header magic (0x96f3b83d)".into(),
-        )),
-        Some(f @ (Format::Efi | Format::Dfu | Format::Ihex)) => Err(FormatError::Malformed {
-            format: f,
-            at: Location::Offset(0),
-            what: format!("content is not recognisable as {f} (wrong magic)"),
-        }),
-        _ => Ok(Format::Raw),
-    }
+    fallback.ok_or_else(|| FormatError::Unsupported("no format recognises the content".into()))
 }
 
 /// Where the signatures go.
@@ -450,7 +585,7 @@ pub trait StreamPreparer: Send {
 /// Whether `format` can be prepared in constant memory from a stream (DFU: DFU 1.1 streams;
 /// DfuSe is buffered up to its documented limit).
 pub fn streams(format: Format) -> bool {
-    matches!(format, Format::Raw | Format::Mcuboot | Format::Dfu)
+    format.spec().streams
 }
 
 /// Start a streaming preparation. Formats that need random access (.hex, .efi) buffer the input
@@ -461,12 +596,10 @@ pub fn prepare_stream(
     limit: u64,
 ) -> Result<Box<dyn StreamPreparer>, FormatError> {
     req.validate()?;
-    Ok(match format {
-        Format::Raw => Box::new(raw::RawStream::new(req.clone())),
-        Format::Mcuboot => Box::new(mcuboot::McubootStream::new(req.clone())),
-        Format::Dfu => Box::new(dfu::DfuStream::new(req.clone())),
-        Format::Ihex | Format::Efi => Box::new(Buffered {
-            format,
+    Ok(match format.spec().prepare {
+        Preparation::Stream(new) => new(req.clone()),
+        Preparation::Buffered(prepare) => Box::new(Buffered {
+            prepare,
             req: req.clone(),
             buf: Vec::new(),
             limit,
@@ -475,7 +608,7 @@ pub fn prepare_stream(
 }
 
 struct Buffered {
-    format: Format,
+    prepare: PrepareFn,
     req: Request,
     buf: Vec<u8>,
     limit: u64,
@@ -490,7 +623,7 @@ impl StreamPreparer for Buffered {
         Ok(())
     }
     fn finish(self: Box<Self>) -> Result<Box<dyn Prepared>, FormatError> {
-        prepare(self.format, &self.buf, &self.req)
+        (self.prepare)(&self.buf, &self.req)
     }
 }
 
@@ -501,11 +634,10 @@ pub fn prepare(
     req: &Request,
 ) -> Result<Box<dyn Prepared>, FormatError> {
     req.validate()?;
-    match format {
-        Format::Ihex => hex::prepare(data, req),
-        Format::Efi => efi::prepare(data, req),
-        _ => {
-            let mut s = prepare_stream(format, req, u64::MAX)?;
+    match format.spec().prepare {
+        Preparation::Buffered(prepare) => prepare(data, req),
+        Preparation::Stream(new) => {
+            let mut s = new(req.clone());
             s.update(data)?;
             s.finish()
         }
@@ -550,22 +682,156 @@ pub struct Extracted {
 /// Extract embedded signatures. Fails with [`FormatError::NotSigned`] when there are none, and
 /// with a `Malformed` error if a recorded digest disagrees with the image.
 pub fn extract(format: Format, data: &[u8]) -> Result<Extracted, FormatError> {
-    match format {
-        Format::Raw => raw::extract(data),
-        Format::Mcuboot => mcuboot::extract(data),
-        Format::Ihex => hex::extract(data),
-        Format::Dfu => dfu::extract(data),
-        Format::Efi => efi::extract(data),
-    }
+    (format.spec().extract)(data)
 }
 
 /// A short structural description for `fwseal inspect`.
 pub fn describe(format: Format, data: &[u8]) -> Result<String, FormatError> {
-    match format {
-        Format::Raw => Ok(format!("raw image, {} bytes", data.len())),
-        Format::Mcuboot => mcuboot::describe(data),
-        Format::Ihex => hex::describe(data),
-        Format::Dfu => dfu::describe(data),
-        Format::Efi => efi::describe(data),
+    (format.spec().describe)(data)
+}
+
+#[cfg(test)]
+mod spec_tests {
+    use super::*;
+
+    #[test]
+    fn descriptors_are_consistent() {
+        for (i, s) in FORMATS.iter().enumerate() {
+            assert_eq!(s.format.spec().name, s.name, "spec() of {}", s.name);
+            assert_eq!(Format::from_id(s.id), Some(s.format));
+            assert_eq!(Format::from_name(s.name), Some(s.format));
+            assert_eq!(s.streams, matches!(s.prepare, Preparation::Stream(_)));
+            assert!(!s.extensions.is_empty(), "{} has no extension", s.name);
+            for n in s.aliases.iter().chain(s.extensions) {
+                assert_eq!(Format::from_name(n), Some(s.format), "{n}");
+            }
+            for t in &FORMATS[i + 1..] {
+                assert_ne!(s.id, t.id);
+                assert_ne!(s.name, t.name);
+                assert_ne!(s.format, t.format);
+            }
+            assert_eq!(
+                s.format.default_classical().family(),
+                Family::Classical,
+                "{}",
+                s.name
+            );
+        }
+        // Exactly one fallback, and it is last.
+        let fallbacks: Vec<_> = FORMATS
+            .iter()
+            .filter(|s| matches!((s.detect)(b"\0\0\0\0"), Detection::Fallback))
+            .collect();
+        assert_eq!(fallbacks.len(), 1);
+        assert!(matches!(
+            FORMATS.last().map(|s| (s.detect)(b"")),
+            Some(Detection::Fallback)
+        ));
+    }
+
+    #[test]
+    fn every_format_has_its_contract_fixtures_and_fuzz_target() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        for s in FORMATS {
+            assert!(root.join(s.doc).is_file(), "{}: {} missing", s.name, s.doc);
+            assert!(
+                root.join(s.fixtures).is_dir(),
+                "{}: {} missing",
+                s.name,
+                s.fixtures
+            );
+            let t = format!("fuzz/fuzz_targets/{}.rs", s.fuzz_target);
+            assert!(root.join(&t).is_file(), "{}: {t} missing", s.name);
+        }
+    }
+
+    #[test]
+    fn names_and_algorithm_rules_are_as_before() {
+        for (n, f) in [
+            ("raw", Format::Raw),
+            ("BIN", Format::Raw),
+            (".fw", Format::Raw),
+            ("mcuboot", Format::Mcuboot),
+            ("img", Format::Mcuboot),
+            ("ihex", Format::Ihex),
+            (".HEX", Format::Ihex),
+            ("dfu", Format::Dfu),
+            ("dfuse", Format::Dfu),
+            ("efi", Format::Efi),
+            ("pe", Format::Efi),
+        ] {
+            assert_eq!(Format::from_name(n), Some(f), "{n}");
+        }
+        assert_eq!(Format::from_name("elf"), None);
+        assert_eq!(Format::from_name(""), None);
+        let ids: Vec<u8> = [
+            Format::Raw,
+            Format::Mcuboot,
+            Format::Ihex,
+            Format::Dfu,
+            Format::Efi,
+        ]
+        .iter()
+        .map(|f| f.id())
+        .collect();
+        assert_eq!(ids, [1, 2, 3, 4, 5]);
+        use SigAlg::*;
+        assert_eq!(Format::Mcuboot.classical_alg(RsaPkcs1Sha256), RsaPssSha256);
+        assert_eq!(Format::Efi.classical_alg(RsaPssSha256), RsaPkcs1Sha256);
+        assert_eq!(Format::Raw.classical_alg(RsaPssSha256), RsaPssSha256);
+        assert_eq!(Format::Efi.classical_alg(EcdsaP256Sha256), EcdsaP256Sha256);
+        assert_eq!(Format::Efi.default_classical(), RsaPkcs1Sha256);
+        assert_eq!(Format::Ihex.default_classical(), EcdsaP256Sha256);
+        assert_eq!(
+            Format::Raw.output_name("fw.v1.bin", Mode::Embedded),
+            "fw.v1.signed.bin"
+        );
+        assert_eq!(Format::Raw.output_name("fw", Mode::Embedded), "fw.signed");
+        assert_eq!(Format::Efi.output_name("a.efi", Mode::Detached), "a.efi");
+        assert_eq!(Format::Mcuboot.spec().extensions[0], "img");
+    }
+
+    #[test]
+    fn detection_order_is_as_before() {
+        let wrong = |r: Result<Format, FormatError>| r.map_err(|e| e.to_string());
+        // A DFU suffix wins over an MCUboot header (containers first).
+        let mut d = mcuboot::IMAGE_MAGIC.to_le_bytes().to_vec();
+        d.resize(64, 0);
+        d.extend_from_slice(
+            &dfu::Suffix {
+                bcd_device: 0,
+                id_product: 0,
+                id_vendor: 0,
+                bcd_dfu: 0x0100,
+                crc: 0,
+            }
+            .encode(0),
+        );
+        assert_eq!(wrong(detect(&d, Some("img"))), Ok(Format::Dfu));
+        assert_eq!(wrong(detect(&d[..64], Some("bin"))), Ok(Format::Mcuboot));
+        assert!(matches!(
+            detect(b"ANDROID!xxxx", Some("bin")),
+            Err(FormatError::UnsupportedFlavour(_))
+        ));
+        assert!(matches!(
+            detect(&[0xd0, 0x0d, 0xfe, 0xed, 0], None),
+            Err(FormatError::UnsupportedFlavour(_))
+        ));
+        assert_eq!(wrong(detect(b"MZ\0\0", Some("hex"))), Ok(Format::Efi));
+        assert_eq!(
+            wrong(detect(b":10010000214601360121470136007EFE09D2190140", None)),
+            Ok(Format::Ihex)
+        );
+        assert_eq!(wrong(detect(b"plain", None)), Ok(Format::Raw));
+        assert_eq!(wrong(detect(b"plain", Some("fw"))), Ok(Format::Raw));
+        assert!(matches!(
+            detect(b"plain", Some("img")),
+            Err(FormatError::UnsupportedFlavour(_))
+        ));
+        for h in ["efi", "dfu", "hex"] {
+            let e = detect(b"plain", Some(h)).expect_err(h);
+            assert_eq!(e.location(), Some(Location::Offset(0)), "{h}");
+            assert!(e.to_string().contains("wrong magic"), "{e}");
+        }
     }
 }

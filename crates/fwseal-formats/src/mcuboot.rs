@@ -12,9 +12,10 @@
 //! stacks), and rewrites `ih_protect_tlv_size`. Preparation streams: the body is hashed as it
 //! arrives; only the header region and the TLV trailer (≤ 2 × 64 KiB) are buffered.
 
+use crate::reader::{peek_u16_le, peek_u32_le, Reader};
 use crate::{
-    detached, Extracted, Format, FormatError, FoundSignature, ImageVersion, Mode, Part, Prepared,
-    Request, StreamPreparer,
+    detached, Detection, Extracted, Format, FormatError, FormatSpec, FoundSignature, ImageVersion,
+    Mode, Part, Preparation, Prepared, Request, StreamPreparer,
 };
 use fwseal_crypto::{
     DigestAlg, Digests, Family, Hasher, KeyId, PublicKey, SigAlg, Signature, SignatureSet,
@@ -60,14 +61,48 @@ const IMAGE_F_ENCRYPTED: u32 = 0x0000_0004 | 0x0000_0008;
 const MAX_TAIL: usize = 2 * 0xffff;
 const PQ_TLV_FIXED: usize = 4 + 2 + 32;
 
-fn le16(b: &[u8], off: usize) -> Option<u16> {
-    let s = b.get(off..off.checked_add(2)?)?;
-    Some(u16::from_le_bytes([s[0], s[1]]))
-}
+/// The MCUboot descriptor.
+pub static SPEC: FormatSpec = FormatSpec {
+    format: Format::Mcuboot,
+    name: "mcuboot",
+    aliases: &["img"],
+    extensions: &["img"],
+    id: 2,
+    streams: true,
+    summary: "MCUboot image",
+    doc: "formats/mcuboot.md",
+    fixtures: "fixtures/mcuboot",
+    fuzz_target: "mcuboot",
+    carries_pq: true,
+    rsa_scheme: Some(SigAlg::RsaPssSha256),
+    default_classical: SigAlg::EcdsaP256Sha256,
+    detect,
+    hint_mismatch: || {
+        Some(FormatError::UnsupportedFlavour(
+            "file has an .img extension but no MCUboot header magic (0x96f3b83d)".into(),
+        ))
+    },
+    prepare: Preparation::Stream(|req| Box::new(McubootStream::new(req))),
+    extract,
+    describe,
+};
 
-fn le32(b: &[u8], off: usize) -> Option<u32> {
-    let s = b.get(off..off.checked_add(4)?)?;
-    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+/// Content detection: the MCUboot magic; the other `.img` flavours fwseal meets (Android boot,
+/// FIT / device tree) are refused here rather than signed as raw images.
+fn detect(data: &[u8]) -> Detection {
+    if looks_like(data) {
+        Detection::Match
+    } else if data.starts_with(b"ANDROID!") {
+        Detection::Refuse(FormatError::UnsupportedFlavour(
+            "Android boot image (magic \"ANDROID!\"); only MCUboot .img is supported".into(),
+        ))
+    } else if data.starts_with(&[0xd0, 0x0d, 0xfe, 0xed]) {
+        Detection::Refuse(FormatError::UnsupportedFlavour(
+            "FIT / device-tree blob (magic d00dfeed); only MCUboot .img is supported".into(),
+        ))
+    } else {
+        Detection::NoMatch
+    }
 }
 
 fn bad(off: u64, what: impl Into<String>) -> FormatError {
@@ -76,7 +111,7 @@ fn bad(off: u64, what: impl Into<String>) -> FormatError {
 
 /// Whether `data` starts with the MCUboot header magic.
 pub fn looks_like(data: &[u8]) -> bool {
-    le32(data, 0) == Some(IMAGE_MAGIC)
+    peek_u32_le(data, 0) == Some(IMAGE_MAGIC)
 }
 
 /// The fixed part of `struct image_header`.
@@ -105,9 +140,10 @@ impl Header {
                 format!("truncated header: {} of 32 bytes", data.len()),
             ));
         }
-        let g16 = |o| le16(data, o).unwrap_or(0);
-        let g32 = |o| le32(data, o).unwrap_or(0);
-        let magic = g32(0);
+        // The 32 bytes are there: no read below can run short.
+        let short = "truncated header";
+        let mut r = Reader::new(Format::Mcuboot, data, 0);
+        let magic = r.u32_le(short)?;
         if magic != IMAGE_MAGIC {
             return Err(bad(
                 0,
@@ -115,16 +151,16 @@ impl Header {
             ));
         }
         let h = Header {
-            load_addr: g32(4),
-            hdr_size: g16(8),
-            protect_tlv_size: g16(10),
-            img_size: g32(12),
-            flags: g32(16),
+            load_addr: r.u32_le(short)?,
+            hdr_size: r.u16_le(short)?,
+            protect_tlv_size: r.u16_le(short)?,
+            img_size: r.u32_le(short)?,
+            flags: r.u32_le(short)?,
             version: ImageVersion {
-                major: data.get(20).copied().unwrap_or(0),
-                minor: data.get(21).copied().unwrap_or(0),
-                revision: g16(22),
-                build: g32(24),
+                major: r.u8(short)?,
+                minor: r.u8(short)?,
+                revision: r.u16_le(short)?,
+                build: r.u32_le(short)?,
             },
         };
         if usize::from(h.hdr_size) < HEADER_LEN {
@@ -222,7 +258,7 @@ fn parse_area(
     name: &str,
 ) -> Result<Area, FormatError> {
     let abs = |o: usize| base.saturating_add(o as u64);
-    let m = le16(tail, at).ok_or_else(|| {
+    let m = peek_u16_le(tail, at).ok_or_else(|| {
         bad(
             abs(tail.len()),
             format!("truncated: {name} TLV info header missing"),
@@ -234,7 +270,7 @@ fn parse_area(
             format!("{name} TLV info magic is 0x{m:04x}, expected 0x{magic:04x}"),
         ));
     }
-    let tot = le16(tail, at + 2).ok_or_else(|| {
+    let tot = peek_u16_le(tail, at + 2).ok_or_else(|| {
         bad(
             abs(tail.len()),
             format!("truncated: {name} TLV info header cut short"),
@@ -268,8 +304,8 @@ fn parse_area(
                 ),
             ));
         }
-        let kind = le16(tail, p).unwrap_or(0);
-        let len = le16(tail, p + 2).unwrap_or(0);
+        let kind = peek_u16_le(tail, p).unwrap_or(0);
+        let len = peek_u16_le(tail, p + 2).unwrap_or(0);
         let next = p + 4 + usize::from(len);
         if next > end {
             return Err(bad(
@@ -303,7 +339,7 @@ pub fn parse_trailer(tail: &[u8], base: u64, hdr: &Header) -> Result<Trailer, Fo
         }
         p = a.end();
         t.protected = Some(a);
-    } else if le16(tail, 0) == Some(TLV_PROT_INFO_MAGIC) {
+    } else if peek_u16_le(tail, 0) == Some(TLV_PROT_INFO_MAGIC) {
         return Err(bad(
             base,
             "protected TLV area present but ih_protect_tlv_size is 0",
@@ -329,9 +365,9 @@ pub fn parse_trailer(tail: &[u8], base: u64, hdr: &Header) -> Result<Trailer, Fo
 /// Image hash TLV type for a hash algorithm.
 fn hash_tlv(alg: DigestAlg) -> u16 {
     match alg {
+        DigestAlg::Sha256 => TLV_SHA256,
         DigestAlg::Sha384 => TLV_SHA384,
         DigestAlg::Sha512 => TLV_SHA512,
-        _ => TLV_SHA256,
     }
 }
 
@@ -924,7 +960,7 @@ pub fn extract(data: &[u8]) -> Result<Extracted, FormatError> {
         for (i, t) in a.tlvs.iter().enumerate() {
             let v = t.value(p.tail);
             if t.kind == TLV_SEC_CNT {
-                security_counter = le32(v, 0).filter(|_| v.len() == 4);
+                security_counter = peek_u32_le(v, 0).filter(|_| v.len() == 4);
             }
             if t.kind != TLV_FWSEAL_PQ_SIG {
                 continue;
@@ -935,7 +971,7 @@ pub fn extract(data: &[u8]) -> Result<Extracted, FormatError> {
                     "fwseal PQ signature TLV is not the last protected TLV",
                 ));
             }
-            let id = le16(v, 0).unwrap_or(0);
+            let id = peek_u16_le(v, 0).unwrap_or(0);
             let alg = SigAlg::from_id(id)
                 .filter(|a| a.family() == Family::PostQuantum)
                 .ok_or_else(|| {

@@ -3,15 +3,43 @@
 //! Embedded mode appends the fwseal signature block ([`crate::sigblock`]); re-signing strips an
 //! existing block first. Detached mode signs the file digest (see [`crate::detached::message`]).
 
-use crate::sigblock::{self, BlockMeta};
-use crate::{Extracted, Format, FormatError, Part, Prepared, Request, StreamPreparer};
-use fwseal_crypto::{
-    DigestAlg, Digests, MultiHasher, SigAlg, Signature, SignatureSet, SignedMessage,
+use crate::sigblock::{self, BlockPlan, Layout};
+use crate::{
+    Detection, Extracted, Format, FormatError, FormatSpec, Part, Preparation, Prepared, Request,
+    StreamPreparer,
 };
+use fwseal_crypto::{MultiHasher, SigAlg};
 
 /// How many trailing bytes are held back while streaming, so an existing signature block at the
 /// end of the stream can be recognised and excluded without a second pass.
 const HOLD: usize = sigblock::MAX_BLOCK_LEN;
+
+/// The raw-image descriptor.
+pub static SPEC: FormatSpec = FormatSpec {
+    format: Format::Raw,
+    name: "raw",
+    aliases: &["bin", "fw"],
+    extensions: &["bin", "fw"],
+    id: 1,
+    streams: true,
+    summary: "raw binary",
+    doc: "formats/raw.md",
+    fixtures: "fixtures/raw",
+    fuzz_target: "sigblock",
+    carries_pq: true,
+    rsa_scheme: None,
+    default_classical: SigAlg::EcdsaP256Sha256,
+    detect: |_| Detection::Fallback,
+    hint_mismatch: || None,
+    prepare: Preparation::Stream(|req| Box::new(RawStream::new(req))),
+    extract,
+    describe,
+};
+
+/// Describe a raw image.
+pub fn describe(data: &[u8]) -> Result<String, FormatError> {
+    Ok(format!("raw image, {} bytes", data.len()))
+}
 
 /// Streaming preparation of a raw image (constant memory: at most [`HOLD`] bytes buffered).
 pub struct RawStream {
@@ -57,72 +85,25 @@ impl StreamPreparer for RawStream {
         };
         self.hasher.update(&self.tail[..keep]);
         let len = self.hashed + keep as u64;
-        Ok(Box::new(RawPlan {
+        Ok(Box::new(BlockPlan {
+            format: Format::Raw,
+            primary: self.req.options.raw_digest,
             req: self.req,
             digests: self.hasher.finish(),
-            len,
+            range: (0, len),
+            fill: None,
+            layout: Appended { len },
         }))
     }
 }
 
-/// A prepared raw image.
-pub struct RawPlan {
-    req: Request,
-    digests: Digests,
+/// Raw layout: the block is appended to the image.
+struct Appended {
     len: u64,
 }
 
-impl RawPlan {
-    fn meta(&self) -> BlockMeta {
-        block_meta(Format::Raw, &self.req, &self.digests, (0, self.len))
-    }
-
-    fn message(&self, alg: SigAlg) -> Result<SignedMessage, FormatError> {
-        sigblock::plan_message(self.req.mode, &self.meta(), alg, &self.digests)
-    }
-}
-
-/// The block metadata fwseal writes for `req` over `digests` (all computed digests, primary first).
-pub fn block_meta(
-    format: Format,
-    req: &Request,
-    digests: &Digests,
-    range: (u64, u64),
-) -> BlockMeta {
-    BlockMeta {
-        format,
-        digests: digests.0.clone(),
-        product: req.options.product.clone(),
-        image_version: req.options.image_version,
-        security_counter: req.options.security_counter,
-        range,
-        fill: None,
-    }
-}
-
-impl Prepared for RawPlan {
-    fn format(&self) -> Format {
-        Format::Raw
-    }
-    fn request(&self) -> &Request {
-        &self.req
-    }
-    fn digest(&self) -> (DigestAlg, Vec<u8>) {
-        let a = self.req.options.raw_digest;
-        (a, self.digests.get(a).unwrap_or_default().to_vec())
-    }
-    fn pq_message(&self, alg: SigAlg) -> Result<SignedMessage, FormatError> {
-        self.message(alg)
-    }
-    fn classical_message(
-        &self,
-        alg: SigAlg,
-        _pq: Option<&Signature>,
-    ) -> Result<SignedMessage, FormatError> {
-        self.message(alg)
-    }
-    fn embed(&self, set: &SignatureSet) -> Result<Vec<Part>, FormatError> {
-        let block = sigblock::encode(&self.meta(), set)?;
+impl Layout for Appended {
+    fn embed(&self, block: Vec<u8>) -> Result<Vec<Part>, FormatError> {
         Ok(vec![
             Part::Input {
                 start: 0,
@@ -142,23 +123,14 @@ pub fn extract(data: &[u8]) -> Result<Extracted, FormatError> {
     sigblock::check_digests(Format::Raw, &d, start as u64, (0, start as u64), |a| {
         a.hash(body)
     })?;
-    let primary = d.meta.digests[0].clone();
-    Ok(Extracted {
-        format: Format::Raw,
-        digest: primary,
-        signatures: d.found(),
-        certificates: vec![],
-        product: Some(d.meta.product.clone()),
-        image_version: d.meta.image_version,
-        security_counter: d.meta.security_counter,
-    })
+    d.extracted()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{assemble, detached, prepare, prepare_stream, sign_prepared, Mode};
-    use fwseal_crypto::{soft::SoftKey, Signer};
+    use fwseal_crypto::{soft::SoftKey, DigestAlg, SignatureSet, SignedMessage, Signer};
 
     fn keys() -> (SoftKey, SoftKey) {
         (

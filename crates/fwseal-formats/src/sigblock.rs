@@ -2,8 +2,11 @@
 //! signatures. Used by raw images (appended), Intel HEX (as data records), DFU (before the suffix)
 //! and DfuSe (as an extra element). The byte-level contract is `formats/signature-block.md`.
 
-use crate::{Format, FormatError, FoundSignature, ImageVersion};
-use fwseal_crypto::{DigestAlg, KeyId, SigAlg, Signature, SignatureSet, SignedMessage};
+use crate::reader::{peek_u16_le, peek_u32_le, Reader};
+use crate::{
+    Extracted, Format, FormatError, FoundSignature, ImageVersion, Part, Prepared, Request,
+};
+use fwseal_crypto::{DigestAlg, Digests, KeyId, SigAlg, Signature, SignatureSet, SignedMessage};
 
 /// Header magic.
 pub const MAGIC: [u8; 4] = *b"FWSB";
@@ -145,6 +148,91 @@ pub fn plan_message(
     }
 }
 
+/// The block metadata fwseal writes for `req` over `digests` (all computed digests, primary first).
+pub fn block_meta(
+    format: Format,
+    req: &Request,
+    digests: &Digests,
+    range: (u64, u64),
+) -> BlockMeta {
+    BlockMeta {
+        format,
+        digests: digests.0.clone(),
+        product: req.options.product.clone(),
+        image_version: req.options.image_version,
+        security_counter: req.options.security_counter,
+        range,
+        fill: None,
+    }
+}
+
+/// Where a signature-block format puts the encoded block in its output.
+pub(crate) trait Layout: Send + Sync {
+    /// The signed image as parts over the input, with `block` (the encoded signature block)
+    /// where the format carries it.
+    fn embed(&self, block: Vec<u8>) -> Result<Vec<Part>, FormatError>;
+}
+
+/// The signing plan every signature-block format (raw, Intel HEX, DFU) shares: both halves
+/// sign the block message (embedded) or the detached message (detached) over the same digests;
+/// only where the block goes ([`Layout`]) differs.
+pub(crate) struct BlockPlan<L> {
+    /// Format of the image.
+    pub format: Format,
+    /// The request.
+    pub req: Request,
+    /// Every computed digest (primary first).
+    pub digests: Digests,
+    /// The format's primary digest (what [`Prepared::digest`] reports).
+    pub primary: DigestAlg,
+    /// What the digests cover: start address and length.
+    pub range: (u64, u64),
+    /// Gap fill byte recorded in the block (sparse images).
+    pub fill: Option<u8>,
+    /// Where the block goes.
+    pub layout: L,
+}
+
+impl<L> BlockPlan<L> {
+    fn meta(&self) -> BlockMeta {
+        let mut m = block_meta(self.format, &self.req, &self.digests, self.range);
+        m.fill = self.fill;
+        m
+    }
+
+    fn message(&self, alg: SigAlg) -> Result<SignedMessage, FormatError> {
+        plan_message(self.req.mode, &self.meta(), alg, &self.digests)
+    }
+}
+
+impl<L: Layout> Prepared for BlockPlan<L> {
+    fn format(&self) -> Format {
+        self.format
+    }
+    fn request(&self) -> &Request {
+        &self.req
+    }
+    fn digest(&self) -> (DigestAlg, Vec<u8>) {
+        (
+            self.primary,
+            self.digests.get(self.primary).unwrap_or_default().to_vec(),
+        )
+    }
+    fn pq_message(&self, alg: SigAlg) -> Result<SignedMessage, FormatError> {
+        self.message(alg)
+    }
+    fn classical_message(
+        &self,
+        alg: SigAlg,
+        _pq: Option<&Signature>,
+    ) -> Result<SignedMessage, FormatError> {
+        self.message(alg)
+    }
+    fn embed(&self, set: &SignatureSet) -> Result<Vec<Part>, FormatError> {
+        self.layout.embed(encode(&self.meta(), set)?)
+    }
+}
+
 /// Encode a complete block (header, protected area, signatures, footer).
 pub fn encode(meta: &BlockMeta, set: &SignatureSet) -> Result<Vec<u8>, FormatError> {
     if set.signatures.is_empty() {
@@ -193,6 +281,23 @@ pub struct Decoded {
 }
 
 impl Decoded {
+    /// What [`crate::extract`] reports for an image carrying this block (digests checked by the
+    /// caller): the first recorded digest is the primary one.
+    pub fn extracted(&self) -> Result<Extracted, FormatError> {
+        let digest = self.meta.digests.first().cloned().ok_or_else(|| {
+            FormatError::Misuse("decoded signature block without a digest".into())
+        })?;
+        Ok(Extracted {
+            format: self.meta.format,
+            digest,
+            signatures: self.found(),
+            certificates: vec![],
+            product: Some(self.meta.product.clone()),
+            image_version: self.meta.image_version,
+            security_counter: self.meta.security_counter,
+        })
+    }
+
     /// Signatures with the message each must verify against.
     pub fn found(&self) -> Vec<FoundSignature> {
         let m = message_from_protected(self.meta.format, &self.protected);
@@ -209,55 +314,33 @@ impl Decoded {
     }
 }
 
-fn rd16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-fn rd32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-fn rd64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
-}
-
 /// Iterate the TLVs of an area; `base` is the area's offset in the file (for errors).
 /// One TLV: (type, file offset of its header, value).
 type Tlv<'a> = (u16, u64, &'a [u8]);
 
 fn tlvs(format: Format, area: &[u8], base: u64) -> Result<Vec<Tlv<'_>>, FormatError> {
     let mut out = Vec::new();
-    let mut i = 0usize;
-    while i < area.len() {
-        let at = base + i as u64;
-        let (t, r, l) = match (rd16(area, i), rd16(area, i + 2), rd32(area, i + 4)) {
-            (Some(t), Some(r), Some(l)) => (t, r, l as usize),
-            _ => {
-                return Err(FormatError::at(
-                    format,
-                    at,
-                    "truncated signature-block TLV header",
-                ))
-            }
-        };
-        if r != 0 {
+    let mut r = Reader::new(format, area, base);
+    while r.pos() < area.len() {
+        let at = base + r.pos() as u64;
+        let head = r.bytes(8, "truncated signature-block TLV header")?;
+        let mut h = Reader::new(format, head, at);
+        let (t, reserved, l) = (h.u16_le("")?, h.u16_le("")?, h.u32_le("")? as usize);
+        if reserved != 0 {
             return Err(FormatError::at(
                 format,
                 at + 2,
                 "signature-block TLV reserved field is not zero",
             ));
         }
-        let v = i
-            .checked_add(8)
-            .and_then(|s| s.checked_add(l).map(|e| (s, e)))
-            .and_then(|(s, e)| area.get(s..e))
-            .ok_or_else(|| {
-                FormatError::at(
-                    format,
-                    at + 4,
-                    format!("signature-block TLV length {l} runs past its area"),
-                )
-            })?;
+        let v = r.bytes(l, "").map_err(|_| {
+            FormatError::at(
+                format,
+                at + 4,
+                format!("signature-block TLV length {l} runs past its area"),
+            )
+        })?;
         out.push((t, at, v));
-        i += 8 + l;
     }
     Ok(out)
 }
@@ -271,18 +354,18 @@ pub fn decode(format: Format, block: &[u8], base: u64) -> Result<Decoded, Format
     if block[..4] != MAGIC {
         return Err(e(0, "signature block header magic is not \"FWSB\""));
     }
-    let version = rd16(block, 4).unwrap_or(0);
+    let version = peek_u16_le(block, 4).unwrap_or(0);
     if version != VERSION {
         return Err(e(
             4,
             &format!("unsupported signature block version {version}"),
         ));
     }
-    if rd16(block, 6) != Some(HEADER_LEN as u16) {
+    if peek_u16_le(block, 6) != Some(HEADER_LEN as u16) {
         return Err(e(6, "signature block header length is not 16"));
     }
-    let p = rd32(block, 8).unwrap_or(0) as usize;
-    let u = rd32(block, 12).unwrap_or(0) as usize;
+    let p = peek_u32_le(block, 8).unwrap_or(0) as usize;
+    let u = peek_u32_le(block, 12).unwrap_or(0) as usize;
     let want = HEADER_LEN
         .checked_add(p)
         .and_then(|x| x.checked_add(u))
@@ -294,10 +377,10 @@ pub fn decode(format: Format, block: &[u8], base: u64) -> Result<Decoded, Format
         ));
     }
     let foot = block.len() - FOOTER_LEN;
-    if rd32(block, foot) != Some(block.len() as u32) || block[foot + 8..] != FOOTER_MAGIC {
+    if peek_u32_le(block, foot) != Some(block.len() as u32) || block[foot + 8..] != FOOTER_MAGIC {
         return Err(e(foot, "signature block footer is inconsistent"));
     }
-    if rd32(block, foot + 4) != Some(0) {
+    if peek_u32_le(block, foot + 4) != Some(0) {
         return Err(e(
             foot + 4,
             "signature block footer reserved field is not zero",
@@ -358,24 +441,25 @@ pub fn decode(format: Format, block: &[u8], base: u64) -> Result<Decoded, Format
                 image_version = Some(ImageVersion {
                     major: v[0],
                     minor: v[1],
-                    revision: rd16(v, 2).unwrap_or(0),
-                    build: rd32(v, 4).unwrap_or(0),
+                    revision: peek_u16_le(v, 2).unwrap_or(0),
+                    build: peek_u32_le(v, 4).unwrap_or(0),
                 });
             }
             TLV_SECURITY_COUNTER => {
                 dup(security_counter.is_some())?;
                 security_counter = Some(
-                    rd32(v, 0)
+                    peek_u32_le(v, 0)
                         .filter(|_| v.len() == 4)
                         .ok_or_else(|| bad("SECURITY_COUNTER TLV must be 4 bytes"))?,
                 );
             }
             TLV_IMAGE_RANGE => {
                 dup(range.is_some())?;
-                match (rd64(v, 0), rd64(v, 8)) {
-                    (Some(s), Some(l)) if v.len() == 16 => range = Some((s, l)),
-                    _ => return Err(bad("IMAGE_RANGE TLV must be 16 bytes")),
+                if v.len() != 16 {
+                    return Err(bad("IMAGE_RANGE TLV must be 16 bytes"));
                 }
+                let mut r = Reader::new(format, v, at);
+                range = Some((r.u64_le("")?, r.u64_le("")?));
             }
             TLV_FILL => {
                 dup(fill.is_some())?;
@@ -415,14 +499,17 @@ pub fn decode(format: Format, block: &[u8], base: u64) -> Result<Decoded, Format
         if v.len() < 37 {
             return Err(bad("SIGNATURE TLV too short"));
         }
-        let alg = SigAlg::from_id(rd16(v, 0).unwrap_or(0))
-            .ok_or_else(|| bad("unknown signature algorithm id"))?;
-        if rd16(v, 2) != Some(0) {
+        // alg id (u16) ‖ reserved (u16) ‖ key id (32) ‖ signature: at least 37 bytes, so the
+        // fixed fields cannot run short.
+        let mut r = Reader::new(format, v, at);
+        let alg =
+            SigAlg::from_id(r.u16_le("")?).ok_or_else(|| bad("unknown signature algorithm id"))?;
+        if r.u16_le("")? != 0 {
             return Err(bad("SIGNATURE TLV reserved field is not zero"));
         }
         let mut kid = [0u8; 32];
-        kid.copy_from_slice(&v[4..36]);
-        let bytes = v[36..].to_vec();
+        kid.copy_from_slice(r.bytes(32, "")?);
+        let bytes = r.rest().to_vec();
         if let Some(n) = alg.fixed_signature_len() {
             if bytes.len() != n {
                 return Err(bad(&format!(
@@ -462,7 +549,7 @@ pub fn find_trailer(format: Format, data: &[u8]) -> Result<Option<usize>, Format
         return Ok(None);
     }
     let foot = data.len() - FOOTER_LEN;
-    let len = rd32(data, foot).unwrap_or(0) as usize;
+    let len = peek_u32_le(data, foot).unwrap_or(0) as usize;
     if len < HEADER_LEN + FOOTER_LEN || len > data.len() || len > MAX_BLOCK_LEN {
         return Err(FormatError::at(
             format,

@@ -342,7 +342,11 @@ impl Config {
             }
             for f in &p.formats {
                 if Format::from_name(f).is_none() {
-                    return bad(format!("product {}: unknown format {f:?}", p.name));
+                    return bad(format!(
+                        "product {}: unknown format {f:?} (known: {})",
+                        p.name,
+                        Format::names()
+                    ));
                 }
             }
             let (c, q) = (p.classical_alg(), p.pq_alg());
@@ -476,11 +480,14 @@ impl ProductConfig {
     pub fn classical_alg(&self) -> Option<SigAlg> {
         match self.policy {
             Policy::PqOnly => None,
-            _ => Some(self.classical.unwrap_or(if self.formats == ["efi"] {
-                SigAlg::RsaPkcs1Sha256
-            } else {
-                SigAlg::EcdsaP256Sha256
-            })),
+            // A single-format product defaults to what that format needs (efi: RSA PKCS#1).
+            _ => Some(
+                self.classical.unwrap_or(match self.formats.as_slice() {
+                    [only] => Format::from_name(only)
+                        .map_or(SigAlg::EcdsaP256Sha256, |f| f.default_classical()),
+                    _ => SigAlg::EcdsaP256Sha256,
+                }),
+            ),
         }
     }
 
