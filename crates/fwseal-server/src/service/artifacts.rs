@@ -1,7 +1,6 @@
 //! Reading what the appliance made: artifact metadata and parts, the artifact list, a
 //! product's public keys, and the audit log export. Every read is audited.
 
-use super::format_compat::FormatExt as _;
 use super::{entry, ServiceError, SigningService};
 use crate::auth::{allowed, Identity};
 use crate::config::Role;

@@ -1,7 +1,6 @@
 //! Intake: an upload on disk → detected format → signing plan. The plan holds the
 //! format-aware digest; signing needs nothing else.
 
-use super::format_compat::FormatExt as _;
 use super::{ServiceError, SigningService};
 use crate::config::ProductConfig;
 use fwseal_api::SignQuery;

@@ -19,7 +19,6 @@
 pub mod artifacts;
 pub mod digest;
 mod error;
-pub mod format_compat;
 pub mod intake;
 pub mod jobs;
 mod release;

@@ -3,7 +3,6 @@
 //! [`SigningService::provenance`] and their audit record from [`sign_entry`], and commit it
 //! before anything is released.
 
-use super::format_compat::FormatExt as _;
 use super::intake::{Intake, SignParams, Upload};
 use super::{entry, now_rfc3339, ServiceError, SigningService};
 use crate::auth::Identity;
