@@ -5,11 +5,11 @@
 use crate::client::{self, Client};
 use crate::online::{default_output, SignArgs};
 use anyhow::{anyhow, Context, Result};
-use fwseal_formats::files;
-use fwseal_formats::remote::{
+use fwseal_api::digest::{
     sign_remote, BuildClaims, DigestSignRequest, DigestSignResponse, LocalItem, RemoteError,
     SignParams,
 };
+use fwseal_formats::files;
 use fwseal_formats::{Format, Mode};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -68,10 +68,7 @@ pub fn sign(a: &SignArgs, client: &Client, json: bool) -> Result<serde_json::Val
                     }
                     path.push_str(&format!("&version={}", v.replace('+', "%2B")));
                 }
-                e.insert(
-                    serde_json::from_value(client.get_json(&path)?)
-                        .context("sign-params answer")?,
-                )
+                e.insert(client.get::<SignParams>(&path)?)
             }
         };
         let req = p.request(mode);

@@ -34,7 +34,6 @@ pub mod files;
 pub mod hex;
 pub mod mcuboot;
 pub mod raw;
-pub mod remote;
 pub mod sigblock;
 
 pub use error::{FormatError, Location};

@@ -1,13 +1,13 @@
 //! Client-side hashing: `GET /v1/products/{p}/sign-params` tells the client how the product
 //! signs a format; `POST /v1/products/{p}/sign-digest` signs the messages the client computed
-//! with the same format engine (wire types in `fwseal_formats::remote`). The appliance never sees
+//! with the same format engine (wire types in `fwseal_api::digest`). The appliance never sees
 //! the image: the audit record says so (`hash_locally`, no input/output hash of its own, the
 //! client's claims in `extra`), and the provenance records `hashLocally: true` and lists the
 //! SHA-256 of every signature, which is how it binds to the signed image.
 
 use super::*;
 use fwseal_crypto::{Family, KeyId, SigAlg, Signature, SignedMessage};
-use fwseal_formats::remote::{
+use fwseal_api::digest::{
     DigestItem, DigestItemResult, DigestSignRequest, DigestSignResponse, SignParams, MAX_ITEMS,
 };
 

@@ -1,12 +1,13 @@
 //! Client-side hashing ("hash locally"): the wire types of the daemon's digest-only signing
-//! endpoint (`POST /v1/products/{product}/sign-digest`) and the sans-I/O driver that turns local
-//! signing plans into digest-only requests and the answers into [`SignatureSet`]s.
+//! endpoints (`GET /v1/products/{product}/sign-params`, `POST /v1/products/{product}/sign-digest`)
+//! and the sans-I/O driver that turns local signing plans into digest-only requests and the
+//! answers into [`SignatureSet`]s. (Moved here from `fwseal_formats::remote`.)
 //!
-//! The client runs the same format engine as the daemon ([`crate::files::prepare_file`]), so
-//! the messages it sends are exactly those the daemon would have computed from the image. The
-//! daemon signs *messages*, never images: a post-quantum message is the format's
-//! domain-separated byte string, a classical one a prehash (or, for Authenticode, the DER
-//! authenticated attributes).
+//! The client runs the same format engine as the daemon
+//! ([`fwseal_formats::files::prepare_file`]), so the messages it sends are exactly those the
+//! daemon would have computed from the image. The daemon signs *messages*, never images: a
+//! post-quantum message is the format's domain-separated byte string, a classical one a prehash
+//! (or, for Authenticode, the DER authenticated attributes).
 //!
 //! One batch takes one request, or two when a plan's classical half covers its post-quantum
 //! signature ([`Prepared::classical_needs_pq`], MCUboot embedded hybrid): the first request
@@ -14,7 +15,7 @@
 //! signature with its message, so the daemon can check it made it and can write the whole
 //! item's provenance. See docs/api.md.
 
-use crate::{Format, Mode, Prepared, Request, SignOptions};
+use fwseal_formats::{Format, Mode, Prepared, Request, SignOptions};
 use base64::Engine as _;
 use fwseal_crypto::{DigestAlg, Family, PublicKey, SigAlg, Signature, SignatureSet, SignedMessage};
 use serde::{Deserialize, Serialize};
@@ -250,7 +251,7 @@ pub enum RemoteError<E: std::error::Error + 'static> {
     Send(E),
     /// A plan could not produce its message.
     #[error(transparent)]
-    Format(#[from] crate::FormatError),
+    Format(#[from] fwseal_formats::FormatError),
     /// The answer does not fit the request, or a signature does not verify.
     #[error("daemon answer: {0}")]
     Answer(String),

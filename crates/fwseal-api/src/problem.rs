@@ -1,0 +1,115 @@
+//! RFC 9457 problem documents (`application/problem+json`).
+
+use serde::{Deserialize, Serialize};
+
+/// The stable `code`s of [`ProblemDoc`] (documented in `docs/api.md`, listed in
+/// `docs/openapi.json`). A client must accept codes it does not know.
+pub mod codes {
+    /// 400: bad query parameter or body.
+    pub const BAD_REQUEST: &str = "bad-request";
+    /// 401: missing or unknown token (or a client certificate that does not match).
+    pub const UNAUTHENTICATED: &str = "unauthenticated";
+    /// 403: audit export without the auditor role.
+    pub const FORBIDDEN: &str = "forbidden";
+    /// 404: unknown product, or no role on it.
+    pub const NO_SUCH_PRODUCT: &str = "no-such-product";
+    /// 404: unknown artifact, or not allowed.
+    pub const NO_SUCH_ARTIFACT: &str = "no-such-artifact";
+    /// 404: unknown job, or no role on its product.
+    pub const NO_SUCH_JOB: &str = "no-such-job";
+    /// 403: the requester tried to approve their own job.
+    pub const SELF_APPROVAL: &str = "self-approval";
+    /// 403: approving, rejecting or viewing a job without the policy's role.
+    pub const NOT_AN_APPROVER: &str = "not-an-approver";
+    /// 409: this identity already approved the job.
+    pub const ALREADY_APPROVED: &str = "already-approved";
+    /// 409: the approval's digest is not the job's.
+    pub const DIGEST_MISMATCH: &str = "digest-mismatch";
+    /// 409: the job expired.
+    pub const JOB_EXPIRED: &str = "job-expired";
+    /// 409: the job was rejected.
+    pub const JOB_REJECTED: &str = "job-rejected";
+    /// 409: the job is already signed (or being signed).
+    pub const JOB_SIGNED: &str = "job-signed";
+    /// 409: `sign-digest` for a product under an approval policy.
+    pub const APPROVAL_REQUIRED: &str = "approval-required";
+    /// 409: the job's release failed.
+    pub const JOB_FAILED: &str = "job-failed";
+    /// 413: upload above the limit.
+    pub const TOO_LARGE: &str = "too-large";
+    /// 422: the image is malformed.
+    pub const MALFORMED_IMAGE: &str = "malformed-image";
+    /// 422: format not allowed for the product, or not signable with its algorithms.
+    pub const UNSUPPORTED: &str = "unsupported";
+    /// 503: the HSM or its keys are unavailable.
+    pub const HSM_UNAVAILABLE: &str = "hsm-unavailable";
+    /// 500: anything else.
+    pub const INTERNAL: &str = "internal";
+
+    /// Every code the daemon sends.
+    pub const ALL: [&str; 20] = [
+        BAD_REQUEST,
+        UNAUTHENTICATED,
+        FORBIDDEN,
+        NO_SUCH_PRODUCT,
+        NO_SUCH_ARTIFACT,
+        NO_SUCH_JOB,
+        SELF_APPROVAL,
+        NOT_AN_APPROVER,
+        ALREADY_APPROVED,
+        DIGEST_MISMATCH,
+        JOB_EXPIRED,
+        JOB_REJECTED,
+        JOB_SIGNED,
+        APPROVAL_REQUIRED,
+        JOB_FAILED,
+        TOO_LARGE,
+        MALFORMED_IMAGE,
+        UNSUPPORTED,
+        HSM_UNAVAILABLE,
+        INTERNAL,
+    ];
+}
+
+/// An RFC 9457 problem document with fwseal's stable `code`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProblemDoc {
+    /// `https://fwseal.dev/problems/<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short, stable title.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// Human-readable detail (what and where).
+    pub detail: String,
+    /// Stable machine code ([`codes`]).
+    pub code: String,
+}
+
+impl ProblemDoc {
+    /// A problem with `type` derived from `code`.
+    pub fn new(
+        status: u16,
+        code: impl Into<String>,
+        title: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        let code = code.into();
+        ProblemDoc {
+            kind: format!("https://fwseal.dev/problems/{code}"),
+            title: title.into(),
+            status,
+            detail: detail.into(),
+            code,
+        }
+    }
+}
+
+impl std::fmt::Display for ProblemDoc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.code, self.detail)
+    }
+}
+
+impl std::error::Error for ProblemDoc {}
