@@ -15,9 +15,9 @@
 //! signature with its message, so the daemon can check it made it and can write the whole
 //! item's provenance. See docs/api.md.
 
-use fwseal_formats::{Format, Mode, Prepared, Request, SignOptions};
 use base64::Engine as _;
 use fwseal_crypto::{DigestAlg, Family, PublicKey, SigAlg, Signature, SignatureSet, SignedMessage};
+use fwseal_formats::{Format, Mode, Prepared, Request, SignOptions};
 use serde::{Deserialize, Serialize};
 
 /// Most items in one request.

@@ -32,8 +32,8 @@ mod sign;
 
 pub use digest::{
     sign_remote, BuildClaims, Carried, DigestItem, DigestItemResult, DigestSignRequest,
-    DigestSignResponse, LocalItem, RemoteError, RemoteSigned, SignParams, WireDigest,
-    WireMessage, MAX_ITEMS, MAX_MESSAGE,
+    DigestSignResponse, LocalItem, RemoteError, RemoteSigned, SignParams, WireDigest, WireMessage,
+    MAX_ITEMS, MAX_MESSAGE,
 };
 pub use jobs::{
     ApproveBody, JobApproval, JobLinks, JobList, JobState, JobView, JobsFilter, JobsQuery,

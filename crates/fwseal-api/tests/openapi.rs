@@ -48,6 +48,14 @@ fn pick<T: Sample>(i: usize) -> T {
     all[i % all.len()].clone()
 }
 
+/// The full samples of `T` and its minimal one: what a `Vec<T>` in a full sample holds, so
+/// that keys `T` omits and `null`s it sends are seen inside containers too.
+fn every<T: Sample>() -> Vec<T> {
+    let mut v = T::full();
+    v.push(T::minimal());
+    v
+}
+
 /// How many samples cover every variant of the given lists.
 fn cover(lens: &[usize]) -> usize {
     lens.iter().copied().max().unwrap_or(1).max(1)
@@ -228,7 +236,7 @@ impl Sample for JobView {
 impl Sample for JobList {
     fn full() -> Vec<Self> {
         vec![JobList {
-            jobs: JobView::full(),
+            jobs: every::<JobView>(),
         }]
     }
     fn minimal() -> Self {
@@ -359,7 +367,7 @@ impl Sample for ArtifactList {
     fn full() -> Vec<Self> {
         vec![ArtifactList {
             product: "widget".into(),
-            artifacts: ArtifactView::full(),
+            artifacts: every::<ArtifactView>(),
         }]
     }
     fn minimal() -> Self {
@@ -593,7 +601,7 @@ impl Sample for DigestItem {
 impl Sample for DigestSignRequest {
     fn full() -> Vec<Self> {
         vec![DigestSignRequest {
-            items: DigestItem::full(),
+            items: every::<DigestItem>(),
             claims: BuildClaims {
                 source_uri: Some("https://git.example/fw".into()),
                 commit: Some("abc123".into()),
@@ -778,7 +786,8 @@ struct Checker<'a> {
 
 impl<'a> Checker<'a> {
     fn err(&mut self, path: &[Seg], m: impl std::fmt::Display) {
-        self.errors.push(format!("{}: {}: {m}", self.what, show(path)));
+        self.errors
+            .push(format!("{}: {}: {m}", self.what, show(path)));
     }
 
     fn resolve(&mut self, mut s: &'a Value, path: &[Seg]) -> Option<&'a Value> {
@@ -811,7 +820,10 @@ impl<'a> Checker<'a> {
             return;
         };
         if values.is_empty() {
-            self.err(path, "no sample value reaches this schema (fill the samples)");
+            self.err(
+                path,
+                "no sample value reaches this schema (fill the samples)",
+            );
             return;
         }
         if let Some(alts) = schema
@@ -849,13 +861,22 @@ impl<'a> Checker<'a> {
             Some(list) => {
                 let listed: BTreeSet<&str> = list.iter().filter_map(Value::as_str).collect();
                 for s in strings.difference(&listed) {
-                    self.err(path, format!("enum: the type emits {s:?}, the schema does not list it"));
+                    self.err(
+                        path,
+                        format!("enum: the type emits {s:?}, the schema does not list it"),
+                    );
                 }
                 for s in listed.difference(&strings) {
-                    self.err(path, format!("enum: the schema lists {s:?}, the type never emits it"));
+                    self.err(
+                        path,
+                        format!("enum: the schema lists {s:?}, the type never emits it"),
+                    );
                 }
                 if seen.contains("null") && !list.iter().any(Value::is_null) {
-                    self.err(path, "enum: the type emits null, the enum does not list null");
+                    self.err(
+                        path,
+                        "enum: the type emits null, the enum does not list null",
+                    );
                 }
             }
             None if strings.len() > 1 => self.err(
@@ -896,12 +917,16 @@ impl<'a> Checker<'a> {
         objects: &[&serde_json::Map<String, Value>],
         path: &mut Vec<Seg>,
     ) {
-        let empty = serde_json::Map::new();
+        static EMPTY: std::sync::OnceLock<serde_json::Map<String, Value>> =
+            std::sync::OnceLock::new();
         let props = schema
             .get("properties")
             .and_then(Value::as_object)
-            .unwrap_or(&empty);
-        if schema.get("additionalProperties").is_some_and(Value::is_object) {
+            .unwrap_or_else(|| EMPTY.get_or_init(serde_json::Map::new));
+        if schema
+            .get("additionalProperties")
+            .is_some_and(Value::is_object)
+        {
             self.err(
                 path,
                 "`additionalProperties` with a schema: list the type's keys as `properties`",
@@ -1004,12 +1029,18 @@ impl<'a> Checker<'a> {
             }
             match hit {
                 Some(i) => groups[i].push(v),
-                None => self.err(path, format!("a value the type emits matches no alternative: {v}")),
+                None => self.err(
+                    path,
+                    format!("a value the type emits matches no alternative: {v}"),
+                ),
             }
         }
         for (i, (a, g)) in alts.iter().zip(groups).enumerate() {
             if g.is_empty() {
-                self.err(path, format!("alternative {i} is never emitted by the type"));
+                self.err(
+                    path,
+                    format!("alternative {i} is never emitted by the type"),
+                );
             } else {
                 self.check(a, &g, path);
             }
@@ -1055,10 +1086,25 @@ fn uses() -> Vec<Use> {
     let batch = "/v1/products/{product}/sign-batch";
     vec![
         u("post", sign, At::Query, samples::<SignQuery>()),
-        u("post", sign, At::Response("201", JSON), samples::<SignResponse>()),
-        u("post", sign, At::Response("202", JSON), samples::<JobView>()),
+        u(
+            "post",
+            sign,
+            At::Response("201", JSON),
+            samples::<SignResponse>(),
+        ),
+        u(
+            "post",
+            sign,
+            At::Response("202", JSON),
+            samples::<JobView>(),
+        ),
         u("post", batch, At::Query, samples::<SignQuery>()),
-        u("post", batch, At::Response("200", JSON), samples::<BatchResponse>()),
+        u(
+            "post",
+            batch,
+            At::Response("200", JSON),
+            samples::<BatchResponse>(),
+        ),
         u(
             "get",
             "/v1/products/{product}/sign-params",
@@ -1108,16 +1154,36 @@ fn uses() -> Vec<Use> {
             samples::<ArtifactView>(),
         ),
         u("get", "/v1/jobs", At::Query, samples::<JobsQuery>()),
-        u("get", "/v1/jobs", At::Response("200", JSON), samples::<JobList>()),
-        u("get", "/v1/jobs/{id}", At::Response("200", JSON), samples::<JobView>()),
-        u("post", "/v1/jobs/{id}/approve", At::Request, samples::<ApproveBody>()),
+        u(
+            "get",
+            "/v1/jobs",
+            At::Response("200", JSON),
+            samples::<JobList>(),
+        ),
+        u(
+            "get",
+            "/v1/jobs/{id}",
+            At::Response("200", JSON),
+            samples::<JobView>(),
+        ),
+        u(
+            "post",
+            "/v1/jobs/{id}/approve",
+            At::Request,
+            samples::<ApproveBody>(),
+        ),
         u(
             "post",
             "/v1/jobs/{id}/approve",
             At::Response("200", JSON),
             samples::<JobView>(),
         ),
-        u("post", "/v1/jobs/{id}/reject", At::Request, samples::<RejectBody>()),
+        u(
+            "post",
+            "/v1/jobs/{id}/reject",
+            At::Request,
+            samples::<RejectBody>(),
+        ),
         u(
             "post",
             "/v1/jobs/{id}/reject",
@@ -1155,7 +1221,9 @@ fn drift(doc: &Value) -> Vec<String> {
                 covered.insert((u.path.into(), u.method.into(), status.into()));
                 match op["responses"][status]["content"][ctype].get("schema") {
                     Some(s) => c.check(s, &values, &mut Vec::new()),
-                    None => c.errors.push(format!("{what}: no {ctype} schema in the document")),
+                    None => c
+                        .errors
+                        .push(format!("{what}: no {ctype} schema in the document")),
                 }
             }
             At::Request => {
@@ -1163,9 +1231,9 @@ fn drift(doc: &Value) -> Vec<String> {
                 c.required_by_type = Some(removal_required(&u.samples));
                 match op["requestBody"]["content"]["application/json"].get("schema") {
                     Some(s) => c.check(s, &values, &mut Vec::new()),
-                    None => c
-                        .errors
-                        .push(format!("{what}: no application/json schema in the document")),
+                    None => c.errors.push(format!(
+                        "{what}: no application/json schema in the document"
+                    )),
                 }
             }
             At::Query => {
@@ -1214,10 +1282,14 @@ fn drift(doc: &Value) -> Vec<String> {
                     }
                 }
             }
-            if op["requestBody"]["content"].get("application/json").is_some()
+            if op["requestBody"]["content"]
+                .get("application/json")
+                .is_some()
                 && !covered.contains(&(path.clone(), method.clone(), "request".into()))
             {
-                errors.push(format!("{m} {path} request body: no fwseal-api type checks it"));
+                errors.push(format!(
+                    "{m} {path} request body: no fwseal-api type checks it"
+                ));
             }
         }
     }

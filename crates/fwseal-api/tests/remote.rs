@@ -9,11 +9,11 @@ mod common;
 
 use base64::Engine as _;
 use common::*;
-use fwseal_crypto::{soft::SoftKey, SigAlg, Signer};
 use fwseal_api::digest::{
     sign_remote, BuildClaims, DigestItemResult, DigestSignRequest, DigestSignResponse, LocalItem,
     RemoteError,
 };
+use fwseal_crypto::{soft::SoftKey, SigAlg, Signer};
 use fwseal_formats::{assemble, prepare, Format, Mode};
 
 #[derive(Debug)]

@@ -125,7 +125,10 @@ impl Client {
     }
 
     /// Read a 2xx body (at most 64 MiB) as `T`.
-    fn parse<T: DeserializeOwned>(mut resp: ureq::http::Response<ureq::Body>, path: &str) -> Result<T> {
+    fn parse<T: DeserializeOwned>(
+        mut resp: ureq::http::Response<ureq::Body>,
+        path: &str,
+    ) -> Result<T> {
         let text = resp
             .body_mut()
             .with_config()

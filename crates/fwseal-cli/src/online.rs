@@ -2,11 +2,11 @@
 
 use crate::client::{ApiError, Client};
 use anyhow::{bail, Context, Result};
+use clap::Args;
 use fwseal_api::{
     mode_name, ArtifactList, ArtifactView, BatchBody, BatchResponse, Format, JobView, Links, Mode,
     ProductKeys, SignOutcome, SignResponse,
 };
-use clap::Args;
 use std::path::{Path, PathBuf};
 
 /// `fwseal sign`.
@@ -145,7 +145,9 @@ pub fn sign(a: &SignArgs, json: bool) -> Result<serde_json::Value> {
             });
             return Err(ApiError {
                 status: last.map_or(400, |it| it.status),
-                code: problem.map_or("bad-request", |p| p.code.as_str()).to_string(),
+                code: problem
+                    .map_or("bad-request", |p| p.code.as_str())
+                    .to_string(),
                 detail: format!(
                     "batch answered {n} results for {} images: {}",
                     a.inputs.len(),
@@ -448,10 +450,7 @@ pub fn keys_export(a: &KeysExportArgs, json: bool) -> Result<serde_json::Value> 
         };
         written.push(w("pem", pem.as_bytes())?);
         written.push(w("der", &der)?);
-        written.push(w(
-            "keyid",
-            format!("{}\n", k.key_id).as_bytes(),
-        )?);
+        written.push(w("keyid", format!("{}\n", k.key_id).as_bytes())?);
         written.push(w(
             "h",
             c_array(&format!("{}_{}", a.product, alg), &der).as_bytes(),

@@ -6,10 +6,10 @@
 //! SHA-256 of every signature, which is how it binds to the signed image.
 
 use super::*;
-use fwseal_crypto::{Family, KeyId, SigAlg, Signature, SignedMessage};
 use fwseal_api::digest::{
     DigestItem, DigestItemResult, DigestSignRequest, DigestSignResponse, SignParams, MAX_ITEMS,
 };
+use fwseal_crypto::{Family, KeyId, SigAlg, Signature, SignedMessage};
 
 /// Query of `sign-params`.
 #[derive(Debug, Deserialize)]
