@@ -214,7 +214,7 @@ pub fn approve(a: &ApproveArgs, json: bool) -> Result<serde_json::Value> {
     if let (Some(out), Some(job)) = (&a.save_input, &job) {
         client.download(&format!("/v1/jobs/{}/input", a.id), out, json)?;
         let got = sha256_file(out)?;
-        let want = &job.input_sha256;
+        let want = job.input_sha256.as_str();
         if got != want {
             bail!(
                 "{}: sha256 {got} is not the job's input_sha256 {want}; not approving",
