@@ -157,7 +157,7 @@ impl Client {
     pub fn post_files<T: DeserializeOwned>(
         &self,
         path: &str,
-        query: &[(&str, String)],
+        query: &[(String, String)],
         files: &[std::path::PathBuf],
         quiet: bool,
     ) -> Result<T> {
@@ -215,7 +215,7 @@ impl Client {
     fn post_stream<T: DeserializeOwned>(
         &self,
         path: &str,
-        query: &[(&str, String)],
+        query: &[(String, String)],
         content_type: &str,
         len: u64,
         reader: impl Read + Send + 'static,
@@ -303,7 +303,7 @@ impl Client {
     pub fn post_file<T: DeserializeOwned>(
         &self,
         path: &str,
-        query: &[(&str, String)],
+        query: &[(String, String)],
         file: &Path,
         quiet: bool,
     ) -> Result<T> {
@@ -311,6 +311,50 @@ impl Client {
         let len = f.metadata()?.len();
         self.post_stream(path, query, "application/octet-stream", len, f, quiet)
     }
+}
+
+/// The query parameters of a `fwseal_api` query type, as `(name, value)` pairs (serde names,
+/// unset parameters left out).
+pub fn query_pairs<T: serde::Serialize>(q: &T) -> Result<Vec<(String, String)>> {
+    let v = serde_json::to_value(q)?;
+    let Some(o) = v.as_object() else {
+        bail!("a query must serialize as an object");
+    };
+    o.iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => Ok((k.clone(), s.clone())),
+            serde_json::Value::Number(n) => Ok((k.clone(), n.to_string())),
+            serde_json::Value::Bool(b) => Ok((k.clone(), b.to_string())),
+            other => bail!("query parameter {k} = {other} is not a scalar"),
+        })
+        .collect()
+}
+
+/// `path?k=v&…` for a `fwseal_api` query type, values percent-encoded (`path` when no
+/// parameter is set).
+pub fn with_query<T: serde::Serialize>(path: &str, q: &T) -> Result<String> {
+    let pairs = query_pairs(q)?;
+    if pairs.is_empty() {
+        return Ok(path.to_string());
+    }
+    let q: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+        .collect();
+    Ok(format!("{path}?{}", q.join("&")))
+}
+
+/// Percent-encode everything but RFC 3986 unreserved characters.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// Progress bars only for transfers over 4 MB and only on a terminal.
@@ -369,4 +413,34 @@ pub fn write_atomic(out: &Path, data: &[u8]) -> Result<()> {
     let mut tmp = temp_beside(out)?;
     std::io::Write::write_all(&mut tmp, data)?;
     persist(tmp, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fwseal_api::{JobsFilter, JobsQuery, SignParamsQuery};
+
+    #[test]
+    fn queries_come_from_the_api_types() {
+        let q = SignParamsQuery {
+            format: "mcuboot".into(),
+            version: Some("1.2.3+4".into()),
+        };
+        assert_eq!(
+            with_query("/v1/products/p/sign-params", &q).unwrap(),
+            "/v1/products/p/sign-params?format=mcuboot&version=1.2.3%2B4"
+        );
+        assert_eq!(
+            with_query("/v1/jobs", &JobsQuery::default()).unwrap(),
+            "/v1/jobs"
+        );
+        let q = JobsQuery {
+            product: Some("a b".into()),
+            state: Some(JobsFilter::All),
+        };
+        assert_eq!(
+            with_query("/v1/jobs", &q).unwrap(),
+            "/v1/jobs?product=a%20b&state=all"
+        );
+    }
 }

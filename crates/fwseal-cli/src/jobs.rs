@@ -1,11 +1,13 @@
 //! M-of-N approvals from the client side: `fwseal jobs`, `fwseal approve`, `fwseal reject`,
 //! and the polling behind `fwseal sign --wait`.
 
-use crate::client::{Client, JobEnded};
-use crate::online::{urlencode, SignArgs};
+use crate::client::{with_query, Client, JobEnded};
+use crate::online::SignArgs;
 use anyhow::{bail, Result};
 use clap::Args;
-use fwseal_api::{mode_name, ApproveBody, JobList, JobState, JobView, RejectBody};
+use fwseal_api::{
+    mode_name, ApproveBody, JobList, JobState, JobView, JobsFilter, JobsQuery, RejectBody,
+};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -146,18 +148,11 @@ pub fn wait_signed(client: &Client, id: &str, a: &SignArgs, json: bool) -> Resul
 /// `fwseal jobs`.
 pub fn list(a: &JobsArgs, json: bool) -> Result<serde_json::Value> {
     let client = Client::from_env(a.url.as_deref())?;
-    let mut q = Vec::new();
-    if let Some(p) = &a.product {
-        q.push(format!("product={}", urlencode(p)));
-    }
-    if a.all {
-        q.push("state=all".to_string());
-    }
-    let path = format!(
-        "/v1/jobs{}{}",
-        if q.is_empty() { "" } else { "?" },
-        q.join("&")
-    );
+    let query = JobsQuery {
+        product: a.product.clone(),
+        state: a.all.then_some(JobsFilter::All),
+    };
+    let path = with_query("/v1/jobs", &query)?;
     let v: JobList = client.get(&path)?;
     if !json {
         if v.jobs.is_empty() {

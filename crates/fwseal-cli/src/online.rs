@@ -1,11 +1,11 @@
 //! Subcommands that talk to fwseald: sign, fetch, list, keys export.
 
-use crate::client::{ApiError, Client};
+use crate::client::{query_pairs, with_query, ApiError, Client};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use fwseal_api::{
-    mode_name, ArtifactList, ArtifactView, BatchBody, BatchResponse, Format, JobView, Links, Mode,
-    ProductKeys, SignOutcome, SignResponse,
+    mode_name, ArtifactList, ArtifactListQuery, ArtifactView, BatchBody, BatchResponse, Format,
+    JobView, Links, Mode, ProductKeys, SignOutcome, SignQuery, SignResponse,
 };
 use std::path::{Path, PathBuf};
 
@@ -95,43 +95,39 @@ pub fn sign(a: &SignArgs, json: bool) -> Result<serde_json::Value> {
     }
     let mut results = Vec::new();
     let mut pending = Vec::new();
-    let mut q: Vec<(&str, String)> = vec![(
-        "mode",
-        if a.detached {
-            "detached".into()
+    let query = SignQuery {
+        mode: Some(if a.detached {
+            Mode::Detached
         } else {
-            "embedded".into()
-        },
-    )];
-    for (k, v) in [
-        ("format", &a.format),
-        ("version", &a.image_version),
-        ("source_uri", &a.source_uri),
-        ("commit", &a.commit),
-        ("ref", &a.git_ref),
-        ("ci_run_url", &a.ci_run_url),
-        ("builder_id", &a.builder_id),
-    ] {
-        if let Some(v) = v {
-            q.push((k, v.clone()));
-        }
-    }
+            Mode::Embedded
+        }),
+        format: a.format.clone(),
+        name: None,
+        version: a.image_version.clone(),
+        source_uri: a.source_uri.clone(),
+        commit: a.commit.clone(),
+        git_ref: a.git_ref.clone(),
+        ci_run_url: a.ci_run_url.clone(),
+        builder_id: a.builder_id.clone(),
+    };
     // One image: `sign`. Several: one `sign-batch` request, one result per image.
     let answers: Vec<Result<SignOutcome, ApiError>> = if a.inputs.len() == 1 {
-        let mut q = q.clone();
-        if let Some(n) = a.inputs[0].file_name() {
-            q.push(("name", n.to_string_lossy().into_owned()));
-        }
+        let q = SignQuery {
+            name: a.inputs[0]
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned()),
+            ..query
+        };
         vec![Ok(client.post_file::<SignOutcome>(
             &format!("/v1/products/{}/sign", a.product),
-            &q,
+            &query_pairs(&q)?,
             &a.inputs[0],
             json,
         )?)]
     } else {
         let r: BatchResponse = client.post_files(
             &format!("/v1/products/{}/sign-batch", a.product),
-            &q,
+            &query_pairs(&query)?,
             &a.inputs,
             json,
         )?;
@@ -370,23 +366,14 @@ pub struct ListArgs {
 /// List a product's artifacts.
 pub fn list(a: &ListArgs, json: bool) -> Result<serde_json::Value> {
     let client = Client::from_env(a.url.as_deref())?;
-    let mut q = Vec::new();
-    for (k, v) in [
-        ("version", &a.image_version),
-        ("digest", &a.digest),
-        ("since", &a.since),
-        ("until", &a.until),
-    ] {
-        if let Some(v) = v {
-            q.push(format!("{k}={}", urlencode(v)));
-        }
-    }
-    let path = format!(
-        "/v1/products/{}/artifacts{}{}",
-        a.product,
-        if q.is_empty() { "" } else { "?" },
-        q.join("&")
-    );
+    let query = ArtifactListQuery {
+        version: a.image_version.clone(),
+        digest: a.digest.clone(),
+        since: a.since.clone(),
+        until: a.until.clone(),
+        limit: None,
+    };
+    let path = with_query(&format!("/v1/products/{}/artifacts", a.product), &query)?;
     let v: ArtifactList = client.get(&path)?;
     if !json {
         for x in &v.artifacts {
@@ -402,18 +389,6 @@ pub fn list(a: &ListArgs, json: bool) -> Result<serde_json::Value> {
         }
     }
     Ok(serde_json::to_value(&v)?)
-}
-
-pub(crate) fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// `fwseal keys export`.
