@@ -1,7 +1,7 @@
 #![no_main]
 //! The hash-locally wire types: a `sign-digest` body (as the daemon parses it) and an answer (as
 //! the client parses it) never panic, and every message decodes or is refused.
-use fwseal_formats::remote::{DigestSignRequest, DigestSignResponse};
+use fwseal_api::digest::{DigestSignRequest, DigestSignResponse};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,6 +1,8 @@
 //! The HTTP client side: talks to fwseald's `/v1` API.
 
 use anyhow::{anyhow, bail, Context, Result};
+use fwseal_api::ProblemDoc;
+use serde::de::DeserializeOwned;
 use std::io::Read;
 use std::path::Path;
 
@@ -20,6 +22,17 @@ pub struct ApiError {
     pub code: String,
     /// Detail.
     pub detail: String,
+}
+
+impl ApiError {
+    /// From a problem document the server sent with `status`.
+    pub fn from_problem(status: u16, p: &ProblemDoc) -> Self {
+        ApiError {
+            status,
+            code: p.code.clone(),
+            detail: p.detail.clone(),
+        }
+    }
 }
 
 impl std::fmt::Display for ApiError {
@@ -43,7 +56,8 @@ impl std::fmt::Display for JobEnded {
 }
 impl std::error::Error for JobEnded {}
 
-/// Some submitted images are waiting for approvals (not signed yet). Carries the job documents.
+/// Some submitted images are waiting for approvals (not signed yet). Carries the `--json`
+/// output (the results so far and the job documents).
 #[derive(Debug)]
 pub struct PendingJobs(pub serde_json::Value);
 impl std::fmt::Display for PendingJobs {
@@ -98,45 +112,55 @@ impl Client {
         }
         let mut resp = resp;
         let text = resp.body_mut().read_to_string().unwrap_or_default();
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
-        Err(ApiError {
-            status,
-            code: v["code"].as_str().unwrap_or("unknown").to_string(),
-            detail: v["detail"].as_str().map(str::to_string).unwrap_or(text),
+        Err(match serde_json::from_str::<ProblemDoc>(&text) {
+            Ok(p) => ApiError::from_problem(status, &p),
+            // Not a problem document (a proxy's error page, say): show what came back.
+            Err(_) => ApiError {
+                status,
+                code: "unknown".into(),
+                detail: text,
+            },
         }
         .into())
+    }
+
+    /// Read a 2xx body (at most 64 MiB) as `T`.
+    fn parse<T: DeserializeOwned>(
+        mut resp: ureq::http::Response<ureq::Body>,
+        path: &str,
+    ) -> Result<T> {
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()?;
+        serde_json::from_str(&text).with_context(|| format!("unexpected answer to {path}"))
     }
 
     fn unreachable(e: ureq::Error) -> anyhow::Error {
         Unreachable(e.to_string()).into()
     }
 
-    /// GET returning JSON.
-    pub fn get_json(&self, path: &str) -> Result<serde_json::Value> {
+    /// GET a JSON answer as `T` (a `fwseal_api` type).
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let resp = self
             .agent
             .get(&format!("{}{path}", self.base))
             .header("Authorization", &format!("Bearer {}", self.token))
             .call()
             .map_err(Self::unreachable)?;
-        let mut resp = Self::check(resp)?;
-        let text = resp
-            .body_mut()
-            .with_config()
-            .limit(64 << 20)
-            .read_to_string()?;
-        Ok(serde_json::from_str(&text)?)
+        Self::parse(Self::check(resp)?, path)
     }
 
     /// POST several files in one `multipart/form-data` request (one part per file, the file
-    /// name as the part's filename), streamed from disk; returns the JSON answer.
-    pub fn post_files(
+    /// name as the part's filename), streamed from disk; returns the answer as `T`.
+    pub fn post_files<T: DeserializeOwned>(
         &self,
         path: &str,
-        query: &[(&str, String)],
+        query: &[(String, String)],
         files: &[std::path::PathBuf],
         quiet: bool,
-    ) -> Result<serde_json::Value> {
+    ) -> Result<T> {
         let boundary = format!(
             "fwseal-{:032x}",
             std::time::SystemTime::now()
@@ -187,16 +211,16 @@ impl Client {
     }
 
     /// POST `len` bytes from `reader` (streamed, with a progress bar for big ones), returning
-    /// the JSON answer.
-    fn post_stream(
+    /// the answer as `T`.
+    fn post_stream<T: DeserializeOwned>(
         &self,
         path: &str,
-        query: &[(&str, String)],
+        query: &[(String, String)],
         content_type: &str,
         len: u64,
         reader: impl Read + Send + 'static,
         quiet: bool,
-    ) -> Result<serde_json::Value> {
+    ) -> Result<T> {
         let bar = progress(Some(len), quiet);
         let reader = Progress {
             inner: reader,
@@ -218,17 +242,11 @@ impl Client {
         if let Some(b) = bar {
             b.finish_and_clear();
         }
-        let mut resp = Self::check(resp)?;
-        let text = resp
-            .body_mut()
-            .with_config()
-            .limit(64 << 20)
-            .read_to_string()?;
-        Ok(serde_json::from_str(&text)?)
+        Self::parse(Self::check(resp)?, path)
     }
 
-    /// POST a JSON body, returning JSON.
-    pub fn post_json<T: serde::Serialize, R: serde::de::DeserializeOwned>(
+    /// POST a JSON body (a `fwseal_api` type), returning the answer as `R`.
+    pub fn post_json<T: serde::Serialize, R: DeserializeOwned>(
         &self,
         path: &str,
         body: &T,
@@ -241,13 +259,7 @@ impl Client {
             .header("Content-Type", "application/json")
             .send(&data[..])
             .map_err(Self::unreachable)?;
-        let mut resp = Self::check(resp)?;
-        let text = resp
-            .body_mut()
-            .with_config()
-            .limit(64 << 20)
-            .read_to_string()?;
-        Ok(serde_json::from_str(&text)?)
+        Self::parse(Self::check(resp)?, path)
     }
 
     /// GET a body into a file (atomically: temp file + rename), with a progress bar for big ones.
@@ -287,18 +299,62 @@ impl Client {
         Ok(total)
     }
 
-    /// POST a file as the body (streamed), returning JSON.
-    pub fn post_file(
+    /// POST a file as the body (streamed), returning the answer as `T`.
+    pub fn post_file<T: DeserializeOwned>(
         &self,
         path: &str,
-        query: &[(&str, String)],
+        query: &[(String, String)],
         file: &Path,
         quiet: bool,
-    ) -> Result<serde_json::Value> {
+    ) -> Result<T> {
         let f = std::fs::File::open(file).with_context(|| format!("open {}", file.display()))?;
         let len = f.metadata()?.len();
         self.post_stream(path, query, "application/octet-stream", len, f, quiet)
     }
+}
+
+/// The query parameters of a `fwseal_api` query type, as `(name, value)` pairs (serde names,
+/// unset parameters left out).
+pub fn query_pairs<T: serde::Serialize>(q: &T) -> Result<Vec<(String, String)>> {
+    let v = serde_json::to_value(q)?;
+    let Some(o) = v.as_object() else {
+        bail!("a query must serialize as an object");
+    };
+    o.iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => Ok((k.clone(), s.clone())),
+            serde_json::Value::Number(n) => Ok((k.clone(), n.to_string())),
+            serde_json::Value::Bool(b) => Ok((k.clone(), b.to_string())),
+            other => bail!("query parameter {k} = {other} is not a scalar"),
+        })
+        .collect()
+}
+
+/// `path?k=v&…` for a `fwseal_api` query type, values percent-encoded (`path` when no
+/// parameter is set).
+pub fn with_query<T: serde::Serialize>(path: &str, q: &T) -> Result<String> {
+    let pairs = query_pairs(q)?;
+    if pairs.is_empty() {
+        return Ok(path.to_string());
+    }
+    let q: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+        .collect();
+    Ok(format!("{path}?{}", q.join("&")))
+}
+
+/// Percent-encode everything but RFC 3986 unreserved characters.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// Progress bars only for transfers over 4 MB and only on a terminal.
@@ -357,4 +413,35 @@ pub fn write_atomic(out: &Path, data: &[u8]) -> Result<()> {
     let mut tmp = temp_beside(out)?;
     std::io::Write::write_all(&mut tmp, data)?;
     persist(tmp, out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use fwseal_api::{JobsFilter, JobsQuery, SignParamsQuery};
+
+    #[test]
+    fn queries_come_from_the_api_types() {
+        let q = SignParamsQuery {
+            format: "mcuboot".into(),
+            version: Some("1.2.3+4".into()),
+        };
+        assert_eq!(
+            with_query("/v1/products/p/sign-params", &q).unwrap(),
+            "/v1/products/p/sign-params?format=mcuboot&version=1.2.3%2B4"
+        );
+        assert_eq!(
+            with_query("/v1/jobs", &JobsQuery::default()).unwrap(),
+            "/v1/jobs"
+        );
+        let q = JobsQuery {
+            product: Some("a b".into()),
+            state: Some(JobsFilter::All),
+        };
+        assert_eq!(
+            with_query("/v1/jobs", &q).unwrap(),
+            "/v1/jobs?product=a%20b&state=all"
+        );
+    }
 }

@@ -5,11 +5,12 @@
 use crate::client::{self, Client};
 use crate::online::{default_output, SignArgs};
 use anyhow::{anyhow, Context, Result};
-use fwseal_formats::files;
-use fwseal_formats::remote::{
+use fwseal_api::digest::{
     sign_remote, BuildClaims, DigestSignRequest, DigestSignResponse, LocalItem, RemoteError,
     SignParams,
 };
+use fwseal_api::SignParamsQuery;
+use fwseal_formats::files;
 use fwseal_formats::{Format, Mode};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -57,11 +58,6 @@ pub fn sign(a: &SignArgs, client: &Client, json: bool) -> Result<serde_json::Val
         let p = match params.entry(format) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
-                let mut path = format!(
-                    "/v1/products/{}/sign-params?format={}",
-                    a.product,
-                    format.name()
-                );
                 if let Some(v) = &a.image_version {
                     if !v
                         .chars()
@@ -69,12 +65,14 @@ pub fn sign(a: &SignArgs, client: &Client, json: bool) -> Result<serde_json::Val
                     {
                         anyhow::bail!("--image-version {v:?}: expected major.minor.revision+build");
                     }
-                    path.push_str(&format!("&version={}", v.replace('+', "%2B")));
                 }
-                e.insert(
-                    serde_json::from_value(client.get_json(&path)?)
-                        .context("sign-params answer")?,
-                )
+                let query = SignParamsQuery {
+                    format: format.name().to_string(),
+                    version: a.image_version.clone(),
+                };
+                let path =
+                    client::with_query(&format!("/v1/products/{}/sign-params", a.product), &query)?;
+                e.insert(client.get::<SignParams>(&path)?)
             }
         };
         let req = p.request(mode);

@@ -1,10 +1,13 @@
 //! M-of-N approvals from the client side: `fwseal jobs`, `fwseal approve`, `fwseal reject`,
 //! and the polling behind `fwseal sign --wait`.
 
-use crate::client::{Client, JobEnded};
-use crate::online::{urlencode, SignArgs};
+use crate::client::{with_query, Client, JobEnded};
+use crate::online::SignArgs;
 use anyhow::{bail, Result};
 use clap::Args;
+use fwseal_api::{
+    mode_name, ApproveBody, JobList, JobState, JobView, JobsFilter, JobsQuery, RejectBody,
+};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -53,17 +56,12 @@ pub struct RejectArgs {
     pub url: Option<String>,
 }
 
-fn approvals(j: &serde_json::Value) -> String {
-    let names: Vec<&str> = j["approvals"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|a| a["approver"].as_str())
-        .collect();
+fn approvals(j: &JobView) -> String {
+    let names = j.approvers();
     format!(
         "{}/{}{}",
         names.len(),
-        j["approvals_required"].as_u64().unwrap_or(0),
+        j.approvals_required,
         if names.is_empty() {
             String::new()
         } else {
@@ -72,89 +70,70 @@ fn approvals(j: &serde_json::Value) -> String {
     )
 }
 
-fn print_job(j: &serde_json::Value) {
-    let s = |k: &str| j[k].as_str().unwrap_or("-").to_string();
-    println!("job:       {}", s("id"));
-    println!("state:     {}", s("state"));
+fn print_job(j: &JobView) {
+    println!("job:       {}", j.id);
+    println!("state:     {}", j.state);
     println!(
         "product:   {} ({} {}, {})",
-        s("product"),
-        s("format"),
-        s("mode"),
-        s("name")
+        j.product,
+        j.format,
+        mode_name(j.mode),
+        j.name
     );
-    println!("requester: {}", s("requester"));
-    println!(
-        "digest:    {} {}",
-        j["digest"]["alg"].as_str().unwrap_or("?"),
-        j["digest"]["value"].as_str().unwrap_or("?")
-    );
-    println!("input:     sha256 {}", s("input_sha256"));
-    if let Some(b) = j["build"].as_object() {
-        for (k, v) in b {
-            if !matches!(k.as_str(), "mode" | "format" | "name") {
-                println!("build:     {k} = {}", v.as_str().unwrap_or(&v.to_string()));
-            }
-        }
+    println!("requester: {}", j.requester);
+    println!("digest:    {} {}", j.digest.alg, j.digest.value);
+    println!("input:     sha256 {}", j.input_sha256);
+    for (k, v) in j.build.build_metadata() {
+        println!("build:     {k} = {v}");
     }
-    println!("approvals: {} of role {}", approvals(j), s("of_role"));
-    println!("expires:   {}", s("expires"));
-    if let Some(r) = j["reason"].as_str() {
+    println!("approvals: {} of role {}", approvals(j), j.of_role);
+    println!("expires:   {}", j.expires);
+    if let Some(r) = &j.reason {
         println!("reason:    {r}");
     }
-    if let Some(a) = j["artifact_id"].as_str() {
+    if let Some(a) = &j.artifact_id {
         println!("artifact:  {a}");
     }
 }
 
 /// After a 202: say what happened and how to proceed.
-pub fn print_submitted(input: &Path, j: &serde_json::Value) {
+pub fn print_submitted(input: &Path, j: &JobView) {
     println!(
         "{}: submitted as job {} (needs {} approval(s) by {} on {}, expires {})",
         input.display(),
-        j["id"].as_str().unwrap_or("?"),
-        j["approvals_required"].as_u64().unwrap_or(0),
-        j["of_role"].as_str().unwrap_or("?"),
-        j["product"].as_str().unwrap_or("?"),
-        j["expires"].as_str().unwrap_or("?"),
+        j.id,
+        j.approvals_required,
+        j.of_role,
+        j.product,
+        j.expires,
     );
-    println!(
-        "  digest {} {}",
-        j["digest"]["alg"].as_str().unwrap_or("?"),
-        j["digest"]["value"].as_str().unwrap_or("?")
-    );
+    println!("  digest {} {}", j.digest.alg, j.digest.value);
 }
 
 /// Poll a job until it is signed (`Some(job)`), ended without a signature (error), or the
 /// `--wait-timeout` passed (`None`).
-pub fn wait_signed(
-    client: &Client,
-    id: &str,
-    a: &SignArgs,
-    json: bool,
-) -> Result<Option<serde_json::Value>> {
+pub fn wait_signed(client: &Client, id: &str, a: &SignArgs, json: bool) -> Result<Option<JobView>> {
     let start = Instant::now();
     let mut last = String::new();
     loop {
-        let j = client.get_json(&format!("/v1/jobs/{id}"))?;
-        let state = j["state"].as_str().unwrap_or("?").to_string();
-        match state.as_str() {
-            "signed" => return Ok(Some(j)),
-            "rejected" | "expired" | "failed" => {
-                return Err(JobEnded(format!(
-                    "job {id} {state}{}",
-                    j["reason"]
-                        .as_str()
-                        .map(|r| format!(": {r}"))
-                        .unwrap_or_default()
-                ))
-                .into())
-            }
-            _ => {}
+        let j: JobView = client.get(&format!("/v1/jobs/{id}"))?;
+        if j.state == JobState::Signed {
+            return Ok(Some(j));
+        }
+        if j.state.ended_unsigned() {
+            return Err(JobEnded(format!(
+                "job {id} {}{}",
+                j.state,
+                j.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ))
+            .into());
         }
         let progress = approvals(&j);
         if !json && progress != last {
-            eprintln!("job {id}: {state}, approvals {progress}");
+            eprintln!("job {id}: {}, approvals {progress}", j.state);
             last = progress;
         }
         if a.wait_timeout
@@ -169,45 +148,33 @@ pub fn wait_signed(
 /// `fwseal jobs`.
 pub fn list(a: &JobsArgs, json: bool) -> Result<serde_json::Value> {
     let client = Client::from_env(a.url.as_deref())?;
-    let mut q = Vec::new();
-    if let Some(p) = &a.product {
-        q.push(format!("product={}", urlencode(p)));
-    }
-    if a.all {
-        q.push("state=all".to_string());
-    }
-    let path = format!(
-        "/v1/jobs{}{}",
-        if q.is_empty() { "" } else { "?" },
-        q.join("&")
-    );
-    let v = client.get_json(&path)?;
+    let query = JobsQuery {
+        product: a.product.clone(),
+        state: a.all.then_some(JobsFilter::All),
+    };
+    let path = with_query("/v1/jobs", &query)?;
+    let v: JobList = client.get(&path)?;
     if !json {
-        let jobs = v["jobs"].as_array().cloned().unwrap_or_default();
-        if jobs.is_empty() {
+        if v.jobs.is_empty() {
             println!("no jobs");
         }
-        for j in &jobs {
+        for j in &v.jobs {
             println!(
                 "{}  {:<8} {:<10} {:<8} {:<8} by {:<12} approvals {}  expires {}  {}",
-                j["id"].as_str().unwrap_or("?"),
-                j["state"].as_str().unwrap_or("?"),
-                j["product"].as_str().unwrap_or("?"),
-                j["format"].as_str().unwrap_or("?"),
-                j["mode"].as_str().unwrap_or("?"),
-                j["requester"].as_str().unwrap_or("?"),
+                j.id,
+                j.state.name(),
+                j.product,
+                j.format.name(),
+                mode_name(j.mode),
+                j.requester,
                 approvals(j),
-                j["expires"].as_str().unwrap_or("?"),
-                j["name"].as_str().unwrap_or("?"),
+                j.expires,
+                j.name,
             );
-            println!(
-                "    digest {} {}",
-                j["digest"]["alg"].as_str().unwrap_or("?"),
-                j["digest"]["value"].as_str().unwrap_or("?")
-            );
+            println!("    digest {} {}", j.digest.alg, j.digest.value);
         }
     }
-    Ok(v)
+    Ok(serde_json::to_value(&v)?)
 }
 
 /// `fwseal approve`: show the job, then send back the digest (yours with --digest).
@@ -215,7 +182,7 @@ pub fn approve(a: &ApproveArgs, json: bool) -> Result<serde_json::Value> {
     let client = Client::from_env(a.url.as_deref())?;
     // With a pinned --digest the server's answer to the approval is authoritative: a job this
     // client may not view is still sent (and refused by the server, which audits it).
-    let job = match client.get_json(&format!("/v1/jobs/{}", a.id)) {
+    let job = match client.get::<JobView>(&format!("/v1/jobs/{}", a.id)) {
         Ok(j) => Some(j),
         Err(e) if a.digest.is_some() && e.downcast_ref::<crate::client::ApiError>().is_some() => {
             if !json {
@@ -227,9 +194,8 @@ pub fn approve(a: &ApproveArgs, json: bool) -> Result<serde_json::Value> {
     };
     let shown = job
         .as_ref()
-        .and_then(|j| j["digest"]["value"].as_str())
-        .unwrap_or_default()
-        .to_string();
+        .map(|j| j.digest.value.clone())
+        .unwrap_or_default();
     let digest = match &a.digest {
         Some(d) => {
             let d = d.trim().to_ascii_lowercase();
@@ -243,7 +209,7 @@ pub fn approve(a: &ApproveArgs, json: bool) -> Result<serde_json::Value> {
     if let (Some(out), Some(job)) = (&a.save_input, &job) {
         client.download(&format!("/v1/jobs/{}/input", a.id), out, json)?;
         let got = sha256_file(out)?;
-        let want = job["input_sha256"].as_str().unwrap_or_default();
+        let want = job.input_sha256.as_str();
         if got != want {
             bail!(
                 "{}: sha256 {got} is not the job's input_sha256 {want}; not approving",
@@ -260,20 +226,20 @@ pub fn approve(a: &ApproveArgs, json: bool) -> Result<serde_json::Value> {
             eprintln!("warning: --digest differs from the job's digest; the server will refuse");
         }
     }
-    let j: serde_json::Value = client.post_json(
+    let j: JobView = client.post_json(
         &format!("/v1/jobs/{}/approve", a.id),
-        &serde_json::json!({ "digest": digest }),
+        &ApproveBody { digest },
     )?;
     if !json {
-        match j["state"].as_str() {
-            Some("signed") => println!(
+        match j.state {
+            JobState::Signed => println!(
                 "approved; quorum reached: signed as artifact {}",
-                j["artifact_id"].as_str().unwrap_or("?")
+                j.artifact_id.as_deref().unwrap_or("?")
             ),
             _ => println!("approved; approvals {}", approvals(&j)),
         }
     }
-    Ok(j)
+    Ok(serde_json::to_value(&j)?)
 }
 
 fn sha256_file(p: &Path) -> Result<String> {
@@ -295,12 +261,14 @@ fn sha256_file(p: &Path) -> Result<String> {
 /// `fwseal reject`.
 pub fn reject(a: &RejectArgs, json: bool) -> Result<serde_json::Value> {
     let client = Client::from_env(a.url.as_deref())?;
-    let j: serde_json::Value = client.post_json(
+    let j: JobView = client.post_json(
         &format!("/v1/jobs/{}/reject", a.id),
-        &serde_json::json!({ "reason": a.reason }),
+        &RejectBody {
+            reason: a.reason.clone(),
+        },
     )?;
     if !json {
         println!("job {} rejected", a.id);
     }
-    Ok(j)
+    Ok(serde_json::to_value(&j)?)
 }

@@ -1,8 +1,12 @@
 //! Subcommands that talk to fwseald: sign, fetch, list, keys export.
 
-use crate::client::Client;
+use crate::client::{query_pairs, with_query, ApiError, Client};
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use fwseal_api::{
+    mode_name, ArtifactList, ArtifactListQuery, ArtifactView, BatchBody, BatchResponse, JobView,
+    Links, Mode, ProductKeys, SignOutcome, SignQuery, SignResponse,
+};
 use std::path::{Path, PathBuf};
 
 /// `fwseal sign`.
@@ -91,84 +95,85 @@ pub fn sign(a: &SignArgs, json: bool) -> Result<serde_json::Value> {
     }
     let mut results = Vec::new();
     let mut pending = Vec::new();
-    let mut q: Vec<(&str, String)> = vec![(
-        "mode",
-        if a.detached {
-            "detached".into()
+    let query = SignQuery {
+        mode: Some(if a.detached {
+            Mode::Detached
         } else {
-            "embedded".into()
-        },
-    )];
-    for (k, v) in [
-        ("format", &a.format),
-        ("version", &a.image_version),
-        ("source_uri", &a.source_uri),
-        ("commit", &a.commit),
-        ("ref", &a.git_ref),
-        ("ci_run_url", &a.ci_run_url),
-        ("builder_id", &a.builder_id),
-    ] {
-        if let Some(v) = v {
-            q.push((k, v.clone()));
-        }
-    }
+            Mode::Embedded
+        }),
+        format: a.format.clone(),
+        name: None,
+        version: a.image_version.clone(),
+        source_uri: a.source_uri.clone(),
+        commit: a.commit.clone(),
+        git_ref: a.git_ref.clone(),
+        ci_run_url: a.ci_run_url.clone(),
+        builder_id: a.builder_id.clone(),
+    };
     // One image: `sign`. Several: one `sign-batch` request, one result per image.
-    let answers: Vec<Result<serde_json::Value, crate::client::ApiError>> = if a.inputs.len() == 1 {
-        let mut q = q.clone();
-        if let Some(n) = a.inputs[0].file_name() {
-            q.push(("name", n.to_string_lossy().into_owned()));
-        }
-        vec![Ok(client.post_file(
+    let answers: Vec<Result<SignOutcome, ApiError>> = if a.inputs.len() == 1 {
+        let q = SignQuery {
+            name: a.inputs[0]
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned()),
+            ..query
+        };
+        vec![Ok(client.post_file::<SignOutcome>(
             &format!("/v1/products/{}/sign", a.product),
-            &q,
+            &query_pairs(&q)?,
             &a.inputs[0],
             json,
         )?)]
     } else {
-        let r = client.post_files(
+        let r: BatchResponse = client.post_files(
             &format!("/v1/products/{}/sign-batch", a.product),
-            &q,
+            &query_pairs(&query)?,
             &a.inputs,
             json,
         )?;
-        let items = r["results"].as_array().cloned().unwrap_or_default();
-        if items.len() != a.inputs.len() {
+        let n = r.results.len();
+        if n != a.inputs.len() {
             // The server stopped early (e.g. an unreadable part): report what it said.
-            let last = items.last().cloned().unwrap_or_default();
-            return Err(crate::client::ApiError {
-                status: u16::try_from(last["status"].as_u64().unwrap_or(400)).unwrap_or(400),
-                code: last["body"]["code"]
-                    .as_str()
-                    .unwrap_or("bad-request")
+            let last = r.results.last();
+            let problem = last.and_then(|it| match &it.body {
+                BatchBody::Problem(p) => Some(p),
+                _ => None,
+            });
+            return Err(ApiError {
+                status: last.map_or(400, |it| it.status),
+                code: problem
+                    .map_or("bad-request", |p| p.code.as_str())
                     .to_string(),
                 detail: format!(
-                    "batch answered {} results for {} images: {}",
-                    items.len(),
+                    "batch answered {n} results for {} images: {}",
                     a.inputs.len(),
-                    last["body"]["detail"].as_str().unwrap_or("")
+                    problem.map_or("", |p| p.detail.as_str())
                 ),
             }
             .into());
         }
-        items
+        r.results
             .into_iter()
-            .map(|it| {
-                let status = it["status"].as_u64().unwrap_or(0);
-                if (200..300).contains(&status) {
-                    Ok(it["body"].clone())
-                } else {
-                    Err(crate::client::ApiError {
-                        status: u16::try_from(status).unwrap_or(0),
-                        code: it["body"]["code"].as_str().unwrap_or("unknown").to_string(),
-                        detail: it["body"]["detail"].as_str().unwrap_or("").to_string(),
-                    })
+            .map(|it| match it.body {
+                BatchBody::Signed(s) if (200..300).contains(&it.status) => {
+                    Ok(SignOutcome::Signed(s))
                 }
+                BatchBody::Pending(j) if (200..300).contains(&it.status) => {
+                    Ok(SignOutcome::Pending(j))
+                }
+                BatchBody::Problem(p) => Err(ApiError::from_problem(it.status, &p)),
+                // A success status with a problem body, or an error status without one.
+                _ => Err(ApiError {
+                    status: it.status,
+                    code: "unknown".into(),
+                    detail: String::new(),
+                }),
             })
             .collect()
     };
     let mut failed = None;
     for (input, answer) in a.inputs.iter().zip(answers) {
-        let mut resp = match answer {
+        let outcome = match answer {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("fwseal: {}: {e}", input.display());
@@ -176,109 +181,72 @@ pub fn sign(a: &SignArgs, json: bool) -> Result<serde_json::Value> {
                 continue;
             }
         };
-        if resp["artifact_id"].is_null() && resp["state"] == "pending" {
-            // 202: an M-of-N product; the image is a pending job.
-            if !json {
-                crate::jobs::print_submitted(input, &resp);
+        // `shown` is what --json prints for this image.
+        let (resp, mut shown) = match outcome {
+            SignOutcome::Signed(resp) => {
+                let shown = serde_json::to_value(&resp)?;
+                (*resp, shown)
             }
-            if !a.wait {
-                pending.push(resp);
-                continue;
-            }
-            let id = resp["id"].as_str().unwrap_or_default().to_string();
-            let job = match crate::jobs::wait_signed(&client, &id, a, json)? {
-                Some(j) => j,
-                None => {
-                    pending.push(resp);
+            SignOutcome::Pending(job) => {
+                // 202: an M-of-N product; the image is a pending job.
+                if !json {
+                    crate::jobs::print_submitted(input, &job);
+                }
+                if !a.wait {
+                    pending.push(serde_json::to_value(&job)?);
                     continue;
                 }
-            };
-            let art = job["artifact_id"].as_str().unwrap_or_default().to_string();
-            let meta = client.get_json(&format!("/v1/artifacts/{art}"))?;
-            let base = format!("/v1/artifacts/{art}");
-            resp = serde_json::json!({
-                "artifact_id": art,
-                "product": meta["product"],
-                "format": meta["format"],
-                "mode": meta["mode"],
-                "input_sha256": meta["input_sha256"],
-                "output_sha256": meta["output_sha256"],
-                "digest": job["digest"],
-                "approvers": job["approvals"].as_array().into_iter().flatten()
-                    .map(|x| x["approver"].clone()).collect::<Vec<_>>(),
-                "job": id,
-                "links": {
-                    "self": base,
-                    "image": format!("{base}/image"),
-                    "detached": format!("{base}/detached"),
-                    "provenance": format!("{base}/provenance"),
-                },
-            });
-        }
-        let links = &resp["links"];
+                let id = job.id.clone();
+                let Some(done) = crate::jobs::wait_signed(&client, &id, a, json)? else {
+                    pending.push(serde_json::to_value(&job)?);
+                    continue;
+                };
+                let art = done.artifact_id.clone().unwrap_or_default();
+                let meta: ArtifactView = client.get(&format!("/v1/artifacts/{art}"))?;
+                released(&art, &id, meta, &done)?
+            }
+        };
+        let links = &resp.links;
         let out = a
             .output
             .clone()
             .unwrap_or_else(|| default_output(input, a.detached));
         if a.detached {
-            client.download(links["detached"].as_str().unwrap_or_default(), &out, json)?;
+            client.download(&links.detached, &out, json)?;
         } else {
-            client.download(links["image"].as_str().unwrap_or_default(), &out, json)?;
+            client.download(&links.image, &out, json)?;
             // Formats that cannot carry the PQ half (.efi) get the detached document as well.
-            let carries_pq = resp["format"]
-                .as_str()
-                .and_then(fwseal_formats::Format::from_name)
-                .is_none_or(|f| f.spec().carries_pq);
-            if !carries_pq {
+            if !resp.format.spec().carries_pq {
                 let mut d = out.as_os_str().to_owned();
                 d.push(".sig.json");
-                client.download(
-                    links["detached"].as_str().unwrap_or_default(),
-                    Path::new(&d),
-                    json,
-                )?;
+                client.download(&links.detached, Path::new(&d), json)?;
             }
         }
         let mut prov = out.as_os_str().to_owned();
         prov.push(".intoto.jsonl");
-        client.download(
-            links["provenance"].as_str().unwrap_or_default(),
-            Path::new(&prov),
-            json,
-        )?;
+        client.download(&links.provenance, Path::new(&prov), json)?;
         if !json {
-            let algs: Vec<String> = resp["signatures"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s["alg"].as_str().map(str::to_string))
-                .collect();
-            let approvers: Vec<String> = resp["approvers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect();
+            let algs: Vec<&str> = resp.signatures.iter().map(|s| s.alg.name()).collect();
             println!(
                 "{} -> {} ({}, {}{}{}) artifact {}{}",
                 input.display(),
                 out.display(),
-                resp["format"].as_str().unwrap_or("?"),
-                resp["mode"].as_str().unwrap_or("?"),
+                resp.format,
+                mode_name(resp.mode),
                 if algs.is_empty() { "" } else { ", " },
                 algs.join(" + "),
-                resp["artifact_id"].as_str().unwrap_or("?"),
-                if approvers.is_empty() {
+                resp.artifact_id,
+                if resp.approvers.is_empty() {
                     String::new()
                 } else {
-                    format!(", approved by {}", approvers.join(", "))
+                    format!(", approved by {}", resp.approvers.join(", "))
                 }
             );
         }
-        let mut r = resp.clone();
-        r["output_file"] = serde_json::Value::String(out.display().to_string());
-        r["provenance_file"] = serde_json::Value::String(PathBuf::from(prov).display().to_string());
-        results.push(r);
+        shown["output_file"] = serde_json::Value::String(out.display().to_string());
+        shown["provenance_file"] =
+            serde_json::Value::String(PathBuf::from(prov).display().to_string());
+        results.push(shown);
     }
     if let Some(e) = failed {
         // Every image that could be signed was written; the exit status reports the refusal.
@@ -289,6 +257,36 @@ pub fn sign(a: &SignArgs, json: bool) -> Result<serde_json::Value> {
         return Err(crate::client::PendingJobs(serde_json::Value::Array(results)).into());
     }
     Ok(serde_json::Value::Array(results))
+}
+
+/// A released job's result as a sign response, from the artifact's metadata and the signed
+/// job, and what `--json` shows for it: the sign response without `signatures` (the metadata
+/// has key ids, not algorithms), with `approvers` and the `job` id.
+fn released(
+    art: &str,
+    job_id: &str,
+    meta: ArtifactView,
+    job: &JobView,
+) -> Result<(SignResponse, serde_json::Value)> {
+    let resp = SignResponse {
+        artifact_id: art.to_string(),
+        product: meta.product,
+        format: meta.format,
+        mode: meta.mode,
+        input_sha256: meta.input_sha256,
+        output_sha256: meta.output_sha256,
+        digest: job.digest.clone(),
+        signatures: Vec::new(),
+        approvers: job.approvers(),
+        links: Links::for_artifact(art),
+    };
+    let mut shown = serde_json::to_value(&resp)?;
+    if let Some(o) = shown.as_object_mut() {
+        o.remove("signatures");
+        o.insert("approvers".into(), serde_json::json!(resp.approvers));
+        o.insert("job".into(), serde_json::json!(job_id));
+    }
+    Ok((resp, shown))
 }
 
 /// `fwseal fetch`.
@@ -307,19 +305,12 @@ pub struct FetchArgs {
 /// Fetch an artifact's image, detached document and provenance.
 pub fn fetch(a: &FetchArgs, json: bool) -> Result<serde_json::Value> {
     let client = Client::from_env(a.url.as_deref())?;
-    let meta = client.get_json(&format!("/v1/artifacts/{}", a.id))?;
+    let meta: ArtifactView = client.get(&format!("/v1/artifacts/{}", a.id))?;
     std::fs::create_dir_all(&a.dir).with_context(|| format!("create {}", a.dir.display()))?;
-    let name = meta["name"].as_str().unwrap_or("image").to_string();
-    let safe = Path::new(&name)
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "image".into());
-    let image = a.dir.join(if meta["mode"] == "detached" {
-        safe.clone()
-    } else {
-        default_output(Path::new(&safe), false)
-            .display()
-            .to_string()
+    // The metadata names no input file, so the files are `image…`.
+    let image = a.dir.join(match meta.mode {
+        Mode::Detached => PathBuf::from("image"),
+        Mode::Embedded => default_output(Path::new("image"), false),
     });
     client.download(&format!("/v1/artifacts/{}/image", a.id), &image, json)?;
     let mut doc = image.as_os_str().to_owned();
@@ -375,50 +366,29 @@ pub struct ListArgs {
 /// List a product's artifacts.
 pub fn list(a: &ListArgs, json: bool) -> Result<serde_json::Value> {
     let client = Client::from_env(a.url.as_deref())?;
-    let mut q = Vec::new();
-    for (k, v) in [
-        ("version", &a.image_version),
-        ("digest", &a.digest),
-        ("since", &a.since),
-        ("until", &a.until),
-    ] {
-        if let Some(v) = v {
-            q.push(format!("{k}={}", urlencode(v)));
-        }
-    }
-    let path = format!(
-        "/v1/products/{}/artifacts{}{}",
-        a.product,
-        if q.is_empty() { "" } else { "?" },
-        q.join("&")
-    );
-    let v = client.get_json(&path)?;
+    let query = ArtifactListQuery {
+        version: a.image_version.clone(),
+        digest: a.digest.clone(),
+        since: a.since.clone(),
+        until: a.until.clone(),
+        limit: None,
+    };
+    let path = with_query(&format!("/v1/products/{}/artifacts", a.product), &query)?;
+    let v: ArtifactList = client.get(&path)?;
     if !json {
-        for x in v["artifacts"].as_array().into_iter().flatten() {
+        for x in &v.artifacts {
+            // The last column was meant for the input name, which the metadata does not hold.
             println!(
-                "{}  {}  {:<8} {:<8} {:<10} {}",
-                x["id"].as_str().unwrap_or("?"),
-                x["created"].as_str().unwrap_or("?"),
-                x["format"].as_str().unwrap_or("?"),
-                x["mode"].as_str().unwrap_or("?"),
-                x["version"].as_str().unwrap_or("-"),
-                x["name"].as_str().unwrap_or("?")
+                "{}  {}  {:<8} {:<8} {:<10} ?",
+                x.id,
+                x.created,
+                x.format.name(),
+                mode_name(x.mode),
+                x.version.as_deref().unwrap_or("-"),
             );
         }
     }
-    Ok(v)
-}
-
-pub(crate) fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    Ok(serde_json::to_value(&v)?)
 }
 
 /// `fwseal keys export`.
@@ -439,12 +409,12 @@ pub struct KeysExportArgs {
 /// sources, an imgtool-style public key, and the certificate where there is one.
 pub fn keys_export(a: &KeysExportArgs, json: bool) -> Result<serde_json::Value> {
     let client = Client::from_env(a.url.as_deref())?;
-    let v = client.get_json(&format!("/v1/products/{}/keys", a.product))?;
+    let v: ProductKeys = client.get(&format!("/v1/products/{}/keys", a.product))?;
     std::fs::create_dir_all(&a.dir)?;
     let mut written = Vec::new();
-    for k in v["keys"].as_array().into_iter().flatten() {
-        let alg = k["alg"].as_str().unwrap_or("key");
-        let pem = k["spki_pem"].as_str().context("key without spki_pem")?;
+    for k in &v.keys {
+        let alg = k.alg.name();
+        let pem = k.spki_pem.as_str();
         let (_, der) =
             fwseal_crypto::verify::spki_pem_decode(pem).map_err(|e| anyhow::anyhow!("{e}"))?;
         let base = a.dir.join(format!("{}-{alg}", a.product));
@@ -455,10 +425,7 @@ pub fn keys_export(a: &KeysExportArgs, json: bool) -> Result<serde_json::Value> 
         };
         written.push(w("pem", pem.as_bytes())?);
         written.push(w("der", &der)?);
-        written.push(w(
-            "keyid",
-            format!("{}\n", k["key_id"].as_str().unwrap_or_default()).as_bytes(),
-        )?);
+        written.push(w("keyid", format!("{}\n", k.key_id).as_bytes())?);
         written.push(w(
             "h",
             c_array(&format!("{}_{}", a.product, alg), &der).as_bytes(),
@@ -480,7 +447,7 @@ pub fn keys_export(a: &KeysExportArgs, json: bool) -> Result<serde_json::Value> 
             written.push(w("mcuboot.c", imgtool_c(var, &body).as_bytes())?);
         }
     }
-    if let Some(c) = v["certificate_pem"].as_str() {
+    if let Some(c) = &v.certificate_pem {
         let p = a.dir.join(format!("{}-cert.pem", a.product));
         std::fs::write(&p, c)?;
         written.push(p);

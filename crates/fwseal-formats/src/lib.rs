@@ -35,7 +35,6 @@ pub mod hex;
 pub mod mcuboot;
 pub mod raw;
 mod reader;
-pub mod remote;
 pub mod sigblock;
 
 pub use error::{FormatError, Location};

@@ -586,8 +586,8 @@ async fn run_serves_on_a_real_listener_and_shuts_down() {
 fn digest_request(
     params: &serde_json::Value,
     data: &[u8],
-) -> fwseal_formats::remote::DigestSignRequest {
-    use fwseal_formats::remote::*;
+) -> fwseal_api::digest::DigestSignRequest {
+    use fwseal_api::digest::*;
     let p: SignParams = serde_json::from_value(params.clone()).unwrap();
     let plan = fwseal_formats::prepare(
         Format::Raw,
@@ -645,7 +645,7 @@ async fn sign_digest_signs_messages_audits_hash_locally_and_stores_nothing() {
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
-    let resp: fwseal_formats::remote::DigestSignResponse = serde_json::from_slice(&b).unwrap();
+    let resp: fwseal_api::digest::DigestSignResponse = serde_json::from_slice(&b).unwrap();
     let item = &resp.items[0];
     assert!(item.complete);
     // Each signature verifies over the message that was sent.
@@ -706,7 +706,7 @@ async fn sign_digest_refuses_foreign_carried_signatures_and_other_algorithms() {
             .filter(|r| r.entry.decision == Decision::Deny)
             .count()
     };
-    let post = |req: fwseal_formats::remote::DigestSignRequest, token: &'static str| {
+    let post = |req: fwseal_api::digest::DigestSignRequest, token: &'static str| {
         let body = serde_json::to_vec(&req).unwrap();
         let h = &h;
         async move {
@@ -726,7 +726,7 @@ async fn sign_digest_refuses_foreign_carried_signatures_and_other_algorithms() {
     let pq_msg = req.items[0].sign.remove(0);
     let forger = SoftKey::generate(SigAlg::MlDsa65).unwrap();
     let forged = forger.sign(&pq_msg.decode().unwrap()).unwrap();
-    req.items[0].carried = vec![fwseal_formats::remote::Carried {
+    req.items[0].carried = vec![fwseal_api::digest::Carried {
         message: pq_msg,
         signature: forged,
     }];

@@ -1,7 +1,7 @@
-//! The hash-locally driver (`remote::sign_remote`) against an in-process signer that speaks the
-//! wire types: the images it produces carry the same verifiable signatures as `sign_prepared`'s,
-//! it needs one request per batch (two with an MCUboot embedded hybrid image), and it refuses
-//! answers that do not fit what it asked for.
+//! The hash-locally driver (`fwseal_api::digest::sign_remote`, formerly in fwseal-formats)
+//! against an in-process signer that speaks the wire types: the images it produces carry the
+//! same verifiable signatures as `sign_prepared`'s, it needs one request per batch (two with an
+//! MCUboot embedded hybrid image), and it refuses answers that do not fit what it asked for.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,11 +9,11 @@ mod common;
 
 use base64::Engine as _;
 use common::*;
-use fwseal_crypto::{soft::SoftKey, SigAlg, Signer};
-use fwseal_formats::remote::{
+use fwseal_api::digest::{
     sign_remote, BuildClaims, DigestItemResult, DigestSignRequest, DigestSignResponse, LocalItem,
     RemoteError,
 };
+use fwseal_crypto::{soft::SoftKey, SigAlg, Signer};
 use fwseal_formats::{assemble, prepare, Format, Mode};
 
 #[derive(Debug)]
@@ -164,7 +164,7 @@ fn answers_that_do_not_fit_the_request_are_refused() {
     // A valid signature over a different message.
     let r = sign_remote(&items(Mode::Embedded), &BuildClaims::default(), |req| {
         let mut req2 = req.clone();
-        req2.items[0].sign[1] = fwseal_formats::remote::WireMessage::new(
+        req2.items[0].sign[1] = fwseal_api::digest::WireMessage::new(
             SigAlg::EcdsaP256Sha256,
             &fwseal_crypto::SignedMessage::Prehashed {
                 alg: fwseal_crypto::DigestAlg::Sha256,
@@ -194,7 +194,7 @@ fn answers_that_do_not_fit_the_request_are_refused() {
 
 #[test]
 fn wire_messages_are_checked() {
-    use fwseal_formats::remote::WireMessage;
+    use fwseal_api::digest::WireMessage;
     let ok = WireMessage {
         alg: SigAlg::EcdsaP256Sha256,
         prehashed: Some("ab".repeat(32)),
