@@ -32,6 +32,8 @@ pub enum Action {
     KeyRotate,
     /// A key was retired (`key-retire`).
     KeyRetire,
+    /// A certificate signing request was made with a key (`key-csr`).
+    KeyCsr,
     /// A pending job was submitted (`job-submit`).
     JobSubmit,
     /// A pending job was approved (`approve`).
@@ -54,13 +56,14 @@ pub enum Action {
 }
 
 impl Action {
-    const KNOWN: [Action; 14] = [
+    const KNOWN: [Action; 15] = [
         Action::Sign,
         Action::Fetch,
         Action::List,
         Action::KeyCreate,
         Action::KeyRotate,
         Action::KeyRetire,
+        Action::KeyCsr,
         Action::JobSubmit,
         Action::Approve,
         Action::Reject,
@@ -80,6 +83,7 @@ impl Action {
             Action::KeyCreate => "key-create",
             Action::KeyRotate => "key-rotate",
             Action::KeyRetire => "key-retire",
+            Action::KeyCsr => "key-csr",
             Action::JobSubmit => "job-submit",
             Action::Approve => "approve",
             Action::Reject => "reject",
@@ -372,5 +376,30 @@ pub(crate) mod hex32 {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Hash32, D::Error> {
         let s = String::deserialize(d)?;
         super::hash_from_hex(&s).ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
+    }
+}
+
+#[cfg(test)]
+mod action_tests {
+    use super::Action;
+
+    /// Every action the appliance writes has a variant of its own: none is stored as `Other`,
+    /// and each name reads back as the same variant.
+    #[test]
+    fn every_known_action_round_trips_by_name() {
+        for a in Action::KNOWN {
+            assert!(!matches!(a, Action::Other(_)));
+            assert_eq!(Action::from_name(a.as_str()), a);
+        }
+        let names: std::collections::HashSet<&str> =
+            Action::KNOWN.iter().map(Action::as_str).collect();
+        assert_eq!(names.len(), Action::KNOWN.len(), "two actions share a name");
+        for n in ["keys", "authenticate", "key-csr"] {
+            assert!(names.contains(n), "{n} has no variant");
+        }
+        assert_eq!(
+            Action::from_name("x-future"),
+            Action::Other("x-future".into())
+        );
     }
 }

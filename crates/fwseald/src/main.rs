@@ -217,12 +217,17 @@ fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
-fn audit_admin(cfg: &Config, action: &str, product: &str, reason: String) -> Result<()> {
+fn audit_admin(
+    cfg: &Config,
+    action: fwseal_store::Action,
+    product: &str,
+    reason: String,
+) -> Result<()> {
     let store = fwseal_store::SqliteStore::open(cfg.state_dir.join("audit.db"))?;
     let mut e = fwseal_store::AuditEntry::new(
         now(),
         format!("host:{}", whoami()),
-        fwseal_store::Action::from_name(action),
+        action,
         fwseal_store::Decision::Allow,
     );
     e.product = Some(product.to_string());
@@ -283,9 +288,9 @@ fn keys_cmd(cfg: &Config, cmd: &KeysCmd) -> Result<(), Exit> {
             audit_admin(
                 cfg,
                 if matches!(cmd, KeysCmd::Create { .. }) {
-                    "key-create"
+                    fwseal_store::Action::KeyCreate
                 } else {
-                    "key-rotate"
+                    fwseal_store::Action::KeyRotate
                 },
                 product,
                 format!("version {v}: {}", ids.join(", ")),
@@ -301,7 +306,7 @@ fn keys_cmd(cfg: &Config, cmd: &KeysCmd) -> Result<(), Exit> {
             hsm_keys::retire(state, product, *version).map_err(|e| Exit(1, e))?;
             audit_admin(
                 cfg,
-                "key-retire",
+                fwseal_store::Action::KeyRetire,
                 product,
                 format!("version {version} retired"),
             )
@@ -366,7 +371,7 @@ fn keys_cmd(cfg: &Config, cmd: &KeysCmd) -> Result<(), Exit> {
             .map_err(|e| Exit(1, e.into()))?;
             audit_admin(
                 cfg,
-                "key-csr",
+                fwseal_store::Action::KeyCsr,
                 product,
                 format!("CSR for version {version} ({alg}), CN={name}"),
             )
