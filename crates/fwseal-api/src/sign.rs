@@ -40,6 +40,18 @@ pub struct SignQuery {
 }
 
 impl SignQuery {
+    /// The client-asserted build claims of this request (what a hash-locally request sends as
+    /// its `claims`).
+    pub fn claims(&self) -> crate::BuildClaims {
+        crate::BuildClaims {
+            source_uri: self.source_uri.clone(),
+            commit: self.commit.clone(),
+            git_ref: self.git_ref.clone(),
+            ci_run_url: self.ci_run_url.clone(),
+            builder_id: self.builder_id.clone(),
+        }
+    }
+
     /// The build metadata that is set, as `(wire name, value)` sorted by name: `builder_id`,
     /// `ci_run_url`, `commit`, `ref`, `source_uri`, `version` (not `mode`, `format`, `name`).
     pub fn build_metadata(&self) -> Vec<(&'static str, &str)> {

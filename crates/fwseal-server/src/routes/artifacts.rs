@@ -1,10 +1,9 @@
 //! `/v1/artifacts/{id}[/{part}]` and `/v1/products/{product}/artifacts`.
 
-use super::{blocking, download, identify, problem, Credentials, Shared};
+use super::{blocking, download, identify, problem, reply, Credentials, Shared};
 use crate::service::artifacts::ListFilter;
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use fwseal_store::Action;
 use serde::Deserialize;
 
@@ -36,10 +35,7 @@ pub(super) async fn list(
         until: q.until,
         limit: q.limit,
     };
-    match blocking(move || st.list_artifacts(&who, &product, f)).await {
-        Ok(l) => Json(l).into_response(),
-        Err(e) => problem(&e),
-    }
+    reply(blocking(move || st.list_artifacts(&who, &product, f)).await)
 }
 
 /// `GET /v1/artifacts/{id}`.
@@ -52,10 +48,7 @@ pub(super) async fn meta(
         Ok(w) => w,
         Err(r) => return r,
     };
-    match blocking(move || st.artifact(&who, &id)).await {
-        Ok(m) => Json(m).into_response(),
-        Err(e) => problem(&e),
-    }
+    reply(blocking(move || st.artifact(&who, &id)).await)
 }
 
 /// `GET /v1/artifacts/{id}/{image|detached|provenance}`.

@@ -1,6 +1,6 @@
 //! `/v1/jobs…`: M-of-N approvals.
 
-use super::{blocking, download, identify, json_body, problem, Credentials, Shared};
+use super::{blocking, download, identify, json_body, problem, reply, Credentials, Shared};
 use crate::service::ServiceError;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -37,10 +37,11 @@ pub(super) async fn list(
             )))
         }
     };
-    match blocking(move || st.list_jobs(&who, q.product.as_deref(), all)).await {
-        Ok(jobs) => Json(JobList { jobs }).into_response(),
-        Err(e) => problem(&e),
-    }
+    reply(
+        blocking(move || st.list_jobs(&who, q.product.as_deref(), all))
+            .await
+            .map(|jobs| JobList { jobs }),
+    )
 }
 
 /// `GET /v1/jobs/{id}`.
@@ -53,10 +54,7 @@ pub(super) async fn show(
         Ok(w) => w,
         Err(r) => return r,
     };
-    match blocking(move || st.show_job(&who, &id)).await {
-        Ok(j) => Json(j).into_response(),
-        Err(e) => problem(&e),
-    }
+    reply(blocking(move || st.show_job(&who, &id)).await)
 }
 
 /// `GET /v1/jobs/{id}/input`: the unsigned image.
@@ -118,8 +116,5 @@ pub(super) async fn reject(
             .inspect_err(|e| st.refused(&who, Action::Reject, None, e))?;
         st.reject(&who, &id, &b.reason)
     });
-    match r.await {
-        Ok(j) => Json(j).into_response(),
-        Err(e) => problem(&e),
-    }
+    reply(r.await)
 }

@@ -1,9 +1,8 @@
 //! `GET /v1/products/{product}/keys`.
 
-use super::{blocking, identify, problem, Credentials, Shared};
+use super::{blocking, identify, reply, Credentials, Shared};
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use fwseal_store::Action;
 
 /// The product's current public keys.
@@ -16,8 +15,5 @@ pub(super) async fn product_keys(
         Ok(w) => w,
         Err(r) => return r,
     };
-    match blocking(move || st.product_keys(&who, &product)).await {
-        Ok(k) => Json(k).into_response(),
-        Err(e) => problem(&e),
-    }
+    reply(blocking(move || st.product_keys(&who, &product)).await)
 }

@@ -138,6 +138,14 @@ pub(crate) async fn identify(
     .map_err(|e| problem(&e))
 }
 
+/// A JSON reply, or the problem document for the error.
+pub(crate) fn reply<T: serde::Serialize>(r: Result<T, ServiceError>) -> Response {
+    match r {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => problem(&e),
+    }
+}
+
 /// The problem document for an error.
 pub(crate) fn problem(e: &ServiceError) -> Response {
     Problem::from(e).into_response()

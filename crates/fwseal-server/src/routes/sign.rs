@@ -1,6 +1,6 @@
 //! `sign`, `sign-batch`, `sign-params`, `sign-digest`.
 
-use super::{blocking, identify, is_length_limit, problem, spool, Credentials, Shared};
+use super::{blocking, identify, is_length_limit, problem, reply, spool, Credentials, Shared};
 use crate::service::{now_rfc3339, ServiceError};
 use axum::body::{Body, Bytes};
 use axum::extract::{Multipart, Path, Query, State};
@@ -203,10 +203,7 @@ pub(super) async fn sign_params(
         Ok(w) => w,
         Err(r) => return r,
     };
-    match blocking(move || st.sign_params(&who, &product, &q.format, q.version.as_deref())).await {
-        Ok(p) => Json(p).into_response(),
-        Err(e) => problem(&e),
-    }
+    reply(blocking(move || st.sign_params(&who, &product, &q.format, q.version.as_deref())).await)
 }
 
 /// `POST /v1/products/{product}/sign-digest`.
@@ -220,8 +217,5 @@ pub(super) async fn sign_digest(
         Ok(w) => w,
         Err(r) => return r,
     };
-    match blocking(move || st.sign_digest(&who, &product, &body)).await {
-        Ok(r) => Json(r).into_response(),
-        Err(e) => problem(&e),
-    }
+    reply(blocking(move || st.sign_digest(&who, &product, &body)).await)
 }

@@ -7,7 +7,7 @@
 //! same builders as an uploaded image's ([`super::signing`]).
 
 use super::intake::{algorithms, check_format, parse_version};
-use super::signing::{sign_entry, Seen, Signing};
+use super::signing::{client_claims, sign_entry, Seen, Signing};
 use super::{now_rfc3339, ServiceError, SigningService};
 use crate::auth::Identity;
 use crate::config::{ProductConfig, Role};
@@ -275,13 +275,7 @@ impl SigningService {
             approvers: &[],
             invocation: &invocation,
             started,
-            claims: fwseal_provenance::ClientClaims {
-                source_uri: claims.source_uri.clone(),
-                commit: claims.commit.clone(),
-                git_ref: claims.git_ref.clone(),
-                ci_run_url: claims.ci_run_url.clone(),
-                builder_id: claims.builder_id.clone(),
-            },
+            claims: client_claims(claims),
         };
         let provenance = complete.then(|| self.provenance(&signing)).transpose()?;
         let made_refs: Vec<&Signature> = made.iter().map(|(s, _)| s).collect();

@@ -94,14 +94,14 @@ fn policy_name(p: Policy) -> &'static str {
     }
 }
 
-/// The client-asserted build metadata of a sign request.
-pub(crate) fn claims(q: &SignQuery) -> fwseal_provenance::ClientClaims {
+/// Client-asserted build claims, as the provenance records them (labelled unverified).
+pub(crate) fn client_claims(c: &fwseal_api::BuildClaims) -> fwseal_provenance::ClientClaims {
     fwseal_provenance::ClientClaims {
-        source_uri: q.source_uri.clone(),
-        commit: q.commit.clone(),
-        git_ref: q.git_ref.clone(),
-        ci_run_url: q.ci_run_url.clone(),
-        builder_id: q.builder_id.clone(),
+        source_uri: c.source_uri.clone(),
+        commit: c.commit.clone(),
+        git_ref: c.git_ref.clone(),
+        ci_run_url: c.ci_run_url.clone(),
+        builder_id: c.builder_id.clone(),
     }
 }
 
@@ -362,7 +362,7 @@ impl SigningService {
             approvers,
             invocation: &artifact_id,
             started: &fin.started,
-            claims: claims(&fin.q),
+            claims: client_claims(&fin.q.claims()),
         };
         let prov_sha = self
             .blobs
