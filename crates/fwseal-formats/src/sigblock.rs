@@ -463,6 +463,11 @@ pub fn decode(format: Format, block: &[u8], base: u64) -> Result<Decoded, Format
             }
             TLV_FILL => {
                 dup(fill.is_some())?;
+                if format != Format::Ihex {
+                    return Err(bad(&format!(
+                        "FILL TLV in a {format} block (only Intel HEX images have gaps)"
+                    )));
+                }
                 match v {
                     [f] => fill = Some(*f),
                     _ => return Err(bad("FILL TLV must be 1 byte")),
@@ -517,6 +522,12 @@ pub fn decode(format: Format, block: &[u8], base: u64) -> Result<Decoded, Format
                     bytes.len()
                 )));
             }
+        }
+        let matched = alg.digest_alg();
+        if !digests.iter().any(|(a, _)| *a == matched) {
+            return Err(bad(&format!(
+                "{alg} signature but the block has no {matched} DIGEST TLV (its matched digest)"
+            )));
         }
         signatures.push(Signature {
             alg,
@@ -673,6 +684,44 @@ mod tests {
             c[i] ^= 0x40;
             assert!(decode(Format::Raw, &c, 0).is_err(), "flip at {i} accepted");
         }
+    }
+
+    /// Re-encode `meta` with `set` and decode it as `format`.
+    fn decode_as(format: Format, meta: &BlockMeta, set: &SignatureSet) -> Result<Decoded, FormatError> {
+        decode(format, &encode(meta, set).expect("encode"), 0)
+    }
+
+    #[test]
+    fn a_signature_without_its_matched_digest_is_rejected() {
+        // ML-DSA-65 is matched to SHA-512: a block with only a SHA-256 DIGEST is refused.
+        let mut m = meta();
+        m.digests.retain(|(a, _)| *a == DigestAlg::Sha256);
+        let err = decode_as(Format::Raw, &m, &set()).expect_err("no SHA-512 DIGEST");
+        assert!(err.to_string().contains("no sha512 DIGEST"), "{err}");
+        // ECDSA P-256 alone is matched to SHA-256, which is there.
+        let mut ec_only = set();
+        ec_only.signatures.truncate(1);
+        decode_as(Format::Raw, &m, &ec_only).expect("ECDSA P-256 with SHA-256 only");
+    }
+
+    #[test]
+    fn fill_is_only_allowed_in_intel_hex_blocks() {
+        let mut m = meta();
+        m.fill = Some(0xff);
+        let err = decode_as(Format::Raw, &m, &set()).expect_err("FILL in a raw block");
+        assert!(err.to_string().contains("FILL TLV in a raw block"), "{err}");
+        m.format = Format::Dfu;
+        assert!(decode_as(Format::Dfu, &m, &set()).is_err(), "FILL in a dfu block");
+        m.format = Format::Ihex;
+        let d = decode_as(Format::Ihex, &m, &set()).expect("FILL in an ihex block");
+        assert_eq!(d.meta.fill, Some(0xff));
+    }
+
+    #[test]
+    fn two_signature_tlvs_are_not_a_duplicate() {
+        // A hybrid block has two SIGNATURE TLVs; both come back.
+        let d = decode_as(Format::Raw, &meta(), &set()).expect("hybrid block");
+        assert_eq!(d.signatures.len(), 2);
     }
 
     #[test]

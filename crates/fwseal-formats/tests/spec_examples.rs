@@ -1,0 +1,257 @@
+//! Every worked example in `formats/*.md`, regenerated from the code and compared byte for byte
+//! with the text of the document.
+//!
+//! A checked example is a fenced block preceded by `<!-- check: NAME -->`. Each line of it holds
+//! hex bytes (tokens of an even number of hex digits, spaces between) up to the first token that
+//! is not one — the rest of the line is a comment. A line starting with `…` or `...` followed by
+//! a number skips that many bytes (`… 3277 bytes of signature`). Record dumps (`check-records`)
+//! compare Intel HEX lines instead: the first token of each line is a record (`:…`), or `…` N to
+//! skip N records. Values quoted in prose are checked with `assert_doc_has`. The documents are
+//! read from the repository, so a document that drifts from the code fails here.
+//!
+//! Every signature in these examples is made with the **spec test keys** of
+//! `formats/signature-block.md` (ECDSA P-256 from RFC 6979 A.2.5, ML-DSA-65 from the seed
+//! 00 01 … 1f): ECDSA (RFC 6979) and ML-DSA (deterministic variant) then sign deterministically,
+//! so whole signed files are reproducible test vectors.
+
+mod common;
+
+use common::{fixture, repo_root};
+use fwseal_crypto::{soft::SoftKey, DigestAlg, SigAlg, SignedMessage, Signer};
+use fwseal_formats::{assemble, extract, prepare, sign_prepared, Format, Mode, Request};
+
+// ---------------------------------------------------------------------------------------------
+// Reading the documents.
+
+fn doc(name: &str) -> String {
+    let p = repo_root().join("formats").join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
+/// The body of the fenced block that follows `<!-- KIND: NAME -->`.
+fn block(doc: &str, kind: &str, name: &str) -> String {
+    let marker = format!("<!-- {kind}: {name} -->");
+    let at = doc
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {marker} in the document"));
+    let rest = &doc[at + marker.len()..];
+    let open = rest.find("```").expect("fence after the marker");
+    let body_start = open + rest[open..].find('\n').expect("fence line") + 1;
+    let close = rest[body_start..].find("```").expect("closing fence");
+    rest[body_start..body_start + close].to_string()
+}
+
+/// One piece of a checked byte dump.
+#[derive(Debug)]
+enum Piece {
+    Bytes(Vec<u8>),
+    Skip(usize),
+}
+
+fn is_hex_token(t: &str) -> bool {
+    !t.is_empty() && t.len() % 2 == 0 && t.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn skip_count(line: &str) -> Option<usize> {
+    let rest = line
+        .trim_start()
+        .strip_prefix('…')
+        .or_else(|| line.trim_start().strip_prefix("..."))?;
+    let n: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ',')
+        .filter(|c| *c != ',')
+        .collect();
+    Some(n.parse().unwrap_or_else(|_| panic!("skip line without a count: {line:?}")))
+}
+
+fn pieces(body: &str) -> Vec<Piece> {
+    let mut out = Vec::new();
+    for line in body.lines() {
+        if let Some(n) = skip_count(line) {
+            out.push(Piece::Skip(n));
+            continue;
+        }
+        let mut bytes = Vec::new();
+        for t in line.split_whitespace() {
+            if !is_hex_token(t) {
+                break;
+            }
+            bytes.extend(hex::decode(t).expect("hex token"));
+        }
+        if !bytes.is_empty() {
+            out.push(Piece::Bytes(bytes));
+        }
+    }
+    out
+}
+
+/// The dump named `name` in `doc` describes exactly `actual` (every shown byte equal, skips of
+/// the stated length, nothing left over).
+fn assert_dump(doc: &str, name: &str, actual: &[u8]) {
+    let mut at = 0usize;
+    for p in pieces(&block(doc, "check", name)) {
+        match p {
+            Piece::Skip(n) => at += n,
+            Piece::Bytes(b) => {
+                let got = actual.get(at..at + b.len()).unwrap_or_else(|| {
+                    panic!(
+                        "{name}: the document shows {} bytes at offset {at}, the code produced {} in all",
+                        b.len(),
+                        actual.len()
+                    )
+                });
+                assert_eq!(
+                    hex::encode(got),
+                    hex::encode(&b),
+                    "{name}: bytes at offset {at} differ (left: code, right: document)"
+                );
+                at += b.len();
+            }
+        }
+    }
+    assert_eq!(
+        at,
+        actual.len(),
+        "{name}: the document covers {at} bytes, the code produced {}",
+        actual.len()
+    );
+}
+
+/// The record dump named `name` describes exactly the lines of `text`.
+fn assert_records(doc: &str, name: &str, text: &str) {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut at = 0usize;
+    for line in block(doc, "check-records", name).lines() {
+        if let Some(n) = skip_count(line) {
+            at += n;
+            continue;
+        }
+        let Some(rec) = line.split_whitespace().next() else {
+            continue;
+        };
+        assert!(rec.starts_with(':'), "{name}: not a record line: {line:?}");
+        assert_eq!(
+            lines.get(at).copied(),
+            Some(rec),
+            "{name}: record {} differs (left: code, right: document)",
+            at + 1
+        );
+        at += 1;
+    }
+    assert_eq!(at, lines.len(), "{name}: the document covers {at} records");
+}
+
+/// `doc` quotes `value` somewhere (a digest, a key id, a length in prose).
+fn assert_doc_has(doc: &str, what: &str, value: &str) {
+    assert!(
+        doc.contains(value),
+        "the document does not quote {what} = {value}"
+    );
+}
+
+fn hx(b: &[u8]) -> String {
+    hex::encode(b)
+}
+
+fn print_enabled() -> bool {
+    std::env::var_os("FWSEAL_PRINT_EXAMPLE").is_some()
+}
+
+fn save(name: &str, b: &[u8]) {
+    if print_enabled() {
+        let _ = std::fs::create_dir_all("/tmp/spec");
+        let _ = std::fs::write(format!("/tmp/spec/{name}"), b);
+    }
+}
+
+fn dump(label: &str, b: &[u8]) {
+    if print_enabled() {
+        println!("== {label} ({} bytes)", b.len());
+        for c in b.chunks(16) {
+            let s: Vec<String> = c.iter().map(|x| format!("{x:02x}")).collect();
+            println!("{}", s.join(" "));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The spec test keys (formats/signature-block.md, "Test keys").
+
+/// RFC 6979 A.2.5: the P-256 private key.
+const P256_D: &str = "c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721";
+
+fn p256_test_key() -> SoftKey {
+    // PKCS#8 PrivateKeyInfo { 0, { id-ecPublicKey, prime256v1 }, ECPrivateKey { 1, d } }.
+    let mut der = hex::decode(
+        "3041020100301306072a8648ce3d020106082a8648ce3d030107042730250201010420",
+    )
+    .expect("hex");
+    der.extend(hex::decode(P256_D).expect("hex"));
+    SoftKey::from_pkcs8_der(SigAlg::EcdsaP256Sha256, &der).expect("P-256 test key")
+}
+
+fn mldsa65_test_key() -> SoftKey {
+    let seed: Vec<u8> = (0u8..32).collect();
+    SoftKey::from_pq_seed(SigAlg::MlDsa65, &seed).expect("ML-DSA-65 test key")
+}
+
+struct TestKeys {
+    ec: SoftKey,
+    pq: SoftKey,
+}
+
+fn test_keys() -> TestKeys {
+    TestKeys {
+        ec: p256_test_key(),
+        pq: mldsa65_test_key(),
+    }
+}
+
+impl TestKeys {
+    fn request(&self, mode: Mode, product: &str) -> Request {
+        Request::hybrid(SigAlg::EcdsaP256Sha256, SigAlg::MlDsa65, mode, product)
+    }
+
+    fn sign(&self, format: Format, input: &[u8], req: &Request) -> (Vec<u8>, String) {
+        let plan = prepare(format, input, req).expect("prepare");
+        let set = sign_prepared(
+            plan.as_ref(),
+            Some(&self.ec as &dyn Signer),
+            Some(&self.pq as &dyn Signer),
+            vec![],
+        )
+        .expect("sign");
+        let out = match req.mode {
+            Mode::Embedded => assemble(input, &plan.embed(&set).expect("embed")).expect("assemble"),
+            Mode::Detached => input.to_vec(),
+        };
+        let doc = plan.detached(&set).expect("detached").to_json();
+        (out, doc)
+    }
+}
+
+fn bytes_of(m: SignedMessage) -> Vec<u8> {
+    match m {
+        SignedMessage::Bytes(b) => b,
+        other => panic!("expected message bytes, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// formats/signature-block.md
+
+#[test]
+fn generate() {
+    let k = test_keys();
+    dump("ec spki", k.ec.public_key().spki_der());
+    println!("ec kid {}", k.ec.public_key().key_id().to_hex());
+    dump("pq spki head", &k.pq.public_key().spki_der()[..40]);
+    println!("pq kid {}", k.pq.public_key().key_id().to_hex());
+    let img = [0xde, 0xad, 0xbe, 0xef];
+    let (signed, _) = k.sign(Format::Raw, &img, &k.request(Mode::Embedded, "demo"));
+    dump("raw signed", &signed);
+    save("raw-signed.bin", &signed);
+    println!("raw sha256 {}", hx(&DigestAlg::Sha256.hash(&signed)));
+}
