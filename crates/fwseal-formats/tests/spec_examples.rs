@@ -232,6 +232,20 @@ impl TestKeys {
     }
 }
 
+impl TestKeys {
+    /// Verify every signature `extract` finds with the test keys; returns how many verified.
+    fn verify(&self, format: Format, data: &[u8]) -> usize {
+        let ex = extract(format, data).expect("extract");
+        for s in &ex.signatures {
+            let key: &dyn Signer = if s.alg == SigAlg::MlDsa65 { &self.pq } else { &self.ec };
+            key.public_key()
+                .verify_bytes(&s.message, &s.bytes)
+                .unwrap_or_else(|e| panic!("{} does not verify: {e}", s.alg));
+        }
+        ex.signatures.len()
+    }
+}
+
 fn bytes_of(m: SignedMessage) -> Vec<u8> {
     match m {
         SignedMessage::Bytes(b) => b,
@@ -243,15 +257,127 @@ fn bytes_of(m: SignedMessage) -> Vec<u8> {
 // formats/signature-block.md
 
 #[test]
-fn generate() {
+fn spec_test_keys() {
+    let d = doc("signature-block.md");
     let k = test_keys();
-    dump("ec spki", k.ec.public_key().spki_der());
-    println!("ec kid {}", k.ec.public_key().key_id().to_hex());
-    dump("pq spki head", &k.pq.public_key().spki_der()[..40]);
-    println!("pq kid {}", k.pq.public_key().key_id().to_hex());
+    assert_dump(&d, "test-key-p256-spki", k.ec.public_key().spki_der());
+    assert_doc_has(&d, "the P-256 test key's private scalar", P256_D);
+    assert_doc_has(&d, "the P-256 test key id", &k.ec.public_key().key_id().to_hex());
+    let pq = k.pq.public_key().spki_der();
+    assert_doc_has(&d, "the ML-DSA-65 test key id", &k.pq.public_key().key_id().to_hex());
+    let head: Vec<String> = pq[22..30].iter().map(|b| format!("{b:02x}")).collect();
+    assert_doc_has(&d, "the ML-DSA-65 test public key's first bytes", &head.join(" "));
+    // Deterministic signing is what makes the examples test vectors.
+    let m = SignedMessage::Bytes(b"determinism".to_vec());
+    for key in [&k.ec, &k.pq] {
+        assert_eq!(key.sign_raw(&m).expect("sign"), key.sign_raw(&m).expect("sign"));
+    }
+}
+
+#[test]
+fn pq_spki_prefixes() {
+    let d = doc("signature-block.md");
+    let algs = [
+        (SigAlg::MlDsa44, 1312),
+        (SigAlg::MlDsa65, 1952),
+        (SigAlg::MlDsa87, 2592),
+        (SigAlg::SlhDsaSha2_128s, 32),
+        (SigAlg::SlhDsaSha2_128f, 32),
+        (SigAlg::SlhDsaSha2_192s, 48),
+        (SigAlg::SlhDsaSha2_256s, 64),
+    ];
+    let lines = pieces(&block(&d, "check", "pq-spki-prefixes"));
+    assert_eq!(lines.len(), algs.len(), "one prefix line per PQ algorithm");
+    for ((alg, pk_len), line) in algs.into_iter().zip(lines) {
+        let Piece::Bytes(prefix) = line else {
+            panic!("{alg}: a skip in the prefix table")
+        };
+        let raw = vec![0u8; pk_len];
+        let spki = fwseal_crypto::verify::pq_spki_der(alg, &raw).expect("spki");
+        assert_eq!(spki.len(), prefix.len() + pk_len, "{alg}: prefix length");
+        assert_eq!(hx(&spki[..prefix.len()]), hx(&prefix), "{alg}: SPKI prefix");
+        let oid = fwseal_crypto::verify::pq_oid(alg).expect("oid").to_string();
+        assert_doc_has(&d, &format!("{alg} OID"), &format!("| {oid} |"));
+    }
+}
+
+#[test]
+fn signature_block_worked_example() {
+    let d = doc("signature-block.md");
+    let k = test_keys();
     let img = [0xde, 0xad, 0xbe, 0xef];
     let (signed, _) = k.sign(Format::Raw, &img, &k.request(Mode::Embedded, "demo"));
-    dump("raw signed", &signed);
     save("raw-signed.bin", &signed);
-    println!("raw sha256 {}", hx(&DigestAlg::Sha256.hash(&signed)));
+    let ex = extract(Format::Raw, &signed).expect("extract");
+    let msg = bytes_of(ex.signatures[0].message.clone());
+    let protected = &msg[b"fwseal/sigblock/v1/raw\0".len()..];
+    assert_dump(&d, "sigblock-protected", protected);
+    assert_dump(&d, "sigblock-message", &msg);
+    assert_doc_has(&d, "the message length", &format!("{}-byte message", msg.len()));
+    assert_dump(&d, "sigblock-signed-file", &signed);
+    assert_doc_has(&d, "the signed file's SHA-256", &hx(&DigestAlg::Sha256.hash(&signed)));
+    for s in &ex.signatures {
+        let key: &dyn Signer = if s.alg == SigAlg::MlDsa65 { &k.pq } else { &k.ec };
+        key.public_key()
+            .verify_bytes(&s.message, &s.bytes)
+            .expect("the example's signatures verify");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// formats/raw.md
+
+#[test]
+fn raw_worked_example() {
+    let d = doc("raw.md");
+    let k = test_keys();
+    let img = [0xde, 0xad, 0xbe, 0xef];
+    let req = k.request(Mode::Detached, "demo");
+    let plan = prepare(Format::Raw, &img, &req).expect("prepare");
+    let m = bytes_of(plan.pq_message(SigAlg::MlDsa65).expect("pq message"));
+    assert_dump(&d, "raw-detached-pq-message", &m);
+}
+
+// ---------------------------------------------------------------------------------------------
+// formats/dfu.md
+
+#[test]
+fn dfu_worked_examples() {
+    let d = doc("dfu.md");
+    let k = test_keys();
+    let req = k.request(Mode::Embedded, "test-product");
+
+    // DFU 1.1.
+    let dfu11 = fixture("dfu/dfu11.dfu");
+    assert_doc_has(&d, "the DFU 1.1 fixture length", &format!("`dfu11.dfu` ({} bytes)", dfu11.len()));
+    assert_dump(&d, "dfu11-suffix", &dfu11[dfu11.len() - 16..]);
+    let crc = fwseal_formats::dfu::suffix_crc(&dfu11[..dfu11.len() - 4]);
+    assert_doc_has(&d, "the DFU 1.1 CRC", &format!("dwCRC = {crc:#010x} = ~crc32(file[0..{}])", dfu11.len() - 4));
+    let payload = &dfu11[..dfu11.len() - 16];
+    assert_doc_has(&d, "SHA-256 of the payload", &hx(&DigestAlg::Sha256.hash(payload)));
+    assert_doc_has(&d, "SHA-512 of the payload", &hx(&DigestAlg::Sha512.hash(payload)));
+    let plan = prepare(Format::Dfu, &dfu11, &req).expect("prepare");
+    let m = bytes_of(plan.pq_message(SigAlg::MlDsa65).expect("pq message"));
+    assert_eq!(m, bytes_of(plan.classical_message(SigAlg::EcdsaP256Sha256, None).expect("m")));
+    assert_dump(&d, "dfu11-message", &m);
+    assert_doc_has(&d, "the message length", &format!("{} bytes (23 of domain prefix", m.len()));
+    let (signed, _) = k.sign(Format::Dfu, &dfu11, &req);
+    save("dfu11-signed.dfu", &signed);
+    assert_dump(&d, "dfu11-signed", &signed);
+    assert_doc_has(&d, "the signed DFU 1.1 file's SHA-256", &hx(&DigestAlg::Sha256.hash(&signed)));
+    assert_eq!(k.verify(Format::Dfu, &signed), 2);
+
+    // DfuSe.
+    let dfuse = fixture("dfu/dfuse.dfu");
+    assert_dump(&d, "dfuse-file", &dfuse);
+    let f = fwseal_formats::dfu::DfuSeFile::parse(&dfuse).expect("parse");
+    let mut canon = Vec::new();
+    f.canonical(&dfuse, &mut |b| canon.extend_from_slice(b));
+    assert_dump(&d, "dfuse-canonical", &canon);
+    assert_doc_has(&d, "the canonical encoding's SHA-256", &hx(&DigestAlg::Sha256.hash(&canon)));
+    let (signed, _) = k.sign(Format::Dfu, &dfuse, &req);
+    save("dfuse-signed.dfu", &signed);
+    assert_dump(&d, "dfuse-signed", &signed);
+    assert_doc_has(&d, "the signed DfuSe file's SHA-256", &hx(&DigestAlg::Sha256.hash(&signed)));
+    assert_eq!(k.verify(Format::Dfu, &signed), 2);
 }
