@@ -381,3 +381,62 @@ fn dfu_worked_examples() {
     assert_doc_has(&d, "the signed DfuSe file's SHA-256", &hx(&DigestAlg::Sha256.hash(&signed)));
     assert_eq!(k.verify(Format::Dfu, &signed), 2);
 }
+
+// ---------------------------------------------------------------------------------------------
+// formats/hex.md
+
+const HEX_EXAMPLE: &str =
+    ":020000040800F2\n:04000000DEADBEEFC4\n:02000800AA55F7\n:0400000508000000EF\n:00000001FF\n";
+
+#[test]
+fn hex_worked_example() {
+    let d = doc("hex.md");
+    let k = test_keys();
+    assert_records(&d, "hex-input", HEX_EXAMPLE);
+    let req = k.request(Mode::Embedded, "demo");
+    let plan = prepare(Format::Ihex, HEX_EXAMPLE.as_bytes(), &req).expect("prepare");
+    // The memory image: from the digests the plan computed over it.
+    let image = [0xde, 0xad, 0xbe, 0xef, 0xff, 0xff, 0xff, 0xff, 0xaa, 0x55];
+    assert_dump(&d, "hex-image", &image);
+    assert_eq!(plan.digest().1, DigestAlg::Sha256.hash(&image), "the image is what is hashed");
+    assert_doc_has(&d, "SHA-256 of the image", &hx(&DigestAlg::Sha256.hash(&image)));
+    assert_doc_has(&d, "SHA-512 of the image", &hx(&DigestAlg::Sha512.hash(&image)));
+    let m = bytes_of(plan.pq_message(SigAlg::MlDsa65).expect("pq message"));
+    assert_dump(&d, "hex-message", &m);
+    let (signed, _) = k.sign(Format::Ihex, HEX_EXAMPLE.as_bytes(), &req);
+    save("hex-signed.hex", &signed);
+    let text = String::from_utf8(signed.clone()).expect("ascii");
+    assert_records(&d, "hex-signed", &text);
+    assert_doc_has(&d, "the record count", &format!("({} records;", text.lines().count()));
+    assert_doc_has(&d, "the signed file's SHA-256", &hx(&DigestAlg::Sha256.hash(&signed)));
+    assert_eq!(k.verify(Format::Ihex, &signed), 2);
+}
+
+/// §1's line rules, as stated: what is a line break, blank lines, whitespace.
+#[test]
+fn hex_line_rules() {
+    let req = test_keys().request(Mode::Detached, "demo");
+    let ok = |s: &str| prepare(Format::Ihex, s.as_bytes(), &req).map(|p| p.digest().1);
+    let want = ok(HEX_EXAMPLE).expect("LF file");
+    // CR LF, no final newline, a final lone CR, blank lines anywhere: the same image.
+    for variant in [
+        HEX_EXAMPLE.replace('\n', "\r\n"),
+        HEX_EXAMPLE.trim_end().to_string(),
+        format!("{}\r", HEX_EXAMPLE.trim_end()),
+        HEX_EXAMPLE.replace(":02000800", "\n\r\n:02000800") + "\n\n",
+    ] {
+        assert_eq!(ok(&variant).expect("accepted"), want, "{variant:?}");
+    }
+    // Whitespace in or around a record, a space-only line, CR-only line ends: errors.
+    for bad in [
+        HEX_EXAMPLE.replace(":02000800", " :02000800"),
+        HEX_EXAMPLE.replace("AA55F7", "AA55F7 "),
+        HEX_EXAMPLE.replace("AA55F7", "AA 55F7"),
+        HEX_EXAMPLE.replace(":02000800", "\t:02000800"),
+        HEX_EXAMPLE.replace(":02000800", "   \n:02000800"),
+        HEX_EXAMPLE.replace('\n', "\r"),
+        format!("\u{feff}{HEX_EXAMPLE}"),
+    ] {
+        assert!(ok(&bad).is_err(), "accepted {bad:?}");
+    }
+}
