@@ -440,3 +440,70 @@ fn hex_line_rules() {
         assert!(ok(&bad).is_err(), "accepted {bad:?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// formats/detached.md
+
+/// Every key of `want` (the document's example) is in `got` with the same JSON type, and back;
+/// arrays are compared element by element up to the shorter one.
+fn same_shape(want: &serde_json::Value, got: &serde_json::Value, path: &str) {
+    use serde_json::Value as V;
+    match (want, got) {
+        (V::Object(w), V::Object(g)) => {
+            let wk: Vec<&String> = w.keys().collect();
+            let gk: Vec<&String> = g.keys().collect();
+            let mut ws = wk.clone();
+            ws.sort();
+            let mut gs = gk.clone();
+            gs.sort();
+            assert_eq!(ws, gs, "{path}: keys (left: document, right: code)");
+            for (k, v) in w {
+                same_shape(v, &g[k], &format!("{path}.{k}"));
+            }
+        }
+        (V::Array(w), V::Array(g)) => {
+            for (i, (a, b)) in w.iter().zip(g).enumerate() {
+                same_shape(a, b, &format!("{path}[{i}]"));
+            }
+        }
+        (V::String(_), V::String(_))
+        | (V::Bool(_), V::Bool(_))
+        | (V::Number(_), V::Number(_))
+        | (V::Null, V::Null) => {}
+        (w, g) => panic!("{path}: the document has {w}, the code {g}"),
+    }
+}
+
+fn json_block(doc: &str, name: &str) -> serde_json::Value {
+    serde_json::from_str(&block(doc, "check-json", name))
+        .unwrap_or_else(|e| panic!("{name}: the document's JSON does not parse: {e}"))
+}
+
+#[test]
+fn detached_worked_example() {
+    let d = doc("detached.md");
+    let k = test_keys();
+    let img = [0xde, 0xad, 0xbe, 0xef];
+    let (_, json) = k.sign(Format::Raw, &img, &k.request(Mode::Detached, "demo"));
+    save("raw-detached.json", json.as_bytes());
+    let got: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let mut want = json_block(&d, "detached-shape");
+    // The example shows the optional fields too; a raw document has none of them.
+    assert!(want["certificates"].is_array() && want["extra"].is_object());
+    let obj = want.as_object_mut().expect("object");
+    obj.remove("certificates");
+    obj.remove("extra");
+    same_shape(&want, &got, "$");
+    assert_eq!(got["type"], want["type"], "the type string");
+    assert_doc_has(&d, "the raw example's SHA-256", &hx(&DigestAlg::Sha256.hash(&img)));
+    let ecdsa = got["signatures"][0]["bytes"].as_str().expect("b64");
+    assert_eq!(block(&d, "check-b64", "detached-ecdsa").trim(), ecdsa);
+    // Every hex value lower-case; base64 standard alphabet with padding.
+    for e in got["digests"].as_array().expect("digests") {
+        let v = e["value"].as_str().expect("hex");
+        assert_eq!(v, v.to_ascii_lowercase());
+    }
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD.decode(ecdsa).expect("standard base64");
+    assert_eq!(base64::engine::general_purpose::STANDARD.encode(&raw), ecdsa);
+}
