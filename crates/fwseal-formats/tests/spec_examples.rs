@@ -507,3 +507,78 @@ fn detached_worked_example() {
     let raw = base64::engine::general_purpose::STANDARD.decode(ecdsa).expect("standard base64");
     assert_eq!(base64::engine::general_purpose::STANDARD.encode(&raw), ecdsa);
 }
+
+// ---------------------------------------------------------------------------------------------
+// formats/mcuboot.md
+
+#[test]
+fn mcuboot_worked_example() {
+    let d = doc("mcuboot.md");
+    let k = test_keys();
+    let input = fixture("mcuboot/unsigned-seccnt.img");
+    assert_dump(&d, "mcuboot-input", &input);
+    assert_eq!(&input[0x41c..0x43c], &DigestAlg::Sha256.hash(&input[..0x414])[..]);
+    let req = k.request(Mode::Embedded, "demo");
+    let plan = prepare(Format::Mcuboot, &input, &req).expect("prepare");
+    let m = bytes_of(plan.pq_message(SigAlg::MlDsa65).expect("pq message"));
+    assert_dump(&d, "mcuboot-pq-message", &m);
+    let (signed, _) = k.sign(Format::Mcuboot, &input, &req);
+    save("mcuboot-signed.img", &signed);
+    assert_dump(&d, "mcuboot-signed", &signed);
+    assert_doc_has(&d, "the signed image's SHA-256", &hx(&DigestAlg::Sha256.hash(&signed)));
+    assert_eq!(&signed[0x112f..0x114f], &DigestAlg::Sha256.hash(&signed[..0x1127])[..]);
+    assert_eq!(k.verify(Format::Mcuboot, &signed), 2);
+
+    let mut pq_only = k.request(Mode::Embedded, "demo");
+    pq_only.classical = None;
+    let plan = prepare(Format::Mcuboot, &input, &pq_only).expect("prepare");
+    let set = sign_prepared(plan.as_ref(), None, Some(&k.pq as &dyn Signer), vec![]).expect("sign");
+    let out = assemble(&input, &plan.embed(&set).expect("embed")).expect("assemble");
+    save("mcuboot-pq-only.img", &out);
+    assert_dump(&d, "mcuboot-pq-only", &out);
+    assert_eq!(out[..0x1127], signed[..0x1127], "PQ-only keeps the hybrid protected area");
+    assert_doc_has(&d, "the PQ-only length", &format!("is {} bytes", fmt_thousands(out.len())));
+    assert_eq!(k.verify(Format::Mcuboot, &out), 1);
+}
+
+fn fmt_thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// mcuboot.md "Unknown and repeated TLVs": unknown unprotected TLVs are ignored, every hash TLV
+/// must match, every signature TLV must verify.
+#[test]
+fn mcuboot_unprotected_tlv_rules() {
+    let k = test_keys();
+    let input = fixture("mcuboot/unsigned-seccnt.img");
+    let (signed, _) = k.sign(Format::Mcuboot, &input, &k.request(Mode::Embedded, "demo"));
+    let unprot = 0x1127;
+    let with = |extra: &[u8]| {
+        let mut v = signed.clone();
+        let tot = u16::from_le_bytes([v[unprot + 2], v[unprot + 3]]) + extra.len() as u16;
+        v[unprot + 2..unprot + 4].copy_from_slice(&tot.to_le_bytes());
+        v.extend_from_slice(extra);
+        v
+    };
+    // An unknown (vendor) TLV: ignored.
+    assert_eq!(k.verify(Format::Mcuboot, &with(&[0xa1, 0x00, 0x02, 0x00, 0xaa, 0xbb])), 2);
+    // A second SHA256 TLV that does not match: an error.
+    let mut bad_hash = vec![0x10, 0x00, 0x20, 0x00];
+    bad_hash.extend_from_slice(&[0u8; 32]);
+    assert!(extract(Format::Mcuboot, &with(&bad_hash)).is_err());
+    // A second ECDSA_SIG: extracted, and (being garbage) it does not verify.
+    let mut sig2 = vec![0x22, 0x00, 0x08, 0x00];
+    sig2.extend_from_slice(&[0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]);
+    let ex = extract(Format::Mcuboot, &with(&sig2)).expect("extract");
+    assert_eq!(ex.signatures.len(), 3);
+    let last = ex.signatures.iter().find(|s| s.bytes.len() == 8).expect("the extra signature");
+    assert!(k.ec.public_key().verify_bytes(&last.message, &last.bytes).is_err());
+}
