@@ -582,3 +582,168 @@ fn mcuboot_unprotected_tlv_rules() {
     let last = ex.signatures.iter().find(|s| s.bytes.len() == 8).expect("the extra signature");
     assert!(k.ec.public_key().verify_bytes(&last.message, &last.bytes).is_err());
 }
+
+// ---------------------------------------------------------------------------------------------
+// formats/efi.md
+
+/// RSA-3072 (random: RSA key generation has no seed here) and a certificate whose fields are
+/// all fixed, so every byte of the signed file that does not depend on the key is reproducible.
+fn efi_signed(input: &[u8]) -> Vec<u8> {
+    use fwseal_crypto::cert::{self, CertParams};
+    use std::time::{Duration, UNIX_EPOCH};
+    let rsa = SoftKey::generate_rsa(SigAlg::RsaPkcs1Sha256, 3072).expect("rsa");
+    let params = CertParams {
+        common_name: "fwseal spec example".into(),
+        serial: vec![0x01, 0x02, 0x03, 0x04],
+        not_before: UNIX_EPOCH + Duration::from_secs(1_767_225_600), // 2026-01-01T00:00:00Z
+        not_after: UNIX_EPOCH + Duration::from_secs(2_082_758_400),  // 2036-01-01T00:00:00Z
+    };
+    let c = cert::self_signed(&rsa, &params).expect("cert");
+    let req = Request {
+        classical: Some(SigAlg::RsaPkcs1Sha256),
+        pq: None,
+        mode: Mode::Embedded,
+        options: Default::default(),
+    };
+    let plan = prepare(Format::Efi, input, &req).expect("prepare");
+    let set = sign_prepared(plan.as_ref(), Some(&rsa as &dyn Signer), None, vec![c]).expect("sign");
+    assemble(input, &plan.embed(&set).expect("embed")).expect("assemble")
+}
+
+/// The value after `key` in `text`: the next whitespace-delimited token, trimmed of `,;()`.
+fn token_after<'a>(text: &'a str, key: &str) -> &'a str {
+    let at = text.find(key).unwrap_or_else(|| panic!("no {key:?} in the example"));
+    text[at + key.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .trim_matches(|c| ",;()".contains(c))
+}
+
+fn num(t: &str) -> usize {
+    let t = t.trim_matches(|c| ",;:()[)".contains(c));
+    match t.strip_prefix("0x") {
+        Some(h) => usize::from_str_radix(h, 16),
+        None => t.parse(),
+    }
+    .unwrap_or_else(|e| panic!("not a number {t:?}: {e}"))
+}
+
+fn u32_at(d: &[u8], o: usize) -> usize {
+    u32::from_le_bytes(d[o..o + 4].try_into().expect("4 bytes")) as usize
+}
+
+#[test]
+fn efi_worked_example() {
+    let d = doc("efi.md");
+    let input = fixture("efi/hello.efi");
+    assert_doc_has(&d, "the fixture length", &format!("`fixtures/efi/hello.efi`, {} bytes", input.len()));
+    let ex = block(&d, "check-ranges", "efi-hello");
+
+    // Header facts.
+    let lfanew = num(token_after(&ex, "e_lfanew ="));
+    assert_eq!(u32_at(&input, 0x3c), lfanew);
+    let pe_at = format!("at {}:", token_after(&ex, "PE\\0\\0 at").trim_end_matches(':'));
+    let line = ex.lines().find(|l| l.contains(&pe_at)).expect("PE line");
+    let shown: Vec<u8> = line[line.find(&pe_at).expect("at") + pe_at.len()..]
+        .split_whitespace()
+        .take_while(|t| is_hex_token(t))
+        .map(|t| u8::from_str_radix(t, 16).expect("hex"))
+        .collect();
+    assert_eq!(&input[lfanew..lfanew + shown.len()], &shown[..], "bytes at e_lfanew");
+    let opt = num(token_after(&ex, "opt ="));
+    assert_eq!(opt, lfanew + 24);
+    assert_eq!(&input[opt..opt + 2], &[0x0b, 0x02], "PE32+ magic");
+    let checksum_at = num(token_after(&ex, "CheckSum at"));
+    assert_eq!(checksum_at, opt + 64);
+    assert_eq!(u32_at(&input, checksum_at), num(token_after(&ex, "(value")));
+    assert_eq!(u32_at(&input, opt + 108), num(token_after(&ex, "NumberOfRvaAndSizes =")));
+    let secdir = num(token_after(&ex, "+ 112 + 32 ="));
+    assert_eq!(secdir, opt + 112 + 32);
+    let entry: String = ex[ex.find(&format!("{secdir:#x}:")).expect("entry") + 6..]
+        .split_whitespace()
+        .take(2)
+        .collect();
+    assert_eq!(entry, hx(&input[secdir..secdir + 8]), "the Certificate Table entry");
+    let soh = num(token_after(&ex, "SizeOfHeaders ="));
+    assert_eq!(u32_at(&input, opt + 60), soh);
+    // Sections: `.name 0xPTR 0xSIZE`, in the table's order.
+    let nsect = u16::from_le_bytes([input[lfanew + 6], input[lfanew + 7]]) as usize;
+    let sect_tab = opt + u16::from_le_bytes([input[lfanew + 20], input[lfanew + 21]]) as usize;
+    let line = ex.lines().find(|l| l.trim_start().starts_with(".text")).expect("sections");
+    let shown: Vec<&str> = line.split(',').map(str::trim).collect();
+    assert_eq!(shown.len(), nsect);
+    for (i, sct) in shown.iter().enumerate() {
+        let h = sect_tab + 40 * i;
+        let name = String::from_utf8_lossy(&input[h..h + 8]).trim_end_matches('\0').to_string();
+        let f: Vec<&str> = sct.split_whitespace().collect();
+        assert_eq!(f[0], name);
+        assert_eq!(num(f[1]), u32_at(&input, h + 20), "{name} PointerToRawData");
+        assert_eq!(num(f[2]), u32_at(&input, h + 16), "{name} SizeOfRawData");
+    }
+
+    // The hashed ranges, hashed exactly as listed, give fwseal's digests.
+    let ranges = &ex[ex.find("hashed ranges:").expect("ranges")..];
+    let mut stream = Vec::new();
+    for r in ranges.split('[').skip(1) {
+        let (lo, rest) = r.split_once(',').expect("[lo,hi)");
+        let hi = rest.split(')').next().expect("hi)");
+        stream.extend_from_slice(&input[num(lo)..num(hi)]);
+    }
+    let zeros = num(token_after(ranges, "+"));
+    stream.extend(std::iter::repeat_n(0u8, zeros));
+    let req = Request::hybrid(SigAlg::RsaPkcs1Sha256, SigAlg::MlDsa65, Mode::Embedded, "p");
+    let plan = prepare(Format::Efi, &input, &req).expect("prepare");
+    assert_eq!(plan.digest().1, DigestAlg::Sha256.hash(&stream));
+    let sha512: String = ex[ex.find("SHA-512 =").expect("sha512") + 9..]
+        .split_whitespace()
+        .take(2)
+        .collect();
+    assert_eq!(sha512, hx(&DigestAlg::Sha512.hash(&stream)));
+    assert_eq!(token_after(&ex, "SHA-256 ="), hx(&DigestAlg::Sha256.hash(&stream)));
+
+    // SpcIndirectDataContent, messageDigest, the signed attributes, the PQ message.
+    let attrs = bytes_of(plan.classical_message(SigAlg::RsaPkcs1Sha256, None).expect("attrs"));
+    assert_dump(&d, "efi-signed-attrs", &attrs);
+    let md = &attrs[attrs.len() - 32..];
+    assert_doc_has(&d, "messageDigest", &hx(md));
+    let mut spc = hex::decode("30683033060a2b0601040182370201 0f".replace(' ', "")).expect("hex");
+    spc.extend_from_slice(&[0x30, 0x25, 0x03, 0x01, 0x00, 0xa0, 0x20, 0xa2, 0x1e, 0x80, 0x1c]);
+    spc.extend("<<<Obsolete>>>".encode_utf16().flat_map(|c| c.to_be_bytes()));
+    spc.extend(hex::decode("3031300d060960864801650304020105000420").expect("hex"));
+    spc.extend_from_slice(&plan.digest().1);
+    assert_dump(&d, "efi-spc", &spc);
+    assert_eq!(DigestAlg::Sha256.hash(&spc[2..]), md, "messageDigest = SHA-256(content octets)");
+    let pq = bytes_of(plan.pq_message(SigAlg::MlDsa65).expect("pq"));
+    assert_eq!(pq.len(), 88);
+    assert_eq!(&pq[..24], b"fwseal/detached/v1/efi\0\x03");
+    assert_eq!(hx(&pq[24..]), sha512, "the PQ message ends with the SHA-512 above");
+
+    // The signed file: every byte that does not depend on the RSA key.
+    let signed = efi_signed(&input);
+    save("efi-signed.efi", &signed);
+    assert_dump(&d, "efi-signed", &signed);
+    assert_doc_has(&d, "the signed length", &format!("{} bytes.", signed.len()));
+    let ex = extract(Format::Efi, &signed).expect("extract");
+    assert_eq!(ex.signatures[0].message, SignedMessage::Bytes(attrs));
+}
+
+/// efi.md §1: (x,0) and (0,x) certificate-table entries are malformed, never "unsigned".
+#[test]
+fn efi_certificate_table_entry_rules() {
+    let input = fixture("efi/hello.efi");
+    let req = Request::hybrid(SigAlg::RsaPkcs1Sha256, SigAlg::MlDsa65, Mode::Detached, "p");
+    let entry = 0x128;
+    let len = input.len() as u32;
+    for (off, size) in [(len, 0), (0x200, 0), (0, 16), (0, len)] {
+        let mut d = input.clone();
+        d[entry..entry + 4].copy_from_slice(&off.to_le_bytes());
+        d[entry + 4..entry + 8].copy_from_slice(&size.to_le_bytes());
+        assert!(prepare(Format::Efi, &d, &req).is_err(), "({off:#x}, {size:#x}) accepted");
+        assert!(!matches!(
+            extract(Format::Efi, &d),
+            Err(fwseal_formats::FormatError::NotSigned(_))
+        ));
+    }
+    prepare(Format::Efi, &input, &req).expect("(0, 0) is unsigned");
+}
