@@ -1,0 +1,115 @@
+//! The examples in `formats/provenance.md`, checked against what the code emits: the Statement
+//! and the envelope have exactly the keys and JSON types the document shows, and the envelope
+//! file is the one-line, standard-base64 record the document describes.
+
+use base64::Engine as _;
+use fwseal_crypto::{soft::SoftKey, SigAlg, Signer};
+use fwseal_provenance::{sign_record, statement, verify, ClientClaims, Policy, SigningRecord};
+use serde_json::Value;
+
+fn doc() -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../formats/provenance.md");
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
+/// The JSON of the fenced block after `<!-- check-json: NAME -->`.
+fn json_block(doc: &str, name: &str) -> Value {
+    let marker = format!("<!-- check-json: {name} -->");
+    let at = doc.find(&marker).unwrap_or_else(|| panic!("no {marker}"));
+    let rest = &doc[at + marker.len()..];
+    let open = rest.find("```").expect("fence");
+    let start = open + rest[open..].find('\n').expect("fence line") + 1;
+    let end = start + rest[start..].find("```").expect("closing fence");
+    serde_json::from_str(&rest[start..end])
+        .unwrap_or_else(|e| panic!("{name}: the document's JSON does not parse: {e}"))
+}
+
+/// Same keys (both ways) and JSON types, recursively; arrays element by element.
+fn same_shape(want: &Value, got: &Value, path: &str) {
+    match (want, got) {
+        (Value::Object(w), Value::Object(g)) => {
+            let mut wk: Vec<&String> = w.keys().collect();
+            let mut gk: Vec<&String> = g.keys().collect();
+            wk.sort();
+            gk.sort();
+            assert_eq!(wk, gk, "{path}: keys (left: document, right: code)");
+            for (k, v) in w {
+                same_shape(v, &g[k], &format!("{path}.{k}"));
+            }
+        }
+        (Value::Array(w), Value::Array(g)) => {
+            assert_eq!(w.len(), g.len(), "{path}: array length");
+            for (i, (a, b)) in w.iter().zip(g).enumerate() {
+                same_shape(a, b, &format!("{path}[{i}]"));
+            }
+        }
+        (Value::String(_), Value::String(_))
+        | (Value::Bool(_), Value::Bool(_))
+        | (Value::Number(_), Value::Number(_))
+        | (Value::Null, Value::Null) => {}
+        (w, g) => panic!("{path}: the document has {w}, the code {g}"),
+    }
+}
+
+fn record() -> SigningRecord {
+    let mut r = SigningRecord::example();
+    r.format = "mcuboot".into();
+    r.detached_sha256 = Some("77".repeat(32));
+    r.client_claims = ClientClaims {
+        source_uri: Some("git+https://git.example/widget".into()),
+        commit: Some("0123abcd".into()),
+        git_ref: Some("refs/heads/main".into()),
+        ci_run_url: Some("https://ci.example/run/1".into()),
+        builder_id: Some("https://ci.example/builder".into()),
+    };
+    r
+}
+
+#[test]
+fn statement_matches_the_document() {
+    let d = doc();
+    let want = json_block(&d, "provenance-statement");
+    let got = statement(&record());
+    same_shape(&want, &got, "$");
+    for k in ["_type", "predicateType"] {
+        assert_eq!(want[k], got[k], "{k}");
+    }
+    let bd = "buildDefinition";
+    assert_eq!(want["predicate"][bd]["buildType"], got["predicate"][bd]["buildType"]);
+    assert_eq!(
+        want["predicate"][bd]["externalParameters"]["trust"],
+        got["predicate"][bd]["externalParameters"]["trust"]
+    );
+    // The detached-document subject is named after the input, as the document says.
+    assert_eq!(want["subject"][1]["name"], "fw.bin.sig.json");
+    assert_eq!(got["subject"][1]["name"], format!("{}.sig.json", record().input_name));
+}
+
+#[test]
+fn envelope_matches_the_document() {
+    let d = doc();
+    let want = json_block(&d, "provenance-envelope");
+    let ec = SoftKey::generate(SigAlg::EcdsaP256Sha256).expect("ec");
+    let pq = SoftKey::generate(SigAlg::MlDsa65).expect("pq");
+    let env = sign_record(&record(), &ec, &pq).expect("sign");
+    let line = env.to_jsonl();
+    // One line of compact JSON, terminated by one LF.
+    assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'));
+    let got: Value = serde_json::from_str(&line).expect("json");
+    same_shape(&want, &got, "$");
+    assert_eq!(want["payloadType"], got["payloadType"]);
+    // Standard alphabet with padding; keyids are lower-case hex of the SPKI SHA-256.
+    let std = base64::engine::general_purpose::STANDARD;
+    for b64 in std::iter::once(&env.payload).chain(env.signatures.iter().map(|s| &s.sig)) {
+        let raw = std.decode(b64).expect("standard base64");
+        assert_eq!(&std.encode(raw), b64);
+    }
+    assert_eq!(env.signatures[0].keyid, ec.public_key().key_id().to_hex());
+    assert_eq!(env.signatures[1].keyid, pq.public_key().key_id().to_hex());
+    // The algorithm comes from the trusted key: the envelope verifies with both, and a
+    // signature whose keyid matches no trusted key rejects it.
+    let keys = [ec.public_key().clone(), pq.public_key().clone()];
+    verify(&env, &keys, &Policy::default()).expect("verifies");
+    let err = verify(&env, &keys[..1], &Policy::default()).expect_err("unknown PQ keyid");
+    assert!(err.to_string().contains("no trusted key"), "{err}");
+}
