@@ -747,3 +747,196 @@ fn efi_certificate_table_entry_rules() {
     }
     prepare(Format::Efi, &input, &req).expect("(0, 0) is unsigned");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Byte layouts (`<!-- check-layout: NAME -->`): the field tables and layout blocks, checked
+// against files the code produced. Each row is `offset size field value…`: the offsets of a
+// structure must tile it (each field starts where the previous one ends), and a value the row
+// states — a quoted string, hex bytes in parentheses or backticks, a 0x number, a decimal, or a
+// variable such as P — must be what the file holds there.
+
+#[derive(Debug)]
+struct Row {
+    off: String,
+    size: String,
+    field: String,
+    rest: String,
+}
+
+/// The rows after `<!-- check-layout: NAME -->`, grouped by structure (a non-row line inside a
+/// fenced block starts a new group; a Markdown table is one group).
+fn layout(doc: &str, name: &str) -> Vec<(String, Vec<Row>)> {
+    let marker = format!("<!-- check-layout: {name} -->");
+    let at = doc.find(&marker).unwrap_or_else(|| panic!("no {marker}"));
+    let rest = &doc[at + marker.len()..];
+    let mut groups: Vec<(String, Vec<Row>)> = vec![(String::new(), Vec::new())];
+    let mut lines = rest.lines().skip_while(|l| l.trim().is_empty());
+    let first = lines.next().unwrap_or_default();
+    if first.starts_with('|') {
+        for l in lines.skip(1).take_while(|l| l.starts_with('|')) {
+            let c: Vec<String> = l
+                .trim_matches('|')
+                .split('|')
+                .map(|x| x.trim().replace('`', ""))
+                .collect();
+            groups[0].1.push(Row {
+                off: c[0].clone(),
+                size: c[1].clone(),
+                field: c[2].clone(),
+                rest: c.get(3).cloned().unwrap_or_default(),
+            });
+        }
+        return groups;
+    }
+    assert!(first.starts_with("```"), "{name}: a table or a fenced block");
+    for l in lines.take_while(|l| !l.starts_with("```")) {
+        let t: Vec<&str> = l.split_whitespace().collect();
+        let is_row = t.len() >= 3
+            && t[0].starts_with(|c: char| c.is_ascii_digit())
+            && t[0].chars().all(|c| c.is_ascii_alphanumeric() || c == '+');
+        if is_row {
+            let field_at = l.find(t[2]).unwrap_or(0);
+            let after = &l[field_at + t[2].len()..];
+            groups.last_mut().expect("group").1.push(Row {
+                off: t[0].into(),
+                size: t[1].into(),
+                field: t[2].into(),
+                rest: after.trim().into(),
+            });
+        } else if !l.starts_with(' ') || t.first() == Some(&"offset") {
+            if t.first() != Some(&"offset") {
+                groups.push((l.trim().to_string(), Vec::new()));
+            }
+        }
+    }
+    groups.retain(|(_, rows)| !rows.is_empty());
+    groups
+}
+
+fn eval(expr: &str, vars: &[(&str, usize)]) -> usize {
+    expr.split('+')
+        .map(|t| {
+            t.parse::<usize>().unwrap_or_else(|_| {
+                vars.iter()
+                    .find(|(n, _)| *n == t)
+                    .unwrap_or_else(|| panic!("no value for {t:?} in {expr:?}"))
+                    .1
+            })
+        })
+        .sum()
+}
+
+fn le(b: &[u8]) -> u64 {
+    b.iter().rev().fold(0u64, |a, &x| a << 8 | u64::from(x))
+}
+
+/// Check one structure's rows against `data` (the structure starts at `data[0]`).
+fn check_rows(name: &str, rows: &[Row], data: &[u8], vars: &[(&str, usize)]) -> usize {
+    let mut pos = 0usize;
+    for r in rows {
+        let off = eval(&r.off, vars);
+        let size = eval(&r.size, vars);
+        let what = format!("{name}: {} at {}", r.field, r.off);
+        assert_eq!(off, pos, "{what}: the fields do not tile the structure");
+        let got = &data[off..off + size];
+        let rest = r.rest.trim_start_matches('=').trim();
+        let first = rest.split_whitespace().next().unwrap_or_default().trim_end_matches(':');
+        if let Some(q) = rest.split('"').nth(1) {
+            if q.len() == size {
+                assert_eq!(got, q.as_bytes(), "{what}: {rest}");
+            }
+        }
+        for inner in rest.split(['(', '`']).skip(1) {
+            let hexs: Vec<&str> = inner.split([')', '`']).next().unwrap_or("").split_whitespace().collect();
+            let hexs: Vec<&str> = hexs.into_iter().skip_while(|t| *t == "bytes").collect();
+            if hexs.len() == size && hexs.iter().all(|t| t.len() == 2 && is_hex_token(t)) {
+                assert_eq!(hx(got), hexs.concat(), "{what}: {rest}");
+            }
+        }
+        if let Some(h) = first.strip_prefix("0x") {
+            if let Ok(v) = u64::from_str_radix(h, 16) {
+                assert_eq!(le(got), v, "{what}: {rest}");
+            }
+        } else if let Ok(v) = first.parse::<u64>() {
+            assert_eq!(le(got), v, "{what}: {rest}");
+        } else if let Some((_, v)) = vars.iter().find(|(n, _)| *n == first) {
+            assert_eq!(le(got), *v as u64, "{what}: {rest}");
+        } else if r.field == "reserved" && rest.starts_with("(0)") {
+            assert!(got.iter().all(|&b| b == 0), "{what}: reserved");
+        }
+        pos = off + size;
+    }
+    pos
+}
+
+#[test]
+fn byte_layouts() {
+    let k = test_keys();
+    // The fwseal signature block: the worked example's block, and its first TLV (FORMAT).
+    let d = doc("signature-block.md");
+    let img = [0xde, 0xad, 0xbe, 0xef];
+    let (signed, _) = k.sign(Format::Raw, &img, &k.request(Mode::Embedded, "demo"));
+    let start = fwseal_formats::sigblock::find_trailer(Format::Raw, &signed)
+        .expect("trailer")
+        .expect("block");
+    let block = &signed[start..];
+    let dec = fwseal_formats::sigblock::decode(Format::Raw, block, start as u64).expect("decode");
+    let p = dec.protected.len();
+    let l = block.len();
+    let vars = [("P", p), ("U", l - 32 - p), ("L", l)];
+    let g = layout(&d, "sigblock-layout");
+    assert_eq!(g.len(), 1);
+    assert_eq!(check_rows("block", &g[0].1, block, &vars), l);
+    let g = layout(&d, "sigblock-tlv");
+    let n = u32_at(&dec.protected, 4);
+    assert_eq!(check_rows("TLV", &g[0].1, &dec.protected, &[("n", n)]), 8 + n);
+
+    // The DFU suffix (DFU 1.1 fixture).
+    let d = doc("dfu.md");
+    let dfu11 = fixture("dfu/dfu11.dfu");
+    let g = layout(&d, "dfu-suffix");
+    assert_eq!(check_rows("suffix", &g[0].1, &dfu11[dfu11.len() - 16..], &[]), 16);
+    // DfuSe: prefix, target prefix, element (the fixture's first target and element).
+    let dfuse = fixture("dfu/dfuse.dfu");
+    let g = layout(&d, "dfuse-layout");
+    let titles: Vec<&str> = g.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(titles.len(), 3, "prefix, target prefix, element: {titles:?}");
+    assert_eq!(check_rows("prefix", &g[0].1, &dfuse, &[]), 11);
+    assert!(g[0].0.contains("(11 bytes)"));
+    assert_eq!(check_rows("target", &g[1].1, &dfuse[11..], &[]), 274);
+    assert!(g[1].0.contains("(274 bytes)"));
+    let size = u32_at(&dfuse, 285 + 4);
+    let n = check_rows("element", &g[2].1, &dfuse[285..], &[("dwElementSize", size)]);
+    assert_eq!(n, 8 + size);
+
+    // The MCUboot image header (fixture).
+    let d = doc("mcuboot.md");
+    let img = fixture("mcuboot/unsigned-seccnt.img");
+    let g = layout(&d, "mcuboot-header");
+    assert_eq!(check_rows("image_header", &g[0].1, &img, &[]), 32);
+
+    // WIN_CERTIFICATE (efi.md §4), sequential fields: `u32 name = value`.
+    let d = doc("efi.md");
+    let signed = efi_signed(&fixture("efi/hello.efi"));
+    let marker = "<!-- check-layout: efi-win-certificate -->";
+    let text = &d[d.find(marker).expect("marker")..];
+    let table = u32_at(&signed, 0x128);
+    let mut pos = table;
+    for l in text.lines().skip_while(|l| !l.contains("WIN_CERTIFICATE")).skip(1) {
+        let t: Vec<&str> = l.split_whitespace().collect();
+        let size = match t.first().copied() {
+            Some("u32") => 4,
+            Some("u16") => 2,
+            Some("u8") => break,
+            _ => break,
+        };
+        let v = &signed[pos..pos + size];
+        match t[1] {
+            "dwLength" => assert_eq!(le(v) as usize, signed.len() - table, "dwLength"),
+            _ => assert_eq!(le(v), u64::from_str_radix(t[3].trim_start_matches("0x"), 16).expect("hex"), "{}", t[1]),
+        }
+        pos += size;
+    }
+    assert_eq!(pos, table + 8, "dwLength, wRevision, wCertificateType");
+    assert_eq!(&signed[pos..pos + 2], &[0x30, 0x82], "then the PKCS#7 ContentInfo");
+}
