@@ -193,6 +193,9 @@ def main():
             raise Fail(f"unknown unprotected TLV {t:#x}")
         alg, reserved = struct.unpack_from("<HH", v, 0)
         kid, sig = v[4:36], v[36:]
+        matched = {ALG_ECDSA_P256: 1, ALG_MLDSA65: 3}.get(alg)  # SHA-256 / SHA-512 DIGEST ids
+        if matched is not None and matched not in digests:
+            raise Fail(f"signature (alg {alg:#06x}) without its matched DIGEST (id {matched})")
         pk = keys.get(kid)
         if pk is None:
             raise Fail(f"signature (alg {alg}) by an unknown key {kid.hex()}")

@@ -26,6 +26,10 @@ except ImportError:  # pragma: no cover
 FORMATS = {1: "raw", 2: "mcuboot", 3: "ihex", 4: "dfu", 5: "efi"}
 DIGESTS = {1: ("sha256", 32), 2: ("sha384", 48), 3: ("sha512", 64)}
 CLASSICAL = {0x0001, 0x0002, 0x0010, 0x0011}
+# The digest matched to each signature algorithm: its DIGEST TLV must be present.
+MATCHED = {0x0001: "sha256", 0x0002: "sha384", 0x0010: "sha256", 0x0011: "sha256",
+           0x0101: "sha256", 0x0102: "sha512", 0x0103: "sha512",
+           0x0201: "sha256", 0x0202: "sha256", 0x0203: "sha512", 0x0205: "sha512"}
 PQ_LEN = {0x0101: 2420, 0x0102: 3309, 0x0103: 4627, 0x0201: 7856, 0x0202: 17088, 0x0203: 16224, 0x0205: 29792}
 
 
@@ -119,8 +123,12 @@ def parse_block(block):
         alg, res = struct.unpack_from("<HH", v, 0)
         if res != 0:
             raise Bad("SIGNATURE reserved not zero")
+        if alg not in MATCHED:
+            raise Bad("unknown signature algorithm 0x%04x" % alg)
         if alg in PQ_LEN and len(v) - 36 != PQ_LEN[alg]:
             raise Bad("PQ signature of wrong length")
+        if MATCHED[alg] not in meta["digests"]:
+            raise Bad("signature 0x%04x without its matched %s DIGEST" % (alg, MATCHED[alg]))
         sigs.append((alg, v[4:36], v[36:]))
     if not sigs:
         raise Bad("no SIGNATURE")
@@ -155,6 +163,8 @@ def verify_block(data, fmt, covered, keys, require_both=True, expect_range=None)
     meta, protected, sigs = parse_block(data[start:])
     if meta["format"] != fmt:
         raise Bad("block is for %s, not %s" % (meta["format"], fmt))
+    if "fill" in meta and fmt != "ihex":
+        raise Bad("FILL TLV outside an Intel HEX block")
     if expect_range is not None and tuple(meta["range"]) != tuple(expect_range):
         raise Bad("IMAGE_RANGE %r != %r" % (meta["range"], expect_range))
     for name, want in meta["digests"].items():
