@@ -687,7 +687,11 @@ mod tests {
     }
 
     /// Re-encode `meta` with `set` and decode it as `format`.
-    fn decode_as(format: Format, meta: &BlockMeta, set: &SignatureSet) -> Result<Decoded, FormatError> {
+    fn decode_as(
+        format: Format,
+        meta: &BlockMeta,
+        set: &SignatureSet,
+    ) -> Result<Decoded, FormatError> {
         decode(format, &encode(meta, set).expect("encode"), 0)
     }
 
@@ -711,7 +715,10 @@ mod tests {
         let err = decode_as(Format::Raw, &m, &set()).expect_err("FILL in a raw block");
         assert!(err.to_string().contains("FILL TLV in a raw block"), "{err}");
         m.format = Format::Dfu;
-        assert!(decode_as(Format::Dfu, &m, &set()).is_err(), "FILL in a dfu block");
+        assert!(
+            decode_as(Format::Dfu, &m, &set()).is_err(),
+            "FILL in a dfu block"
+        );
         m.format = Format::Ihex;
         let d = decode_as(Format::Ihex, &m, &set()).expect("FILL in an ihex block");
         assert_eq!(d.meta.fill, Some(0xff));

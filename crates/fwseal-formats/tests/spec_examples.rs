@@ -13,6 +13,10 @@
 //! `formats/signature-block.md` (ECDSA P-256 from RFC 6979 A.2.5, ML-DSA-65 from the seed
 //! 00 01 … 1f): ECDSA (RFC 6979) and ML-DSA (deterministic variant) then sign deterministically,
 //! so whole signed files are reproducible test vectors.
+//!
+//! To update a document after a deliberate change, run with `FWSEAL_PRINT_EXAMPLE=1`: the
+//! regenerated files are written to `/tmp/spec/` (nothing is written otherwise), and each
+//! failing assertion names the block and byte offset that differ.
 
 mod common;
 
@@ -49,7 +53,7 @@ enum Piece {
 }
 
 fn is_hex_token(t: &str) -> bool {
-    !t.is_empty() && t.len() % 2 == 0 && t.bytes().all(|b| b.is_ascii_hexdigit())
+    !t.is_empty() && t.len().is_multiple_of(2) && t.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn skip_count(line: &str) -> Option<usize> {
@@ -63,7 +67,10 @@ fn skip_count(line: &str) -> Option<usize> {
         .take_while(|c| c.is_ascii_digit() || *c == ',')
         .filter(|c| *c != ',')
         .collect();
-    Some(n.parse().unwrap_or_else(|_| panic!("skip line without a count: {line:?}")))
+    Some(
+        n.parse()
+            .unwrap_or_else(|_| panic!("skip line without a count: {line:?}")),
+    )
 }
 
 fn pieces(body: &str) -> Vec<Piece> {
@@ -166,16 +173,6 @@ fn save(name: &str, b: &[u8]) {
     }
 }
 
-fn dump(label: &str, b: &[u8]) {
-    if print_enabled() {
-        println!("== {label} ({} bytes)", b.len());
-        for c in b.chunks(16) {
-            let s: Vec<String> = c.iter().map(|x| format!("{x:02x}")).collect();
-            println!("{}", s.join(" "));
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The spec test keys (formats/signature-block.md, "Test keys").
 
@@ -184,10 +181,9 @@ const P256_D: &str = "c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b12
 
 fn p256_test_key() -> SoftKey {
     // PKCS#8 PrivateKeyInfo { 0, { id-ecPublicKey, prime256v1 }, ECPrivateKey { 1, d } }.
-    let mut der = hex::decode(
-        "3041020100301306072a8648ce3d020106082a8648ce3d030107042730250201010420",
-    )
-    .expect("hex");
+    let mut der =
+        hex::decode("3041020100301306072a8648ce3d020106082a8648ce3d030107042730250201010420")
+            .expect("hex");
     der.extend(hex::decode(P256_D).expect("hex"));
     SoftKey::from_pkcs8_der(SigAlg::EcdsaP256Sha256, &der).expect("P-256 test key")
 }
@@ -237,7 +233,11 @@ impl TestKeys {
     fn verify(&self, format: Format, data: &[u8]) -> usize {
         let ex = extract(format, data).expect("extract");
         for s in &ex.signatures {
-            let key: &dyn Signer = if s.alg == SigAlg::MlDsa65 { &self.pq } else { &self.ec };
+            let key: &dyn Signer = if s.alg == SigAlg::MlDsa65 {
+                &self.pq
+            } else {
+                &self.ec
+            };
             key.public_key()
                 .verify_bytes(&s.message, &s.bytes)
                 .unwrap_or_else(|e| panic!("{} does not verify: {e}", s.alg));
@@ -262,15 +262,30 @@ fn spec_test_keys() {
     let k = test_keys();
     assert_dump(&d, "test-key-p256-spki", k.ec.public_key().spki_der());
     assert_doc_has(&d, "the P-256 test key's private scalar", P256_D);
-    assert_doc_has(&d, "the P-256 test key id", &k.ec.public_key().key_id().to_hex());
+    assert_doc_has(
+        &d,
+        "the P-256 test key id",
+        &k.ec.public_key().key_id().to_hex(),
+    );
     let pq = k.pq.public_key().spki_der();
-    assert_doc_has(&d, "the ML-DSA-65 test key id", &k.pq.public_key().key_id().to_hex());
+    assert_doc_has(
+        &d,
+        "the ML-DSA-65 test key id",
+        &k.pq.public_key().key_id().to_hex(),
+    );
     let head: Vec<String> = pq[22..30].iter().map(|b| format!("{b:02x}")).collect();
-    assert_doc_has(&d, "the ML-DSA-65 test public key's first bytes", &head.join(" "));
+    assert_doc_has(
+        &d,
+        "the ML-DSA-65 test public key's first bytes",
+        &head.join(" "),
+    );
     // Deterministic signing is what makes the examples test vectors.
     let m = SignedMessage::Bytes(b"determinism".to_vec());
     for key in [&k.ec, &k.pq] {
-        assert_eq!(key.sign_raw(&m).expect("sign"), key.sign_raw(&m).expect("sign"));
+        assert_eq!(
+            key.sign_raw(&m).expect("sign"),
+            key.sign_raw(&m).expect("sign")
+        );
     }
 }
 
@@ -313,11 +328,23 @@ fn signature_block_worked_example() {
     let protected = &msg[b"fwseal/sigblock/v1/raw\0".len()..];
     assert_dump(&d, "sigblock-protected", protected);
     assert_dump(&d, "sigblock-message", &msg);
-    assert_doc_has(&d, "the message length", &format!("{}-byte message", msg.len()));
+    assert_doc_has(
+        &d,
+        "the message length",
+        &format!("{}-byte message", msg.len()),
+    );
     assert_dump(&d, "sigblock-signed-file", &signed);
-    assert_doc_has(&d, "the signed file's SHA-256", &hx(&DigestAlg::Sha256.hash(&signed)));
+    assert_doc_has(
+        &d,
+        "the signed file's SHA-256",
+        &hx(&DigestAlg::Sha256.hash(&signed)),
+    );
     for s in &ex.signatures {
-        let key: &dyn Signer = if s.alg == SigAlg::MlDsa65 { &k.pq } else { &k.ec };
+        let key: &dyn Signer = if s.alg == SigAlg::MlDsa65 {
+            &k.pq
+        } else {
+            &k.ec
+        };
         key.public_key()
             .verify_bytes(&s.message, &s.bytes)
             .expect("the example's signatures verify");
@@ -349,22 +376,52 @@ fn dfu_worked_examples() {
 
     // DFU 1.1.
     let dfu11 = fixture("dfu/dfu11.dfu");
-    assert_doc_has(&d, "the DFU 1.1 fixture length", &format!("`dfu11.dfu` ({} bytes)", dfu11.len()));
+    assert_doc_has(
+        &d,
+        "the DFU 1.1 fixture length",
+        &format!("`dfu11.dfu` ({} bytes)", dfu11.len()),
+    );
     assert_dump(&d, "dfu11-suffix", &dfu11[dfu11.len() - 16..]);
     let crc = fwseal_formats::dfu::suffix_crc(&dfu11[..dfu11.len() - 4]);
-    assert_doc_has(&d, "the DFU 1.1 CRC", &format!("dwCRC = {crc:#010x} = ~crc32(file[0..{}])", dfu11.len() - 4));
+    assert_doc_has(
+        &d,
+        "the DFU 1.1 CRC",
+        &format!("dwCRC = {crc:#010x} = ~crc32(file[0..{}])", dfu11.len() - 4),
+    );
     let payload = &dfu11[..dfu11.len() - 16];
-    assert_doc_has(&d, "SHA-256 of the payload", &hx(&DigestAlg::Sha256.hash(payload)));
-    assert_doc_has(&d, "SHA-512 of the payload", &hx(&DigestAlg::Sha512.hash(payload)));
+    assert_doc_has(
+        &d,
+        "SHA-256 of the payload",
+        &hx(&DigestAlg::Sha256.hash(payload)),
+    );
+    assert_doc_has(
+        &d,
+        "SHA-512 of the payload",
+        &hx(&DigestAlg::Sha512.hash(payload)),
+    );
     let plan = prepare(Format::Dfu, &dfu11, &req).expect("prepare");
     let m = bytes_of(plan.pq_message(SigAlg::MlDsa65).expect("pq message"));
-    assert_eq!(m, bytes_of(plan.classical_message(SigAlg::EcdsaP256Sha256, None).expect("m")));
+    assert_eq!(
+        m,
+        bytes_of(
+            plan.classical_message(SigAlg::EcdsaP256Sha256, None)
+                .expect("m")
+        )
+    );
     assert_dump(&d, "dfu11-message", &m);
-    assert_doc_has(&d, "the message length", &format!("{} bytes (23 of domain prefix", m.len()));
+    assert_doc_has(
+        &d,
+        "the message length",
+        &format!("{} bytes (23 of domain prefix", m.len()),
+    );
     let (signed, _) = k.sign(Format::Dfu, &dfu11, &req);
     save("dfu11-signed.dfu", &signed);
     assert_dump(&d, "dfu11-signed", &signed);
-    assert_doc_has(&d, "the signed DFU 1.1 file's SHA-256", &hx(&DigestAlg::Sha256.hash(&signed)));
+    assert_doc_has(
+        &d,
+        "the signed DFU 1.1 file's SHA-256",
+        &hx(&DigestAlg::Sha256.hash(&signed)),
+    );
     assert_eq!(k.verify(Format::Dfu, &signed), 2);
 
     // DfuSe.
@@ -374,11 +431,19 @@ fn dfu_worked_examples() {
     let mut canon = Vec::new();
     f.canonical(&dfuse, &mut |b| canon.extend_from_slice(b));
     assert_dump(&d, "dfuse-canonical", &canon);
-    assert_doc_has(&d, "the canonical encoding's SHA-256", &hx(&DigestAlg::Sha256.hash(&canon)));
+    assert_doc_has(
+        &d,
+        "the canonical encoding's SHA-256",
+        &hx(&DigestAlg::Sha256.hash(&canon)),
+    );
     let (signed, _) = k.sign(Format::Dfu, &dfuse, &req);
     save("dfuse-signed.dfu", &signed);
     assert_dump(&d, "dfuse-signed", &signed);
-    assert_doc_has(&d, "the signed DfuSe file's SHA-256", &hx(&DigestAlg::Sha256.hash(&signed)));
+    assert_doc_has(
+        &d,
+        "the signed DfuSe file's SHA-256",
+        &hx(&DigestAlg::Sha256.hash(&signed)),
+    );
     assert_eq!(k.verify(Format::Dfu, &signed), 2);
 }
 
@@ -398,17 +463,37 @@ fn hex_worked_example() {
     // The memory image: from the digests the plan computed over it.
     let image = [0xde, 0xad, 0xbe, 0xef, 0xff, 0xff, 0xff, 0xff, 0xaa, 0x55];
     assert_dump(&d, "hex-image", &image);
-    assert_eq!(plan.digest().1, DigestAlg::Sha256.hash(&image), "the image is what is hashed");
-    assert_doc_has(&d, "SHA-256 of the image", &hx(&DigestAlg::Sha256.hash(&image)));
-    assert_doc_has(&d, "SHA-512 of the image", &hx(&DigestAlg::Sha512.hash(&image)));
+    assert_eq!(
+        plan.digest().1,
+        DigestAlg::Sha256.hash(&image),
+        "the image is what is hashed"
+    );
+    assert_doc_has(
+        &d,
+        "SHA-256 of the image",
+        &hx(&DigestAlg::Sha256.hash(&image)),
+    );
+    assert_doc_has(
+        &d,
+        "SHA-512 of the image",
+        &hx(&DigestAlg::Sha512.hash(&image)),
+    );
     let m = bytes_of(plan.pq_message(SigAlg::MlDsa65).expect("pq message"));
     assert_dump(&d, "hex-message", &m);
     let (signed, _) = k.sign(Format::Ihex, HEX_EXAMPLE.as_bytes(), &req);
     save("hex-signed.hex", &signed);
     let text = String::from_utf8(signed.clone()).expect("ascii");
     assert_records(&d, "hex-signed", &text);
-    assert_doc_has(&d, "the record count", &format!("({} records;", text.lines().count()));
-    assert_doc_has(&d, "the signed file's SHA-256", &hx(&DigestAlg::Sha256.hash(&signed)));
+    assert_doc_has(
+        &d,
+        "the record count",
+        &format!("({} records;", text.lines().count()),
+    );
+    assert_doc_has(
+        &d,
+        "the signed file's SHA-256",
+        &hx(&DigestAlg::Sha256.hash(&signed)),
+    );
     assert_eq!(k.verify(Format::Ihex, &signed), 2);
 }
 
@@ -495,7 +580,11 @@ fn detached_worked_example() {
     obj.remove("extra");
     same_shape(&want, &got, "$");
     assert_eq!(got["type"], want["type"], "the type string");
-    assert_doc_has(&d, "the raw example's SHA-256", &hx(&DigestAlg::Sha256.hash(&img)));
+    assert_doc_has(
+        &d,
+        "the raw example's SHA-256",
+        &hx(&DigestAlg::Sha256.hash(&img)),
+    );
     let ecdsa = got["signatures"][0]["bytes"].as_str().expect("b64");
     assert_eq!(block(&d, "check-b64", "detached-ecdsa").trim(), ecdsa);
     // Every hex value lower-case; base64 standard alphabet with padding.
@@ -504,8 +593,13 @@ fn detached_worked_example() {
         assert_eq!(v, v.to_ascii_lowercase());
     }
     use base64::Engine as _;
-    let raw = base64::engine::general_purpose::STANDARD.decode(ecdsa).expect("standard base64");
-    assert_eq!(base64::engine::general_purpose::STANDARD.encode(&raw), ecdsa);
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(ecdsa)
+        .expect("standard base64");
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD.encode(&raw),
+        ecdsa
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -517,7 +611,10 @@ fn mcuboot_worked_example() {
     let k = test_keys();
     let input = fixture("mcuboot/unsigned-seccnt.img");
     assert_dump(&d, "mcuboot-input", &input);
-    assert_eq!(&input[0x41c..0x43c], &DigestAlg::Sha256.hash(&input[..0x414])[..]);
+    assert_eq!(
+        &input[0x41c..0x43c],
+        &DigestAlg::Sha256.hash(&input[..0x414])[..]
+    );
     let req = k.request(Mode::Embedded, "demo");
     let plan = prepare(Format::Mcuboot, &input, &req).expect("prepare");
     let m = bytes_of(plan.pq_message(SigAlg::MlDsa65).expect("pq message"));
@@ -525,8 +622,15 @@ fn mcuboot_worked_example() {
     let (signed, _) = k.sign(Format::Mcuboot, &input, &req);
     save("mcuboot-signed.img", &signed);
     assert_dump(&d, "mcuboot-signed", &signed);
-    assert_doc_has(&d, "the signed image's SHA-256", &hx(&DigestAlg::Sha256.hash(&signed)));
-    assert_eq!(&signed[0x112f..0x114f], &DigestAlg::Sha256.hash(&signed[..0x1127])[..]);
+    assert_doc_has(
+        &d,
+        "the signed image's SHA-256",
+        &hx(&DigestAlg::Sha256.hash(&signed)),
+    );
+    assert_eq!(
+        &signed[0x112f..0x114f],
+        &DigestAlg::Sha256.hash(&signed[..0x1127])[..]
+    );
     assert_eq!(k.verify(Format::Mcuboot, &signed), 2);
 
     let mut pq_only = k.request(Mode::Embedded, "demo");
@@ -536,8 +640,16 @@ fn mcuboot_worked_example() {
     let out = assemble(&input, &plan.embed(&set).expect("embed")).expect("assemble");
     save("mcuboot-pq-only.img", &out);
     assert_dump(&d, "mcuboot-pq-only", &out);
-    assert_eq!(out[..0x1127], signed[..0x1127], "PQ-only keeps the hybrid protected area");
-    assert_doc_has(&d, "the PQ-only length", &format!("is {} bytes", fmt_thousands(out.len())));
+    assert_eq!(
+        out[..0x1127],
+        signed[..0x1127],
+        "PQ-only keeps the hybrid protected area"
+    );
+    assert_doc_has(
+        &d,
+        "the PQ-only length",
+        &format!("is {} bytes", fmt_thousands(out.len())),
+    );
     assert_eq!(k.verify(Format::Mcuboot, &out), 1);
 }
 
@@ -545,7 +657,7 @@ fn fmt_thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -569,7 +681,13 @@ fn mcuboot_unprotected_tlv_rules() {
         v
     };
     // An unknown (vendor) TLV: ignored.
-    assert_eq!(k.verify(Format::Mcuboot, &with(&[0xa1, 0x00, 0x02, 0x00, 0xaa, 0xbb])), 2);
+    assert_eq!(
+        k.verify(
+            Format::Mcuboot,
+            &with(&[0xa1, 0x00, 0x02, 0x00, 0xaa, 0xbb])
+        ),
+        2
+    );
     // A second SHA256 TLV that does not match: an error.
     let mut bad_hash = vec![0x10, 0x00, 0x20, 0x00];
     bad_hash.extend_from_slice(&[0u8; 32]);
@@ -579,8 +697,16 @@ fn mcuboot_unprotected_tlv_rules() {
     sig2.extend_from_slice(&[0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]);
     let ex = extract(Format::Mcuboot, &with(&sig2)).expect("extract");
     assert_eq!(ex.signatures.len(), 3);
-    let last = ex.signatures.iter().find(|s| s.bytes.len() == 8).expect("the extra signature");
-    assert!(k.ec.public_key().verify_bytes(&last.message, &last.bytes).is_err());
+    let last = ex
+        .signatures
+        .iter()
+        .find(|s| s.bytes.len() == 8)
+        .expect("the extra signature");
+    assert!(k
+        .ec
+        .public_key()
+        .verify_bytes(&last.message, &last.bytes)
+        .is_err());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -612,7 +738,9 @@ fn efi_signed(input: &[u8]) -> Vec<u8> {
 
 /// The value after `key` in `text`: the next whitespace-delimited token, trimmed of `,;()`.
 fn token_after<'a>(text: &'a str, key: &str) -> &'a str {
-    let at = text.find(key).unwrap_or_else(|| panic!("no {key:?} in the example"));
+    let at = text
+        .find(key)
+        .unwrap_or_else(|| panic!("no {key:?} in the example"));
     text[at + key.len()..]
         .split_whitespace()
         .next()
@@ -637,45 +765,68 @@ fn u32_at(d: &[u8], o: usize) -> usize {
 fn efi_worked_example() {
     let d = doc("efi.md");
     let input = fixture("efi/hello.efi");
-    assert_doc_has(&d, "the fixture length", &format!("`fixtures/efi/hello.efi`, {} bytes", input.len()));
+    assert_doc_has(
+        &d,
+        "the fixture length",
+        &format!("`fixtures/efi/hello.efi`, {} bytes", input.len()),
+    );
     let ex = block(&d, "check-ranges", "efi-hello");
 
     // Header facts.
     let lfanew = num(token_after(&ex, "e_lfanew ="));
     assert_eq!(u32_at(&input, 0x3c), lfanew);
-    let pe_at = format!("at {}:", token_after(&ex, "PE\\0\\0 at").trim_end_matches(':'));
+    let pe_at = format!(
+        "at {}:",
+        token_after(&ex, "PE\\0\\0 at").trim_end_matches(':')
+    );
     let line = ex.lines().find(|l| l.contains(&pe_at)).expect("PE line");
     let shown: Vec<u8> = line[line.find(&pe_at).expect("at") + pe_at.len()..]
         .split_whitespace()
         .take_while(|t| is_hex_token(t))
         .map(|t| u8::from_str_radix(t, 16).expect("hex"))
         .collect();
-    assert_eq!(&input[lfanew..lfanew + shown.len()], &shown[..], "bytes at e_lfanew");
+    assert_eq!(
+        &input[lfanew..lfanew + shown.len()],
+        &shown[..],
+        "bytes at e_lfanew"
+    );
     let opt = num(token_after(&ex, "opt ="));
     assert_eq!(opt, lfanew + 24);
     assert_eq!(&input[opt..opt + 2], &[0x0b, 0x02], "PE32+ magic");
     let checksum_at = num(token_after(&ex, "CheckSum at"));
     assert_eq!(checksum_at, opt + 64);
     assert_eq!(u32_at(&input, checksum_at), num(token_after(&ex, "(value")));
-    assert_eq!(u32_at(&input, opt + 108), num(token_after(&ex, "NumberOfRvaAndSizes =")));
+    assert_eq!(
+        u32_at(&input, opt + 108),
+        num(token_after(&ex, "NumberOfRvaAndSizes ="))
+    );
     let secdir = num(token_after(&ex, "+ 112 + 32 ="));
     assert_eq!(secdir, opt + 112 + 32);
     let entry: String = ex[ex.find(&format!("{secdir:#x}:")).expect("entry") + 6..]
         .split_whitespace()
         .take(2)
         .collect();
-    assert_eq!(entry, hx(&input[secdir..secdir + 8]), "the Certificate Table entry");
+    assert_eq!(
+        entry,
+        hx(&input[secdir..secdir + 8]),
+        "the Certificate Table entry"
+    );
     let soh = num(token_after(&ex, "SizeOfHeaders ="));
     assert_eq!(u32_at(&input, opt + 60), soh);
     // Sections: `.name 0xPTR 0xSIZE`, in the table's order.
     let nsect = u16::from_le_bytes([input[lfanew + 6], input[lfanew + 7]]) as usize;
     let sect_tab = opt + u16::from_le_bytes([input[lfanew + 20], input[lfanew + 21]]) as usize;
-    let line = ex.lines().find(|l| l.trim_start().starts_with(".text")).expect("sections");
+    let line = ex
+        .lines()
+        .find(|l| l.trim_start().starts_with(".text"))
+        .expect("sections");
     let shown: Vec<&str> = line.split(',').map(str::trim).collect();
     assert_eq!(shown.len(), nsect);
     for (i, sct) in shown.iter().enumerate() {
         let h = sect_tab + 40 * i;
-        let name = String::from_utf8_lossy(&input[h..h + 8]).trim_end_matches('\0').to_string();
+        let name = String::from_utf8_lossy(&input[h..h + 8])
+            .trim_end_matches('\0')
+            .to_string();
         let f: Vec<&str> = sct.split_whitespace().collect();
         assert_eq!(f[0], name);
         assert_eq!(num(f[1]), u32_at(&input, h + 20), "{name} PointerToRawData");
@@ -700,24 +851,44 @@ fn efi_worked_example() {
         .take(2)
         .collect();
     assert_eq!(sha512, hx(&DigestAlg::Sha512.hash(&stream)));
-    assert_eq!(token_after(&ex, "SHA-256 ="), hx(&DigestAlg::Sha256.hash(&stream)));
+    assert_eq!(
+        token_after(&ex, "SHA-256 ="),
+        hx(&DigestAlg::Sha256.hash(&stream))
+    );
 
     // SpcIndirectDataContent, messageDigest, the signed attributes, the PQ message.
-    let attrs = bytes_of(plan.classical_message(SigAlg::RsaPkcs1Sha256, None).expect("attrs"));
+    let attrs = bytes_of(
+        plan.classical_message(SigAlg::RsaPkcs1Sha256, None)
+            .expect("attrs"),
+    );
     assert_dump(&d, "efi-signed-attrs", &attrs);
     let md = &attrs[attrs.len() - 32..];
     assert_doc_has(&d, "messageDigest", &hx(md));
     let mut spc = hex::decode("30683033060a2b0601040182370201 0f".replace(' ', "")).expect("hex");
-    spc.extend_from_slice(&[0x30, 0x25, 0x03, 0x01, 0x00, 0xa0, 0x20, 0xa2, 0x1e, 0x80, 0x1c]);
-    spc.extend("<<<Obsolete>>>".encode_utf16().flat_map(|c| c.to_be_bytes()));
+    spc.extend_from_slice(&[
+        0x30, 0x25, 0x03, 0x01, 0x00, 0xa0, 0x20, 0xa2, 0x1e, 0x80, 0x1c,
+    ]);
+    spc.extend(
+        "<<<Obsolete>>>"
+            .encode_utf16()
+            .flat_map(|c| c.to_be_bytes()),
+    );
     spc.extend(hex::decode("3031300d060960864801650304020105000420").expect("hex"));
     spc.extend_from_slice(&plan.digest().1);
     assert_dump(&d, "efi-spc", &spc);
-    assert_eq!(DigestAlg::Sha256.hash(&spc[2..]), md, "messageDigest = SHA-256(content octets)");
+    assert_eq!(
+        DigestAlg::Sha256.hash(&spc[2..]),
+        md,
+        "messageDigest = SHA-256(content octets)"
+    );
     let pq = bytes_of(plan.pq_message(SigAlg::MlDsa65).expect("pq"));
     assert_eq!(pq.len(), 88);
     assert_eq!(&pq[..24], b"fwseal/detached/v1/efi\0\x03");
-    assert_eq!(hx(&pq[24..]), sha512, "the PQ message ends with the SHA-512 above");
+    assert_eq!(
+        hx(&pq[24..]),
+        sha512,
+        "the PQ message ends with the SHA-512 above"
+    );
 
     // The signed file: every byte that does not depend on the RSA key.
     let signed = efi_signed(&input);
@@ -739,7 +910,10 @@ fn efi_certificate_table_entry_rules() {
         let mut d = input.clone();
         d[entry..entry + 4].copy_from_slice(&off.to_le_bytes());
         d[entry + 4..entry + 8].copy_from_slice(&size.to_le_bytes());
-        assert!(prepare(Format::Efi, &d, &req).is_err(), "({off:#x}, {size:#x}) accepted");
+        assert!(
+            prepare(Format::Efi, &d, &req).is_err(),
+            "({off:#x}, {size:#x}) accepted"
+        );
         assert!(!matches!(
             extract(Format::Efi, &d),
             Err(fwseal_formats::FormatError::NotSigned(_))
@@ -788,7 +962,10 @@ fn layout(doc: &str, name: &str) -> Vec<(String, Vec<Row>)> {
         }
         return groups;
     }
-    assert!(first.starts_with("```"), "{name}: a table or a fenced block");
+    assert!(
+        first.starts_with("```"),
+        "{name}: a table or a fenced block"
+    );
     for l in lines.take_while(|l| !l.starts_with("```")) {
         let t: Vec<&str> = l.split_whitespace().collect();
         let is_row = t.len() >= 3
@@ -803,10 +980,8 @@ fn layout(doc: &str, name: &str) -> Vec<(String, Vec<Row>)> {
                 field: t[2].into(),
                 rest: after.trim().into(),
             });
-        } else if !l.starts_with(' ') || t.first() == Some(&"offset") {
-            if t.first() != Some(&"offset") {
-                groups.push((l.trim().to_string(), Vec::new()));
-            }
+        } else if !l.starts_with(' ') && t.first() != Some(&"offset") {
+            groups.push((l.trim().to_string(), Vec::new()));
         }
     }
     groups.retain(|(_, rows)| !rows.is_empty());
@@ -840,14 +1015,23 @@ fn check_rows(name: &str, rows: &[Row], data: &[u8], vars: &[(&str, usize)]) -> 
         assert_eq!(off, pos, "{what}: the fields do not tile the structure");
         let got = &data[off..off + size];
         let rest = r.rest.trim_start_matches('=').trim();
-        let first = rest.split_whitespace().next().unwrap_or_default().trim_end_matches(':');
+        let first = rest
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(':');
         if let Some(q) = rest.split('"').nth(1) {
             if q.len() == size {
                 assert_eq!(got, q.as_bytes(), "{what}: {rest}");
             }
         }
         for inner in rest.split(['(', '`']).skip(1) {
-            let hexs: Vec<&str> = inner.split([')', '`']).next().unwrap_or("").split_whitespace().collect();
+            let hexs: Vec<&str> = inner
+                .split([')', '`'])
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect();
             let hexs: Vec<&str> = hexs.into_iter().skip_while(|t| *t == "bytes").collect();
             if hexs.len() == size && hexs.iter().all(|t| t.len() == 2 && is_hex_token(t)) {
                 assert_eq!(hx(got), hexs.concat(), "{what}: {rest}");
@@ -889,24 +1073,39 @@ fn byte_layouts() {
     assert_eq!(check_rows("block", &g[0].1, block, &vars), l);
     let g = layout(&d, "sigblock-tlv");
     let n = u32_at(&dec.protected, 4);
-    assert_eq!(check_rows("TLV", &g[0].1, &dec.protected, &[("n", n)]), 8 + n);
+    assert_eq!(
+        check_rows("TLV", &g[0].1, &dec.protected, &[("n", n)]),
+        8 + n
+    );
 
     // The DFU suffix (DFU 1.1 fixture).
     let d = doc("dfu.md");
     let dfu11 = fixture("dfu/dfu11.dfu");
     let g = layout(&d, "dfu-suffix");
-    assert_eq!(check_rows("suffix", &g[0].1, &dfu11[dfu11.len() - 16..], &[]), 16);
+    assert_eq!(
+        check_rows("suffix", &g[0].1, &dfu11[dfu11.len() - 16..], &[]),
+        16
+    );
     // DfuSe: prefix, target prefix, element (the fixture's first target and element).
     let dfuse = fixture("dfu/dfuse.dfu");
     let g = layout(&d, "dfuse-layout");
     let titles: Vec<&str> = g.iter().map(|(t, _)| t.as_str()).collect();
-    assert_eq!(titles.len(), 3, "prefix, target prefix, element: {titles:?}");
+    assert_eq!(
+        titles.len(),
+        3,
+        "prefix, target prefix, element: {titles:?}"
+    );
     assert_eq!(check_rows("prefix", &g[0].1, &dfuse, &[]), 11);
     assert!(g[0].0.contains("(11 bytes)"));
     assert_eq!(check_rows("target", &g[1].1, &dfuse[11..], &[]), 274);
     assert!(g[1].0.contains("(274 bytes)"));
     let size = u32_at(&dfuse, 285 + 4);
-    let n = check_rows("element", &g[2].1, &dfuse[285..], &[("dwElementSize", size)]);
+    let n = check_rows(
+        "element",
+        &g[2].1,
+        &dfuse[285..],
+        &[("dwElementSize", size)],
+    );
     assert_eq!(n, 8 + size);
 
     // The MCUboot image header (fixture).
@@ -922,7 +1121,11 @@ fn byte_layouts() {
     let text = &d[d.find(marker).expect("marker")..];
     let table = u32_at(&signed, 0x128);
     let mut pos = table;
-    for l in text.lines().skip_while(|l| !l.contains("WIN_CERTIFICATE")).skip(1) {
+    for l in text
+        .lines()
+        .skip_while(|l| !l.contains("WIN_CERTIFICATE"))
+        .skip(1)
+    {
         let t: Vec<&str> = l.split_whitespace().collect();
         let size = match t.first().copied() {
             Some("u32") => 4,
@@ -933,10 +1136,19 @@ fn byte_layouts() {
         let v = &signed[pos..pos + size];
         match t[1] {
             "dwLength" => assert_eq!(le(v) as usize, signed.len() - table, "dwLength"),
-            _ => assert_eq!(le(v), u64::from_str_radix(t[3].trim_start_matches("0x"), 16).expect("hex"), "{}", t[1]),
+            _ => assert_eq!(
+                le(v),
+                u64::from_str_radix(t[3].trim_start_matches("0x"), 16).expect("hex"),
+                "{}",
+                t[1]
+            ),
         }
         pos += size;
     }
     assert_eq!(pos, table + 8, "dwLength, wRevision, wCertificateType");
-    assert_eq!(&signed[pos..pos + 2], &[0x30, 0x82], "then the PKCS#7 ContentInfo");
+    assert_eq!(
+        &signed[pos..pos + 2],
+        &[0x30, 0x82],
+        "then the PKCS#7 ContentInfo"
+    );
 }

@@ -75,14 +75,20 @@ fn statement_matches_the_document() {
         assert_eq!(want[k], got[k], "{k}");
     }
     let bd = "buildDefinition";
-    assert_eq!(want["predicate"][bd]["buildType"], got["predicate"][bd]["buildType"]);
+    assert_eq!(
+        want["predicate"][bd]["buildType"],
+        got["predicate"][bd]["buildType"]
+    );
     assert_eq!(
         want["predicate"][bd]["externalParameters"]["trust"],
         got["predicate"][bd]["externalParameters"]["trust"]
     );
     // The detached-document subject is named after the input, as the document says.
     assert_eq!(want["subject"][1]["name"], "fw.bin.sig.json");
-    assert_eq!(got["subject"][1]["name"], format!("{}.sig.json", record().input_name));
+    assert_eq!(
+        got["subject"][1]["name"],
+        format!("{}.sig.json", record().input_name)
+    );
 }
 
 #[test]
