@@ -119,3 +119,59 @@ fn envelope_matches_the_document() {
     let err = verify(&env, &keys[..1], &Policy::default()).expect_err("unknown PQ keyid");
     assert!(err.to_string().contains("no trusted key"), "{err}");
 }
+
+/// The document's stock-tool snippet (securesystemslib + pyca), run as written on a real
+/// envelope; and it fails when the payload is altered.
+#[test]
+fn stock_snippet_runs() {
+    use std::process::Command;
+    let d = doc();
+    let marker = "<!-- run: provenance-stock -->";
+    let rest = &d[d.find(marker).expect("marker") + marker.len()..];
+    let start = rest.find("```python\n").expect("python block") + 10;
+    let py = &rest[start..start + rest[start..].find("```").expect("end")];
+    let have = Command::new("python3")
+        .args([
+            "-c",
+            "import securesystemslib, cryptography.hazmat.primitives.asymmetric.mldsa",
+        ])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !have {
+        assert!(
+            std::env::var("FWSEAL_REQUIRE_JUDGES").as_deref() != Ok("1"),
+            "python3 with securesystemslib and pyca >= 47 is required"
+        );
+        eprintln!("SKIP: securesystemslib / pyca ML-DSA not installed");
+        return;
+    }
+    let ec = SoftKey::generate(SigAlg::EcdsaP256Sha256).expect("ec");
+    let pq = SoftKey::generate(SigAlg::MlDsa65).expect("pq");
+    let env = sign_record(&record(), &ec, &pq).expect("sign");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let put = |n: &str, b: &[u8]| std::fs::write(dir.path().join(n), b).expect("write");
+    put("appliance-ec.pem", ec.public_key().spki_pem().as_bytes());
+    put("appliance-pq.pem", pq.public_key().spki_pem().as_bytes());
+    let run = |jsonl: &str| {
+        put("fw.signed.bin.intoto.jsonl", jsonl.as_bytes());
+        Command::new("python3")
+            .arg("-c")
+            .arg(py)
+            .current_dir(dir.path())
+            .output()
+            .expect("python3")
+    };
+    let ok = run(&env.to_jsonl());
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let mut bad = env.clone();
+    bad.payload = base64::engine::general_purpose::STANDARD.encode(b"{}");
+    assert!(
+        !run(&bad.to_jsonl()).status.success(),
+        "an altered payload passes"
+    );
+}
