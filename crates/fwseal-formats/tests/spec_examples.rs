@@ -1201,3 +1201,22 @@ fn raw_recipes_run() {
     );
     assert!(!r.ok, "the pyca snippet accepts a tampered image");
 }
+
+/// hex.md §2's srec_cat recipe, run as written on the worked example: `sha256sum` of the image
+/// it writes is fwseal's primary digest.
+#[test]
+fn hex_recipe_runs() {
+    use std::process::Command;
+    let (Some(_), Some(_)) = (common::tool("srec_cat"), common::tool("sha256sum")) else {
+        return;
+    };
+    let d = doc("hex.md");
+    let dir = common::tempdir();
+    std::fs::write(dir.path().join("fw.hex"), HEX_EXAMPLE).expect("write");
+    let sh = block(&d, "run", "hex-srec-image");
+    let r = common::run(Command::new("sh").arg("-ec").arg(&sh).current_dir(dir.path()));
+    assert!(r.ok, "{}", r.text());
+    let req = test_keys().request(Mode::Detached, "demo");
+    let digest = prepare(Format::Ihex, HEX_EXAMPLE.as_bytes(), &req).expect("prepare").digest().1;
+    assert!(r.stdout.starts_with(&hx(&digest)), "{} vs {}", r.stdout, hx(&digest));
+}
