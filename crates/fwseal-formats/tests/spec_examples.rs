@@ -1214,9 +1214,22 @@ fn hex_recipe_runs() {
     let dir = common::tempdir();
     std::fs::write(dir.path().join("fw.hex"), HEX_EXAMPLE).expect("write");
     let sh = block(&d, "run", "hex-srec-image");
-    let r = common::run(Command::new("sh").arg("-ec").arg(&sh).current_dir(dir.path()));
+    let r = common::run(
+        Command::new("sh")
+            .arg("-ec")
+            .arg(&sh)
+            .current_dir(dir.path()),
+    );
     assert!(r.ok, "{}", r.text());
     let req = test_keys().request(Mode::Detached, "demo");
-    let digest = prepare(Format::Ihex, HEX_EXAMPLE.as_bytes(), &req).expect("prepare").digest().1;
-    assert!(r.stdout.starts_with(&hx(&digest)), "{} vs {}", r.stdout, hx(&digest));
+    let digest = prepare(Format::Ihex, HEX_EXAMPLE.as_bytes(), &req)
+        .expect("prepare")
+        .digest()
+        .1;
+    assert!(
+        r.stdout.starts_with(&hx(&digest)),
+        "{} vs {}",
+        r.stdout,
+        hx(&digest)
+    );
 }
