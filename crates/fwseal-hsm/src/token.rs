@@ -438,10 +438,10 @@ impl Token {
 
     /// Log out and close every idle session (sessions in use close when returned).
     pub fn logout(&self) {
-        let mut idle = lock(&self.inner.idle);
-        if let Some(s) = idle.first() {
+        let mut p = lock(&self.inner.pool);
+        if let Some(s) = p.idle.first() {
             let _ = s.logout();
         }
-        idle.clear();
+        p.idle.clear();
     }
 }
