@@ -123,7 +123,6 @@ impl Problem {
             405 => ("method-not-allowed", "Method not allowed"),
             408 => ("request-timeout", "Request timeout"),
             413 => ("too-large", "Request too large"),
-            415 => ("unsupported-media-type", "Unsupported media type"),
             422 => ("bad-request", "Bad request"),
             431 => ("headers-too-large", "Request header fields too large"),
             s if s >= 500 => ("internal", "Internal error"),

@@ -83,19 +83,18 @@ pub(crate) async fn serve(
                     serve_h1(tcp, svc, head_timeout, watcher).await;
                 }
                 Some(acceptor) => {
-                    let stream = match tokio::time::timeout(head_timeout, acceptor.accept(tcp))
-                        .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::info!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::info!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
+                    let stream =
+                        match tokio::time::timeout(head_timeout, acceptor.accept(tcp)).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::info!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::info!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
                     let conn = stream.get_ref().1;
                     let cn = conn
                         .peer_certificates()

@@ -797,23 +797,28 @@ fn assert_problem(
     want: StatusCode,
     code: &str,
 ) -> serde_json::Value {
+    assert_eq!(status, want, "{what}: {}", String::from_utf8_lossy(body));
     assert_eq!(
-        status,
-        want,
-        "{what}: {}",
-        String::from_utf8_lossy(body)
-    );
-    assert_eq!(
-        headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap()),
+        headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap()),
         Some("application/problem+json"),
         "{what}: content type; body {}",
         String::from_utf8_lossy(body)
     );
-    let doc: fwseal_api::ProblemDoc = serde_json::from_slice(body)
-        .unwrap_or_else(|e| panic!("{what}: not a problem document ({e}): {}", String::from_utf8_lossy(body)));
+    let doc: fwseal_api::ProblemDoc = serde_json::from_slice(body).unwrap_or_else(|e| {
+        panic!(
+            "{what}: not a problem document ({e}): {}",
+            String::from_utf8_lossy(body)
+        )
+    });
     assert_eq!(doc.status, want.as_u16(), "{what}");
     assert_eq!(doc.code, code, "{what}");
-    assert_eq!(doc.kind, format!("https://fwseal.dev/problems/{code}"), "{what}");
+    assert_eq!(
+        doc.kind,
+        format!("https://fwseal.dev/problems/{code}"),
+        "{what}"
+    );
     assert!(!doc.detail.is_empty(), "{what}: empty detail");
     serde_json::from_slice(body).unwrap()
 }
@@ -826,10 +831,34 @@ fn bearer(t: &str) -> (&'static str, String) {
 async fn unmatched_route_and_wrong_method_are_problem_documents() {
     let h = harness();
     let (s, hd, b) = call_with(&h, "GET", "/v1/nope", &[bearer(ALICE)], vec![]).await;
-    assert_problem("unmatched route", s, &hd, &b, StatusCode::NOT_FOUND, "not-found");
-    let (s, hd, b) = call_with(&h, "GET", "/v1/products/widget/sign", &[bearer(ALICE)], vec![]).await;
-    assert_problem("GET on sign", s, &hd, &b, StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed");
-    assert_eq!(hd.get(header::ALLOW).map(|v| v.to_str().unwrap()), Some("POST"));
+    assert_problem(
+        "unmatched route",
+        s,
+        &hd,
+        &b,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    );
+    let (s, hd, b) = call_with(
+        &h,
+        "GET",
+        "/v1/products/widget/sign",
+        &[bearer(ALICE)],
+        vec![],
+    )
+    .await;
+    assert_problem(
+        "GET on sign",
+        s,
+        &hd,
+        &b,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+    );
+    assert_eq!(
+        hd.get(header::ALLOW).map(|v| v.to_str().unwrap()),
+        Some("POST")
+    );
     // Every answer names its request id.
     assert!(hd.get("x-request-id").is_some());
 }
@@ -844,10 +873,24 @@ async fn oversized_request_head_is_a_431_problem() {
         })
         .collect();
     let (s, hd, b) = call_with(&h, "GET", "/healthz", &many, vec![]).await;
-    assert_problem("150 header fields", s, &hd, &b, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers-too-large");
+    assert_problem(
+        "150 header fields",
+        s,
+        &hd,
+        &b,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "headers-too-large",
+    );
     let big = vec![("x-big", "z".repeat(100 << 10))];
     let (s, hd, b) = call_with(&h, "GET", "/healthz", &big, vec![]).await;
-    assert_problem("100 KiB header", s, &hd, &b, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers-too-large");
+    assert_problem(
+        "100 KiB header",
+        s,
+        &hd,
+        &b,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "headers-too-large",
+    );
 }
 
 #[tokio::test]
@@ -879,7 +922,14 @@ async fn bad_query_parameters_are_audited_400_problems() {
         vec![],
     )
     .await;
-    let doc = assert_problem("since=yesterday", s, &hd, &b, StatusCode::BAD_REQUEST, "bad-request");
+    let doc = assert_problem(
+        "since=yesterday",
+        s,
+        &hd,
+        &b,
+        StatusCode::BAD_REQUEST,
+        "bad-request",
+    );
     assert!(doc["detail"].as_str().unwrap().contains("since"), "{doc}");
     // Nothing was spooled or stored for the refused sign.
     assert_eq!(blob_count(&h.state_dir), 0);
@@ -898,7 +948,14 @@ async fn over_limit_request_bodies_are_413_problems() {
         big,
     )
     .await;
-    assert_problem("sign-digest over 2 MiB", s, &hd, &b, StatusCode::PAYLOAD_TOO_LARGE, "too-large");
+    assert_problem(
+        "sign-digest over 2 MiB",
+        s,
+        &hd,
+        &b,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too-large",
+    );
     // approve / reject take a few KB, not megabytes.
     for verb in ["approve", "reject"] {
         let body = format!("{{\"reason\": \"{}\"}}", "r".repeat(5000)).into_bytes();
@@ -922,7 +979,14 @@ async fn unparseable_multipart_batch_fails_as_a_whole() {
         b"this is not multipart at all".to_vec(),
     )
     .await;
-    assert_problem("garbage multipart", s, &hd, &b, StatusCode::BAD_REQUEST, "bad-request");
+    assert_problem(
+        "garbage multipart",
+        s,
+        &hd,
+        &b,
+        StatusCode::BAD_REQUEST,
+        "bad-request",
+    );
     assert_eq!(blob_count(&h.state_dir), 0);
 }
 
@@ -930,9 +994,23 @@ async fn unparseable_multipart_batch_fails_as_a_whole() {
 async fn metrics_need_the_metrics_role() {
     let h = harness();
     let (s, hd, b) = call_with(&h, "GET", "/metrics", &[], vec![]).await;
-    assert_problem("no token", s, &hd, &b, StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert_problem(
+        "no token",
+        s,
+        &hd,
+        &b,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    );
     let (s, hd, b) = call_with(&h, "GET", "/metrics", &[bearer(ALICE)], vec![]).await;
-    assert_problem("submitter token", s, &hd, &b, StatusCode::FORBIDDEN, "forbidden");
+    assert_problem(
+        "submitter token",
+        s,
+        &hd,
+        &b,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
     let (s, _, b) = call_with(&h, "GET", "/metrics", &[bearer(PROM)], vec![]).await;
     assert_eq!(s, StatusCode::OK);
     assert!(String::from_utf8_lossy(&b).contains("fwseal_http_requests_total"));

@@ -142,7 +142,10 @@ fn idle_and_half_sent_request_heads_are_closed_within_the_header_timeout() {
             open += 1;
         }
     }
-    assert_eq!(open, 0, "{open} of 200 idle connections still open after 20 s");
+    assert_eq!(
+        open, 0,
+        "{open} of 200 idle connections still open after 20 s"
+    );
     // The daemon still serves.
     assert_eq!(get(&a, "/healthz", None).status, 200);
 }
@@ -185,7 +188,8 @@ fn a_slow_request_is_cut_by_the_total_timeout() {
         if s.write_all(b"x").is_err() {
             break;
         }
-        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
         let mut b = [0u8; 1];
         match s.peek(&mut b) {
             Ok(n) if n > 0 => {
@@ -264,7 +268,11 @@ fn rate_limits_answer_429_with_retry_after() {
     let retry: u64 = limited
         .head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("retry-after:").map(|v| v.trim().to_string()))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("retry-after:")
+                .map(|v| v.trim().to_string())
+        })
         .expect("no Retry-After")
         .parse()
         .unwrap();
@@ -296,7 +304,11 @@ fn metrics_need_a_token_with_the_metrics_role() {
     assert_eq!(ci.status, 403, "{}", ci.body);
     let ok = get(&a, "/metrics", Some(prom));
     assert_eq!(ok.status, 200);
-    assert!(ok.body.contains("fwseal_http_requests_total"), "{}", ok.body);
+    assert!(
+        ok.body.contains("fwseal_http_requests_total"),
+        "{}",
+        ok.body
+    );
     assert_eq!(get(&a, "/healthz", None).status, 200);
 }
 
@@ -310,7 +322,8 @@ fn every_5xx_is_logged_with_its_request_id_and_cause() {
     )
     .unwrap();
     s.write_all(&[0x5a; 4096]).unwrap();
-    let signed = read_answer(&mut s, Instant::now() + Duration::from_secs(30)).expect("sign answer");
+    let signed =
+        read_answer(&mut s, Instant::now() + Duration::from_secs(30)).expect("sign answer");
     assert_eq!(signed.status, 201, "{}", signed.body);
     let v: serde_json::Value = serde_json::from_str(&signed.body).unwrap();
     let id = v["artifact_id"].as_str().unwrap().to_string();
@@ -320,7 +333,13 @@ fn every_5xx_is_logged_with_its_request_id_and_cause() {
         .unwrap()
         .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&out[2..]) || p.to_string_lossy().contains(out))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&out[2..])
+                || p.to_string_lossy().contains(out)
+        })
         .expect("image blob");
     std::fs::remove_file(&blob).unwrap();
     let ans = get(&a, &format!("/v1/artifacts/{id}/image"), Some(TOKEN));
@@ -328,18 +347,28 @@ fn every_5xx_is_logged_with_its_request_id_and_cause() {
     let rid = ans
         .head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("x-request-id:").map(|v| v.trim().to_string()))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("x-request-id:")
+                .map(|v| v.trim().to_string())
+        })
         .expect("x-request-id");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let log = a.stderr_log();
         if let Some(line) = log.lines().find(|l| l.contains(&rid)) {
             assert!(line.contains("500"), "{line}");
-            assert!(line.contains("missing from the store"), "cause not logged: {line}");
+            assert!(
+                line.contains("missing from the store"),
+                "cause not logged: {line}"
+            );
             assert!(!line.contains(TOKEN), "{line}");
             break;
         }
-        assert!(Instant::now() < deadline, "no log line for request {rid}:\n{log}");
+        assert!(
+            Instant::now() < deadline,
+            "no log line for request {rid}:\n{log}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

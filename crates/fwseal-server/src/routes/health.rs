@@ -1,10 +1,10 @@
 //! `/healthz`, `/readyz`, `/metrics`, `/v1/openapi.json`.
 
 use super::{blocking, identify, problem, Credentials, Shared};
-use fwseal_store::Action;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use fwseal_store::Action;
 
 pub(super) async fn healthz() -> &'static str {
     "ok\n"

@@ -1,8 +1,7 @@
 //! `/v1/jobs…`: M-of-N approvals.
 
 use super::{
-    blocking, download, identify, json_body, problem, query, read_body, reply, Credentials,
-    Shared,
+    blocking, download, identify, json_body, problem, query, read_body, reply, Credentials, Shared,
 };
 use crate::service::ServiceError;
 use axum::body::Body;
@@ -44,7 +43,8 @@ pub(super) async fn list(
         None | Some("pending") => false,
         Some("all") => true,
         Some(other) => {
-            let e = ServiceError::BadRequest(format!("state must be pending or all, not {other:?}"));
+            let e =
+                ServiceError::BadRequest(format!("state must be pending or all, not {other:?}"));
             st.refused(&who, Action::List, q.product.as_deref(), &e);
             return problem(&e);
         }

@@ -118,7 +118,12 @@ pub(crate) async fn identify(
     let (st, product) = (st.clone(), product.map(str::to_string));
     let Credentials { token, peer, guard } = creds;
     let who = blocking(move || {
-        st.identify(token.as_deref(), peer.as_deref(), action, product.as_deref())
+        st.identify(
+            token.as_deref(),
+            peer.as_deref(),
+            action,
+            product.as_deref(),
+        )
     })
     .await
     .map_err(|e| problem(&e))?;
