@@ -31,7 +31,7 @@ pub(super) async fn list(
     };
     let q = match query(&st, &who, Action::List, Some(&product), q) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(e) => return problem(&e),
     };
     let f = ListFilter {
         version: q.version,

@@ -91,15 +91,13 @@ impl Guard {
         })
     }
 
-    /// The per-client bucket, once the client is known: `Err` is the 429 answer.
-    pub(crate) fn check_client(&self, client: &str) -> Result<(), Response> {
+    /// The per-client bucket, once the client is known: `Some` is the 429 answer.
+    pub(crate) fn check_client(&self, client: &str) -> Option<Response> {
         let n = self.ids.load(Ordering::Relaxed);
-        self.take(&self.per_client, &client.to_string(), n)
-            .map_err(|secs| {
-                self.limited("client");
-                tracing::info!(client, retry_after = secs, "client over its rate limit");
-                Problem::rate_limited("per-client", secs).into_response()
-            })
+        let secs = self.take(&self.per_client, &client.to_string(), n).err()?;
+        self.limited("client");
+        tracing::info!(client, retry_after = secs, "client over its rate limit");
+        Some(Problem::rate_limited("per-client", secs).into_response())
     }
 
     fn limited(&self, scope: &str) {

@@ -37,7 +37,7 @@ pub(super) async fn list(
     };
     let q = match query(&st, &who, Action::List, None, q) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(e) => return problem(&e),
     };
     let all = match q.state.as_deref() {
         None | Some("pending") => false,

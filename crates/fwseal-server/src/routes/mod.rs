@@ -127,24 +127,24 @@ pub(crate) async fn identify(
     })
     .await
     .map_err(|e| problem(&e))?;
-    if let Some(g) = guard {
-        g.check_client(&who.name)?;
+    if let Some(refused) = guard.and_then(|g| g.check_client(&who.name)) {
+        return Err(refused);
     }
     Ok(who)
 }
 
-/// The query of an authenticated request, or its `400` problem (audited as `who`'s refusal).
+/// The query of an authenticated request, or why it is a `400` (audited as `who`'s refusal).
 pub(crate) fn query<T>(
     st: &Shared,
     who: &Identity,
     action: Action,
     product: Option<&str>,
     q: Result<Query<T>, axum::extract::rejection::QueryRejection>,
-) -> Result<T, Response> {
+) -> Result<T, ServiceError> {
     q.map(|Query(q)| q).map_err(|rej| {
         let e = ServiceError::BadRequest(format!("query string: {}", rej.body_text()));
         st.refused(who, action, product, &e);
-        problem(&e)
+        e
     })
 }
 

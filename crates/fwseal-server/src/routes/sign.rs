@@ -65,7 +65,7 @@ pub(super) async fn sign(
     };
     let q = match query(&st, &who, Action::Sign, Some(&product), q) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(e) => return problem(&e),
     };
     let (s, w, q2) = (st.clone(), who.clone(), q.clone());
     let ticket = match blocking(move || s.begin_sign(&w, &product, &q2)).await {
@@ -105,7 +105,7 @@ pub(super) async fn sign_batch(
     };
     let q = match query(&st, &who, Action::Sign, Some(&product), q) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(e) => return problem(&e),
     };
     let (s, w, q2, p) = (st.clone(), who.clone(), q.clone(), product.clone());
     let ticket = match blocking(move || s.begin_sign(&w, &p, &q2)).await {
@@ -217,7 +217,7 @@ pub(super) async fn sign_params(
     };
     let q = match query(&st, &who, Action::Sign, Some(&product), q) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(e) => return problem(&e),
     };
     reply(blocking(move || st.sign_params(&who, &product, &q.format, q.version.as_deref())).await)
 }
