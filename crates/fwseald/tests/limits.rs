@@ -289,19 +289,22 @@ fn rate_limits_answer_429_with_retry_after() {
 
 #[test]
 fn metrics_need_a_token_with_the_metrics_role() {
-    let prom = "prom-secret";
+    let (prom, line) = ("prom-secret", "factory-secret");
     let a = Appliance::start(
         "",
         &format!(
-            "[[client]]\nname = \"prom\"\ntoken_sha256 = \"{}\"\nroles = {{ \"*\" = [\"metrics\"] }}\n",
-            sha256_hex(prom.as_bytes())
+            "[[client]]\nname = \"prom\"\ntoken_sha256 = \"{}\"\nroles = {{ \"*\" = [\"metrics\"] }}\n\
+             [[client]]\nname = \"line\"\ntoken_sha256 = \"{}\"\nroles = {{ \"*\" = [\"factory\"] }}\n",
+            sha256_hex(prom.as_bytes()),
+            sha256_hex(line.as_bytes())
         ),
     );
     let anon = get(&a, "/metrics", None);
     assert_eq!(anon.status, 401, "{}", anon.body);
     assert!(!anon.body.contains("widget"));
-    let ci = get(&a, "/metrics", Some(TOKEN));
-    assert_eq!(ci.status, 403, "{}", ci.body);
+    let factory = get(&a, "/metrics", Some(line));
+    assert_eq!(factory.status, 403, "{}", factory.body);
+    assert!(!factory.body.contains("widget"));
     let ok = get(&a, "/metrics", Some(prom));
     assert_eq!(ok.status, 200);
     assert!(
