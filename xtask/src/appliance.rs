@@ -108,7 +108,8 @@ impl Appliance {
     }
 
     /// Provision `products` (all get keys unless `with_keys` names a subset) on a dev token
-    /// labelled `label` under `dir/state`; uploads up to 2 GiB.
+    /// labelled `label` under `dir/state`; uploads up to 2 GiB. Rate limits are off: the
+    /// benchmark and the demo drive it from one loopback client, far above the defaults.
     pub fn provision_with(
         fwseald: &Path,
         dir: &Path,
@@ -124,7 +125,7 @@ impl Appliance {
         let token_hash = fwseal_crypto::DigestAlg::Sha256.hash(token.as_bytes());
         let hash: String = token_hash.iter().map(|b| format!("{b:02x}")).collect();
         let mut text = format!(
-            "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\nidentity = \"https://fwseal.demo/appliance\"\nmax_upload_bytes = {}\n[hsm]\ntoken_label = \"{label}\"\ndev_token = true\n",
+            "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\nidentity = \"https://fwseal.demo/appliance\"\nmax_upload_bytes = {}\n[http]\nper_ip = {{ per_second = 0 }}\nper_client = {{ per_second = 0 }}\n[hsm]\ntoken_label = \"{label}\"\ndev_token = true\n",
             dir.join("state").display(),
             2u64 << 30
         );

@@ -45,9 +45,19 @@ pub mod codes {
     pub const HSM_UNAVAILABLE: &str = "hsm-unavailable";
     /// 500: anything else.
     pub const INTERNAL: &str = "internal";
+    /// 404: no such endpoint.
+    pub const NOT_FOUND: &str = "not-found";
+    /// 405: the endpoint exists with other methods.
+    pub const METHOD_NOT_ALLOWED: &str = "method-not-allowed";
+    /// 408: the request (head, body or whole) took too long.
+    pub const REQUEST_TIMEOUT: &str = "request-timeout";
+    /// 429: over a rate limit (`Retry-After` says when to retry).
+    pub const RATE_LIMITED: &str = "rate-limited";
+    /// 431: the request head is too large.
+    pub const HEADERS_TOO_LARGE: &str = "headers-too-large";
 
     /// Every code the daemon sends.
-    pub const ALL: [&str; 20] = [
+    pub const ALL: [&str; 25] = [
         BAD_REQUEST,
         UNAUTHENTICATED,
         FORBIDDEN,
@@ -68,6 +78,11 @@ pub mod codes {
         UNSUPPORTED,
         HSM_UNAVAILABLE,
         INTERNAL,
+        NOT_FOUND,
+        METHOD_NOT_ALLOWED,
+        REQUEST_TIMEOUT,
+        RATE_LIMITED,
+        HEADERS_TOO_LARGE,
     ];
 }
 

@@ -6,6 +6,16 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HsmError {
+    /// Every allowed session of the token stayed in use for the whole wait.
+    #[error("HSM token {label:?} busy: all {sessions} sessions in use for {}", humantime_secs(*waited))]
+    Busy {
+        /// Token label.
+        label: String,
+        /// `max_sessions`.
+        sessions: usize,
+        /// How long the caller waited.
+        waited: std::time::Duration,
+    },
     /// The PKCS#11 module file does not exist.
     #[error("PKCS#11 module not found: {}", path.display())]
     ModuleMissing {
@@ -183,4 +193,8 @@ impl From<HsmError> for fwseal_crypto::CryptoError {
             other => fwseal_crypto::CryptoError::Signing(other.to_string()),
         }
     }
+}
+
+fn humantime_secs(d: std::time::Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
 }

@@ -105,6 +105,9 @@ impl DevToken {
             label: self.label.clone(),
             user_pin: self.user_pin.clone(),
             pool_size: 4,
+            max_sessions: TokenConfig::DEFAULT_MAX_SESSIONS,
+            session_wait: TokenConfig::DEFAULT_SESSION_WAIT,
+            retries: TokenConfig::DEFAULT_RETRIES,
         };
         match find_slot(&p, &self.module, &self.label) {
             Ok(_) => return Ok(cfg),

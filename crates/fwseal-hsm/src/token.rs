@@ -7,7 +7,8 @@ use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 /// How to reach one token.
 #[derive(Clone, Debug)]
@@ -20,6 +21,23 @@ pub struct TokenConfig {
     pub user_pin: PinSource,
     /// How many idle sessions to keep open (at least 1; more are opened on demand).
     pub pool_size: usize,
+    /// Most token operations in flight at once (0 = no limit). A caller waits up to
+    /// `session_wait` for one to finish, then fails with [`HsmError::Busy`].
+    pub max_sessions: usize,
+    /// How long a caller waits for a session when `max_sessions` are in use.
+    pub session_wait: Duration,
+    /// How often an operation that failed with a session-level error is retried on a fresh
+    /// session (the token found again by label and logged in again).
+    pub retries: u32,
+}
+
+impl TokenConfig {
+    /// Defaults for the limits: at most 32 operations at once, a 10 s wait, one retry.
+    pub const DEFAULT_MAX_SESSIONS: usize = 32;
+    /// Default of [`TokenConfig::session_wait`].
+    pub const DEFAULT_SESSION_WAIT: Duration = Duration::from_secs(10);
+    /// Default of [`TokenConfig::retries`].
+    pub const DEFAULT_RETRIES: u32 = 1;
 }
 
 /// Modules are loaded and `C_Initialize`d once per process and never finalised: PKCS#11
@@ -128,8 +146,34 @@ struct Inner {
     pkcs11: Pkcs11,
     slot: Mutex<Slot>,
     pin: Pin,
-    idle: Mutex<Vec<Session>>,
+    pool: Mutex<Pool>,
+    freed: Condvar,
     pool_size: usize,
+    max_sessions: usize,
+    session_wait: Duration,
+    retries: u32,
+}
+
+/// Idle sessions, and how many operations hold one.
+#[derive(Default)]
+struct Pool {
+    idle: Vec<Session>,
+    busy: usize,
+}
+
+/// One operation's claim on the token (released on drop).
+struct Lease<'a> {
+    token: &'a Token,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let inner = &self.token.inner;
+        let mut p = lock(&inner.pool);
+        p.busy = p.busy.saturating_sub(1);
+        drop(p);
+        inner.freed.notify_one();
+    }
 }
 
 /// An open, logged-in token with a pool of sessions. Cheap to clone; `Send + Sync`.
@@ -171,12 +215,16 @@ impl Token {
                 pkcs11,
                 slot: Mutex::new(slot),
                 pin,
-                idle: Mutex::new(Vec::new()),
+                pool: Mutex::new(Pool::default()),
+                freed: Condvar::new(),
                 pool_size: cfg.pool_size.max(1),
+                max_sessions: cfg.max_sessions,
+                session_wait: cfg.session_wait,
+                retries: cfg.retries,
             }),
         };
         let s = t.open_session()?;
-        lock(&t.inner.idle).push(s);
+        lock(&t.inner.pool).idle.push(s);
         Ok(t)
     }
 
@@ -224,30 +272,59 @@ impl Token {
         }
     }
 
-    fn take(&self) -> Result<Session, HsmError> {
-        if let Some(s) = lock(&self.inner.idle).pop() {
-            return Ok(s);
+    /// Claim one of `max_sessions` (waiting up to `session_wait`) and a session: an idle one,
+    /// or a new one.
+    fn take(&self) -> Result<(Lease<'_>, Session), HsmError> {
+        let inner = &self.inner;
+        let mut p = lock(&inner.pool);
+        if inner.max_sessions > 0 && p.busy >= inner.max_sessions {
+            let deadline = Instant::now() + inner.session_wait;
+            while p.busy >= inner.max_sessions {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(HsmError::Busy {
+                        label: inner.label.clone(),
+                        sessions: inner.max_sessions,
+                        waited: inner.session_wait,
+                    });
+                }
+                p = inner
+                    .freed
+                    .wait_timeout(p, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
         }
-        self.open_session()
+        p.busy += 1;
+        let idle = p.idle.pop();
+        drop(p);
+        let lease = Lease { token: self };
+        let s = match idle {
+            Some(s) => s,
+            None => self.open_session()?,
+        };
+        Ok((lease, s))
     }
 
     fn give_back(&self, s: Session) {
-        let mut idle = lock(&self.inner.idle);
-        if idle.len() < self.inner.pool_size {
-            idle.push(s);
+        let mut p = lock(&self.inner.pool);
+        if p.idle.len() < self.inner.pool_size {
+            p.idle.push(s);
         }
     }
 
     /// Drop every idle session, find the token again by label and log in afresh.
     fn reset(&self) -> Result<Session, HsmError> {
-        lock(&self.inner.idle).clear();
+        lock(&self.inner.pool).idle.clear();
         let slot = find_slot(&self.inner.pkcs11, &self.inner.module, &self.inner.label)?;
         *lock(&self.inner.slot) = slot;
         self.open_session()
     }
 
-    /// Run `f` with a logged-in read/write session from the pool, retrying once on a fresh
-    /// session after a session-level error.
+    /// Run `f` with a logged-in read/write session from the pool, retrying (`retries` times,
+    /// default once) on a fresh session after a session-level error. With `max_sessions`
+    /// operations already in flight, waits at most `session_wait` for one to end, then fails
+    /// with [`HsmError::Busy`] instead of queueing without bound.
     ///
     /// This is the escape hatch for administration and tests; signing goes through
     /// [`crate::HsmSigner`], and key lookups through [`crate::keys`].
@@ -255,31 +332,31 @@ impl Token {
         &self,
         mut f: impl FnMut(&Session) -> Result<R, HsmError>,
     ) -> Result<R, HsmError> {
-        let s = self.take()?;
-        match f(&s) {
-            Ok(r) => {
-                self.give_back(s);
-                Ok(r)
-            }
-            Err(e) if e.is_session_error() => {
-                drop(s);
-                let s = self.reset()?;
-                let r = f(&s);
-                if r.is_ok() {
+        let (_lease, mut s) = self.take()?;
+        let mut left = self.inner.retries;
+        loop {
+            match f(&s) {
+                Ok(r) => {
                     self.give_back(s);
+                    return Ok(r);
                 }
-                r
-            }
-            Err(e) => {
-                self.give_back(s);
-                Err(e)
+                Err(e) if e.is_session_error() && left > 0 => {
+                    left -= 1;
+                    drop(s);
+                    s = self.reset()?;
+                }
+                Err(e) if e.is_session_error() => return Err(e),
+                Err(e) => {
+                    self.give_back(s);
+                    return Err(e);
+                }
             }
         }
     }
 
     /// Log in again if the application lost its login (e.g. another handle called logout).
     pub fn ensure_logged_in(&self) -> Result<(), HsmError> {
-        let s = self.take()?;
+        let (_lease, s) = self.take()?;
         let r = self.login(&s);
         if r.is_ok() {
             self.give_back(s);
@@ -361,10 +438,10 @@ impl Token {
 
     /// Log out and close every idle session (sessions in use close when returned).
     pub fn logout(&self) {
-        let mut idle = lock(&self.inner.idle);
-        if let Some(s) = idle.first() {
+        let mut p = lock(&self.inner.pool);
+        if let Some(s) = p.idle.first() {
             let _ = s.logout();
         }
-        idle.clear();
+        p.idle.clear();
     }
 }

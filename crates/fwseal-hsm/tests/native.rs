@@ -77,6 +77,9 @@ fn token() -> Option<&'static Token> {
             label: LABEL.into(),
             user_pin: PinSource::Value(Pin::new(USER_PIN)),
             pool_size: 2,
+            max_sessions: TokenConfig::DEFAULT_MAX_SESSIONS,
+            session_wait: TokenConfig::DEFAULT_SESSION_WAIT,
+            retries: TokenConfig::DEFAULT_RETRIES,
         };
         Some(Token::open(&cfg).expect("open kryoptic token by label"))
     })

@@ -661,3 +661,42 @@ fn throughput() {
         c.sign(&m).expect("c");
     });
 }
+
+/// With `max_sessions` operations in flight, another caller waits at most `session_wait` and
+/// then gets `Busy` (a clear error, not an unbounded block); once a session is free it runs.
+#[test]
+fn a_busy_token_fails_after_the_session_wait_instead_of_blocking() {
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+    let e = env_or_skip!();
+    let mut cfg = DevToken::new(&e.state).ensure().expect("dev token config");
+    cfg.max_sessions = 1;
+    cfg.session_wait = Duration::from_millis(300);
+    let t = Token::open(&cfg).expect("open with a session limit");
+    let (held_tx, held_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let t2 = t.clone();
+    let holder = std::thread::spawn(move || {
+        t2.with_session(|_| {
+            held_tx.send(()).expect("signal");
+            release_rx.recv().expect("release");
+            Ok(())
+        })
+    });
+    held_rx.recv().expect("holder has the session");
+    let start = Instant::now();
+    let r = t.with_session(|_| Ok(()));
+    let waited = start.elapsed();
+    assert!(
+        matches!(r, Err(HsmError::Busy { sessions: 1, .. })),
+        "expected Busy, got {r:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
+        "waited {waited:?}"
+    );
+    release_tx.send(()).expect("release");
+    holder.join().expect("holder").expect("holder's operation");
+    t.with_session(|_| Ok(()))
+        .expect("a free session is used again");
+}

@@ -55,6 +55,9 @@ pub struct Config {
     pub checkpoint_interval_secs: u64,
     /// TLS (rustls). Without it the listener must be a loopback address.
     pub tls: Option<TlsConfig>,
+    /// Listener limits: connections, timeouts, rate limits (`[http]`; defaults without it).
+    #[serde(default)]
+    pub http: HttpConfig,
     /// The HSM.
     pub hsm: HsmConfig,
     /// Products.
@@ -73,6 +76,60 @@ fn default_random_access_limit() -> u64 {
 }
 fn default_checkpoint_secs() -> u64 {
     300
+}
+
+/// `[http]`: what one client may cost the listener. Read at start-up (a change needs a
+/// restart). Defaults are documented in `hsm-config/fwseal.toml`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Most TCP connections served at once; further connections wait in the kernel's accept
+    /// backlog until one closes (default 256).
+    pub max_connections: usize,
+    /// A request head (request line + headers, also the next request on a kept-alive
+    /// connection, and the TLS handshake) must arrive within this, seconds (default 10).
+    pub header_read_timeout_secs: u64,
+    /// Longest pause while a request body is being read, seconds (default 30).
+    pub body_idle_timeout_secs: u64,
+    /// A request (head, body and the appliance's answer) must complete within this, seconds
+    /// (default 900). Streaming a download after the answer has started is not bounded.
+    pub request_timeout_secs: u64,
+    /// Token bucket per source IP address, over every request (default 200/s, burst 400).
+    pub per_ip: RateLimit,
+    /// Token bucket per authenticated client (default 100/s, burst 200).
+    pub per_client: RateLimit,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_connections: 256,
+            header_read_timeout_secs: 10,
+            body_idle_timeout_secs: 30,
+            request_timeout_secs: 900,
+            per_ip: RateLimit {
+                per_second: 200,
+                burst: 400,
+            },
+            per_client: RateLimit {
+                per_second: 100,
+                burst: 200,
+            },
+        }
+    }
+}
+
+/// A token bucket: `per_second` requests refill per second, up to `burst` at once.
+/// `per_second = 0` turns the limit off.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Sustained requests per second (0 = no limit).
+    pub per_second: u32,
+    /// Bucket size: requests allowed at once after a quiet period (at least 1; default =
+    /// `per_second`).
+    #[serde(default)]
+    pub burst: u32,
 }
 
 /// TLS settings.
@@ -108,6 +165,27 @@ pub struct HsmConfig {
     /// implements PKCS#11 3.2 ML-DSA/SLH-DSA, wrapped seed otherwise), `native`, `wrapped-seed`.
     #[serde(default)]
     pub pq_keys: PqKeys,
+    /// Most token operations in flight at once (default 32; 0 = no limit).
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
+    /// How long a signing request waits for a token session when `max_sessions` are busy
+    /// before it fails with `503 hsm-unavailable`, seconds (default 10).
+    #[serde(default = "default_session_wait")]
+    pub session_wait_secs: u64,
+    /// How often an operation that lost its session (token removed, logged out, device
+    /// error) is retried on a fresh session, the token found again by label (default 1).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+fn default_max_sessions() -> usize {
+    32
+}
+fn default_session_wait() -> u64 {
+    10
+}
+fn default_retries() -> u32 {
+    1
 }
 
 /// How post-quantum keys are held (see the HSM section of the README).
@@ -261,6 +339,8 @@ pub enum Role {
     ReleaseApprover,
     /// Everything.
     Admin,
+    /// May scrape `/metrics` (only meaningful on `"*"`; `admin` on `"*"` may too).
+    Metrics,
 }
 
 impl Role {
@@ -272,6 +352,7 @@ impl Role {
             Role::Auditor => "auditor",
             Role::ReleaseApprover => "release-approver",
             Role::Admin => "admin",
+            Role::Metrics => "metrics",
         }
     }
 
@@ -285,6 +366,7 @@ impl Role {
                 Role::Auditor,
                 Role::ReleaseApprover,
                 Role::Admin,
+                Role::Metrics,
             ]
             .into_iter()
             .find(|r| r.name() == s),
@@ -320,6 +402,19 @@ impl Config {
                 "listen = {} is not a loopback address: plain HTTP is only allowed on loopback; configure [tls]",
                 self.listen
             ));
+        }
+        let h = &self.http;
+        if h.max_connections == 0 {
+            return bad("[http] max_connections must be at least 1".into());
+        }
+        for (name, v) in [
+            ("header_read_timeout_secs", h.header_read_timeout_secs),
+            ("body_idle_timeout_secs", h.body_idle_timeout_secs),
+            ("request_timeout_secs", h.request_timeout_secs),
+        ] {
+            if v == 0 || v > 24 * 3600 {
+                return bad(format!("[http] {name} must be 1..=86400 seconds, not {v}"));
+            }
         }
         if self.identity.trim().is_empty() {
             return bad("identity (the provenance builder id) must not be empty".into());
@@ -407,9 +502,15 @@ impl Config {
                     c.name
                 ));
             }
-            for p in c.roles.keys() {
+            for (p, roles) in &c.roles {
                 if p != "*" && !names.contains(p.as_str()) {
                     return bad(format!("client {}: role for unknown product {p:?}", c.name));
+                }
+                if p != "*" && roles.contains(&Role::Metrics) {
+                    return bad(format!(
+                        "client {}: the metrics role is held on \"*\" (the metrics cover every product), not on {p:?}",
+                        c.name
+                    ));
                 }
             }
         }

@@ -24,10 +24,12 @@ pub mod openapi;
 pub use fwseal_formats::files as pipeline;
 pub mod problem;
 mod routes;
+mod serve;
 pub mod service;
 pub mod tls;
 
 pub use routes::app;
+pub use serve::ConnInfo;
 pub use service::{ServiceError, SigningService};
 
 /// The router's state: the signing service itself (HTTP adds no state of its own).
@@ -35,13 +37,13 @@ pub type AppState = SigningService;
 
 use std::sync::Arc;
 
-/// Serve `app(state)` on `listener` until `shutdown` completes, then finish in-flight requests.
+/// Serve `app(state)` on `listener` (plain HTTP/1.1) until `shutdown` completes, then finish
+/// in-flight requests (bounded by 30 s). The `[http]` limits apply: connection limit and
+/// header-read timeout here, body, request and rate limits in the router.
 pub async fn run(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve::serve(listener, state, None, shutdown).await
 }

@@ -1,4 +1,4 @@
-//! Prometheus metrics (`/metrics`).
+//! Prometheus metrics (`/metrics`, for clients holding the `metrics` role on `"*"`).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -31,6 +31,13 @@ pub struct RouteOnly {
     pub route: String,
 }
 
+/// Labels of rate-limit refusals.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabels {
+    /// `ip` or `client`.
+    pub scope: String,
+}
+
 /// All metrics.
 pub struct Metrics {
     registry: Registry,
@@ -42,6 +49,8 @@ pub struct Metrics {
     pub signatures: Family<SigLabels, Counter>,
     /// HSM errors.
     pub hsm_errors: Counter,
+    /// Requests refused by a rate limit, by scope.
+    pub rate_limited: Family<ScopeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -53,6 +62,12 @@ impl Default for Metrics {
         });
         let signatures = Family::<SigLabels, Counter>::default();
         let hsm_errors = Counter::default();
+        let rate_limited = Family::<ScopeLabels, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429, by scope (ip, client)",
+            rate_limited.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -79,6 +94,7 @@ impl Default for Metrics {
             latency,
             signatures,
             hsm_errors,
+            rate_limited,
         }
     }
 }

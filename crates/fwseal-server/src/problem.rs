@@ -22,6 +22,20 @@ pub struct Problem {
     pub detail: String,
     /// Stable machine code.
     pub code: &'static str,
+    /// Seconds after which a retry may succeed (429, 503): sent as `Retry-After`, not in the
+    /// body.
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
+}
+
+/// What a problem response carries for the request log (a response extension): the request
+/// middleware logs every 5xx with its code and detail.
+#[derive(Clone, Debug)]
+pub struct ProblemInfo {
+    /// The problem's stable code.
+    pub code: &'static str,
+    /// Its detail (the cause; never a secret: details name files, limits and errors).
+    pub detail: String,
 }
 
 impl Problem {
@@ -38,7 +52,88 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             code,
+            retry_after: None,
         }
+    }
+
+    /// With a `Retry-After` of `secs` (at least 1).
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
+    }
+
+    /// 404 for a path the API does not have.
+    pub fn not_found(path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            format!("no endpoint {path:?}; see /v1/openapi.json"),
+        )
+    }
+
+    /// 405 for a path that exists with other methods.
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            format!("{path} does not accept {method} (the Allow header lists what it does)"),
+        )
+    }
+
+    /// 408: the client did not send its request (head or body) in time.
+    pub fn request_timeout(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            "Request timeout",
+            detail,
+        )
+    }
+
+    /// 429: over a rate limit.
+    pub fn rate_limited(scope: &str, retry_after_secs: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+            format!("{scope} rate limit exceeded; retry after {retry_after_secs} s"),
+        )
+        .retry_after(retry_after_secs)
+    }
+
+    /// 431: the request head is larger than the appliance accepts.
+    pub fn headers_too_large(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers-too-large",
+            "Request header fields too large",
+            detail,
+        )
+    }
+
+    /// The problem for an error response that was not built from a problem (an extractor's
+    /// rejection, the router's own 404/405): the code follows the status, the detail is the
+    /// rejection's text.
+    pub fn for_status(status: StatusCode, detail: impl Into<String>) -> Self {
+        let (code, title) = match status.as_u16() {
+            400 => ("bad-request", "Bad request"),
+            404 => ("not-found", "Not found"),
+            405 => ("method-not-allowed", "Method not allowed"),
+            408 => ("request-timeout", "Request timeout"),
+            413 => ("too-large", "Request too large"),
+            422 => ("bad-request", "Bad request"),
+            431 => ("headers-too-large", "Request header fields too large"),
+            s if s >= 500 => ("internal", "Internal error"),
+            _ => ("bad-request", "Bad request"),
+        };
+        let status = if status.as_u16() == 422 {
+            StatusCode::BAD_REQUEST
+        } else {
+            status
+        };
+        Self::new(status, code, title, detail)
     }
 
     /// 401: no or unknown API token.
@@ -93,6 +188,16 @@ impl Problem {
         )
     }
 
+    /// 413 for a request body above its endpoint's limit.
+    pub fn body_too_large(limit: u64) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Request too large",
+            format!("the request body exceeds this endpoint's limit of {limit} bytes"),
+        )
+    }
+
     /// 413.
     pub fn too_large(limit: u64) -> Self {
         Self::new(
@@ -138,12 +243,20 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status();
         let body = serde_json::to_vec(&self).unwrap_or_default();
-        (
+        let mut r = (
             status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             body,
         )
-            .into_response()
+            .into_response();
+        if let Some(s) = self.retry_after {
+            r.headers_mut().insert(header::RETRY_AFTER, s.into());
+        }
+        r.extensions_mut().insert(ProblemInfo {
+            code: self.code,
+            detail: self.detail,
+        });
+        r
     }
 }
 
@@ -200,6 +313,9 @@ impl From<&ServiceError> for Problem {
             E::ApprovalRequired(_) => conflict("approval-required", "Approval required"),
             E::DigestMismatch(_) => conflict("digest-mismatch", "Digest mismatch"),
             E::BadRequest(d) => Problem::bad_request(d),
+            E::BodyTooLarge { limit } => Problem::body_too_large(*limit),
+            E::RequestTimeout(d) => Problem::request_timeout(d),
+
             E::Format(f) => match f {
                 FormatError::TooLarge { limit } => Problem::too_large(*limit),
                 FormatError::Unsupported(m) => Problem::unsupported(m),

@@ -7,12 +7,9 @@
 
 use crate::config::TlsConfig;
 use crate::AppState;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The verified client certificate's subject common name, if the client presented one.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -86,7 +83,7 @@ pub fn load_tls(cfg: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, TlsError> 
 }
 
 /// Subject CN of a DER certificate.
-fn subject_cn(der: &[u8]) -> Option<String> {
+pub(crate) fn subject_cn(der: &[u8]) -> Option<String> {
     use der::Decode;
     let cert = x509_cert::Certificate::from_der(der).ok()?;
     for rdn in cert.tbs_certificate.subject.0.iter() {
@@ -107,61 +104,13 @@ fn subject_cn(der: &[u8]) -> Option<String> {
 
 /// Serve [`crate::app`] over TLS on `listener` until `shutdown` completes, then let in-flight
 /// connections finish (bounded by 30 s). A failed handshake affects only its own connection.
+/// Connection limits and timeouts are those of the plain listener (`[http]`); ALPN `h2`
+/// selects HTTP/2, anything else HTTP/1.1.
 pub async fn run_tls(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     tls: Arc<rustls::ServerConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let router = crate::app(state);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let tls =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::info!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::info!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
-            let cn = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(|c| subject_cn(c.as_ref()));
-            let svc = router.layer(axum::Extension(PeerIdentity(cn)));
-            let svc = hyper_util::service::TowerToHyperService::new(svc);
-            let builder = Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(30)) => tracing::warn!("shutdown: gave up waiting for connections"),
-    }
-    Ok(())
+    crate::serve::serve(listener, state, Some(tls), shutdown).await
 }

@@ -84,6 +84,7 @@ impl KeyService for SoftKeysForTests {
 
 const ALICE: &str = "alice-token";
 const BOB: &str = "bob-token";
+const PROM: &str = "prom-token";
 const LIMIT: u64 = 64 * 1024;
 
 fn sha_hex(b: &[u8]) -> String {
@@ -122,10 +123,15 @@ roles = {{ widget = ["submitter", "factory"] }}
 name = "bob"
 token_sha256 = "{bob}"
 roles = {{ gadget = ["submitter"] }}
+[[client]]
+name = "prom"
+token_sha256 = "{prom}"
+roles = {{ "*" = ["metrics"] }}
 "#,
         state = state_dir.display(),
         alice = sha_hex(ALICE.as_bytes()),
         bob = sha_hex(BOB.as_bytes()),
+        prom = sha_hex(PROM.as_bytes()),
     );
     let cfg = Config::parse(&toml, Path::new("test.toml")).unwrap();
     let keys = Arc::new(SoftKeysForTests::new());
@@ -756,4 +762,268 @@ async fn sign_digest_refuses_foreign_carried_signatures_and_other_algorithms() {
     let (s, _) = post(digest_request(&params, &data), BOB).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(denies(&h), d0 + 3);
+}
+
+// ---- every error is a problem document (issue 11, defect 15) ----
+
+/// A request with extra headers; answers status, headers and body.
+async fn call_with(
+    h: &Harness,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let mut b = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        b = b.header(*k, v.as_str());
+    }
+    let resp = app(h.state.clone())
+        .oneshot(b.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    (status, headers, bytes.to_vec())
+}
+
+/// The answer is an RFC 9457 document with this status and code.
+fn assert_problem(
+    what: &str,
+    status: StatusCode,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+    want: StatusCode,
+    code: &str,
+) -> serde_json::Value {
+    assert_eq!(status, want, "{what}: {}", String::from_utf8_lossy(body));
+    assert_eq!(
+        headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap()),
+        Some("application/problem+json"),
+        "{what}: content type; body {}",
+        String::from_utf8_lossy(body)
+    );
+    let doc: fwseal_api::ProblemDoc = serde_json::from_slice(body).unwrap_or_else(|e| {
+        panic!(
+            "{what}: not a problem document ({e}): {}",
+            String::from_utf8_lossy(body)
+        )
+    });
+    assert_eq!(doc.status, want.as_u16(), "{what}");
+    assert_eq!(doc.code, code, "{what}");
+    assert_eq!(
+        doc.kind,
+        format!("https://fwseal.dev/problems/{code}"),
+        "{what}"
+    );
+    assert!(!doc.detail.is_empty(), "{what}: empty detail");
+    serde_json::from_slice(body).unwrap()
+}
+
+fn bearer(t: &str) -> (&'static str, String) {
+    ("authorization", format!("Bearer {t}"))
+}
+
+#[tokio::test]
+async fn unmatched_route_and_wrong_method_are_problem_documents() {
+    let h = harness();
+    let (s, hd, b) = call_with(&h, "GET", "/v1/nope", &[bearer(ALICE)], vec![]).await;
+    assert_problem(
+        "unmatched route",
+        s,
+        &hd,
+        &b,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    );
+    let (s, hd, b) = call_with(
+        &h,
+        "GET",
+        "/v1/products/widget/sign",
+        &[bearer(ALICE)],
+        vec![],
+    )
+    .await;
+    assert_problem(
+        "GET on sign",
+        s,
+        &hd,
+        &b,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+    );
+    assert_eq!(
+        hd.get(header::ALLOW).map(|v| v.to_str().unwrap()),
+        Some("POST")
+    );
+    // Every answer names its request id.
+    assert!(hd.get("x-request-id").is_some());
+}
+
+#[tokio::test]
+async fn oversized_request_head_is_a_431_problem() {
+    let h = harness();
+    let many: Vec<(&str, String)> = (0..150)
+        .map(|i| {
+            let name: &'static str = Box::leak(format!("x-filler-{i}").into_boxed_str());
+            (name, "y".to_string())
+        })
+        .collect();
+    let (s, hd, b) = call_with(&h, "GET", "/healthz", &many, vec![]).await;
+    assert_problem(
+        "150 header fields",
+        s,
+        &hd,
+        &b,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "headers-too-large",
+    );
+    let big = vec![("x-big", "z".repeat(100 << 10))];
+    let (s, hd, b) = call_with(&h, "GET", "/healthz", &big, vec![]).await;
+    assert_problem(
+        "100 KiB header",
+        s,
+        &hd,
+        &b,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "headers-too-large",
+    );
+}
+
+#[tokio::test]
+async fn bad_query_parameters_are_audited_400_problems() {
+    let h = harness();
+    let denies = |h: &Harness| {
+        audit(h)
+            .iter()
+            .filter(|r| r.entry.decision == Decision::Deny && r.entry.client == "alice")
+            .count()
+    };
+    let cases: [(&str, &str, Vec<u8>); 4] = [
+        ("POST", "/v1/products/widget/sign?mode=bogus", image(100)),
+        ("GET", "/v1/products/widget/artifacts?limit=-1", vec![]),
+        ("GET", "/v1/jobs?state=bogus", vec![]),
+        ("GET", "/v1/products/widget/sign-params", vec![]),
+    ];
+    for (i, (m, uri, body)) in cases.into_iter().enumerate() {
+        let (s, hd, b) = call_with(&h, m, uri, &[bearer(ALICE)], body).await;
+        assert_problem(uri, s, &hd, &b, StatusCode::BAD_REQUEST, "bad-request");
+        assert_eq!(denies(&h), i + 1, "{uri}: refusal audited");
+    }
+    // A time that is not RFC 3339 is the client's mistake, not a 500.
+    let (s, hd, b) = call_with(
+        &h,
+        "GET",
+        "/v1/products/widget/artifacts?since=yesterday",
+        &[bearer(ALICE)],
+        vec![],
+    )
+    .await;
+    let doc = assert_problem(
+        "since=yesterday",
+        s,
+        &hd,
+        &b,
+        StatusCode::BAD_REQUEST,
+        "bad-request",
+    );
+    assert!(doc["detail"].as_str().unwrap().contains("since"), "{doc}");
+    // Nothing was spooled or stored for the refused sign.
+    assert_eq!(blob_count(&h.state_dir), 0);
+    verify_chain(&h);
+}
+
+#[tokio::test]
+async fn over_limit_request_bodies_are_413_problems() {
+    let h = harness();
+    let big = vec![b' '; (2 << 20) + 1];
+    let (s, hd, b) = call_with(
+        &h,
+        "POST",
+        "/v1/products/widget/sign-digest",
+        &[bearer(ALICE)],
+        big,
+    )
+    .await;
+    assert_problem(
+        "sign-digest over 2 MiB",
+        s,
+        &hd,
+        &b,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too-large",
+    );
+    // approve / reject take a few KB, not megabytes.
+    for verb in ["approve", "reject"] {
+        let body = format!("{{\"reason\": \"{}\"}}", "r".repeat(5000)).into_bytes();
+        let uri = format!("/v1/jobs/0123456789abcdef0123456789abcdef/{verb}");
+        let (s, hd, b) = call_with(&h, "POST", &uri, &[bearer(ALICE)], body).await;
+        assert_problem(&uri, s, &hd, &b, StatusCode::PAYLOAD_TOO_LARGE, "too-large");
+    }
+}
+
+#[tokio::test]
+async fn unparseable_multipart_batch_fails_as_a_whole() {
+    let h = harness();
+    let (s, hd, b) = call_with(
+        &h,
+        "POST",
+        "/v1/products/widget/sign-batch",
+        &[
+            bearer(ALICE),
+            ("content-type", "multipart/form-data; boundary=XYZ".into()),
+        ],
+        b"this is not multipart at all".to_vec(),
+    )
+    .await;
+    assert_problem(
+        "garbage multipart",
+        s,
+        &hd,
+        &b,
+        StatusCode::BAD_REQUEST,
+        "bad-request",
+    );
+    assert_eq!(blob_count(&h.state_dir), 0);
+}
+
+#[tokio::test]
+async fn metrics_need_the_metrics_role() {
+    let h = harness();
+    let (s, hd, b) = call_with(&h, "GET", "/metrics", &[], vec![]).await;
+    assert_problem(
+        "no token",
+        s,
+        &hd,
+        &b,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    );
+    let (s, hd, b) = call_with(&h, "GET", "/metrics", &[bearer(ALICE)], vec![]).await;
+    assert_problem(
+        "submitter token",
+        s,
+        &hd,
+        &b,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    let (s, _, b) = call_with(&h, "GET", "/metrics", &[bearer(PROM)], vec![]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&b).contains("fwseal_http_requests_total"));
+    // Both refusals are audited.
+    let denied: Vec<_> = audit(&h)
+        .into_iter()
+        .filter(|r| r.entry.decision == Decision::Deny)
+        .map(|r| r.entry.client)
+        .collect();
+    assert_eq!(denied, ["anonymous", "alice"]);
+    // Health endpoints stay open.
+    let (s, _, _) = call_with(&h, "GET", "/healthz", &[], vec![]).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, _) = call_with(&h, "GET", "/readyz", &[], vec![]).await;
+    assert_eq!(s, StatusCode::OK);
 }

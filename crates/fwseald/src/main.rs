@@ -123,6 +123,14 @@ fn open_token(cfg: &Config) -> Result<Token, Exit> {
 }
 
 fn token_config(h: &HsmConfig, state: &Path) -> Result<TokenConfig> {
+    let mut tc = token_location(h, state)?;
+    tc.max_sessions = h.max_sessions;
+    tc.session_wait = std::time::Duration::from_secs(h.session_wait_secs);
+    tc.retries = h.retries;
+    Ok(tc)
+}
+
+fn token_location(h: &HsmConfig, state: &Path) -> Result<TokenConfig> {
     if h.dev_token {
         let mut d = DevToken::new(state);
         d.module = h.module.clone();
@@ -145,6 +153,9 @@ fn token_config(h: &HsmConfig, state: &Path) -> Result<TokenConfig> {
         label: h.token_label.clone(),
         user_pin,
         pool_size: 4,
+        max_sessions: TokenConfig::DEFAULT_MAX_SESSIONS,
+        session_wait: TokenConfig::DEFAULT_SESSION_WAIT,
+        retries: TokenConfig::DEFAULT_RETRIES,
     })
 }
 
@@ -198,11 +209,19 @@ fn reload(path: &Path, current: &Config) -> Result<(Config, String), (String, St
     if c.state_dir != current.state_dir {
         restart.push("state_dir");
     }
-    if c.hsm.module != current.hsm.module || c.hsm.token_label != current.hsm.token_label {
+    let (a, b) = (&c.hsm, &current.hsm);
+    if a.module != b.module
+        || a.token_label != b.token_label
+        || (a.max_sessions, a.session_wait_secs, a.retries)
+            != (b.max_sessions, b.session_wait_secs, b.retries)
+    {
         restart.push("hsm");
     }
     if c.tls.is_some() != current.tls.is_some() {
         restart.push("tls");
+    }
+    if c.http != current.http {
+        restart.push("http");
     }
     if !restart.is_empty() {
         return Err((

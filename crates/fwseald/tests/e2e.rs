@@ -415,8 +415,8 @@ fn several_images_go_in_one_batch_request() {
         let m = run_ok(Command::new(py).args([
             "-c",
             &format!(
-                "import urllib.request;print(urllib.request.urlopen('{}/metrics').read().decode())",
-                a.url
+                "import urllib.request;print(urllib.request.urlopen(urllib.request.Request('{}/metrics', headers={{'Authorization': 'Bearer {}'}})).read().decode())",
+                a.url, TOKEN
             ),
         ]));
         let line = m

@@ -1,7 +1,8 @@
 //! `/v1/artifacts/{id}[/{part}]` and `/v1/products/{product}/artifacts`.
 
-use super::{blocking, download, identify, problem, reply, Credentials, Shared};
+use super::{blocking, download, identify, problem, query, reply, Credentials, Shared};
 use crate::service::artifacts::ListFilter;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use fwseal_store::Action;
@@ -21,12 +22,16 @@ pub(super) struct ListQuery {
 pub(super) async fn list(
     State(st): State<Shared>,
     Path(product): Path<String>,
-    Query(q): Query<ListQuery>,
+    q: Result<Query<ListQuery>, QueryRejection>,
     creds: Credentials,
 ) -> Response {
     let who = match identify(&st, creds, Action::List, Some(&product)).await {
         Ok(w) => w,
         Err(r) => return r,
+    };
+    let q = match query(&st, &who, Action::List, Some(&product), q) {
+        Ok(q) => q,
+        Err(e) => return problem(&e),
     };
     let f = ListFilter {
         version: q.version,

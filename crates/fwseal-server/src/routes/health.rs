@@ -1,9 +1,10 @@
 //! `/healthz`, `/readyz`, `/metrics`, `/v1/openapi.json`.
 
-use super::{blocking, problem, Shared};
+use super::{blocking, identify, problem, Credentials, Shared};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use fwseal_store::Action;
 
 pub(super) async fn healthz() -> &'static str {
     "ok\n"
@@ -16,7 +17,17 @@ pub(super) async fn readyz(State(st): State<Shared>) -> Response {
     }
 }
 
-pub(super) async fn metrics(State(st): State<Shared>) -> Response {
+/// `GET /metrics`: needs a client holding the `metrics` (or `admin`) role on `"*"`: the
+/// metrics name every product. Refusals are audited (`denied`); scrapes are not.
+pub(super) async fn metrics(State(st): State<Shared>, creds: Credentials) -> Response {
+    let who = match identify(&st, creds, Action::Denied, None).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let (s, w) = (st.clone(), who.clone());
+    if let Err(e) = blocking(move || s.may_read_metrics(&w)).await {
+        return problem(&e);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -1,14 +1,20 @@
 //! `/v1/jobs…`: M-of-N approvals.
 
-use super::{blocking, download, identify, json_body, problem, reply, Credentials, Shared};
+use super::{
+    blocking, download, identify, json_body, problem, query, read_body, reply, Credentials, Shared,
+};
 use crate::service::ServiceError;
-use axum::body::Bytes;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use fwseal_api::{ApproveBody, JobList, RejectBody};
 use fwseal_store::Action;
 use serde::Deserialize;
+
+/// Largest approve / reject body (a digest, or a reason of a few lines).
+pub(super) const DECISION_BODY_LIMIT: u64 = 4 << 10;
 
 /// Filters of `GET /v1/jobs`.
 #[derive(Debug, Default, Deserialize)]
@@ -21,20 +27,26 @@ pub(super) struct JobsQuery {
 /// `GET /v1/jobs`.
 pub(super) async fn list(
     State(st): State<Shared>,
-    Query(q): Query<JobsQuery>,
+    q: Result<Query<JobsQuery>, QueryRejection>,
     creds: Credentials,
 ) -> Response {
-    let who = match identify(&st, creds, Action::List, q.product.as_deref()).await {
+    let product = q.as_ref().ok().and_then(|q| q.product.clone());
+    let who = match identify(&st, creds, Action::List, product.as_deref()).await {
         Ok(w) => w,
         Err(r) => return r,
+    };
+    let q = match query(&st, &who, Action::List, None, q) {
+        Ok(q) => q,
+        Err(e) => return problem(&e),
     };
     let all = match q.state.as_deref() {
         None | Some("pending") => false,
         Some("all") => true,
         Some(other) => {
-            return problem(&ServiceError::BadRequest(format!(
-                "state must be pending or all, not {other:?}"
-            )))
+            let e =
+                ServiceError::BadRequest(format!("state must be pending or all, not {other:?}"));
+            st.refused(&who, Action::List, q.product.as_deref(), &e);
+            return problem(&e);
         }
     };
     reply(
@@ -74,15 +86,20 @@ pub(super) async fn input(
     }
 }
 
-/// `POST /v1/jobs/{id}/approve` with `{"digest": "<hex>"}`.
+/// `POST /v1/jobs/{id}/approve` with `{"digest": "<hex>"}` (read after authentication, at most
+/// [`DECISION_BODY_LIMIT`] bytes).
 pub(super) async fn approve(
     State(st): State<Shared>,
     Path(id): Path<String>,
     creds: Credentials,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let who = match identify(&st, creds, Action::Approve, None).await {
         Ok(w) => w,
+        Err(r) => return r,
+    };
+    let body = match read_body(&st, &who, Action::Approve, None, body, DECISION_BODY_LIMIT).await {
+        Ok(b) => b,
         Err(r) => return r,
     };
     // On its own task: a client that disconnects must not abandon a job in `signing`.
@@ -105,10 +122,14 @@ pub(super) async fn reject(
     State(st): State<Shared>,
     Path(id): Path<String>,
     creds: Credentials,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let who = match identify(&st, creds, Action::Reject, None).await {
         Ok(w) => w,
+        Err(r) => return r,
+    };
+    let body = match read_body(&st, &who, Action::Reject, None, body, DECISION_BODY_LIMIT).await {
+        Ok(b) => b,
         Err(r) => return r,
     };
     let r = blocking(move || {

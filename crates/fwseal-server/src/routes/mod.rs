@@ -1,13 +1,16 @@
-//! The HTTP layer: the router, two middlewares (request metrics; the mutual-TLS subject is read
-//! per request), and thin adapters — authenticate → call the [`SigningService`] on a blocking
-//! thread → map the result. Errors become problem documents only through
-//! `Problem::from(&ServiceError)`.
+//! The HTTP layer: the router, its outermost middleware (`guard`: request ids, head-size
+//! limit, per-IP rate limit, body idle and request timeouts, problem documents for every error,
+//! 5xx logging, request metrics), and thin adapters — authenticate (then the per-client rate
+//! limit) → read the query and body (bounded per endpoint, only after authentication) → call
+//! the [`SigningService`] on a blocking thread → map the result. Service errors become problem
+//! documents only through `Problem::from(&ServiceError)`.
 //!
 //! One file per endpoint family: `sign` (sign, sign-batch, sign-params, sign-digest), `jobs`,
 //! `artifacts`, `keys`, `audit`, `health`.
 
 mod artifacts;
 mod audit;
+mod guard;
 mod health;
 mod jobs;
 mod keys;
@@ -17,14 +20,13 @@ use crate::auth::{bearer, Identity};
 use crate::problem::Problem;
 use crate::service::{ServiceError, SigningService};
 use axum::body::Bytes;
-use axum::extract::Request;
-use axum::middleware::{self, Next};
+use axum::extract::Query;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use fwseal_store::Action;
 use std::sync::Arc;
-use std::time::Instant;
 
 type Shared = Arc<SigningService>;
 
@@ -36,10 +38,7 @@ pub fn app(state: Shared) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/v1/openapi.json", get(health::openapi))
         .route("/v1/products/{product}/sign", post(sign::sign))
-        .route(
-            "/v1/products/{product}/sign-batch",
-            post(sign::sign_batch).layer(axum::extract::DefaultBodyLimit::disable()),
-        )
+        .route("/v1/products/{product}/sign-batch", post(sign::sign_batch))
         .route(
             "/v1/products/{product}/sign-digest",
             post(sign::sign_digest),
@@ -55,35 +54,23 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/jobs/{id}/input", get(jobs::input))
         .route("/v1/jobs/{id}/approve", post(jobs::approve))
         .route("/v1/jobs/{id}/reject", post(jobs::reject))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Bodies are read by the handlers themselves, bounded per endpoint.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(
+            guard::Guard::new(state.clone()),
+            guard::guard,
+        ))
         .with_state(state)
 }
 
-/// Request metrics by route template.
-async fn observe(
-    axum::extract::State(st): axum::extract::State<Shared>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let route = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let t = Instant::now();
-    let resp = next.run(req).await;
-    st.metrics
-        .requests
-        .get_or_create(&crate::metrics::RouteLabels {
-            route: route.clone(),
-            status: resp.status().as_u16(),
-        })
-        .inc();
-    st.metrics
-        .latency
-        .get_or_create(&crate::metrics::RouteOnly { route })
-        .observe(t.elapsed().as_secs_f64());
-    resp
+async fn not_found(uri: axum::http::Uri) -> Response {
+    Problem::not_found(uri.path()).into_response()
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    Problem::method_not_allowed(method.as_str(), uri.path()).into_response()
 }
 
 /// The credentials of a request: its bearer token and, on a mutual-TLS connection, the
@@ -91,6 +78,7 @@ async fn observe(
 pub(crate) struct Credentials {
     token: Option<String>,
     peer: Option<String>,
+    guard: Option<Arc<guard::Guard>>,
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Credentials {
@@ -105,6 +93,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Credentials {
                 .extensions
                 .get::<crate::tls::PeerIdentity>()
                 .and_then(|p| p.0.clone()),
+            guard: parts.extensions.get::<Arc<guard::Guard>>().cloned(),
         })
     }
 }
@@ -118,7 +107,8 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(ServiceError::internal(e)))
 }
 
-/// Authenticate a request (failures audited under `action`).
+/// Authenticate a request (failures audited under `action`), then take one token from the
+/// client's rate-limit bucket (a `429` is counted and logged, not audited).
 pub(crate) async fn identify(
     st: &Shared,
     creds: Credentials,
@@ -126,16 +116,73 @@ pub(crate) async fn identify(
     product: Option<&str>,
 ) -> Result<Identity, Response> {
     let (st, product) = (st.clone(), product.map(str::to_string));
-    blocking(move || {
+    let Credentials { token, peer, guard } = creds;
+    let who = blocking(move || {
         st.identify(
-            creds.token.as_deref(),
-            creds.peer.as_deref(),
+            token.as_deref(),
+            peer.as_deref(),
             action,
             product.as_deref(),
         )
     })
     .await
-    .map_err(|e| problem(&e))
+    .map_err(|e| problem(&e))?;
+    if let Some(refused) = guard.and_then(|g| g.check_client(&who.name)) {
+        return Err(refused);
+    }
+    Ok(who)
+}
+
+/// The query of an authenticated request, or why it is a `400` (audited as `who`'s refusal).
+pub(crate) fn query<T>(
+    st: &Shared,
+    who: &Identity,
+    action: Action,
+    product: Option<&str>,
+    q: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, ServiceError> {
+    q.map(|Query(q)| q).map_err(|rej| {
+        let e = ServiceError::BadRequest(format!("query string: {}", rej.body_text()));
+        st.refused(who, action, product, &e);
+        e
+    })
+}
+
+/// Read a whole request body of at most `limit` bytes (after authentication); refusals are
+/// audited as `who`'s.
+pub(crate) async fn read_body(
+    st: &Shared,
+    who: &Identity,
+    action: Action,
+    product: Option<&str>,
+    body: axum::body::Body,
+    limit: u64,
+) -> Result<Bytes, Response> {
+    use http_body_util::BodyExt;
+    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => {
+            let e = body_error(e.as_ref(), || ServiceError::BodyTooLarge { limit });
+            st.refused(who, action, product, &e);
+            Err(problem(&e))
+        }
+    }
+}
+
+/// The service error for a failed body read: over the limit (`too_large`), the body idle
+/// timeout, or an unreadable body — told apart by type, through the error's sources.
+pub(crate) fn body_error(
+    e: &(dyn std::error::Error + 'static),
+    too_large: impl FnOnce() -> ServiceError,
+) -> ServiceError {
+    if is_length_limit(e) {
+        too_large()
+    } else if let Some(secs) = guard::idle_timeout(e) {
+        ServiceError::RequestTimeout(format!("the client sent no request body data for {secs} s"))
+    } else {
+        ServiceError::BadRequest(format!("reading the request body: {e}"))
+    }
 }
 
 /// A JSON reply, or the problem document for the error.

@@ -1,8 +1,11 @@
 //! `sign`, `sign-batch`, `sign-params`, `sign-digest`.
 
-use super::{blocking, identify, is_length_limit, problem, reply, spool, Credentials, Shared};
+use super::{
+    blocking, body_error, identify, problem, query, read_body, reply, spool, Credentials, Shared,
+};
 use crate::service::{now_rfc3339, ServiceError};
-use axum::body::{Body, Bytes};
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +17,10 @@ use serde::Deserialize;
 /// Most images in one batch.
 const MAX_PARTS: usize = 256;
 
+/// Largest `sign-digest` body: 256 items (the most one request holds) of up to 8 KiB each (a
+/// carried ML-DSA-87 signature with its message is about 6.3 KiB in base64).
+pub(super) const SIGN_DIGEST_BODY_LIMIT: u64 = 2 << 20;
+
 fn outcome_response(o: SignOutcome) -> Response {
     match o {
         SignOutcome::Signed(r) => (StatusCode::CREATED, Json(r)).into_response(),
@@ -23,14 +30,6 @@ fn outcome_response(o: SignOutcome) -> Response {
             Json(j),
         )
             .into_response(),
-    }
-}
-
-fn body_error(e: axum::Error, limit: u64) -> ServiceError {
-    if is_length_limit(&e) {
-        ServiceError::TooLarge { limit }
-    } else {
-        ServiceError::BadRequest(format!("reading the upload: {e}"))
     }
 }
 
@@ -55,7 +54,7 @@ fn batch_item(name: Option<String>, r: Result<SignOutcome, ServiceError>) -> Bat
 pub(super) async fn sign(
     State(st): State<Shared>,
     Path(product): Path<String>,
-    Query(q): Query<SignQuery>,
+    q: Result<Query<SignQuery>, QueryRejection>,
     creds: Credentials,
     body: Body,
 ) -> Response {
@@ -64,13 +63,18 @@ pub(super) async fn sign(
         Ok(w) => w,
         Err(r) => return r,
     };
+    let q = match query(&st, &who, Action::Sign, Some(&product), q) {
+        Ok(q) => q,
+        Err(e) => return problem(&e),
+    };
     let (s, w, q2) = (st.clone(), who.clone(), q.clone());
     let ticket = match blocking(move || s.begin_sign(&w, &product, &q2)).await {
         Ok(t) => t,
         Err(e) => return problem(&e),
     };
     let limit = st.config().max_upload_bytes;
-    let upload = match spool(&st, body.into_data_stream(), |e| body_error(e, limit)).await {
+    let too_large = move || ServiceError::TooLarge { limit };
+    let upload = match spool(&st, body.into_data_stream(), |e| body_error(&e, too_large)).await {
         Ok(u) => u,
         Err(e) => {
             st.upload_refused(&who, &ticket, &e);
@@ -91,13 +95,17 @@ pub(super) async fn sign(
 pub(super) async fn sign_batch(
     State(st): State<Shared>,
     Path(product): Path<String>,
-    Query(q): Query<SignQuery>,
+    q: Result<Query<SignQuery>, QueryRejection>,
     creds: Credentials,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
     let who = match identify(&st, creds, Action::Sign, Some(&product)).await {
         Ok(w) => w,
         Err(r) => return r,
+    };
+    let q = match query(&st, &who, Action::Sign, Some(&product), q) {
+        Ok(q) => q,
+        Err(e) => return problem(&e),
     };
     let (s, w, q2, p) = (st.clone(), who.clone(), q.clone(), product.clone());
     let ticket = match blocking(move || s.begin_sign(&w, &p, &q2)).await {
@@ -114,6 +122,10 @@ pub(super) async fn sign_batch(
         let field = match multipart.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
+            // Not multipart/form-data at all: the request fails as a whole.
+            Err(e) if results.is_empty() => {
+                return problem(&batch.refuse(format!("unreadable multipart body: {e}")))
+            }
             Err(e) => {
                 // The rest of the body is unreadable; what was signed so far stays signed
                 // (and audited), and the answer says where the batch stopped.
@@ -196,25 +208,35 @@ pub(super) struct ParamsQuery {
 pub(super) async fn sign_params(
     State(st): State<Shared>,
     Path(product): Path<String>,
-    Query(q): Query<ParamsQuery>,
+    q: Result<Query<ParamsQuery>, QueryRejection>,
     creds: Credentials,
 ) -> Response {
     let who = match identify(&st, creds, Action::Sign, Some(&product)).await {
         Ok(w) => w,
         Err(r) => return r,
     };
+    let q = match query(&st, &who, Action::Sign, Some(&product), q) {
+        Ok(q) => q,
+        Err(e) => return problem(&e),
+    };
     reply(blocking(move || st.sign_params(&who, &product, &q.format, q.version.as_deref())).await)
 }
 
-/// `POST /v1/products/{product}/sign-digest`.
+/// `POST /v1/products/{product}/sign-digest`: the body is read only once the client is
+/// authenticated, and only up to [`SIGN_DIGEST_BODY_LIMIT`].
 pub(super) async fn sign_digest(
     State(st): State<Shared>,
     Path(product): Path<String>,
     creds: Credentials,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let who = match identify(&st, creds, Action::Sign, Some(&product)).await {
         Ok(w) => w,
+        Err(r) => return r,
+    };
+    let limit = SIGN_DIGEST_BODY_LIMIT;
+    let body = match read_body(&st, &who, Action::Sign, Some(&product), body, limit).await {
+        Ok(b) => b,
         Err(r) => return r,
     };
     reply(blocking(move || st.sign_digest(&who, &product, &body)).await)

@@ -125,6 +125,15 @@ impl SigningService {
     ) -> Result<ArtifactList, ServiceError> {
         self.audited(&who.name, Action::List, Some(product), || {
             self.product_for(who, product, Role::Factory)?;
+            for (what, t) in [("since", &f.since), ("until", &f.until)] {
+                if let Some(t) = t {
+                    if fwseal_store::time::utc_sort_key(t).is_none() {
+                        return Err(ServiceError::BadRequest(format!(
+                            "{what} {t:?} is not an RFC 3339 UTC time (e.g. 2026-05-01T10:00:00Z)"
+                        )));
+                    }
+                }
+            }
             let digest = match f.digest.as_deref() {
                 None => None,
                 Some(d) => Some(fwseal_store::record::hash_from_hex(d).ok_or_else(|| {

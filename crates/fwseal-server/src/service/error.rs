@@ -68,6 +68,15 @@ pub enum ServiceError {
     /// A malformed request (parameters, body).
     #[error("{0}")]
     BadRequest(String),
+    /// A request body (not an image upload) exceeds its endpoint's limit.
+    #[error("the request body exceeds this endpoint's limit of {limit} bytes")]
+    BodyTooLarge {
+        /// Bytes.
+        limit: u64,
+    },
+    /// The client stopped sending its request body (or sent it too slowly).
+    #[error("{0}")]
+    RequestTimeout(String),
     /// The image could not be detected or prepared.
     #[error("{0}")]
     Format(#[from] FormatError),

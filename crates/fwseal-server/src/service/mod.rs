@@ -156,6 +156,27 @@ impl SigningService {
         Ok(who)
     }
 
+    /// Whether `who` may read `/metrics` (the `metrics` or `admin` role on `"*"`: the metrics
+    /// name every product). A refusal is audited.
+    pub fn may_read_metrics(&self, who: &Identity) -> Result<(), ServiceError> {
+        self.audited(&who.name, Action::Denied, None, || {
+            let cfg = self.config();
+            let ok = cfg.clients.iter().any(|c| {
+                c.name == who.name
+                    && c.roles
+                        .get("*")
+                        .is_some_and(|r| r.contains(&Role::Metrics) || r.contains(&Role::Admin))
+            });
+            if ok {
+                Ok(())
+            } else {
+                Err(ServiceError::Forbidden(
+                    "/metrics needs the metrics role on \"*\"".into(),
+                ))
+            }
+        })
+    }
+
     /// The product's configuration if `who` holds `role` on it (unknown and forbidden look the
     /// same).
     fn product_for(

@@ -175,7 +175,7 @@ classical = "rsa-pkcs1-sha256"
 [[client]]
 name = "ci"
 token_sha256 = "{tok}"
-roles = {{ "*" = ["submitter", "factory"] }}
+roles = {{ "*" = ["submitter", "factory", "metrics"] }}
 {extra_clients}
 "#,
             state = state.display()
