@@ -37,7 +37,7 @@ use crate::meta::MAX_LIST;
 use crate::record::record_hash;
 use crate::{
     new_artifact_id, verify_export, Action, ApproveOutcome, ArtifactMeta, ArtifactQuery,
-    AuditEntry, BlobStore, Checkpoint, Decision, Hash32, Job, JobRefusal, JobState, NewJob,
+    AuditEntry, CurrentPolicy, BlobStore, Checkpoint, Decision, Hash32, Job, JobRefusal, JobState, NewJob,
     ProblemKind, Report, Store, StoreError, TrustedKeys, GENESIS_PREV_HASH,
 };
 use fwseal_crypto::soft::SoftKey;
@@ -430,6 +430,10 @@ pub fn store_cases() -> Vec<(&'static str, StoreCase)> {
         (
             "jobs_tightened_policy_raises_the_quorum",
             jobs_tightened_policy,
+        ),
+        (
+            "jobs_only_approvers_who_count_now_reach_the_quorum",
+            jobs_revoked_approver,
         ),
         (
             "jobs_racing_approvals_reach_the_quorum_once",
@@ -1141,7 +1145,12 @@ fn approve(
     now: i64,
     min: u32,
 ) -> Result<ApproveOutcome, String> {
-    s.approve(id, who, &[1, 2, 3], T, now, min).ctx("approve")
+    let policy = CurrentPolicy {
+        min_required: min,
+        counts: &|_| true,
+    };
+    s.approve(id, who, &[1, 2, 3], T, now, &policy)
+        .ctx("approve")
 }
 
 fn get_job(s: &dyn Store, id: &str) -> Result<Job, String> {
@@ -1226,7 +1235,8 @@ fn jobs_quorum_once(s: &dyn Store) -> CaseOutcome {
         ApproveOutcome::Refused(JobRefusal::AlreadyApproved)
     );
     ensure_eq!(
-        s.approve("j1", "bob", &[9], T, 50, 0).ctx("approve")?,
+        s.approve("j1", "bob", &[9], T, 50, &CurrentPolicy::ANYONE)
+            .ctx("approve")?,
         ApproveOutcome::Refused(JobRefusal::DigestMismatch)
     );
     ensure_eq!(
@@ -1328,6 +1338,43 @@ fn jobs_tightened_policy(s: &dyn Store) -> CaseOutcome {
         ApproveOutcome::Refused(JobRefusal::SelfApproval)
     );
     ensure_eq!(get_job(s, "j2")?.job.required, 1);
+    Ok(())
+}
+
+fn jobs_revoked_approver(s: &dyn Store) -> CaseOutcome {
+    // Alice approved, then lost the role: her approval stays stored but no longer counts.
+    s.create_job(&sample_job("j1", 2, 100)).ctx("create")?;
+    approve(s, "j1", "alice", 50, 0)?;
+    let not_alice = CurrentPolicy {
+        min_required: 0,
+        counts: &|who| who != "alice",
+    };
+    ensure_eq!(
+        s.approve("j1", "bob", &[1, 2, 3], T, 50, &not_alice)
+            .ctx("approve")?,
+        ApproveOutcome::Recorded {
+            approvals: 1,
+            required: 2
+        },
+        "a revoked approver does not complete the quorum"
+    );
+    let j = get_job(s, "j1")?;
+    ensure_eq!(j.state, JobState::Pending);
+    ensure_eq!(j.approvers(), vec!["alice", "bob"], "both approvals stay stored");
+    match s
+        .approve("j1", "carol", &[1, 2, 3], T, 50, &not_alice)
+        .ctx("approve")?
+    {
+        ApproveOutcome::Quorum(j) => {
+            ensure_eq!(j.approvers(), vec!["bob", "carol"], "only those who counted");
+        }
+        other => return Err(format!("expected the quorum, got {other:?}")),
+    }
+    ensure_eq!(
+        get_job(s, "j1")?.approvers(),
+        vec!["alice", "bob", "carol"],
+        "nothing is deleted"
+    );
     Ok(())
 }
 

@@ -49,7 +49,9 @@ pub use blob::fs::{FsBlobStore, FsBlobWriter};
 pub use blob::{Blob, BlobStore, BlobWriter, StoredBlob};
 pub use checkpoint::{checkpoint_message, Checkpoint, TrustedKeys};
 pub use export::verify_export;
-pub use jobs::{Approval, ApproveOutcome, Job, JobQueue, JobRefusal, JobState, NewJob};
+pub use jobs::{
+    Approval, ApproveOutcome, CurrentPolicy, Job, JobQueue, JobRefusal, JobState, NewJob,
+};
 pub use meta::{new_artifact_id, ArtifactMeta, ArtifactQuery};
 pub use record::{Action, AuditEntry, AuditRecord, Decision, Hash32, GENESIS_PREV_HASH};
 pub use sqlite::{verify_db, SqliteStore};

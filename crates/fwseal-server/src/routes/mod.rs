@@ -91,6 +91,8 @@ async fn observe(
 pub(crate) struct Credentials {
     token: Option<String>,
     peer: Option<String>,
+    /// The peer's address, when the server records it (`ConnectInfo`).
+    source: Option<String>,
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Credentials {
@@ -105,6 +107,10 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Credentials {
                 .extensions
                 .get::<crate::tls::PeerIdentity>()
                 .and_then(|p| p.0.clone()),
+            source: parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
         })
     }
 }
@@ -130,6 +136,7 @@ pub(crate) async fn identify(
         st.identify(
             creds.token.as_deref(),
             creds.peer.as_deref(),
+            creds.source.as_deref(),
             action,
             product.as_deref(),
         )

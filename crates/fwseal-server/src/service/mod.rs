@@ -17,6 +17,7 @@
 //! records a `deny` entry with the error's text as its reason.
 
 pub mod artifacts;
+mod denials;
 pub mod digest;
 mod error;
 pub mod intake;
@@ -32,9 +33,10 @@ use crate::keys::KeyService;
 use crate::metrics::Metrics;
 use fwseal_store::{Action, AuditEntry, Decision};
 use fwseal_store::{BlobStore, FsBlobStore, Store};
+use denials::{bounded_reason, requested_product, Anonymous, Denials, Disposition};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The appliance: configuration, keys, store, blobs and metrics, and every operation on them.
 pub struct SigningService {
@@ -49,6 +51,8 @@ pub struct SigningService {
     pub metrics: Metrics,
     /// Where uploads are spooled before signing (inside the state dir, not the blob store).
     spool: PathBuf,
+    /// Anonymous denials of the current interval (see `denials`).
+    denials: Mutex<Denials>,
 }
 
 impl SigningService {
@@ -87,6 +91,7 @@ impl SigningService {
             blobs,
             metrics: Metrics::default(),
             spool,
+            denials: Mutex::new(Denials::default()),
         })
     }
 
@@ -125,17 +130,19 @@ impl SigningService {
     }
 
     /// Authenticate an API token, and (with mutual TLS) the certificate subject the client must
-    /// present. Failures are audited under `action`.
+    /// present. Failures are audited under `action`; unauthenticated ones are aggregated per
+    /// interval (`source`, the peer address if known, is sampled in the summary).
     pub fn identify(
         &self,
         token: Option<&str>,
         peer_subject: Option<&str>,
+        source: Option<&str>,
         action: Action,
         product: Option<&str>,
     ) -> Result<Identity, ServiceError> {
         let cfg = self.config();
         let Some(who) = token.and_then(|t| authenticate(&cfg, t)) else {
-            self.audit_denied("anonymous", action, product, &ServiceError::Unauthenticated);
+            self.anonymous_denied(&cfg, action, product, source);
             return Err(ServiceError::Unauthenticated);
         };
         let mtls = cfg.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
@@ -154,6 +161,62 @@ impl SigningService {
             }
         }
         Ok(who)
+    }
+
+    /// Audit an unauthenticated request: in full if it is the first of its interval, else
+    /// counted into the interval's summary (see `denials`).
+    fn anonymous_denied(
+        &self,
+        cfg: &Config,
+        action: Action,
+        product: Option<&str>,
+        source: Option<&str>,
+    ) {
+        let interval = Duration::from_secs(cfg.anonymous_denial_summary_secs);
+        let time = now_rfc3339();
+        let reason = ServiceError::Unauthenticated.to_string();
+        let d = Anonymous {
+            time: &time,
+            action: action.as_str(),
+            product,
+            reason: &reason,
+            source,
+        };
+        let disposition = self.lock_denials().note(&d, Instant::now(), interval);
+        if let Disposition::Record { summary } = disposition {
+            if let Some(s) = summary {
+                self.append_denial_summary(&s);
+            }
+            self.deny("anonymous", action, product, reason);
+        }
+    }
+
+    /// Write the summary of anonymous denials if its interval has ended (or `force`, at
+    /// shutdown). Called periodically by the daemon.
+    pub fn flush_denials(&self, force: bool) {
+        let interval = Duration::from_secs(self.config().anonymous_denial_summary_secs);
+        let due = self.lock_denials().due(Instant::now(), interval, force);
+        if let Some(s) = due {
+            self.append_denial_summary(&s);
+        }
+    }
+
+    fn lock_denials(&self) -> std::sync::MutexGuard<'_, Denials> {
+        match self.denials.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn append_denial_summary(&self, summary: &serde_json::Value) {
+        let n = summary["anonymous_denials"]["count"].as_u64().unwrap_or(0);
+        let mut ev = entry("anonymous", Action::Denied, None, Decision::Deny);
+        ev.reason = Some(format!(
+            "{n} further unauthenticated request(s) refused in this interval (summary)"
+        ));
+        if let Err(e) = self.store.append(&ev.with_extra(summary)) {
+            tracing::error!(error = %e, "audit append for a denial summary failed");
+        }
     }
 
     /// The product's configuration if `who` holds `role` on it (unknown and forbidden look the
@@ -217,9 +280,15 @@ impl SigningService {
     }
 
     /// Append a `deny` record. A failure to audit a refusal is logged; the refusal stands.
+    /// The record is bounded whatever the request held: an invalid product name is described
+    /// (`extra.requested_product`: length, SHA-256, sanitised prefix), the reason is cut.
     pub(crate) fn deny(&self, who: &str, action: Action, product: Option<&str>, reason: String) {
+        let (_, described) = requested_product(product);
         let mut ev = entry(who, action, product, Decision::Deny);
-        ev.reason = Some(reason);
+        ev.reason = Some(bounded_reason(reason));
+        if let Some(d) = described {
+            ev = ev.with_extra(&serde_json::json!({ "requested_product": d }));
+        }
         if let Err(e) = self.store.append(&ev) {
             tracing::error!(error = %e, "audit append for a denial failed");
         }
@@ -239,7 +308,9 @@ pub(crate) fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
-/// An audit entry stamped now: the one audit-entry constructor of the service.
+/// An audit entry stamped now: the one audit-entry constructor of the service. `product` is
+/// kept only if it is a valid product name (or `*`): a record never holds an arbitrary string
+/// from a URL (a denial describes it instead, see [`SigningService::deny`]).
 pub(crate) fn entry(
     client: &str,
     action: Action,
@@ -247,6 +318,6 @@ pub(crate) fn entry(
     decision: Decision,
 ) -> AuditEntry {
     let mut e = AuditEntry::new(now_rfc3339(), client, action, decision);
-    e.product = product.filter(|p| !p.is_empty()).map(str::to_string);
+    e.product = requested_product(product).0;
     e
 }

@@ -116,7 +116,9 @@ pub(crate) struct Finalize {
     pub(crate) job: Option<(String, Vec<String>)>,
 }
 
-/// A sign request authorised and its parameters checked, before its upload is read.
+/// A sign request authorised and its parameters checked, before its upload is read (so nothing
+/// is spooled for a refused request). [`SigningService::sign_upload`] checks both again against
+/// the configuration current when each image is signed.
 #[derive(Clone)]
 pub struct SignTicket {
     pcfg: ProductConfig,
@@ -219,15 +221,28 @@ impl SigningService {
         q: &SignQuery,
     ) -> Result<SignTicket, ServiceError> {
         self.audited(&who.name, Action::Sign, Some(product), || {
-            let (_, pcfg) = self.product_for(who, product, Role::Submitter)?;
-            let params = SignParams::parse(&pcfg, q)?;
-            Ok(SignTicket { pcfg, params })
+            self.authorise_sign(who, product, q)
         })
     }
 
+    /// `who` holds the submitter role on `product` in the *current* configuration, and `q`'s
+    /// parameters are valid for it.
+    fn authorise_sign(
+        &self,
+        who: &Identity,
+        product: &str,
+        q: &SignQuery,
+    ) -> Result<SignTicket, ServiceError> {
+        let (_, pcfg) = self.product_for(who, product, Role::Submitter)?;
+        let params = SignParams::parse(&pcfg, q)?;
+        Ok(SignTicket { pcfg, params })
+    }
+
     /// `POST /v1/products/{p}/sign` (and each part of a batch), once the upload is spooled:
-    /// prepare, then sign now or — for a product under an approval policy — store a pending
-    /// job. Refusals are audited.
+    /// re-check the authorisation against the current configuration (a role revoked while the
+    /// upload or an earlier part of the batch was being received refuses this image), prepare,
+    /// then sign now or — for a product under an approval policy — store a pending job.
+    /// Refusals are audited.
     pub fn sign_upload(
         &self,
         who: &Identity,
@@ -236,9 +251,9 @@ impl SigningService {
         upload: Upload,
         started: String,
     ) -> Result<SignOutcome, ServiceError> {
-        let SignTicket { pcfg, params } = ticket;
-        let params = *params;
-        self.audited(&who.name, Action::Sign, Some(&pcfg.name), || {
+        self.audited(&who.name, Action::Sign, Some(&ticket.pcfg.name), || {
+            let SignTicket { pcfg, params } = &self.authorise_sign(who, &ticket.pcfg.name, &q)?;
+            let params = *params;
             let name = q
                 .name
                 .clone()
