@@ -266,6 +266,9 @@ pub trait JobQueue: Send + Sync {
     /// Jobs left in `signing` by a crash become `failed` with [`INTERRUPTED_REASON`]; returns
     /// their ids.
     fn fail_interrupted(&self) -> Result<Vec<String>, StoreError>;
+    /// The stored input of every job, whatever its state (possibly with repeats): blobs
+    /// [`crate::BlobStore::recover`] keeps.
+    fn job_inputs(&self) -> Result<Vec<Hash32>, StoreError>;
 }
 
 mod hex_vec {

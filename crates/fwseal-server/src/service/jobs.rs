@@ -224,18 +224,22 @@ impl SigningService {
                 "expires": job.expires,
                 "key_version": key_version,
             }));
-            // The input, content-addressed: the release re-reads exactly these bytes.
+            // The input, content-addressed: the release re-reads exactly these bytes. Staged,
+            // and published once the job that references it is stored.
             let mut w = self.blobs.writer()?;
             let mut f = std::fs::File::open(&intake.path)?;
             std::io::copy(&mut f, &mut w)?;
-            if w.finish()?.sha256 != job.input_sha256 {
+            let input = w.stage()?;
+            if input.sha256() != job.input_sha256 {
                 return Err(ServiceError::internal(
                     "stored input does not hash to the uploaded digest",
                 ));
             }
             drop(intake);
+            self.blobs.sync_staged()?;
             self.audit(&ev)?;
             self.store.create_job(&job)?;
+            input.publish()?;
             let full = Job {
                 job,
                 state: JobState::Pending,

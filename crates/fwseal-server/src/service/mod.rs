@@ -84,6 +84,7 @@ impl SigningService {
         for id in store.fail_interrupted()? {
             tracing::warn!(job = %id, "job was being signed when the daemon stopped; marked failed");
         }
+        recover_blobs(store.as_ref(), blobs.as_ref())?;
         Ok(SigningService {
             config: RwLock::new(Arc::new(config)),
             keys,
@@ -301,6 +302,47 @@ impl SigningService {
             .map(|_| ())
             .map_err(ServiceError::AuditFailed)
     }
+}
+
+/// Before serving: publish the staged blobs whose audit record and artifact row (or job) were
+/// committed, delete the staged ones whose request never committed, and delete visible blobs no
+/// artifact or job references (signed firmware must not sit in the store unaudited). What was
+/// done is logged and audited (`blob-recovery`).
+fn recover_blobs(store: &dyn Store, blobs: &dyn BlobStore) -> Result<(), fwseal_store::StoreError> {
+    let mut refs: std::collections::HashSet<fwseal_store::Hash32> =
+        store.artifact_blobs()?.into_iter().collect();
+    refs.extend(store.job_inputs()?);
+    let r = blobs.recover(&|h| refs.contains(h))?;
+    if r.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(
+        published = r.published.len(),
+        discarded = r.discarded.len(),
+        swept = r.swept.len(),
+        "blob store recovered: committed blobs published, unreferenced blobs deleted"
+    );
+    let list = |v: &[fwseal_store::Hash32]| -> serde_json::Value {
+        // Bounded: the counts are exact, the hashes listed up to 100 per kind.
+        v.iter().take(100).map(hex::encode).collect()
+    };
+    let mut e = entry("fwseald", Action::BlobRecovery, None, Decision::Allow);
+    e.reason = Some(format!(
+        "{} staged blob(s) of committed records published, {} uncommitted staged blob(s) and {}          unreferenced blob(s) deleted",
+        r.published.len(),
+        r.discarded.len(),
+        r.swept.len()
+    ));
+    let e = e.with_extra(&serde_json::json!({
+        "published": r.published.len(),
+        "discarded": r.discarded.len(),
+        "swept": r.swept.len(),
+        "published_sha256": list(&r.published),
+        "discarded_sha256": list(&r.discarded),
+        "swept_sha256": list(&r.swept),
+    }));
+    store.append(&e)?;
+    Ok(())
 }
 
 /// RFC 3339 UTC, seconds.

@@ -347,11 +347,16 @@ impl SigningService {
             Mode::Embedded => plan.embed(&set)?,
             Mode::Detached => vec![Part::Input { start: 0, len }],
         };
+        // Every blob is staged (durable, invisible) and published only after the audit record
+        // and artifact row are committed: no signed image, detached document or provenance is
+        // ever visible without its record, and a failure before the commit leaves nothing.
         let mut w = self.blobs.writer()?;
         pipeline::write_parts(&parts, &path, &mut w)?;
-        let image_sha = w.finish()?.sha256;
+        let image = w.stage()?;
+        let image_sha = image.sha256();
         drop(spool);
-        let doc_sha = self.blobs.put(&doc)?.sha256;
+        let doc_blob = self.blobs.stage(&doc)?;
+        let doc_sha = doc_blob.sha256();
         let sigs: Vec<&Signature> = set.signatures.iter().collect();
         self.count_signatures(&pcfg.name, &sigs);
 
@@ -379,10 +384,8 @@ impl SigningService {
             started: &fin.started,
             claims: client_claims(&fin.q.claims()),
         };
-        let prov_sha = self
-            .blobs
-            .put(self.provenance(&signing)?.as_bytes())?
-            .sha256;
+        let prov_blob = self.blobs.stage(self.provenance(&signing)?.as_bytes())?;
+        let prov_sha = prov_blob.sha256();
         let (da, dv) = plan.digest();
         let digest = DigestValue {
             alg: da,
@@ -413,10 +416,15 @@ impl SigningService {
             client: Some(fin.requester.clone()),
             created: now_rfc3339(),
         };
-        // The audit record is durably committed BEFORE the signature leaves.
+        // The staged blobs' names durable (one directory sync for the three), then the audit
+        // record durably committed BEFORE the signature leaves, then the blobs published.
+        self.blobs.sync_staged()?;
         self.store
             .commit(&ev, Some(&meta))
             .map_err(ServiceError::AuditFailed)?;
+        for b in [image, doc_blob, prov_blob] {
+            b.publish()?;
+        }
         Ok(SignResponse {
             links: Links::for_artifact(&artifact_id),
             artifact_id,

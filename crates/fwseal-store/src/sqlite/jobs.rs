@@ -335,6 +335,18 @@ impl JobQueue for SqliteStore {
         )
     }
 
+    fn job_inputs(&self) -> Result<Vec<crate::Hash32>, StoreError> {
+        let conn = self.lock();
+        let mut st = conn.prepare("SELECT input_sha256 FROM jobs").db()?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0)).db()?;
+        let mut out = Vec::new();
+        for r in rows {
+            let h = r.db()?;
+            out.push(parse_hash("input_sha256", &h).map_err(StoreError::Corrupt)?);
+        }
+        Ok(out)
+    }
+
     fn fail_interrupted(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.lock();
         let tx = conn
