@@ -37,8 +37,8 @@ use crate::meta::MAX_LIST;
 use crate::record::record_hash;
 use crate::{
     new_artifact_id, verify_export, Action, ApproveOutcome, ArtifactMeta, ArtifactQuery,
-    AuditEntry, CurrentPolicy, BlobStore, Checkpoint, Decision, Hash32, Job, JobRefusal, JobState, NewJob,
-    ProblemKind, Report, Store, StoreError, TrustedKeys, GENESIS_PREV_HASH,
+    AuditEntry, BlobStore, Checkpoint, CurrentPolicy, Decision, Hash32, Job, JobRefusal, JobState,
+    NewJob, ProblemKind, Report, Store, StoreError, TrustedKeys, GENESIS_PREV_HASH,
 };
 use fwseal_crypto::soft::SoftKey;
 use fwseal_crypto::{KeyId, SigAlg, Signer};
@@ -1384,13 +1384,21 @@ fn jobs_revoked_approver(s: &dyn Store) -> CaseOutcome {
     );
     let j = get_job(s, "j1")?;
     ensure_eq!(j.state, JobState::Pending);
-    ensure_eq!(j.approvers(), vec!["alice", "bob"], "both approvals stay stored");
+    ensure_eq!(
+        j.approvers(),
+        vec!["alice", "bob"],
+        "both approvals stay stored"
+    );
     match s
         .approve("j1", "carol", &[1, 2, 3], T, 50, &not_alice)
         .ctx("approve")?
     {
         ApproveOutcome::Quorum(j) => {
-            ensure_eq!(j.approvers(), vec!["bob", "carol"], "only those who counted");
+            ensure_eq!(
+                j.approvers(),
+                vec!["bob", "carol"],
+                "only those who counted"
+            );
         }
         other => return Err(format!("expected the quorum, got {other:?}")),
     }
@@ -1763,10 +1771,7 @@ fn blob_corrupt_blob_is_detected(b: &dyn BlobStore, corrupt: &Corrupter<'_>) -> 
     Ok(())
 }
 
-fn blob_staged_is_invisible_until_published(
-    b: &dyn BlobStore,
-    _: &Corrupter<'_>,
-) -> CaseOutcome {
+fn blob_staged_is_invisible_until_published(b: &dyn BlobStore, _: &Corrupter<'_>) -> CaseOutcome {
     let data = b"signed firmware".to_vec();
     let sha = sha256(&data);
     let invisible = |what: &str| -> CaseOutcome {

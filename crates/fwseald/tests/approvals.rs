@@ -743,10 +743,7 @@ fn an_approver_revoked_by_sighup_no_longer_counts() {
     // Alice loses the release-approver role on `secure` (the config stays valid: Bob and Carol
     // still hold it).
     let original = std::fs::read_to_string(&a.config).unwrap();
-    let revoked = original.replace(
-        r#""secure" = ["release-approver"], "quick""#,
-        r#""quick""#,
-    );
+    let revoked = original.replace(r#""secure" = ["release-approver"], "quick""#, r#""quick""#);
     assert_ne!(revoked, original, "alice's role line changed");
     std::fs::write(&a.config, &revoked).unwrap();
     a.sighup();
@@ -756,7 +753,11 @@ fn an_approver_revoked_by_sighup_no_longer_counts() {
     let before = artifacts(&a);
     let r = a.cli_as(BOB, &["approve", &id]);
     assert!(r.ok(), "{}", r.text());
-    assert_eq!(job_state(&a, &id), "pending", "a revoked approver completed the quorum");
+    assert_eq!(
+        job_state(&a, &id),
+        "pending",
+        "a revoked approver completed the quorum"
+    );
     assert_eq!(artifacts(&a), before);
     let job = job_json(&a, BOB, &id);
     let shown: Vec<&str> = job["approvals"]
@@ -768,7 +769,10 @@ fn an_approver_revoked_by_sighup_no_longer_counts() {
     assert_eq!(shown, vec!["bob"], "the job lists the approvals that count");
     // Alice's approval stays in the audit log.
     assert_eq!(
-        count(&a, "action = 'approve' and decision = 'allow' and client = 'alice'"),
+        count(
+            &a,
+            "action = 'approve' and decision = 'allow' and client = 'alice'"
+        ),
         1
     );
 
@@ -782,5 +786,9 @@ fn an_approver_revoked_by_sighup_no_longer_counts() {
     );
     let v: serde_json::Value = serde_json::from_str(&extra).unwrap();
     assert_eq!(v["job"], id.as_str());
-    assert_eq!(v["approvers"], serde_json::json!(["bob", "carol"]), "{extra}");
+    assert_eq!(
+        v["approvers"],
+        serde_json::json!(["bob", "carol"]),
+        "{extra}"
+    );
 }

@@ -129,7 +129,12 @@ pub(crate) struct Anonymous<'a> {
 impl Denials {
     /// Account for one anonymous denial at `now` with intervals of `interval` (zero: no
     /// aggregation, every denial is recorded).
-    pub(crate) fn note(&mut self, d: &Anonymous<'_>, now: Instant, interval: Duration) -> Disposition {
+    pub(crate) fn note(
+        &mut self,
+        d: &Anonymous<'_>,
+        now: Instant,
+        interval: Duration,
+    ) -> Disposition {
         if interval.is_zero() {
             return Disposition::Record {
                 summary: self.take(),
@@ -150,7 +155,12 @@ impl Denials {
 
     /// The summary of the interval in progress if it has ended at `now` (or `force`), closing
     /// it. `None` when there is nothing to summarise.
-    pub(crate) fn due(&mut self, now: Instant, interval: Duration, force: bool) -> Option<serde_json::Value> {
+    pub(crate) fn due(
+        &mut self,
+        now: Instant,
+        interval: Duration,
+        force: bool,
+    ) -> Option<serde_json::Value> {
         let ended = self
             .window
             .as_ref()
@@ -192,7 +202,10 @@ impl Window {
         let (product, requested) = requested_product(d.product);
         let reason = bounded_reason(d.reason.to_string());
         let same = |s: &Sample| {
-            s.action == d.action && s.product == product && s.requested == requested && s.reason == reason
+            s.action == d.action
+                && s.product == product
+                && s.requested == requested
+                && s.reason == reason
         };
         if let Some(s) = self.samples.iter_mut().find(|s| same(s)) {
             s.count = s.count.saturating_add(1);
@@ -281,7 +294,10 @@ mod tests {
         assert_eq!(d["bytes"], 60_000);
         assert_eq!(d["prefix"], "?".repeat(PREFIX_CHARS));
         assert!(d.to_string().len() < 200);
-        assert_eq!(requested_product(Some("widget")).0.as_deref(), Some("widget"));
+        assert_eq!(
+            requested_product(Some("widget")).0.as_deref(),
+            Some("widget")
+        );
         assert_eq!(requested_product(Some("*")).0.as_deref(), Some("*"));
         assert!(bounded_reason("é".repeat(10_000)).len() <= MAX_REASON);
         assert_eq!(bounded_reason("short".into()), "short");
@@ -299,7 +315,10 @@ mod tests {
         for n in 0..1000 {
             let name = format!("p{n}");
             let src = format!("10.0.0.{n}");
-            assert!(matches!(d.note(&anon(&name, &src), t0, i), Disposition::Counted));
+            assert!(matches!(
+                d.note(&anon(&name, &src), t0, i),
+                Disposition::Counted
+            ));
         }
         assert!(d.due(t0, i, false).is_none(), "interval not over");
         let s = d.due(t0 + i, i, false).unwrap();

@@ -21,8 +21,8 @@ use crate::auth::{allowed, Identity};
 use crate::config::{ApprovalPolicy, Config, ProductConfig, Role};
 use fwseal_api::{DigestValue, JobApproval, JobLinks, JobState as ApiJobState, JobView, SignQuery};
 use fwseal_formats::Format;
-use fwseal_store::Blob;
 use fwseal_store::jobs::counted;
+use fwseal_store::Blob;
 use fwseal_store::{Action, ApproveOutcome, CurrentPolicy, Decision, Job, JobRefusal, JobState};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -386,14 +386,9 @@ impl SigningService {
             // approvers who hold the role in the current configuration count toward it.
             let holds = holds_role(&cfg, &job);
             let policy = current_policy(&cfg, &job, &holds);
-            let outcome = self.store.approve(
-                id,
-                &who.name,
-                &digest,
-                &now_rfc3339(),
-                now_unix(),
-                &policy,
-            )?;
+            let outcome =
+                self.store
+                    .approve(id, &who.name, &digest, &now_rfc3339(), now_unix(), &policy)?;
             let (n, quorum) = match outcome {
                 ApproveOutcome::Refused(r) => return Err(refused(r)),
                 ApproveOutcome::Recorded { approvals, .. } => (approvals, None),

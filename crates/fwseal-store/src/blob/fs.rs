@@ -98,7 +98,12 @@ impl FsBlobStore {
 
     /// Move `from` (complete, synced) to the blob's final name unless that content is already
     /// there (then `from` is removed). Returns (path, existed).
-    fn place(&self, from: &Path, sha256: &Hash32, size: u64) -> Result<(PathBuf, bool), StoreError> {
+    fn place(
+        &self,
+        from: &Path,
+        sha256: &Hash32,
+        size: u64,
+    ) -> Result<(PathBuf, bool), StoreError> {
         self.ensure_shard(sha256)?;
         let dest = self.path(sha256);
         let existed = match fs::metadata(&dest) {

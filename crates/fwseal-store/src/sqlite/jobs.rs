@@ -5,8 +5,7 @@
 use super::{parse_hash, DbResult as _, SqliteStore};
 use crate::jobs::{
     approval_refusal, counted, quorum, rejection_reason, validate_new_job, Approval,
-    ApproveOutcome, CurrentPolicy, Job, JobQueue, JobRefusal, JobState, NewJob,
-    INTERRUPTED_REASON,
+    ApproveOutcome, CurrentPolicy, Job, JobQueue, JobRefusal, JobState, NewJob, INTERRUPTED_REASON,
 };
 use crate::StoreError;
 use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
@@ -409,10 +408,12 @@ mod tests {
         {
             let s = SqliteStore::open(d.path().join("db")).unwrap();
             s.create_job(&job("j1", 2, 100)).unwrap();
-            s.approve("j1", "alice", &[1, 2, 3], T, 50, &CurrentPolicy::ANYONE).unwrap();
+            s.approve("j1", "alice", &[1, 2, 3], T, 50, &CurrentPolicy::ANYONE)
+                .unwrap();
             s.create_job(&job("j2", 1, 100)).unwrap();
             assert!(matches!(
-                s.approve("j2", "alice", &[1, 2, 3], T, 50, &CurrentPolicy::ANYONE).unwrap(),
+                s.approve("j2", "alice", &[1, 2, 3], T, 50, &CurrentPolicy::ANYONE)
+                    .unwrap(),
                 ApproveOutcome::Quorum(_)
             ));
         }
@@ -429,8 +430,15 @@ mod tests {
         let s = SqliteStore::open(&p).unwrap();
         for i in 0..20 {
             s.create_job(&job(&format!("j{i}"), 2, 100)).unwrap();
-            s.approve(&format!("j{i}"), "alice", &[1, 2, 3], T, 50, &CurrentPolicy::ANYONE)
-                .unwrap();
+            s.approve(
+                &format!("j{i}"),
+                "alice",
+                &[1, 2, 3],
+                T,
+                50,
+                &CurrentPolicy::ANYONE,
+            )
+            .unwrap();
         }
         // Two processes' worth of connections, one approver each, racing on every job.
         let handles: Vec<_> = ["bob", "carol"]
@@ -442,8 +450,15 @@ mod tests {
                     (0..20)
                         .map(|i| {
                             matches!(
-                                s.approve(&format!("j{i}"), who, &[1, 2, 3], T, 50, &CurrentPolicy::ANYONE)
-                                    .unwrap(),
+                                s.approve(
+                                    &format!("j{i}"),
+                                    who,
+                                    &[1, 2, 3],
+                                    T,
+                                    50,
+                                    &CurrentPolicy::ANYONE
+                                )
+                                .unwrap(),
                                 ApproveOutcome::Quorum(_)
                             )
                         })
