@@ -53,6 +53,10 @@ pub struct Config {
     /// How often to sign an audit checkpoint, seconds (also at shutdown).
     #[serde(default = "default_checkpoint_secs")]
     pub checkpoint_interval_secs: u64,
+    /// Unauthenticated requests are audited as one full record per interval plus one summary
+    /// record (count, bounded sample) of the others, seconds (default 60; 0 records each).
+    #[serde(default = "default_denial_summary_secs")]
+    pub anonymous_denial_summary_secs: u64,
     /// TLS (rustls). Without it the listener must be a loopback address.
     pub tls: Option<TlsConfig>,
     /// Listener limits: connections, timeouts, rate limits (`[http]`; defaults without it).
@@ -76,6 +80,9 @@ fn default_random_access_limit() -> u64 {
 }
 fn default_checkpoint_secs() -> u64 {
     300
+}
+fn default_denial_summary_secs() -> u64 {
+    60
 }
 
 /// `[http]`: what one client may cost the listener. Read at start-up (a change needs a

@@ -388,11 +388,20 @@ async fn missing_or_bad_token_is_401_and_audited() {
     )
     .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // The first unauthenticated request of an interval is recorded in full; the others are
+    // counted into the interval's summary, written when it ends (here: forced, as at shutdown).
+    let recs = audit(&h);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].entry.product.as_deref(), Some("widget"));
+    h.state.flush_denials(true);
     let recs = audit(&h);
     assert_eq!(recs.len(), 2);
     assert!(recs
         .iter()
         .all(|r| r.entry.decision == Decision::Deny && r.entry.client == "anonymous"));
+    let summary: serde_json::Value =
+        serde_json::from_str(recs[1].entry.extra.as_deref().unwrap()).unwrap();
+    assert_eq!(summary["anonymous_denials"]["count"], 1);
     assert_eq!(blob_count(&h.state_dir), 0);
     verify_chain(&h);
 }

@@ -37,8 +37,8 @@ use crate::meta::MAX_LIST;
 use crate::record::record_hash;
 use crate::{
     new_artifact_id, verify_export, Action, ApproveOutcome, ArtifactMeta, ArtifactQuery,
-    AuditEntry, BlobStore, Checkpoint, Decision, Hash32, Job, JobRefusal, JobState, NewJob,
-    ProblemKind, Report, Store, StoreError, TrustedKeys, GENESIS_PREV_HASH,
+    AuditEntry, BlobStore, Checkpoint, CurrentPolicy, Decision, Hash32, Job, JobRefusal, JobState,
+    NewJob, ProblemKind, Report, Store, StoreError, TrustedKeys, GENESIS_PREV_HASH,
 };
 use fwseal_crypto::soft::SoftKey;
 use fwseal_crypto::{KeyId, SigAlg, Signer};
@@ -418,6 +418,10 @@ pub fn store_cases() -> Vec<(&'static str, StoreCase)> {
             "artifacts_order_limit_and_time_bounds",
             artifacts_order_limit_and_time_bounds,
         ),
+        (
+            "blob_references_of_artifacts_and_jobs",
+            blob_references_of_artifacts_and_jobs,
+        ),
         ("jobs_create_get_list", jobs_create_get_list),
         (
             "jobs_quorum_is_reached_once_by_distinct_approvers",
@@ -430,6 +434,10 @@ pub fn store_cases() -> Vec<(&'static str, StoreCase)> {
         (
             "jobs_tightened_policy_raises_the_quorum",
             jobs_tightened_policy,
+        ),
+        (
+            "jobs_only_approvers_who_count_now_reach_the_quorum",
+            jobs_revoked_approver,
         ),
         (
             "jobs_racing_approvals_reach_the_quorum_once",
@@ -1141,11 +1149,36 @@ fn approve(
     now: i64,
     min: u32,
 ) -> Result<ApproveOutcome, String> {
-    s.approve(id, who, &[1, 2, 3], T, now, min).ctx("approve")
+    let policy = CurrentPolicy {
+        min_required: min,
+        counts: &|_| true,
+    };
+    s.approve(id, who, &[1, 2, 3], T, now, &policy)
+        .ctx("approve")
 }
 
 fn get_job(s: &dyn Store, id: &str) -> Result<Job, String> {
     s.job(id).ctx("job")?.ctx("job exists")
+}
+
+fn blob_references_of_artifacts_and_jobs(s: &dyn Store) -> CaseOutcome {
+    ensure!(s.artifact_blobs().ctx("artifact_blobs")?.is_empty());
+    ensure!(s.job_inputs().ctx("job_inputs")?.is_empty());
+    let mut a = sample_artifact("a1", "widget", None, 3, "2026-05-01T00:00:00Z");
+    a.detached_sha256 = Some([0x44; 32]);
+    s.put_artifact(&a).ctx("put")?;
+    let mut got = s.artifact_blobs().ctx("artifact_blobs")?;
+    got.sort();
+    got.dedup();
+    let mut want = vec![[3; 32], [3 ^ 0xFF; 32], [0x44; 32], [3 ^ 0x0F; 32]];
+    want.sort();
+    ensure_eq!(got, want);
+    s.create_job(&sample_job("j1", 1, 100)).ctx("create")?;
+    ensure_eq!(
+        s.job_inputs().ctx("job_inputs")?,
+        vec![sample_job("j1", 1, 100).input_sha256]
+    );
+    Ok(())
 }
 
 fn jobs_create_get_list(s: &dyn Store) -> CaseOutcome {
@@ -1226,7 +1259,8 @@ fn jobs_quorum_once(s: &dyn Store) -> CaseOutcome {
         ApproveOutcome::Refused(JobRefusal::AlreadyApproved)
     );
     ensure_eq!(
-        s.approve("j1", "bob", &[9], T, 50, 0).ctx("approve")?,
+        s.approve("j1", "bob", &[9], T, 50, &CurrentPolicy::ANYONE)
+            .ctx("approve")?,
         ApproveOutcome::Refused(JobRefusal::DigestMismatch)
     );
     ensure_eq!(
@@ -1328,6 +1362,51 @@ fn jobs_tightened_policy(s: &dyn Store) -> CaseOutcome {
         ApproveOutcome::Refused(JobRefusal::SelfApproval)
     );
     ensure_eq!(get_job(s, "j2")?.job.required, 1);
+    Ok(())
+}
+
+fn jobs_revoked_approver(s: &dyn Store) -> CaseOutcome {
+    // Alice approved, then lost the role: her approval stays stored but no longer counts.
+    s.create_job(&sample_job("j1", 2, 100)).ctx("create")?;
+    approve(s, "j1", "alice", 50, 0)?;
+    let not_alice = CurrentPolicy {
+        min_required: 0,
+        counts: &|who| who != "alice",
+    };
+    ensure_eq!(
+        s.approve("j1", "bob", &[1, 2, 3], T, 50, &not_alice)
+            .ctx("approve")?,
+        ApproveOutcome::Recorded {
+            approvals: 1,
+            required: 2
+        },
+        "a revoked approver does not complete the quorum"
+    );
+    let j = get_job(s, "j1")?;
+    ensure_eq!(j.state, JobState::Pending);
+    ensure_eq!(
+        j.approvers(),
+        vec!["alice", "bob"],
+        "both approvals stay stored"
+    );
+    match s
+        .approve("j1", "carol", &[1, 2, 3], T, 50, &not_alice)
+        .ctx("approve")?
+    {
+        ApproveOutcome::Quorum(j) => {
+            ensure_eq!(
+                j.approvers(),
+                vec!["bob", "carol"],
+                "only those who counted"
+            );
+        }
+        other => return Err(format!("expected the quorum, got {other:?}")),
+    }
+    ensure_eq!(
+        get_job(s, "j1")?.approvers(),
+        vec!["alice", "bob", "carol"],
+        "nothing is deleted"
+    );
     Ok(())
 }
 
@@ -1529,6 +1608,14 @@ pub fn blob_cases() -> Vec<(&'static str, BlobCase)> {
             blob_corrupt_blob_is_detected,
         ),
         ("blob_concurrent_writes", blob_concurrent_writes),
+        (
+            "blob_staged_is_invisible_until_published",
+            blob_staged_is_invisible_until_published,
+        ),
+        (
+            "blob_recover_publishes_referenced_and_sweeps_the_rest",
+            blob_recover_publishes_referenced_and_sweeps_the_rest,
+        ),
     ]
 }
 
@@ -1681,6 +1768,76 @@ fn blob_corrupt_blob_is_detected(b: &dyn BlobStore, corrupt: &Corrupter<'_>) -> 
         b.contains(&good.sha256).ctx("contains")?,
         "corrupt is not missing"
     );
+    Ok(())
+}
+
+fn blob_staged_is_invisible_until_published(b: &dyn BlobStore, _: &Corrupter<'_>) -> CaseOutcome {
+    let data = b"signed firmware".to_vec();
+    let sha = sha256(&data);
+    let invisible = |what: &str| -> CaseOutcome {
+        ensure!(!b.contains(&sha).ctx("contains")?, "{what}: visible");
+        ensure!(b.open(&sha).ctx("open")?.is_none(), "{what}: opens");
+        ensure_eq!(b.check(&sha).ctx("check")?, None, "{what}");
+        ensure_eq!(b.local_path(&sha), None, "{what}");
+        Ok(())
+    };
+    // Staged and synced, then dropped (the commit failed): never visible, and gone.
+    {
+        let st = b.stage(&data).ctx("stage")?;
+        ensure_eq!(st.sha256(), sha);
+        ensure_eq!(st.size(), data.len() as u64);
+        b.sync_staged().ctx("sync")?;
+        invisible("staged")?;
+    }
+    invisible("dropped")?;
+    ensure!(
+        b.recover(&|_| true).ctx("recover")?.published.is_empty(),
+        "a dropped staged blob was left behind"
+    );
+    // Staged twice (two requests, same content), published: visible once, both succeed.
+    let mut w = b.writer().ctx("writer")?;
+    w.write_all(&data).ctx("write")?;
+    let one = w.stage().ctx("stage")?;
+    let two = b.stage(&data).ctx("stage")?;
+    b.sync_staged().ctx("sync")?;
+    invisible("staged twice")?;
+    let p1 = one.publish().ctx("publish")?;
+    ensure_eq!(p1.sha256, sha);
+    ensure!(!p1.existed);
+    ensure_eq!(read_blob(b, &sha)?, data);
+    ensure_eq!(b.check(&sha).ctx("check")?, Some(true));
+    ensure!(two.publish().ctx("publish")?.existed);
+    ensure_eq!(read_blob(b, &sha)?, data);
+    Ok(())
+}
+
+fn blob_recover_publishes_referenced_and_sweeps_the_rest(
+    b: &dyn BlobStore,
+    _: &Corrupter<'_>,
+) -> CaseOutcome {
+    let (kept, orphan, staged_ok, staged_lost) = (
+        b"indexed".to_vec(),
+        b"orphan".to_vec(),
+        b"committed, not yet published".to_vec(),
+        b"never committed".to_vec(),
+    );
+    b.put(&kept).ctx("put")?;
+    b.put(&orphan).ctx("put")?;
+    // Staged blobs left by a crash: forget the handles without deleting (as a crash would).
+    std::mem::forget(b.stage(&staged_ok).ctx("stage")?);
+    std::mem::forget(b.stage(&staged_lost).ctx("stage")?);
+    b.sync_staged().ctx("sync")?;
+    let refs = [sha256(&kept), sha256(&staged_ok)];
+    let r = b.recover(&|h| refs.contains(h)).ctx("recover")?;
+    ensure_eq!(r.published, vec![sha256(&staged_ok)]);
+    ensure_eq!(r.discarded, vec![sha256(&staged_lost)]);
+    ensure_eq!(r.swept, vec![sha256(&orphan)]);
+    ensure_eq!(read_blob(b, &sha256(&kept))?, kept);
+    ensure_eq!(read_blob(b, &sha256(&staged_ok))?, staged_ok);
+    ensure!(!b.contains(&sha256(&orphan)).ctx("contains")?);
+    ensure!(!b.contains(&sha256(&staged_lost)).ctx("contains")?);
+    // Nothing left to do the second time.
+    ensure!(b.recover(&|h| refs.contains(h)).ctx("recover")?.is_empty());
     Ok(())
 }
 

@@ -180,16 +180,47 @@ pub enum JobRefusal {
 pub enum ApproveOutcome {
     /// Recorded; more approvals are needed.
     Recorded {
-        /// Distinct approvals now.
+        /// Distinct approvals that count now ([`CurrentPolicy::counts`]).
         approvals: u32,
         /// Required.
         required: u32,
     },
     /// Recorded and the quorum is reached: the job moved to `signing` and this caller (only
-    /// this one) must sign it. Carries the job with every approval.
+    /// this one) must sign it. Carries the job with **the approvals that counted** (those of
+    /// identities [`CurrentPolicy::counts`] accepted, oldest first); approvals that no longer
+    /// count stay stored but are not in this list.
     Quorum(Box<Job>),
     /// Refused; nothing changed.
     Refused(JobRefusal),
+}
+
+/// The approval policy as it stands *now* (the current configuration), which
+/// [`JobQueue::approve`] applies inside its transaction.
+pub struct CurrentPolicy<'a> {
+    /// The current policy's M: the quorum is the larger of this and the job's stored M
+    /// ([`quorum`]).
+    pub min_required: u32,
+    /// Whether an approver's approval counts toward the quorum now: they still hold the
+    /// approver role on the job's product. An approval recorded by an identity whose role was
+    /// revoked since stays stored (the audit log and the job keep it) but no longer counts.
+    pub counts: &'a (dyn Fn(&str) -> bool + Sync),
+}
+
+impl CurrentPolicy<'_> {
+    /// Every approver counts; the stored M applies (tests, tools without a configuration).
+    pub const ANYONE: CurrentPolicy<'static> = CurrentPolicy {
+        min_required: 0,
+        counts: &|_| true,
+    };
+}
+
+/// The approvals of `job` that count under `policy`, oldest first.
+pub fn counted(job: &Job, policy: &CurrentPolicy<'_>) -> Vec<Approval> {
+    job.approvals
+        .iter()
+        .filter(|a| (policy.counts)(&a.approver))
+        .cloned()
+        .collect()
 }
 
 /// The pending-job queue. Object-safe (callable on `dyn JobQueue` / `dyn Store`).
@@ -204,10 +235,12 @@ pub trait JobQueue: Send + Sync {
     /// Jobs of `products` (all stored states; newest first, at most `limit`).
     fn list_jobs(&self, products: &[String], limit: usize) -> Result<Vec<Job>, StoreError>;
     /// Add `approver`'s approval of `digest` (the format-aware digest they inspected). The
-    /// quorum is the larger of the job's stored M and `min_required` (the current policy's M,
-    /// so tightening the policy also applies to pending jobs; the stored M is raised:
-    /// [`quorum`]). Refusals ([`approval_refusal`]) change nothing. Of racing approvals, exactly
-    /// one gets [`ApproveOutcome::Quorum`].
+    /// quorum is the larger of the job's stored M and `policy.min_required` (the current
+    /// policy's M, so tightening the policy also applies to pending jobs; the stored M is
+    /// raised: [`quorum`]), and only approvals that `policy.counts` accepts count toward it
+    /// ([`counted`]: an approver whose role was revoked since no longer counts). Refusals
+    /// ([`approval_refusal`]) change nothing. Of racing approvals, exactly one gets
+    /// [`ApproveOutcome::Quorum`].
     fn approve(
         &self,
         id: &str,
@@ -215,7 +248,7 @@ pub trait JobQueue: Send + Sync {
         digest: &[u8],
         time: &str,
         now_unix: i64,
-        min_required: u32,
+        policy: &CurrentPolicy<'_>,
     ) -> Result<ApproveOutcome, StoreError>;
     /// Reject a pending job ([`not_open`] refusals; the stored reason is
     /// [`rejection_reason`]). `Ok(None)` when done, `Ok(Some(refusal))` otherwise.
@@ -233,6 +266,9 @@ pub trait JobQueue: Send + Sync {
     /// Jobs left in `signing` by a crash become `failed` with [`INTERRUPTED_REASON`]; returns
     /// their ids.
     fn fail_interrupted(&self) -> Result<Vec<String>, StoreError>;
+    /// The stored input of every job, whatever its state (possibly with repeats): blobs
+    /// [`crate::BlobStore::recover`] keeps.
+    fn job_inputs(&self) -> Result<Vec<Hash32>, StoreError>;
 }
 
 mod hex_vec {

@@ -46,10 +46,12 @@ pub mod time;
 pub mod verify;
 
 pub use blob::fs::{FsBlobStore, FsBlobWriter};
-pub use blob::{Blob, BlobStore, BlobWriter, StoredBlob};
+pub use blob::{Blob, BlobStore, BlobWriter, Recovery, StagedBlob, StoredBlob};
 pub use checkpoint::{checkpoint_message, Checkpoint, TrustedKeys};
 pub use export::verify_export;
-pub use jobs::{Approval, ApproveOutcome, Job, JobQueue, JobRefusal, JobState, NewJob};
+pub use jobs::{
+    Approval, ApproveOutcome, CurrentPolicy, Job, JobQueue, JobRefusal, JobState, NewJob,
+};
 pub use meta::{new_artifact_id, ArtifactMeta, ArtifactQuery};
 pub use record::{Action, AuditEntry, AuditRecord, Decision, Hash32, GENESIS_PREV_HASH};
 pub use sqlite::{verify_db, SqliteStore};
@@ -267,6 +269,11 @@ pub trait ArtifactIndex: Send + Sync {
         product: &str,
         q: &ArtifactQuery,
     ) -> Result<Vec<ArtifactMeta>, StoreError>;
+
+    /// Every blob an indexed artifact references (input, output, detached document,
+    /// provenance), in no particular order, possibly with repeats: what
+    /// [`BlobStore::recover`] keeps.
+    fn artifact_blobs(&self) -> Result<Vec<Hash32>, StoreError>;
 }
 
 /// Everything the server needs from a database: the audit log, the artifact index and the job

@@ -51,12 +51,15 @@ pub enum Action {
     Authenticate,
     /// A product's public keys were read (`keys`).
     KeysRead,
+    /// At start-up, staged blobs of committed records were published and blobs no record
+    /// references were deleted (`blob-recovery`).
+    BlobRecovery,
     /// Any other name.
     Other(String),
 }
 
 impl Action {
-    const KNOWN: [Action; 15] = [
+    const KNOWN: [Action; 16] = [
         Action::Sign,
         Action::Fetch,
         Action::List,
@@ -72,6 +75,7 @@ impl Action {
         Action::Denied,
         Action::Authenticate,
         Action::KeysRead,
+        Action::BlobRecovery,
     ];
 
     /// The stored and hashed name.
@@ -92,6 +96,7 @@ impl Action {
             Action::Denied => "denied",
             Action::Authenticate => "authenticate",
             Action::KeysRead => "keys",
+            Action::BlobRecovery => "blob-recovery",
             Action::Other(s) => s,
         }
     }

@@ -70,6 +70,15 @@ fn failing_cases_are_listed_by_name() {
         ) -> Result<Option<bool>, fwseal_store::StoreError> {
             Ok(None)
         }
+        fn sync_staged(&self) -> Result<(), fwseal_store::StoreError> {
+            Ok(())
+        }
+        fn recover(
+            &self,
+            _: &dyn Fn(&fwseal_store::Hash32) -> bool,
+        ) -> Result<fwseal_store::Recovery, fwseal_store::StoreError> {
+            Ok(Default::default())
+        }
     }
     let results = conformance::blob_suite(&|| Arc::new(Broken), &conformance::corrupt_local_file);
     assert_eq!(results.len(), conformance::blob_cases().len());

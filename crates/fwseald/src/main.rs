@@ -573,10 +573,24 @@ fn run(cfg_path: &Path) -> Result<(), Exit> {
                     tokio::task::spawn_blocking(move || checkpoint(ks.as_ref(), ss.as_ref())).await;
             }
         });
+        // Summaries of anonymous denials: written when their interval ends (checked every few
+        // seconds) and at shutdown.
+        let st = state.clone();
+        let denials = tokio::spawn(async move {
+            let mut t = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                t.tick().await;
+                let st = st.clone();
+                let _ = tokio::task::spawn_blocking(move || st.flush_denials(false)).await;
+            }
+        });
+        let last = state.clone();
         let served = match tls {
             Some(tls) => fwseal_server::tls::run_tls(listener, state, tls, shutdown_signal()).await,
             None => fwseal_server::run(listener, state, shutdown_signal()).await,
         };
+        denials.abort();
+        let _ = tokio::task::spawn_blocking(move || last.flush_denials(true)).await;
         checkpointer.abort();
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         let _ =

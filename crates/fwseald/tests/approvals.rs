@@ -728,3 +728,67 @@ fn sighup_keeps_the_old_config_when_the_new_one_is_invalid_and_release_rechecks_
         a.sql("select reason from audit_log where decision = 'deny' order by seq desc limit 1");
     assert!(reason.contains("recomputed digest"), "{reason}");
 }
+
+/// Roles are checked against the current configuration when the quorum is evaluated: an
+/// approval given by a client whose approver role was revoked since (SIGHUP) no longer counts,
+/// so it cannot complete a quorum, and the release records only the approvers who counted.
+#[test]
+fn an_approver_revoked_by_sighup_no_longer_counts() {
+    let a = start();
+    let bin = a.put_fixture("raw/sample.bin");
+    let (id, _) = submit(&a, "secure", &bin);
+    let r = a.cli_as(ALICE, &["approve", &id]);
+    assert!(r.ok() && r.stdout.contains("1/2"), "{}", r.text());
+
+    // Alice loses the release-approver role on `secure` (the config stays valid: Bob and Carol
+    // still hold it).
+    let original = std::fs::read_to_string(&a.config).unwrap();
+    let revoked = original.replace(r#""secure" = ["release-approver"], "quick""#, r#""quick""#);
+    assert_ne!(revoked, original, "alice's role line changed");
+    std::fs::write(&a.config, &revoked).unwrap();
+    a.sighup();
+    wait_reload(&a, "allow", 0);
+
+    // Bob's approval is the second stored one, but only the first that counts: no signature.
+    let before = artifacts(&a);
+    let r = a.cli_as(BOB, &["approve", &id]);
+    assert!(r.ok(), "{}", r.text());
+    assert_eq!(
+        job_state(&a, &id),
+        "pending",
+        "a revoked approver completed the quorum"
+    );
+    assert_eq!(artifacts(&a), before);
+    let job = job_json(&a, BOB, &id);
+    let shown: Vec<&str> = job["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["approver"].as_str().unwrap())
+        .collect();
+    assert_eq!(shown, vec!["bob"], "the job lists the approvals that count");
+    // Alice's approval stays in the audit log.
+    assert_eq!(
+        count(
+            &a,
+            "action = 'approve' and decision = 'allow' and client = 'alice'"
+        ),
+        1
+    );
+
+    // Carol completes it: signed, with exactly the approvers who counted.
+    let r = a.cli_as(CAROL, &["approve", &id]);
+    assert!(r.ok(), "{}", r.text());
+    assert_eq!(job_state(&a, &id), "signed");
+    let extra = a.sql(
+        "select extra from audit_log where action = 'sign' and decision = 'allow' \
+         order by seq desc limit 1",
+    );
+    let v: serde_json::Value = serde_json::from_str(&extra).unwrap();
+    assert_eq!(v["job"], id.as_str());
+    assert_eq!(
+        v["approvers"],
+        serde_json::json!(["bob", "carol"]),
+        "{extra}"
+    );
+}

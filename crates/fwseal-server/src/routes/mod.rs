@@ -79,6 +79,8 @@ pub(crate) struct Credentials {
     token: Option<String>,
     peer: Option<String>,
     guard: Option<Arc<guard::Guard>>,
+    /// The peer's address (recorded by the server loop as [`crate::serve::ConnInfo`]).
+    source: Option<String>,
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Credentials {
@@ -94,6 +96,10 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Credentials {
                 .get::<crate::tls::PeerIdentity>()
                 .and_then(|p| p.0.clone()),
             guard: parts.extensions.get::<Arc<guard::Guard>>().cloned(),
+            source: parts
+                .extensions
+                .get::<crate::serve::ConnInfo>()
+                .map(|c| c.peer.ip().to_string()),
         })
     }
 }
@@ -116,11 +122,17 @@ pub(crate) async fn identify(
     product: Option<&str>,
 ) -> Result<Identity, Response> {
     let (st, product) = (st.clone(), product.map(str::to_string));
-    let Credentials { token, peer, guard } = creds;
+    let Credentials {
+        token,
+        peer,
+        guard,
+        source,
+    } = creds;
     let who = blocking(move || {
         st.identify(
             token.as_deref(),
             peer.as_deref(),
+            source.as_deref(),
             action,
             product.as_deref(),
         )

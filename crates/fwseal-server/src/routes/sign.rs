@@ -170,11 +170,21 @@ impl Batch {
         field: axum::extract::multipart::Field<'_>,
     ) -> BatchItem {
         let limit = self.st.config().max_upload_bytes;
-        let name = field.file_name().map(str::to_string);
+        // Only file parts are images: a plain form field (`version=1.2.3`) is refused, never
+        // signed as a tiny raw image. Parameters go in the query string.
+        let Some(name) = field.file_name().map(str::to_string) else {
+            let field_name = field.name().unwrap_or_default();
+            let e = ServiceError::BadRequest(format!(
+                "multipart field {:?} is not a file part (no filename): only file parts are \
+                 images; pass parameters such as version in the query string",
+                field_name.chars().take(64).collect::<String>()
+            ));
+            self.st.upload_refused(&self.who, &self.ticket, &e);
+            return batch_item(None, Err(e));
+        };
         let mut q = q.clone();
-        if name.is_some() {
-            q.name = name.clone();
-        }
+        q.name = Some(name.clone());
+        let name = Some(name);
         let upload = spool(&self.st, field, |e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ServiceError::TooLarge { limit }

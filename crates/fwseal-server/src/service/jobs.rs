@@ -21,8 +21,9 @@ use crate::auth::{allowed, Identity};
 use crate::config::{ApprovalPolicy, Config, ProductConfig, Role};
 use fwseal_api::{DigestValue, JobApproval, JobLinks, JobState as ApiJobState, JobView, SignQuery};
 use fwseal_formats::Format;
+use fwseal_store::jobs::counted;
 use fwseal_store::Blob;
-use fwseal_store::{Action, ApproveOutcome, Decision, Job, JobRefusal, JobState};
+use fwseal_store::{Action, ApproveOutcome, CurrentPolicy, Decision, Job, JobRefusal, JobState};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 fn now_unix() -> i64 {
@@ -81,6 +82,33 @@ fn access(cfg: &Config, who: &Identity, job: &Job) -> Access {
     }
 }
 
+/// Whether an identity holds the job's approver role in `cfg` (the current configuration).
+fn holds_role<'a>(cfg: &'a Config, job: &'a Job) -> impl Fn(&str) -> bool + Sync + 'a {
+    let role = job_role(cfg, job);
+    move |name: &str| {
+        let who = Identity {
+            name: name.to_string(),
+        };
+        allowed(cfg, &who, &job.job.product, role)
+    }
+}
+
+/// The policy as `cfg` has it now: its M (the quorum is the larger of it and the job's, so a
+/// tightened policy applies to pending jobs too) and who counts (`holds`, see [`holds_role`]).
+fn current_policy<'a>(
+    cfg: &Config,
+    job: &Job,
+    holds: &'a (dyn Fn(&str) -> bool + Sync),
+) -> CurrentPolicy<'a> {
+    CurrentPolicy {
+        min_required: cfg
+            .product(&job.job.product)
+            .and_then(|p| p.approvals.as_ref())
+            .map_or(0, |a| a.required),
+        counts: holds,
+    }
+}
+
 fn lacks_role(job: &Job, cfg: &Config, reason: String) -> ServiceError {
     ServiceError::NotApprover {
         detail: format!(
@@ -123,8 +151,9 @@ fn job_view(job: &Job, now: i64, cfg: &Config) -> Result<JobView, ServiceError> 
         key_version: j.key_version,
         approvals_required: required,
         of_role: j.of_role.clone(),
-        approvals: job
-            .approvals
+        // The approvals that count now: an approver whose role was revoked since is not listed
+        // (the audit log keeps their approval record).
+        approvals: counted(job, &current_policy(cfg, job, &holds_role(cfg, job)))
             .iter()
             .map(|a| JobApproval {
                 approver: a.approver.clone(),
@@ -195,18 +224,22 @@ impl SigningService {
                 "expires": job.expires,
                 "key_version": key_version,
             }));
-            // The input, content-addressed: the release re-reads exactly these bytes.
+            // The input, content-addressed: the release re-reads exactly these bytes. Staged,
+            // and published once the job that references it is stored.
             let mut w = self.blobs.writer()?;
             let mut f = std::fs::File::open(&intake.path)?;
             std::io::copy(&mut f, &mut w)?;
-            if w.finish()?.sha256 != job.input_sha256 {
+            let input = w.stage()?;
+            if input.sha256() != job.input_sha256 {
                 return Err(ServiceError::internal(
                     "stored input does not hash to the uploaded digest",
                 ));
             }
             drop(intake);
+            self.blobs.sync_staged()?;
             self.audit(&ev)?;
             self.store.create_job(&job)?;
+            input.publish()?;
             let full = Job {
                 job,
                 state: JobState::Pending,
@@ -349,19 +382,13 @@ impl SigningService {
             let digest = hex::decode(digest_hex.trim()).map_err(|_| {
                 ServiceError::BadRequest("digest must be hex (the job's digest.value)".into())
             })?;
-            // The current policy's M applies to pending jobs too when it is stricter.
-            let min_required = cfg
-                .product(&job.job.product)
-                .and_then(|p| p.approvals.as_ref())
-                .map_or(0, |a| a.required);
-            let outcome = self.store.approve(
-                id,
-                &who.name,
-                &digest,
-                &now_rfc3339(),
-                now_unix(),
-                min_required,
-            )?;
+            // The current policy's M applies to pending jobs too when it is stricter, and only
+            // approvers who hold the role in the current configuration count toward it.
+            let holds = holds_role(&cfg, &job);
+            let policy = current_policy(&cfg, &job, &holds);
+            let outcome =
+                self.store
+                    .approve(id, &who.name, &digest, &now_rfc3339(), now_unix(), &policy)?;
             let (n, quorum) = match outcome {
                 ApproveOutcome::Refused(r) => return Err(refused(r)),
                 ApproveOutcome::Recorded { approvals, .. } => (approvals, None),

@@ -17,6 +17,7 @@
 //! records a `deny` entry with the error's text as its reason.
 
 pub mod artifacts;
+mod denials;
 pub mod digest;
 mod error;
 pub mod intake;
@@ -30,11 +31,12 @@ use crate::auth::{allowed, authenticate, Identity};
 use crate::config::{Config, ProductConfig, Role};
 use crate::keys::KeyService;
 use crate::metrics::Metrics;
+use denials::{bounded_reason, requested_product, Anonymous, Denials, Disposition};
 use fwseal_store::{Action, AuditEntry, Decision};
 use fwseal_store::{BlobStore, FsBlobStore, Store};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The appliance: configuration, keys, store, blobs and metrics, and every operation on them.
 pub struct SigningService {
@@ -49,6 +51,8 @@ pub struct SigningService {
     pub metrics: Metrics,
     /// Where uploads are spooled before signing (inside the state dir, not the blob store).
     spool: PathBuf,
+    /// Anonymous denials of the current interval (see `denials`).
+    denials: Mutex<Denials>,
 }
 
 impl SigningService {
@@ -80,6 +84,7 @@ impl SigningService {
         for id in store.fail_interrupted()? {
             tracing::warn!(job = %id, "job was being signed when the daemon stopped; marked failed");
         }
+        recover_blobs(store.as_ref(), blobs.as_ref())?;
         Ok(SigningService {
             config: RwLock::new(Arc::new(config)),
             keys,
@@ -87,6 +92,7 @@ impl SigningService {
             blobs,
             metrics: Metrics::default(),
             spool,
+            denials: Mutex::new(Denials::default()),
         })
     }
 
@@ -125,17 +131,19 @@ impl SigningService {
     }
 
     /// Authenticate an API token, and (with mutual TLS) the certificate subject the client must
-    /// present. Failures are audited under `action`.
+    /// present. Failures are audited under `action`; unauthenticated ones are aggregated per
+    /// interval (`source`, the peer address if known, is sampled in the summary).
     pub fn identify(
         &self,
         token: Option<&str>,
         peer_subject: Option<&str>,
+        source: Option<&str>,
         action: Action,
         product: Option<&str>,
     ) -> Result<Identity, ServiceError> {
         let cfg = self.config();
         let Some(who) = token.and_then(|t| authenticate(&cfg, t)) else {
-            self.audit_denied("anonymous", action, product, &ServiceError::Unauthenticated);
+            self.anonymous_denied(&cfg, action, product, source);
             return Err(ServiceError::Unauthenticated);
         };
         let mtls = cfg.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
@@ -175,6 +183,62 @@ impl SigningService {
                 ))
             }
         })
+    }
+
+    /// Audit an unauthenticated request: in full if it is the first of its interval, else
+    /// counted into the interval's summary (see `denials`).
+    fn anonymous_denied(
+        &self,
+        cfg: &Config,
+        action: Action,
+        product: Option<&str>,
+        source: Option<&str>,
+    ) {
+        let interval = Duration::from_secs(cfg.anonymous_denial_summary_secs);
+        let time = now_rfc3339();
+        let reason = ServiceError::Unauthenticated.to_string();
+        let d = Anonymous {
+            time: &time,
+            action: action.as_str(),
+            product,
+            reason: &reason,
+            source,
+        };
+        let disposition = self.lock_denials().note(&d, Instant::now(), interval);
+        if let Disposition::Record { summary } = disposition {
+            if let Some(s) = summary {
+                self.append_denial_summary(&s);
+            }
+            self.deny("anonymous", action, product, reason);
+        }
+    }
+
+    /// Write the summary of anonymous denials if its interval has ended (or `force`, at
+    /// shutdown). Called periodically by the daemon.
+    pub fn flush_denials(&self, force: bool) {
+        let interval = Duration::from_secs(self.config().anonymous_denial_summary_secs);
+        let due = self.lock_denials().due(Instant::now(), interval, force);
+        if let Some(s) = due {
+            self.append_denial_summary(&s);
+        }
+    }
+
+    fn lock_denials(&self) -> std::sync::MutexGuard<'_, Denials> {
+        match self.denials.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn append_denial_summary(&self, summary: &serde_json::Value) {
+        let n = summary["anonymous_denials"]["count"].as_u64().unwrap_or(0);
+        let mut ev = entry("anonymous", Action::Denied, None, Decision::Deny);
+        ev.reason = Some(format!(
+            "{n} further unauthenticated request(s) refused in this interval (summary)"
+        ));
+        if let Err(e) = self.store.append(&ev.with_extra(summary)) {
+            tracing::error!(error = %e, "audit append for a denial summary failed");
+        }
     }
 
     /// The product's configuration if `who` holds `role` on it (unknown and forbidden look the
@@ -238,9 +302,15 @@ impl SigningService {
     }
 
     /// Append a `deny` record. A failure to audit a refusal is logged; the refusal stands.
+    /// The record is bounded whatever the request held: an invalid product name is described
+    /// (`extra.requested_product`: length, SHA-256, sanitised prefix), the reason is cut.
     pub(crate) fn deny(&self, who: &str, action: Action, product: Option<&str>, reason: String) {
+        let (_, described) = requested_product(product);
         let mut ev = entry(who, action, product, Decision::Deny);
-        ev.reason = Some(reason);
+        ev.reason = Some(bounded_reason(reason));
+        if let Some(d) = described {
+            ev = ev.with_extra(&serde_json::json!({ "requested_product": d }));
+        }
         if let Err(e) = self.store.append(&ev) {
             tracing::error!(error = %e, "audit append for a denial failed");
         }
@@ -255,12 +325,55 @@ impl SigningService {
     }
 }
 
+/// Before serving: publish the staged blobs whose audit record and artifact row (or job) were
+/// committed, delete the staged ones whose request never committed, and delete visible blobs no
+/// artifact or job references (signed firmware must not sit in the store unaudited). What was
+/// done is logged and audited (`blob-recovery`).
+fn recover_blobs(store: &dyn Store, blobs: &dyn BlobStore) -> Result<(), fwseal_store::StoreError> {
+    let mut refs: std::collections::HashSet<fwseal_store::Hash32> =
+        store.artifact_blobs()?.into_iter().collect();
+    refs.extend(store.job_inputs()?);
+    let r = blobs.recover(&|h| refs.contains(h))?;
+    if r.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(
+        published = r.published.len(),
+        discarded = r.discarded.len(),
+        swept = r.swept.len(),
+        "blob store recovered: committed blobs published, unreferenced blobs deleted"
+    );
+    let list = |v: &[fwseal_store::Hash32]| -> serde_json::Value {
+        // Bounded: the counts are exact, the hashes listed up to 100 per kind.
+        v.iter().take(100).map(hex::encode).collect()
+    };
+    let mut e = entry("fwseald", Action::BlobRecovery, None, Decision::Allow);
+    e.reason = Some(format!(
+        "{} staged blob(s) of committed records published, {} uncommitted staged blob(s) and {}          unreferenced blob(s) deleted",
+        r.published.len(),
+        r.discarded.len(),
+        r.swept.len()
+    ));
+    let e = e.with_extra(&serde_json::json!({
+        "published": r.published.len(),
+        "discarded": r.discarded.len(),
+        "swept": r.swept.len(),
+        "published_sha256": list(&r.published),
+        "discarded_sha256": list(&r.discarded),
+        "swept_sha256": list(&r.swept),
+    }));
+    store.append(&e)?;
+    Ok(())
+}
+
 /// RFC 3339 UTC, seconds.
 pub(crate) fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
-/// An audit entry stamped now: the one audit-entry constructor of the service.
+/// An audit entry stamped now: the one audit-entry constructor of the service. `product` is
+/// kept only if it is a valid product name (or `*`): a record never holds an arbitrary string
+/// from a URL (a denial describes it instead, see [`SigningService::deny`]).
 pub(crate) fn entry(
     client: &str,
     action: Action,
@@ -268,6 +381,6 @@ pub(crate) fn entry(
     decision: Decision,
 ) -> AuditEntry {
     let mut e = AuditEntry::new(now_rfc3339(), client, action, decision);
-    e.product = product.filter(|p| !p.is_empty()).map(str::to_string);
+    e.product = requested_product(product).0;
     e
 }

@@ -116,7 +116,9 @@ pub(crate) struct Finalize {
     pub(crate) job: Option<(String, Vec<String>)>,
 }
 
-/// A sign request authorised and its parameters checked, before its upload is read.
+/// A sign request authorised and its parameters checked, before its upload is read (so nothing
+/// is spooled for a refused request). [`SigningService::sign_upload`] checks both again against
+/// the configuration current when each image is signed.
 #[derive(Clone)]
 pub struct SignTicket {
     pcfg: ProductConfig,
@@ -219,15 +221,28 @@ impl SigningService {
         q: &SignQuery,
     ) -> Result<SignTicket, ServiceError> {
         self.audited(&who.name, Action::Sign, Some(product), || {
-            let (_, pcfg) = self.product_for(who, product, Role::Submitter)?;
-            let params = SignParams::parse(&pcfg, q)?;
-            Ok(SignTicket { pcfg, params })
+            self.authorise_sign(who, product, q)
         })
     }
 
+    /// `who` holds the submitter role on `product` in the *current* configuration, and `q`'s
+    /// parameters are valid for it.
+    fn authorise_sign(
+        &self,
+        who: &Identity,
+        product: &str,
+        q: &SignQuery,
+    ) -> Result<SignTicket, ServiceError> {
+        let (_, pcfg) = self.product_for(who, product, Role::Submitter)?;
+        let params = SignParams::parse(&pcfg, q)?;
+        Ok(SignTicket { pcfg, params })
+    }
+
     /// `POST /v1/products/{p}/sign` (and each part of a batch), once the upload is spooled:
-    /// prepare, then sign now or — for a product under an approval policy — store a pending
-    /// job. Refusals are audited.
+    /// re-check the authorisation against the current configuration (a role revoked while the
+    /// upload or an earlier part of the batch was being received refuses this image), prepare,
+    /// then sign now or — for a product under an approval policy — store a pending job.
+    /// Refusals are audited.
     pub fn sign_upload(
         &self,
         who: &Identity,
@@ -236,9 +251,9 @@ impl SigningService {
         upload: Upload,
         started: String,
     ) -> Result<SignOutcome, ServiceError> {
-        let SignTicket { pcfg, params } = ticket;
-        let params = *params;
-        self.audited(&who.name, Action::Sign, Some(&pcfg.name), || {
+        self.audited(&who.name, Action::Sign, Some(&ticket.pcfg.name), || {
+            let SignTicket { pcfg, params } = &self.authorise_sign(who, &ticket.pcfg.name, &q)?;
+            let params = *params;
             let name = q
                 .name
                 .clone()
@@ -332,11 +347,16 @@ impl SigningService {
             Mode::Embedded => plan.embed(&set)?,
             Mode::Detached => vec![Part::Input { start: 0, len }],
         };
+        // Every blob is staged (durable, invisible) and published only after the audit record
+        // and artifact row are committed: no signed image, detached document or provenance is
+        // ever visible without its record, and a failure before the commit leaves nothing.
         let mut w = self.blobs.writer()?;
         pipeline::write_parts(&parts, &path, &mut w)?;
-        let image_sha = w.finish()?.sha256;
+        let image = w.stage()?;
+        let image_sha = image.sha256();
         drop(spool);
-        let doc_sha = self.blobs.put(&doc)?.sha256;
+        let doc_blob = self.blobs.stage(&doc)?;
+        let doc_sha = doc_blob.sha256();
         let sigs: Vec<&Signature> = set.signatures.iter().collect();
         self.count_signatures(&pcfg.name, &sigs);
 
@@ -364,10 +384,8 @@ impl SigningService {
             started: &fin.started,
             claims: client_claims(&fin.q.claims()),
         };
-        let prov_sha = self
-            .blobs
-            .put(self.provenance(&signing)?.as_bytes())?
-            .sha256;
+        let prov_blob = self.blobs.stage(self.provenance(&signing)?.as_bytes())?;
+        let prov_sha = prov_blob.sha256();
         let (da, dv) = plan.digest();
         let digest = DigestValue {
             alg: da,
@@ -398,10 +416,15 @@ impl SigningService {
             client: Some(fin.requester.clone()),
             created: now_rfc3339(),
         };
-        // The audit record is durably committed BEFORE the signature leaves.
+        // The staged blobs' names durable (one directory sync for the three), then the audit
+        // record durably committed BEFORE the signature leaves, then the blobs published.
+        self.blobs.sync_staged()?;
         self.store
             .commit(&ev, Some(&meta))
             .map_err(ServiceError::AuditFailed)?;
+        for b in [image, doc_blob, prov_blob] {
+            b.publish()?;
+        }
         Ok(SignResponse {
             links: Links::for_artifact(&artifact_id),
             artifact_id,

@@ -5,11 +5,20 @@
 //! and the directory is `fsync`ed. A crash at any point leaves either no file under the final
 //! name or the complete one; leftovers in `tmp/` are deleted by [`FsBlobStore::new`].
 //!
+//! Staging ([`BlobWriter::stage`]): the `fsync`ed, read-only file is renamed to
+//! `<root>/staged/<64 hex>.<random>` instead (the random part lets two requests stage the
+//! same content); [`BlobStore::sync_staged`] `fsync`s `staged/` once for every blob staged so
+//! far, and [`StagedBlob::publish`] renames the file to its final name without a further sync
+//! (a rename is atomic: after a crash the file is under one of the two names, and
+//! [`BlobStore::recover`] publishes it again if its record was committed). Per blob that is
+//! one file `fsync`, plus one directory `fsync` per group of blobs (a signing stages three),
+//! instead of a file and a directory `fsync` per blob.
+//!
 //! Besides the [`BlobStore`] trait, [`FsBlobStore`] keeps its original inherent API (which the
 //! trait methods of the same names wrap): `open` returns the [`File`], `writer` the concrete
 //! [`FsBlobWriter`], `contains` a plain `bool`, and `path` names a blob's file.
 
-use super::{Blob, BlobStore, BlobWriter, StoredBlob};
+use super::{Blob, BlobStore, BlobWriter, Recovery, StagedBlob, StoredBlob};
 use crate::record::Hash32;
 use crate::StoreError;
 use sha2::{Digest as _, Sha256};
@@ -44,6 +53,7 @@ impl FsBlobStore {
         let root = root.as_ref().to_path_buf();
         fs::create_dir_all(root.join("sha256"))?;
         fs::create_dir_all(root.join("tmp"))?;
+        fs::create_dir_all(root.join("staged"))?;
         sync_dir(&root)?;
         let store = FsBlobStore { root };
         store.clean_tmp()?;
@@ -70,6 +80,92 @@ impl FsBlobStore {
 
     fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
+    }
+
+    fn staged_dir(&self) -> PathBuf {
+        self.root.join("staged")
+    }
+
+    /// Make the blob's directory entry exist: create its shard (and make that durable) if new.
+    fn ensure_shard(&self, sha256: &Hash32) -> Result<PathBuf, StoreError> {
+        let shard = self.shard_dir(sha256);
+        if !shard.is_dir() {
+            fs::create_dir_all(&shard)?;
+            sync_dir(&self.root.join("sha256"))?;
+        }
+        Ok(shard)
+    }
+
+    /// Move `from` (complete, synced) to the blob's final name unless that content is already
+    /// there (then `from` is removed). Returns (path, existed).
+    fn place(
+        &self,
+        from: &Path,
+        sha256: &Hash32,
+        size: u64,
+    ) -> Result<(PathBuf, bool), StoreError> {
+        self.ensure_shard(sha256)?;
+        let dest = self.path(sha256);
+        let existed = match fs::metadata(&dest) {
+            Ok(m) => m.is_file() && m.len() == size,
+            Err(_) => false,
+        };
+        if existed {
+            fs::remove_file(from)?;
+        } else {
+            // Atomic: either the old name (absent or damaged) or the complete new file.
+            fs::rename(from, &dest)?;
+        }
+        Ok((dest, existed))
+    }
+
+    /// [`BlobStore::recover`] for this store.
+    pub fn recover(&self, referenced: &dyn Fn(&Hash32) -> bool) -> Result<Recovery, StoreError> {
+        let mut out = Recovery::default();
+        for e in fs::read_dir(self.staged_dir())? {
+            let e = e?;
+            let path = e.path();
+            let sha = e
+                .file_name()
+                .to_str()
+                .and_then(|n| n.split_once('.'))
+                .and_then(|(h, _)| parse_hex32(h));
+            match sha {
+                Some(sha) if referenced(&sha) => {
+                    let size = e.metadata()?.len();
+                    self.place(&path, &sha, size)?;
+                    out.published.push(sha);
+                }
+                Some(sha) => {
+                    fs::remove_file(&path)?;
+                    out.discarded.push(sha);
+                }
+                None => fs::remove_file(&path)?,
+            }
+        }
+        for shard in fs::read_dir(self.root.join("sha256"))? {
+            let shard = shard?;
+            if !shard.file_type()?.is_dir() {
+                continue;
+            }
+            for e in fs::read_dir(shard.path())? {
+                let e = e?;
+                let Some(sha) = e.file_name().to_str().and_then(parse_hex32) else {
+                    continue;
+                };
+                if !referenced(&sha) {
+                    fs::remove_file(e.path())?;
+                    out.swept.push(sha);
+                }
+            }
+        }
+        if !out.is_empty() {
+            sync_dir(&self.staged_dir())?;
+            for sha in out.published.iter().chain(&out.swept) {
+                let _ = sync_dir(&self.shard_dir(sha));
+            }
+        }
+        Ok(out)
     }
 
     fn shard_dir(&self, sha256: &Hash32) -> PathBuf {
@@ -167,9 +263,8 @@ impl FsBlobWriter {
         self.size
     }
 
-    /// Make the blob durable and visible under its SHA-256 name. If that content is already
-    /// stored the temporary file is discarded (`existed = true`).
-    pub fn finish(mut self) -> Result<StoredBlob, StoreError> {
+    /// The content `fsync`ed and read-only; its SHA-256.
+    fn seal(&mut self) -> Result<Hash32, StoreError> {
         let file = self
             .file
             .take()
@@ -179,25 +274,24 @@ impl FsBlobWriter {
         perms.set_readonly(true);
         file.set_permissions(perms)?;
         drop(file);
-        let sha256: Hash32 = std::mem::take(&mut self.hasher).finalize().into();
-        let dest = self.store.path(&sha256);
-        let shard = self.store.shard_dir(&sha256);
-        if !shard.is_dir() {
-            fs::create_dir_all(&shard)?;
-            sync_dir(&self.store.root.join("sha256"))?;
-        }
-        let existed = match fs::metadata(&dest) {
-            Ok(m) => m.is_file() && m.len() == self.size,
-            Err(_) => false,
+        Ok(std::mem::take(&mut self.hasher).finalize().into())
+    }
+
+    /// Make the blob durable and visible under its SHA-256 name. If that content is already
+    /// stored the temporary file is discarded (`existed = true`).
+    pub fn finish(mut self) -> Result<StoredBlob, StoreError> {
+        let sha256 = self.seal()?;
+        let tmp = std::mem::take(&mut self.tmp_path);
+        let (dest, existed) = match self.store.place(&tmp, &sha256, self.size) {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
         };
-        if existed {
-            fs::remove_file(&self.tmp_path)?;
-        } else {
-            // Atomic: either the old name (absent or damaged) or the complete new file.
-            fs::rename(&self.tmp_path, &dest)?;
-            sync_dir(&shard)?;
+        if !existed {
+            sync_dir(&self.store.shard_dir(&sha256))?;
         }
-        self.tmp_path = PathBuf::new();
         Ok(StoredBlob {
             sha256,
             size: self.size,
@@ -205,6 +299,71 @@ impl FsBlobWriter {
             existed,
         })
     }
+
+    /// Stage the blob ([`BlobWriter::stage`]): durable content under `staged/<sha>.<random>`,
+    /// not visible.
+    pub fn stage(mut self) -> Result<FsStagedBlob, StoreError> {
+        let sha256 = self.seal()?;
+        let name = format!("{}.{}", hex::encode(sha256), random_name()?);
+        let staged = self.store.staged_dir().join(name);
+        let tmp = std::mem::take(&mut self.tmp_path);
+        if let Err(e) = fs::rename(&tmp, &staged) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+        Ok(FsStagedBlob {
+            store: self.store.clone(),
+            path: staged,
+            sha256,
+            size: self.size,
+        })
+    }
+}
+
+/// A staged blob of an [`FsBlobStore`]; deleted when dropped unpublished.
+#[derive(Debug)]
+pub struct FsStagedBlob {
+    store: FsBlobStore,
+    /// Empty once published.
+    path: PathBuf,
+    sha256: Hash32,
+    size: u64,
+}
+
+impl StagedBlob for FsStagedBlob {
+    fn sha256(&self) -> Hash32 {
+        self.sha256
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn publish(mut self: Box<Self>) -> Result<StoredBlob, StoreError> {
+        let from = std::mem::take(&mut self.path);
+        let (dest, existed) = self.store.place(&from, &self.sha256, self.size)?;
+        Ok(StoredBlob {
+            sha256: self.sha256,
+            size: self.size,
+            path: Some(dest),
+            existed,
+        })
+    }
+}
+
+impl Drop for FsStagedBlob {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn parse_hex32(s: &str) -> Option<Hash32> {
+    let mut out = [0u8; 32];
+    (s.len() == 64).then_some(())?;
+    hex::decode_to_slice(s, &mut out).ok()?;
+    Some(out)
 }
 
 impl Write for FsBlobWriter {
@@ -241,6 +400,10 @@ impl BlobWriter for FsBlobWriter {
     fn finish(self: Box<Self>) -> Result<StoredBlob, StoreError> {
         FsBlobWriter::finish(*self)
     }
+
+    fn stage(self: Box<Self>) -> Result<Box<dyn StagedBlob>, StoreError> {
+        Ok(Box::new(FsBlobWriter::stage(*self)?))
+    }
 }
 
 impl BlobStore for FsBlobStore {
@@ -265,6 +428,14 @@ impl BlobStore for FsBlobStore {
 
     fn check(&self, sha256: &Hash32) -> Result<Option<bool>, StoreError> {
         FsBlobStore::check(self, sha256)
+    }
+
+    fn sync_staged(&self) -> Result<(), StoreError> {
+        Ok(sync_dir(&self.staged_dir())?)
+    }
+
+    fn recover(&self, referenced: &dyn Fn(&Hash32) -> bool) -> Result<Recovery, StoreError> {
+        FsBlobStore::recover(self, referenced)
     }
 
     fn contains(&self, sha256: &Hash32) -> Result<bool, StoreError> {

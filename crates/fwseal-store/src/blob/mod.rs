@@ -5,6 +5,20 @@
 //! completely and durably written ([`BlobWriter::finish`]); a writer dropped before `finish`
 //! leaves nothing visible. Storing content that is already present is a no-op
 //! ([`StoredBlob::existed`]).
+//!
+//! **Staging** is for blobs that a record must announce first (a signed image, its detached
+//! document and provenance: signed firmware must never be on disk without its audit record).
+//! [`BlobWriter::stage`] makes the content durable under its SHA-256 in a staging area where
+//! nothing can read it; [`BlobStore::sync_staged`] makes the staged names durable (one call for
+//! several blobs); the caller then commits the record that references them, and only then
+//! [`StagedBlob::publish`]es them. A staged blob dropped unpublished is deleted. After a crash,
+//! [`BlobStore::recover`] (at start-up, before serving) publishes the staged blobs whose record
+//! was committed, deletes the others, and sweeps visible blobs no record references.
+//!
+//! ```text
+//! write ──stage──▶ staged (durable, invisible) ──sync_staged──▶ [commit record] ──publish──▶ visible
+//!                     └── dropped, or not referenced at recover ──▶ deleted
+//! ```
 
 pub mod fs;
 
@@ -50,6 +64,45 @@ pub trait BlobWriter: std::io::Write + Send {
     /// Make the blob durable and visible under its SHA-256. If that content is already stored,
     /// what was written is discarded and `existed` is true.
     fn finish(self: Box<Self>) -> Result<StoredBlob, StoreError>;
+
+    /// Make the content durable under its SHA-256 in the staging area, **not visible**
+    /// ([`BlobStore::open`], `contains`, `check` and `local_path` do not see it) until
+    /// [`StagedBlob::publish`]. Its staged name is durable once [`BlobStore::sync_staged`]
+    /// returns.
+    fn stage(self: Box<Self>) -> Result<Box<dyn StagedBlob>, StoreError>;
+}
+
+/// A blob written and durable but not visible ([`BlobWriter::stage`]). Dropping it without
+/// [`StagedBlob::publish`] deletes it.
+pub trait StagedBlob: Send {
+    /// SHA-256 of the content.
+    fn sha256(&self) -> Hash32;
+
+    /// Length in bytes.
+    fn size(&self) -> u64;
+
+    /// Make it visible under its SHA-256 — after the record that references it is committed.
+    /// Content already visible under that name is kept (`existed`). Needs no further sync: if
+    /// the publication is lost in a crash, [`BlobStore::recover`] publishes it again.
+    fn publish(self: Box<Self>) -> Result<StoredBlob, StoreError>;
+}
+
+/// What [`BlobStore::recover`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Staged blobs whose record was committed, published now.
+    pub published: Vec<Hash32>,
+    /// Staged blobs no record references (their request never committed), deleted.
+    pub discarded: Vec<Hash32>,
+    /// Visible blobs no record references (left by an older version), deleted.
+    pub swept: Vec<Hash32>,
+}
+
+impl Recovery {
+    /// Nothing was changed.
+    pub fn is_empty(&self) -> bool {
+        self.published.is_empty() && self.discarded.is_empty() && self.swept.is_empty()
+    }
 }
 
 /// A content-addressed (SHA-256) blob store. Object-safe: the server holds an
@@ -65,6 +118,24 @@ pub trait BlobStore: Send + Sync {
         w.write_all(data)?;
         w.finish()
     }
+
+    /// Stage `data` in one go ([`BlobWriter::stage`]).
+    fn stage(&self, data: &[u8]) -> Result<Box<dyn StagedBlob>, StoreError> {
+        let mut w = self.writer()?;
+        w.write_all(data)?;
+        w.stage()
+    }
+
+    /// Make the names of every blob staged so far durable (the filesystem store: one `fsync`
+    /// of the staging directory). Call after staging and before committing the record that
+    /// references the staged blobs.
+    fn sync_staged(&self) -> Result<(), StoreError>;
+
+    /// At start-up, before any request: publish every staged blob `referenced` accepts
+    /// (its record was committed but the daemon stopped before publishing it), delete the
+    /// other staged blobs, and delete every visible blob `referenced` rejects (no record
+    /// announces it). Not to be called while blobs are being written.
+    fn recover(&self, referenced: &dyn Fn(&Hash32) -> bool) -> Result<Recovery, StoreError>;
 
     /// Open the blob with this SHA-256 for reading; `None` if absent.
     fn open(&self, sha256: &Hash32) -> Result<Option<Blob>, StoreError>;

@@ -57,6 +57,26 @@ pub(super) fn insert_artifact(conn: &Connection, m: &ArtifactMeta) -> Result<(),
 }
 
 impl ArtifactIndex for SqliteStore {
+    fn artifact_blobs(&self) -> Result<Vec<crate::Hash32>, StoreError> {
+        let conn = self.lock();
+        let mut st = conn
+            .prepare(
+                "SELECT input_sha256, output_sha256, detached_sha256, provenance_sha256 \
+                 FROM artifacts",
+            )
+            .db()?;
+        let mut rows = st.query([]).db()?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().db()? {
+            for i in 0..4 {
+                if let Some(h) = r.get::<_, Option<String>>(i).db()? {
+                    out.push(super::parse_hash("blob", &h).map_err(StoreError::Corrupt)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn put_artifact(&self, m: &ArtifactMeta) -> Result<(), StoreError> {
         m.validate()?;
         let conn = self.lock();

@@ -4,8 +4,8 @@
 
 use super::{parse_hash, DbResult as _, SqliteStore};
 use crate::jobs::{
-    approval_refusal, quorum, rejection_reason, validate_new_job, Approval, ApproveOutcome, Job,
-    JobQueue, JobRefusal, JobState, NewJob, INTERRUPTED_REASON,
+    approval_refusal, counted, quorum, rejection_reason, validate_new_job, Approval,
+    ApproveOutcome, CurrentPolicy, Job, JobQueue, JobRefusal, JobState, NewJob, INTERRUPTED_REASON,
 };
 use crate::StoreError;
 use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
@@ -231,7 +231,7 @@ impl JobQueue for SqliteStore {
         digest: &[u8],
         time: &str,
         now_unix: i64,
-        min_required: u32,
+        policy: &CurrentPolicy<'_>,
     ) -> Result<ApproveOutcome, StoreError> {
         let mut conn = self.lock();
         let tx = conn
@@ -252,7 +252,7 @@ impl JobQueue for SqliteStore {
             approver: approver.to_string(),
             time: time.to_string(),
         });
-        let required = quorum(job.job.required, min_required);
+        let required = quorum(job.job.required, policy.min_required);
         if required != job.job.required {
             tx.execute(
                 "UPDATE jobs SET required = ?2 WHERE id = ?1",
@@ -261,7 +261,8 @@ impl JobQueue for SqliteStore {
             .db()?;
             job.job.required = required;
         }
-        let n = u32::try_from(job.approvals.len()).unwrap_or(u32::MAX);
+        let counting = counted(&job, policy);
+        let n = u32::try_from(counting.len()).unwrap_or(u32::MAX);
         let out = if n >= job.job.required {
             let changed = tx
                 .execute(
@@ -273,6 +274,7 @@ impl JobQueue for SqliteStore {
                 return Err(StoreError::Corrupt(format!("job {id}: state changed")));
             }
             job.state = JobState::Signing;
+            job.approvals = counting;
             ApproveOutcome::Quorum(Box::new(job))
         } else {
             ApproveOutcome::Recorded {
@@ -330,6 +332,18 @@ impl JobQueue for SqliteStore {
             Some(reason),
             None,
         )
+    }
+
+    fn job_inputs(&self) -> Result<Vec<crate::Hash32>, StoreError> {
+        let conn = self.lock();
+        let mut st = conn.prepare("SELECT input_sha256 FROM jobs").db()?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0)).db()?;
+        let mut out = Vec::new();
+        for r in rows {
+            let h = r.db()?;
+            out.push(parse_hash("input_sha256", &h).map_err(StoreError::Corrupt)?);
+        }
+        Ok(out)
     }
 
     fn fail_interrupted(&self) -> Result<Vec<String>, StoreError> {
@@ -394,10 +408,12 @@ mod tests {
         {
             let s = SqliteStore::open(d.path().join("db")).unwrap();
             s.create_job(&job("j1", 2, 100)).unwrap();
-            s.approve("j1", "alice", &[1, 2, 3], T, 50, 0).unwrap();
+            s.approve("j1", "alice", &[1, 2, 3], T, 50, &CurrentPolicy::ANYONE)
+                .unwrap();
             s.create_job(&job("j2", 1, 100)).unwrap();
             assert!(matches!(
-                s.approve("j2", "alice", &[1, 2, 3], T, 50, 0).unwrap(),
+                s.approve("j2", "alice", &[1, 2, 3], T, 50, &CurrentPolicy::ANYONE)
+                    .unwrap(),
                 ApproveOutcome::Quorum(_)
             ));
         }
@@ -414,8 +430,15 @@ mod tests {
         let s = SqliteStore::open(&p).unwrap();
         for i in 0..20 {
             s.create_job(&job(&format!("j{i}"), 2, 100)).unwrap();
-            s.approve(&format!("j{i}"), "alice", &[1, 2, 3], T, 50, 0)
-                .unwrap();
+            s.approve(
+                &format!("j{i}"),
+                "alice",
+                &[1, 2, 3],
+                T,
+                50,
+                &CurrentPolicy::ANYONE,
+            )
+            .unwrap();
         }
         // Two processes' worth of connections, one approver each, racing on every job.
         let handles: Vec<_> = ["bob", "carol"]
@@ -427,8 +450,15 @@ mod tests {
                     (0..20)
                         .map(|i| {
                             matches!(
-                                s.approve(&format!("j{i}"), who, &[1, 2, 3], T, 50, 0)
-                                    .unwrap(),
+                                s.approve(
+                                    &format!("j{i}"),
+                                    who,
+                                    &[1, 2, 3],
+                                    T,
+                                    50,
+                                    &CurrentPolicy::ANYONE
+                                )
+                                .unwrap(),
                                 ApproveOutcome::Quorum(_)
                             )
                         })

@@ -254,6 +254,20 @@ roles = {{ "*" = ["submitter", "factory", "metrics"] }}
         self.launch();
     }
 
+    /// `kill -9` the daemon (no shutdown at all) and wait for it to be gone.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start the daemon again on the same config and state (after [`Appliance::crash`]).
+    pub fn relaunch(&mut self) {
+        assert!(self.child.is_none(), "the daemon is still running");
+        self.launch();
+    }
+
     /// Send SIGHUP (config reload).
     pub fn sighup(&self) {
         let pid = self.child.as_ref().expect("daemon running").id();
