@@ -41,13 +41,15 @@ pub mod codes {
     pub const MALFORMED_IMAGE: &str = "malformed-image";
     /// 422: format not allowed for the product, or not signable with its algorithms.
     pub const UNSUPPORTED: &str = "unsupported";
+    /// 422: the signed MCUboot image (with its image trailer) exceeds the product's slot size.
+    pub const SLOT_OVERFLOW: &str = "slot-overflow";
     /// 503: the HSM or its keys are unavailable.
     pub const HSM_UNAVAILABLE: &str = "hsm-unavailable";
     /// 500: anything else.
     pub const INTERNAL: &str = "internal";
 
     /// Every code the daemon sends.
-    pub const ALL: [&str; 20] = [
+    pub const ALL: [&str; 21] = [
         BAD_REQUEST,
         UNAUTHENTICATED,
         FORBIDDEN,
@@ -66,6 +68,7 @@ pub mod codes {
         TOO_LARGE,
         MALFORMED_IMAGE,
         UNSUPPORTED,
+        SLOT_OVERFLOW,
         HSM_UNAVAILABLE,
         INTERNAL,
     ];
