@@ -503,7 +503,7 @@ fn options(i: usize) -> SignOptions {
         mcuboot_slot: Some(Slot {
             size: 0x2_0000,
             align: 4,
-            max_align: Some(8),
+            max_align: [Some(8), None][i % 2],
             max_sectors: 128,
             overwrite_only: false,
         }),
