@@ -52,8 +52,8 @@ pub enum FormatError {
     #[error(
         "the signed {format} image does not fit its slot: {image} bytes (unsigned input {input} \
          bytes) + {trailer}-byte image trailer = {} bytes > slot size {slot} bytes, {} bytes over",
-        image + trailer,
-        (image + trailer).saturating_sub(*slot)
+        image.saturating_add(*trailer),
+        image.saturating_add(*trailer).saturating_sub(*slot)
     )]
     SlotOverflow {
         /// Format.

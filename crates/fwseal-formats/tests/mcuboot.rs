@@ -760,6 +760,16 @@ fn mutations_never_panic() {
         &keys.request(Mode::Embedded),
         vec![],
     ));
+    // A PUBKEY (full public key) image, and a request with a slot to check against.
+    let full = Request {
+        options: SignOptions {
+            mcuboot_public_key: PublicKeyFormat::Full,
+            mcuboot_slot: Some(Slot::new(8192)),
+            ..Default::default()
+        },
+        ..keys.request(Mode::Embedded)
+    };
+    seeds.push(keys.embed(Format::Mcuboot, &seeds[0], &full, vec![]));
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
         x ^= x << 13;
@@ -807,6 +817,7 @@ fn mutations_never_panic() {
         let _ = extract(Format::Mcuboot, &d);
         let _ = fwseal_formats::describe(Format::Mcuboot, &d);
         let _ = prepare(Format::Mcuboot, &d, &req);
+        let _ = prepare(Format::Mcuboot, &d, &full);
         runs += 1;
     }
     assert_eq!(runs, 3000);
