@@ -12,7 +12,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = prepare(f, data, &req);
         // The full-public-key layout and the slot-size check.
         req.options.mcuboot_public_key = mcuboot::PublicKeyFormat::Full;
-        req.options.mcuboot_slot = Some(mcuboot::Slot::new(u32::from(data.first().copied().unwrap_or(0)) << 8));
+        req.options.mcuboot_slot = Some(mcuboot::Slot::new(
+            u32::from(data.first().copied().unwrap_or(0)) << 8,
+        ));
         let _ = prepare(f, data, &req);
     }
 });

@@ -89,13 +89,19 @@ fn verify_finds_the_key_by_keyhash_or_pubkey_for_every_mcuboot_classical_algorit
             ]);
             assert_eq!(code, 0, "{what}: {out}{err}");
             assert!(
-                out.contains(&format!("OK embedded {alg} signature by {}", key.public_key().key_id().to_hex())),
+                out.contains(&format!(
+                    "OK embedded {alg} signature by {}",
+                    key.public_key().key_id().to_hex()
+                )),
                 "{what}: {out}"
             );
             assert!(out.contains("OK embedded ml-dsa-65"), "{what}: {out}");
             let (code, out, err) = fwseal(&["inspect", &p("app.signed.img")]);
             assert_eq!(code, 0, "{what}: {out}{err}");
-            assert!(out.contains(tlv), "{what}: inspect names the key by {tlv}: {out}");
+            assert!(
+                out.contains(tlv),
+                "{what}: inspect names the key by {tlv}: {out}"
+            );
         }
     }
 }

@@ -402,7 +402,11 @@ fn slot_trailer_size_is_imgtools() {
             ..Slot::new(0)
         },
     ];
-    assert_eq!(Slot::new(0).trailer_size(), 432, "imgtool's default trailer");
+    assert_eq!(
+        Slot::new(0).trailer_size(),
+        432,
+        "imgtool's default trailer"
+    );
     for c in cases {
         let out = dir.path().join("unsigned.img");
         let create = |size: u64| {
@@ -523,14 +527,17 @@ fn signed_image_must_fit_the_slot() {
             ));
             // The bound holds for real signatures, and is tight.
             let actual = sign(&req(None, Mode::Embedded)).expect("no slot").len() as u64;
-            assert!(actual <= worst && worst - actual < 8, "{what}: {actual} vs {worst}");
+            assert!(
+                actual <= worst && worst - actual < 8,
+                "{what}: {actual} vs {worst}"
+            );
             if classical != Some(SigAlg::EcdsaP256Sha256)
                 && classical != Some(SigAlg::EcdsaP384Sha384)
             {
                 assert_eq!(actual, worst, "{what}: no variable-length signature");
             }
-            let out = sign(&req(Some((worst + trailer) as u32), Mode::Embedded))
-                .expect("fits exactly");
+            let out =
+                sign(&req(Some((worst + trailer) as u32), Mode::Embedded)).expect("fits exactly");
             assert!(out.len() as u64 + trailer <= worst + trailer);
             assert!(matches!(
                 sign(&req(Some((worst + trailer - 1) as u32), Mode::Embedded)),

@@ -180,7 +180,9 @@ fn empty_raw_image_is_refused_and_one_byte_is_the_minimum() {
                         at: Location::Offset(0),
                         what: w,
                     }) => assert!(w.contains("empty image"), "{what} {mode:?}: {w}"),
-                    other => panic!("{what} {mode:?}: expected the empty-image error, got {other:?}"),
+                    other => {
+                        panic!("{what} {mode:?}: expected the empty-image error, got {other:?}")
+                    }
                 }
             }
         }
@@ -194,7 +196,12 @@ fn empty_raw_image_is_refused_and_one_byte_is_the_minimum() {
             );
         }
     }
-    let signed = keys.embed(Format::Raw, &one_signed, &keys.request(Mode::Embedded), vec![]);
+    let signed = keys.embed(
+        Format::Raw,
+        &one_signed,
+        &keys.request(Mode::Embedded),
+        vec![],
+    );
     assert_eq!(signed.len(), one_signed.len());
     assert_eq!(keys.verify_extracted(Format::Raw, &signed), 2);
 }

@@ -129,7 +129,11 @@ fn mcuboot_options_are_validated_and_reach_the_sign_options() {
         })
     );
     // Defaults: KEYHASH, no slot check.
-    let d = cfg("", &[]).unwrap().product("p").unwrap().sign_options(None);
+    let d = cfg("", &[])
+        .unwrap()
+        .product("p")
+        .unwrap()
+        .sign_options(None);
     assert_eq!(
         (d.mcuboot_public_key, d.mcuboot_slot),
         (PublicKeyFormat::Hash, None)
@@ -138,8 +142,14 @@ fn mcuboot_options_are_validated_and_reach_the_sign_options() {
         ("mcuboot_public_key = \"raw\"", "unknown variant"),
         ("mcuboot_slot_size = 0", "at least 1 byte"),
         ("mcuboot_slot_size = 4096\nmcuboot_align = 3", "align 3"),
-        ("mcuboot_slot_size = 4096\nmcuboot_max_align = 4", "max_align 4"),
-        ("mcuboot_slot_size = 4096\nmcuboot_max_sectors = 0", "max_sectors"),
+        (
+            "mcuboot_slot_size = 4096\nmcuboot_max_align = 4",
+            "max_align 4",
+        ),
+        (
+            "mcuboot_slot_size = 4096\nmcuboot_max_sectors = 0",
+            "max_sectors",
+        ),
         ("mcuboot_align = 4", "need mcuboot_slot_size"),
         ("mcuboot_overwrite_only = true", "need mcuboot_slot_size"),
     ] {

@@ -236,7 +236,11 @@ fn every_algorithm_pair_signs_every_format_and_fwseal_verify_accepts_it() {
     // MCUboot hash-locally; "s" pairs: 2 + 1 + 1 inputs embedded per classical algorithm,
     // less .efi on an ECDSA product.
     if !full {
-        assert_eq!(checked, 8 * (12 + 2) + 8 * (10 + 2) + 4 * 4, "outputs verified");
+        assert_eq!(
+            checked,
+            8 * (12 + 2) + 8 * (10 + 2) + 4 * 4,
+            "outputs verified"
+        );
     }
     a.assert_alive();
 }

@@ -51,7 +51,11 @@ fn empty_raw_images_are_refused_with_a_problem_document_and_audited() {
             // A refusal by the daemon exits 1; an input the client refuses itself exits 4.
             let code = if extra == ["--hash-locally"] { 4 } else { 1 };
             assert_eq!(r.code, Some(code), "{name} {extra:?}: {}", r.text());
-            assert!(r.stderr.contains("empty image"), "{name} {extra:?}: {}", r.text());
+            assert!(
+                r.stderr.contains("empty image"),
+                "{name} {extra:?}: {}",
+                r.text()
+            );
             if extra != ["--hash-locally"] {
                 // The daemon's refusal: an RFC 9457 document with a 4xx status and its code.
                 assert!(
@@ -140,7 +144,10 @@ mcuboot_align = 8
         )
         .parse()
         .unwrap();
-    assert_eq!(hl, 0, "no signature was made for the refused hash-locally image");
+    assert_eq!(
+        hl, 0,
+        "no signature was made for the refused hash-locally image"
+    );
     assert!(!a.path(&embedded_name(&img)).exists());
     // Detached leaves the image unchanged: it fits.
     a.cli_ok(&["sign", "-p", "slot", "--detached", &img]);
@@ -156,45 +163,92 @@ mcuboot_align = 8
     a.cli_ok(&["sign", "-p", "hwkey", &img]);
     a.cli_ok(&["sign", "-p", "hwkey", "--hash-locally", "hl.img"]);
     // A stock imgtool image with a P-384 key of its own, --public-key-format full.
-    let theirs = tool("openssl").zip(tool("imgtool")).map(|(openssl, imgtool)| {
-        run_ok(
-            Command::new(&openssl)
-                .args(["genpkey", "-algorithm", "EC", "-pkeyopt"])
-                .args(["ec_paramgen_curve:P-384", "-out", "other-p384.key"])
-                .current_dir(a.dir.path()),
-        );
-        run_ok(
-            Command::new(&openssl)
-                .args(["pkey", "-in", "other-p384.key", "-pubout", "-out", "other-p384.pem"])
-                .current_dir(a.dir.path()),
-        );
-        run_ok(
-            Command::new(&imgtool)
-                .args(["sign", "--key", "other-p384.key", "--public-key-format", "full"])
-                .args(["--header-size", "0x200", "--pad-header", "--version", "1.2.3"])
-                .args(["--align", "8", "--slot-size", "0x20000"])
-                .arg(fixture("mcuboot/body.bin"))
-                .arg("imgtool-full.img")
-                .current_dir(a.dir.path()),
-        );
-        std::fs::read(a.path("imgtool-full.img")).unwrap()
-    });
+    let theirs = tool("openssl")
+        .zip(tool("imgtool"))
+        .map(|(openssl, imgtool)| {
+            run_ok(
+                Command::new(&openssl)
+                    .args(["genpkey", "-algorithm", "EC", "-pkeyopt"])
+                    .args(["ec_paramgen_curve:P-384", "-out", "other-p384.key"])
+                    .current_dir(a.dir.path()),
+            );
+            run_ok(
+                Command::new(&openssl)
+                    .args([
+                        "pkey",
+                        "-in",
+                        "other-p384.key",
+                        "-pubout",
+                        "-out",
+                        "other-p384.pem",
+                    ])
+                    .current_dir(a.dir.path()),
+            );
+            run_ok(
+                Command::new(&imgtool)
+                    .args([
+                        "sign",
+                        "--key",
+                        "other-p384.key",
+                        "--public-key-format",
+                        "full",
+                    ])
+                    .args([
+                        "--header-size",
+                        "0x200",
+                        "--pad-header",
+                        "--version",
+                        "1.2.3",
+                    ])
+                    .args(["--align", "8", "--slot-size", "0x20000"])
+                    .arg(fixture("mcuboot/body.bin"))
+                    .arg("imgtool-full.img")
+                    .current_dir(a.dir.path()),
+            );
+            std::fs::read(a.path("imgtool-full.img")).unwrap()
+        });
     for signed in [embedded_name(&img), "hl.signed.img".to_string()] {
         let out = std::fs::read(a.path(&signed)).unwrap();
         let tlvs = unprotected(&out);
         let types: Vec<u16> = tlvs.iter().map(|t| t.0).collect();
-        assert_eq!(types, [mcuboot::TLV_SHA384, mcuboot::TLV_PUBKEY, 0x22], "{signed}");
-        assert_eq!(tlvs[1].1, spki, "{signed}: PUBKEY is the product key's SPKI DER");
+        assert_eq!(
+            types,
+            [mcuboot::TLV_SHA384, mcuboot::TLV_PUBKEY, 0x22],
+            "{signed}"
+        );
+        assert_eq!(
+            tlvs[1].1, spki,
+            "{signed}: PUBKEY is the product key's SPKI DER"
+        );
         if let Some(theirs) = &theirs {
             let t: Vec<u16> = unprotected(theirs).iter().map(|t| t.0).collect();
-            assert_eq!(t, types, "{signed}: same TLV layout as imgtool --public-key-format full");
+            assert_eq!(
+                t, types,
+                "{signed}: same TLV layout as imgtool --public-key-format full"
+            );
         }
-        assert!(out.len() as u64 + Slot { align: 8, ..Slot::new(0) }.trailer_size() <= 0x20000);
+        assert!(
+            out.len() as u64
+                + Slot {
+                    align: 8,
+                    ..Slot::new(0)
+                }
+                .trailer_size()
+                <= 0x20000
+        );
         if let Some(r) = judge(&a, "imgtool", &["verify", "-k", ec, &signed]) {
-            assert!(r.stdout.contains("Image was correctly validated"), "{}", r.text());
+            assert!(
+                r.stdout.contains("Image was correctly validated"),
+                "{}",
+                r.text()
+            );
         }
         let r = a.cli_ok(&["verify", &signed, "-k", ec, "-k", pq]);
-        assert!(r.stdout.contains("OK embedded ecdsa-p384-sha384"), "{}", r.text());
+        assert!(
+            r.stdout.contains("OK embedded ecdsa-p384-sha384"),
+            "{}",
+            r.text()
+        );
         // Another P-384 key is not the one the PUBKEY names.
         if theirs.is_some() {
             let r = a.cli(&["verify", &signed, "-k", "other-p384.pem", "-k", pq]);
@@ -204,7 +258,13 @@ mcuboot_align = 8
     }
     // And fwseal verify accepts imgtool's own full-key image with imgtool's key.
     if theirs.is_some() {
-        let r = a.cli_ok(&["verify", "imgtool-full.img", "-k", "other-p384.pem", "--classical-only"]);
+        let r = a.cli_ok(&[
+            "verify",
+            "imgtool-full.img",
+            "-k",
+            "other-p384.pem",
+            "--classical-only",
+        ]);
         assert!(r.stdout.contains("verified"), "{}", r.text());
     }
     a.assert_alive();
