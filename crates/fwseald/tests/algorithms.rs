@@ -112,6 +112,9 @@ fn verify(a: &Appliance, what: &str, args: &[&str], keys: &[String], want: &[Str
     assert!(r.stdout.contains(": verified ("), "{what}: {}", r.text());
 }
 
+/// An input copied for one pair, and its format.
+type Item = (String, Format);
+
 fn run_pair(a: &Appliance, p: &Pair, full: bool) -> usize {
     let t0 = Instant::now();
     let dir = p.product.as_str();
@@ -146,9 +149,8 @@ fn run_pair(a: &Appliance, p: &Pair, full: bool) -> usize {
         }
         batch.push((here, format));
     }
-    let names = |v: &[(String, Format)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
-    let mut modes: Vec<(&str, Vec<&str>, &[(String, Format)])> =
-        vec![("embedded", vec![], batch.as_slice())];
+    let names = |v: &[Item]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    let mut modes: Vec<(&str, Vec<&str>, &[Item])> = vec![("embedded", vec![], batch.as_slice())];
     if p.all_modes {
         modes.push(("detached", vec!["--detached"], batch.as_slice()));
         modes.push(("hash-locally", vec!["--hash-locally"], hl.as_slice()));
