@@ -41,6 +41,8 @@ pub mod codes {
     pub const MALFORMED_IMAGE: &str = "malformed-image";
     /// 422: format not allowed for the product, or not signable with its algorithms.
     pub const UNSUPPORTED: &str = "unsupported";
+    /// 422: the signed MCUboot image (with its image trailer) exceeds the product's slot size.
+    pub const SLOT_OVERFLOW: &str = "slot-overflow";
     /// 503: the HSM or its keys are unavailable.
     pub const HSM_UNAVAILABLE: &str = "hsm-unavailable";
     /// 500: anything else.
@@ -57,7 +59,7 @@ pub mod codes {
     pub const HEADERS_TOO_LARGE: &str = "headers-too-large";
 
     /// Every code the daemon sends.
-    pub const ALL: [&str; 25] = [
+    pub const ALL: [&str; 26] = [
         BAD_REQUEST,
         UNAUTHENTICATED,
         FORBIDDEN,
@@ -76,6 +78,7 @@ pub mod codes {
         TOO_LARGE,
         MALFORMED_IMAGE,
         UNSUPPORTED,
+        SLOT_OVERFLOW,
         HSM_UNAVAILABLE,
         INTERNAL,
         NOT_FOUND,

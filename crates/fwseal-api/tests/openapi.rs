@@ -26,6 +26,7 @@
 use fwseal_api::digest::*;
 use fwseal_api::*;
 use fwseal_crypto::{Family, KeyId, Signature};
+use fwseal_formats::mcuboot::{PublicKeyFormat, Slot};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -498,6 +499,14 @@ fn options(i: usize) -> SignOptions {
         hex_signature_address: Some(0x1000),
         hex_fill: 0xff,
         dfuse_signature_address: Some(0x0800_0000),
+        mcuboot_public_key: [PublicKeyFormat::Hash, PublicKeyFormat::Full][i % 2],
+        mcuboot_slot: Some(Slot {
+            size: 0x2_0000,
+            align: 4,
+            max_align: [Some(8), None][i % 2],
+            max_sectors: 128,
+            overwrite_only: false,
+        }),
     }
 }
 
@@ -526,6 +535,7 @@ impl Sample for SignParams {
                 security_counter: None,
                 hex_signature_address: None,
                 dfuse_signature_address: None,
+                mcuboot_slot: None,
                 ..options(0)
             },
             ..pick(0)

@@ -220,10 +220,7 @@ fn inspect(a: &InspectArgs, json: bool) -> Result<u8> {
                         s.bytes.len(),
                         s.key_id
                             .map(|k| k.to_hex())
-                            .or_else(|| s
-                                .key_hint
-                                .as_ref()
-                                .map(|h| format!("hash {}", hex::encode(h))))
+                            .or_else(|| s.key_hint.as_ref().map(|h| h.to_string()))
                             .unwrap_or_else(|| "-".into())
                     );
                 }

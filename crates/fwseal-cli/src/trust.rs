@@ -3,9 +3,9 @@
 use anyhow::{bail, Context, Result};
 use der::{Decode, Encode};
 use fwseal_crypto::verify::spki_pem_decode;
-use fwseal_crypto::{DigestAlg, Family, KeyId, PublicKey, SigAlg, SignedMessage};
+use fwseal_crypto::{Family, KeyId, PublicKey, SigAlg};
 use fwseal_formats::detached::DetachedDoc;
-use fwseal_formats::{extract, prepare, Format, Mode, Request, SignOptions};
+use fwseal_formats::{extract, prepare, Format, FoundSignature, Mode, Request, SignOptions};
 use std::path::Path;
 
 /// A trusted public key loaded from a PEM/DER SPKI or an X.509 certificate.
@@ -46,12 +46,6 @@ impl TrustedKey {
             spki,
         })
     }
-
-    /// SHA-256 of the raw key bytes inside the SPKI (MCUboot KEYHASH for RSA is over PKCS#1).
-    fn raw_hash(&self) -> Option<Vec<u8>> {
-        let s = spki::SubjectPublicKeyInfoOwned::from_der(&self.spki).ok()?;
-        Some(DigestAlg::Sha256.hash(s.subject_public_key.raw_bytes()))
-    }
 }
 
 /// Which halves must be present and valid.
@@ -76,37 +70,27 @@ pub struct Checked {
     pub origin: &'static str,
 }
 
-fn find_key<'a>(
-    keys: &'a [TrustedKey],
-    alg: SigAlg,
-    id: Option<&KeyId>,
-    hint: Option<&[u8]>,
-) -> Vec<&'a TrustedKey> {
+/// The trusted keys for `alg` that the signature names (by key id, or by the format's key hint:
+/// MCUboot's KEYHASH under the image hash algorithm, or its full PUBKEY). The format engine
+/// decides what a hint means ([`FoundSignature::names_key`]).
+fn find_key<'a>(keys: &'a [TrustedKey], found: &FoundSignature) -> Vec<&'a TrustedKey> {
     keys.iter()
-        .filter(|k| PublicKey::from_spki_der(alg, &k.spki).is_ok())
-        .filter(|k| match (id, hint) {
-            (Some(id), _) => k.key_id == *id,
-            (None, Some(h)) => k.key_id.0.as_slice() == h || k.raw_hash().as_deref() == Some(h),
-            (None, None) => true,
-        })
+        .filter(|k| PublicKey::from_spki_der(found.alg, &k.spki).is_ok())
+        .filter(|k| found.names_key(&k.spki))
         .collect()
 }
 
-fn check(
-    keys: &[TrustedKey],
-    alg: SigAlg,
-    id: Option<&KeyId>,
-    hint: Option<&[u8]>,
-    msg: &SignedMessage,
-    sig: &[u8],
-    origin: &'static str,
-) -> Result<Checked> {
-    let cands = find_key(keys, alg, id, hint);
+fn check(keys: &[TrustedKey], found: &FoundSignature, origin: &'static str) -> Result<Checked> {
+    let (alg, msg, sig) = (found.alg, &found.message, &found.bytes);
+    let cands = find_key(keys, found);
     if cands.is_empty() {
         bail!(
-            "{origin} {alg} signature: no trusted key matches (key id {})",
-            id.map(|k| k.to_hex())
-                .unwrap_or_else(|| "not recorded".into())
+            "{origin} {alg} signature: no trusted key matches (key {})",
+            match (&found.key_id, &found.key_hint) {
+                (Some(k), _) => format!("id {}", k.to_hex()),
+                (None, Some(h)) => h.to_string(),
+                (None, None) => "not recorded".into(),
+            }
         );
     }
     let mut last = None;
@@ -147,15 +131,7 @@ pub fn verify_image(
         (Err(e), _) => bail!("{e}"),
         (Ok(ex), _) => {
             for s in &ex.signatures {
-                ok.push(check(
-                    keys,
-                    s.alg,
-                    s.key_id.as_ref(),
-                    s.key_hint.as_deref(),
-                    &s.message,
-                    &s.bytes,
-                    "embedded",
-                )?);
+                ok.push(check(keys, s, "embedded")?);
             }
         }
     }
@@ -205,15 +181,14 @@ pub fn verify_image(
                 Family::PostQuantum => plan.pq_message(s.alg)?,
                 Family::Classical => plan.classical_message(s.alg, pq_sig)?,
             };
-            ok.push(check(
-                keys,
-                s.alg,
-                Some(&s.key_id),
-                None,
-                &msg,
-                &s.bytes,
-                "detached",
-            )?);
+            let found = FoundSignature {
+                alg: s.alg,
+                key_id: Some(s.key_id),
+                key_hint: None,
+                bytes: s.bytes.clone(),
+                message: msg,
+            };
+            ok.push(check(keys, &found, "detached")?);
         }
     }
     if ok.is_empty() {

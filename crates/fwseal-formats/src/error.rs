@@ -46,6 +46,28 @@ pub enum FormatError {
         /// Limit in bytes.
         limit: u64,
     },
+    /// The signed image would not fit the flash slot configured for it (MCUboot `slot size`):
+    /// `image` bytes plus the `trailer` the bootloader keeps at the end of the slot exceed
+    /// `slot`.
+    #[error(
+        "the signed {format} image does not fit its slot: {image} bytes (unsigned input {input} \
+         bytes) + {trailer}-byte image trailer = {} bytes > slot size {slot} bytes, {} bytes over",
+        image.saturating_add(*trailer),
+        image.saturating_add(*trailer).saturating_sub(*slot)
+    )]
+    SlotOverflow {
+        /// Format.
+        format: Format,
+        /// Size of the input as given.
+        input: u64,
+        /// Size of the signed image (the largest it can be: classical signatures counted at
+        /// their longest encoding).
+        image: u64,
+        /// Bytes reserved at the end of the slot (imgtool's image trailer).
+        trailer: u64,
+        /// Slot size.
+        slot: u64,
+    },
     /// The image carries no signatures.
     #[error("{0} image carries no fwseal-recognised signature")]
     NotSigned(Format),

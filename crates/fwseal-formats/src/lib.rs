@@ -368,6 +368,14 @@ pub struct SignOptions {
     /// DfuSe: address of the extra element holding the signature block (default: next
     /// 16-byte-aligned address after the highest element of the last target).
     pub dfuse_signature_address: Option<u32>,
+    /// MCUboot: which key TLV names the classical key — KEYHASH (`hash`, the default) or the
+    /// full PUBKEY (`full`, for bootloaders built with `MCUBOOT_HW_KEY`), as imgtool's
+    /// `--public-key-format`.
+    pub mcuboot_public_key: mcuboot::PublicKeyFormat,
+    /// MCUboot: the slot the signed image must fit, image trailer included (imgtool's
+    /// `--slot-size`, `--align`, `--max-align`, `--max-sectors`, `--overwrite-only`). `None`: no
+    /// check.
+    pub mcuboot_slot: Option<mcuboot::Slot>,
 }
 
 impl Default for SignOptions {
@@ -380,6 +388,8 @@ impl Default for SignOptions {
             hex_signature_address: None,
             hex_fill: 0xff,
             dfuse_signature_address: None,
+            mcuboot_public_key: mcuboot::PublicKeyFormat::Hash,
+            mcuboot_slot: None,
         }
     }
 }
@@ -651,12 +661,65 @@ pub struct FoundSignature {
     pub alg: SigAlg,
     /// Key id if the format records one (our key id: SHA-256 of SPKI DER).
     pub key_id: Option<KeyId>,
-    /// A format-specific key hint (MCUboot KEYHASH), if any.
-    pub key_hint: Option<Vec<u8>>,
+    /// How the format names the key when it records no key id (MCUboot KEYHASH / PUBKEY).
+    pub key_hint: Option<KeyHint>,
     /// Signature bytes in the fwseal canonical encoding (ECDSA DER).
     pub bytes: Vec<u8>,
     /// The message the signature must verify against.
     pub message: SignedMessage,
+}
+
+impl FoundSignature {
+    /// Whether the key `spki` (DER SubjectPublicKeyInfo) is the one the image names for this
+    /// signature: its key id, or the format's key hint. A signature that names no key matches
+    /// every key (the signature check decides).
+    pub fn names_key(&self, spki: &[u8]) -> bool {
+        match (&self.key_id, &self.key_hint) {
+            (Some(id), _) => KeyId::of_spki(spki) == *id,
+            (None, Some(h)) => h.matches(self.alg, spki),
+            (None, None) => true,
+        }
+    }
+}
+
+/// How a format names the key of a signature without an fwseal key id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyHint {
+    /// MCUboot KEYHASH (`0x01`): `alg` (the image hash algorithm) over the key's MCUboot
+    /// encoding ([`mcuboot::public_key_bytes`]).
+    McubootKeyHash {
+        /// The image hash algorithm.
+        alg: DigestAlg,
+        /// The hash.
+        value: Vec<u8>,
+    },
+    /// MCUboot PUBKEY (`0x02`): the key's MCUboot encoding itself.
+    McubootPubKey(Vec<u8>),
+}
+
+impl KeyHint {
+    /// Whether `spki` (a key for `alg`) is the key this hint names.
+    pub fn matches(&self, alg: SigAlg, spki: &[u8]) -> bool {
+        let Ok(enc) = mcuboot::public_key_bytes(alg, spki) else {
+            return false;
+        };
+        match self {
+            KeyHint::McubootKeyHash { alg: h, value } => h.hash(&enc) == *value,
+            KeyHint::McubootPubKey(k) => *k == enc,
+        }
+    }
+}
+
+impl std::fmt::Display for KeyHint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyHint::McubootKeyHash { alg, value } => {
+                write!(f, "KEYHASH {alg} {}", ::hex::encode(value))
+            }
+            KeyHint::McubootPubKey(k) => write!(f, "PUBKEY ({} bytes)", k.len()),
+        }
+    }
 }
 
 /// Everything [`extract`] learns from a signed image.

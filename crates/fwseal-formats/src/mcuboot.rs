@@ -15,12 +15,13 @@
 use crate::reader::{peek_u16_le, peek_u32_le, Reader};
 use crate::{
     detached, Detection, Extracted, Format, FormatError, FormatSpec, FoundSignature, ImageVersion,
-    Mode, Part, Preparation, Prepared, Request, StreamPreparer,
+    KeyHint, Mode, Part, Preparation, Prepared, Request, StreamPreparer,
 };
 use fwseal_crypto::{
     DigestAlg, Digests, Family, Hasher, KeyId, PublicKey, SigAlg, Signature, SignatureSet,
     SignedMessage,
 };
+use serde::{Deserialize, Serialize};
 
 /// `ih_magic`.
 pub const IMAGE_MAGIC: u32 = 0x96f3_b83d;
@@ -32,7 +33,7 @@ pub const TLV_INFO_MAGIC: u16 = 0x6907;
 pub const TLV_PROT_INFO_MAGIC: u16 = 0x6908;
 /// KEYHASH: hash of the public key (SPKI DER for ECDSA, PKCS#1 for RSA) under the image hash.
 pub const TLV_KEYHASH: u16 = 0x01;
-/// PUBKEY: the full public key.
+/// PUBKEY: the full public key (same encoding as KEYHASH hashes), for `MCUBOOT_HW_KEY` builds.
 pub const TLV_PUBKEY: u16 = 0x02;
 /// SHA-256 image hash.
 pub const TLV_SHA256: u16 = 0x10;
@@ -60,6 +61,158 @@ const IMAGE_F_ENCRYPTED: u32 = 0x0000_0004 | 0x0000_0008;
 /// Most bytes accepted after the body: two TLV areas of at most 65,535 bytes each.
 const MAX_TAIL: usize = 2 * 0xffff;
 const PQ_TLV_FIXED: usize = 4 + 2 + 32;
+
+/// Which TLV names the classical key in the unprotected area (imgtool `--public-key-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PublicKeyFormat {
+    /// KEYHASH (`0x01`): the image hash algorithm over the key's MCUboot encoding (imgtool's
+    /// default, `hash`). The bootloader finds the key among its built-in keys by this hash.
+    #[default]
+    Hash,
+    /// PUBKEY (`0x02`): the key's MCUboot encoding itself (imgtool `full`). Bootloaders built
+    /// with `MCUBOOT_HW_KEY` (TF-M, nRF) need it: they hash the key and compare the hash with
+    /// one held in hardware.
+    Full,
+}
+
+/// imgtool's `DEFAULT_MAX_SECTORS`.
+pub const DEFAULT_MAX_SECTORS: u32 = 128;
+/// imgtool's `DEFAULT_MAX_ALIGN`.
+pub const DEFAULT_MAX_ALIGN: u8 = 8;
+
+/// The flash slot a signed image must fit, as `imgtool sign --slot-size` checks it: the image
+/// plus the image trailer MCUboot keeps at the end of the slot (swap status, flags, magic) must
+/// not exceed `size`. Field names follow imgtool's options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Slot {
+    /// Slot size in bytes (`-S/--slot-size`).
+    pub size: u32,
+    /// Flash write alignment (`--align`: 1, 2, 4, 8, 16 or 32).
+    pub align: u8,
+    /// `--max-align` (8, 16 or 32); `None` = max(8, `align`), as imgtool.
+    pub max_align: Option<u8>,
+    /// `-M/--max-sectors`: sectors the swap status area tracks.
+    pub max_sectors: u32,
+    /// `--overwrite-only`: the trailer holds no swap status.
+    pub overwrite_only: bool,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot {
+            size: 0,
+            align: 1,
+            max_align: None,
+            max_sectors: DEFAULT_MAX_SECTORS,
+            overwrite_only: false,
+        }
+    }
+}
+
+impl Slot {
+    /// A slot of `size` bytes with imgtool's defaults for everything else.
+    pub fn new(size: u32) -> Self {
+        Slot {
+            size,
+            ..Slot::default()
+        }
+    }
+
+    /// The values imgtool accepts.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.size == 0 {
+            return Err("slot size must be at least 1 byte".into());
+        }
+        if ![1, 2, 4, 8, 16, 32].contains(&self.align) {
+            return Err(format!(
+                "align {} is not one of 1, 2, 4, 8, 16, 32",
+                self.align
+            ));
+        }
+        if let Some(m) = self.max_align {
+            if ![8, 16, 32].contains(&m) {
+                return Err(format!("max_align {m} is not one of 8, 16, 32"));
+            }
+        }
+        if self.max_sectors == 0 {
+            return Err("max_sectors must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Bytes MCUboot reserves at the end of the slot: imgtool's `_trailer_size` for an
+    /// unencrypted image (fwseal refuses encrypted ones). Swap: `max_sectors × 3 × align`
+    /// (status area) `+ 4 × max_align` (image_ok, copy_done, swap_info, swap_size)
+    /// `+ align_up(16, max_align)` (magic); overwrite-only: `2 × max_align + align_up(16,
+    /// max_align)`. Defaults (align 1, 128 sectors): 432 bytes.
+    pub fn trailer_size(&self) -> u64 {
+        let max_align = u64::from(
+            self.max_align
+                .unwrap_or_else(|| self.align.max(DEFAULT_MAX_ALIGN)),
+        )
+        .max(1);
+        let magic = 16u64.div_ceil(max_align) * max_align;
+        if self.overwrite_only {
+            2 * max_align + magic
+        } else {
+            u64::from(self.max_sectors) * 3 * u64::from(self.align) + 4 * max_align + magic
+        }
+    }
+
+    /// Refuse an image of `image` bytes (from an input of `input` bytes) that does not fit.
+    pub fn check(&self, input: u64, image: u64) -> Result<(), FormatError> {
+        let trailer = self.trailer_size();
+        if image.saturating_add(trailer) > u64::from(self.size) {
+            return Err(FormatError::SlotOverflow {
+                format: Format::Mcuboot,
+                input,
+                image,
+                trailer,
+                slot: u64::from(self.size),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The public key as MCUboot embeds and hashes it (imgtool's `get_public_bytes`): the
+/// SubjectPublicKeyInfo DER for ECDSA, the PKCS#1 `RSAPublicKey` DER for RSA. `spki` must be a
+/// key for `alg`.
+pub fn public_key_bytes(alg: SigAlg, spki: &[u8]) -> Result<Vec<u8>, FormatError> {
+    let key = PublicKey::from_spki_der(alg, spki)?;
+    Ok(match alg {
+        SigAlg::RsaPssSha256 | SigAlg::RsaPkcs1Sha256 => key.raw()?,
+        _ => spki.to_vec(),
+    })
+}
+
+/// The largest key TLV value and signature TLV value MCUboot carries for `alg`, for the slot
+/// check (which must not depend on the random length of an ECDSA signature's DER).
+fn classical_tlvs_max(
+    alg: SigAlg,
+    key: PublicKeyFormat,
+    hash: DigestAlg,
+) -> Result<usize, FormatError> {
+    // (MCUboot key encoding, longest signature): P-256 SPKI 91 / DER ≤ 72, P-384 SPKI 120 /
+    // DER ≤ 104, RSA-3072 (the largest RSA TLV) PKCS#1 398 / 384.
+    let (key_len, sig_len) = match alg {
+        SigAlg::EcdsaP256Sha256 => (91, 72),
+        SigAlg::EcdsaP384Sha384 => (120, 104),
+        SigAlg::RsaPssSha256 => (398, 384),
+        a => {
+            return Err(FormatError::Unsupported(format!(
+                "MCUboot has no signature TLV for {a}"
+            )))
+        }
+    };
+    let key_tlv = match key {
+        PublicKeyFormat::Hash => hash.len(),
+        PublicKeyFormat::Full => key_len,
+    };
+    Ok(4 + key_tlv + 4 + sig_len)
+}
 
 /// The MCUboot descriptor.
 pub static SPEC: FormatSpec = FormatSpec {
@@ -640,6 +793,27 @@ impl StreamPreparer for McubootStream {
                         .into(),
                 )
             })?;
+        if let Some(slot) = &self.req.options.mcuboot_slot {
+            let image = match self.req.mode {
+                // The image is not changed.
+                Mode::Detached => self.pos,
+                Mode::Embedded => {
+                    let hash = image_hash_alg(self.req.classical);
+                    let pq = self.req.pq.map(pq_tlv_len).transpose()?.unwrap_or(0);
+                    let pq = if embed_pq { pq } else { 0 };
+                    let classical = self
+                        .req
+                        .classical
+                        .map(|c| classical_tlvs_max(c, self.req.options.mcuboot_public_key, hash))
+                        .transpose()?
+                        .unwrap_or(0);
+                    let unprot = 4 + 4 + hash.len() + classical;
+                    (cand.header.len() + prot_prefix.len() + pq + unprot) as u64
+                        + u64::from(hdr.img_size)
+                }
+            };
+            slot.check(self.pos, image)?;
+        }
         let mut hashers = cand.hashers;
         for h in &mut hashers {
             h.update(&prot_prefix);
@@ -718,24 +892,29 @@ impl McubootPlan {
     }
 }
 
-fn keyhash(hash: DigestAlg, sig: &Signature, set: &SignatureSet) -> Result<Vec<u8>, FormatError> {
+/// The key TLV for the classical signature `sig`: KEYHASH (`hash` over the key's MCUboot
+/// encoding) or PUBKEY (the encoding itself).
+fn key_tlv(
+    format: PublicKeyFormat,
+    hash: DigestAlg,
+    sig: &Signature,
+    set: &SignatureSet,
+) -> Result<Vec<u8>, FormatError> {
     let Some(spki) = set.public_key_for(&sig.key_id) else {
         // SHA-256 over the SPKI DER is both our key id and imgtool's KEYHASH for P-256.
-        if sig.alg == SigAlg::EcdsaP256Sha256 {
-            return Ok(sig.key_id.0.to_vec());
+        if sig.alg == SigAlg::EcdsaP256Sha256 && format == PublicKeyFormat::Hash {
+            return tlv_bytes(TLV_KEYHASH, &sig.key_id.0);
         }
         return Err(FormatError::Misuse(format!(
-            "MCUboot KEYHASH for {} needs the public key in SignatureSet.public_keys",
+            "the MCUboot key TLV for {} needs the public key in SignatureSet.public_keys",
             sig.alg
         )));
     };
-    let bytes = match sig.alg {
-        SigAlg::RsaPssSha256 | SigAlg::RsaPkcs1Sha256 => {
-            PublicKey::from_spki_der(sig.alg, spki)?.raw()?
-        }
-        _ => spki.to_vec(),
-    };
-    Ok(hash.hash(&bytes))
+    let key = public_key_bytes(sig.alg, spki)?;
+    match format {
+        PublicKeyFormat::Hash => tlv_bytes(TLV_KEYHASH, &hash.hash(&key)),
+        PublicKeyFormat::Full => tlv_bytes(TLV_PUBKEY, &key),
+    }
 }
 
 impl Prepared for McubootPlan {
@@ -796,7 +975,12 @@ impl Prepared for McubootPlan {
                 .classical()
                 .filter(|s| s.alg == alg)
                 .ok_or_else(|| FormatError::Misuse(format!("no {alg} signature in the set")))?;
-            unprot.extend(tlv_bytes(TLV_KEYHASH, &keyhash(hash, sig, set)?)?);
+            unprot.extend(key_tlv(
+                self.req.options.mcuboot_public_key,
+                hash,
+                sig,
+                set,
+            )?);
             let kind = match (sig.alg, sig.bytes.len()) {
                 (SigAlg::EcdsaP256Sha256 | SigAlg::EcdsaP384Sha384, _) => TLV_ECDSA_SIG,
                 (SigAlg::RsaPssSha256, 256) => TLV_RSA2048_PSS,
@@ -924,12 +1108,20 @@ pub fn extract(data: &[u8]) -> Result<Extracted, FormatError> {
                 ));
             }
             image_hash.get_or_insert((a, d));
-        } else if t.kind == TLV_KEYHASH {
-            keyhash = Some(t.value(p.tail).to_vec());
+        } else if t.kind == TLV_KEYHASH || t.kind == TLV_PUBKEY {
+            keyhash = Some((t.kind, t.value(p.tail).to_vec()));
         }
     }
     let (hash_alg, hash) = image_hash
         .ok_or_else(|| bad(abs(unprot.at), "no image hash TLV (SHA256/SHA384/SHA512)"))?;
+    // MCUboot hashes the key with the image hash algorithm.
+    let key_hint = keyhash.map(|(kind, value)| match kind {
+        TLV_PUBKEY => KeyHint::McubootPubKey(value),
+        _ => KeyHint::McubootKeyHash {
+            alg: hash_alg,
+            value,
+        },
+    });
     let mut signatures = Vec::new();
     for t in &unprot.tlvs {
         let alg = match (t.kind, hash_alg) {
@@ -942,7 +1134,7 @@ pub fn extract(data: &[u8]) -> Result<Extracted, FormatError> {
         signatures.push(FoundSignature {
             alg,
             key_id: None,
-            key_hint: keyhash.clone(),
+            key_hint: key_hint.clone(),
             bytes: if t.kind == TLV_ECDSA_SIG {
                 trim_ecdsa(v)
             } else {

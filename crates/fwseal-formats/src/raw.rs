@@ -14,6 +14,10 @@ use fwseal_crypto::{MultiHasher, SigAlg};
 /// end of the stream can be recognised and excluded without a second pass.
 const HOLD: usize = sigblock::MAX_BLOCK_LEN;
 
+/// The smallest raw image fwseal signs (bytes before any existing signature block): an empty
+/// image is refused (`formats/raw.md`).
+pub const MIN_LEN: u64 = 1;
+
 /// The raw-image descriptor.
 pub static SPEC: FormatSpec = FormatSpec {
     format: Format::Raw,
@@ -77,14 +81,26 @@ impl StreamPreparer for RawStream {
     fn finish(mut self: Box<Self>) -> Result<Box<dyn Prepared>, FormatError> {
         // An already signed input: exclude its block (re-signing replaces it).
         let keep = match sigblock::find_trailer(Format::Raw, &self.tail)? {
-            Some(start) if self.hashed + start as u64 > 0 => {
+            Some(start) => {
                 sigblock::decode(Format::Raw, &self.tail[start..], self.hashed + start as u64)?;
                 start
             }
-            _ => self.tail.len(),
+            None => self.tail.len(),
         };
         self.hasher.update(&self.tail[..keep]);
         let len = self.hashed + keep as u64;
+        if len < MIN_LEN {
+            return Err(FormatError::at(
+                Format::Raw,
+                0,
+                if keep < self.tail.len() {
+                    "empty image: the input is only a signature block (a raw image needs at \
+                     least 1 byte before it)"
+                } else {
+                    "empty image: a raw image needs at least 1 byte"
+                },
+            ));
+        }
         Ok(Box::new(BlockPlan {
             format: Format::Raw,
             primary: self.req.options.raw_digest,

@@ -4,10 +4,10 @@ mod common;
 
 use common::{fixture, run, tempdir, tool, Keys};
 use fwseal_crypto::{soft::SoftKey, SigAlg, Signer};
-use fwseal_formats::mcuboot::{self, TLV_FWSEAL_PQ_SIG};
+use fwseal_formats::mcuboot::{self, PublicKeyFormat, Slot, TLV_FWSEAL_PQ_SIG};
 use fwseal_formats::{
     assemble, detect, extract, prepare, prepare_stream, sign_prepared, Format, FormatError,
-    Location, Mode, Request,
+    KeyHint, Location, Mode, Request, SignOptions,
 };
 use std::path::Path;
 use std::process::Command;
@@ -103,8 +103,13 @@ fn hybrid_embedded(keys: &Keys) {
         assert_eq!(unprot.len(), 3);
         assert_eq!(keys.verify_extracted(Format::Mcuboot, &out), 2, "{name}");
         let ex = extract(Format::Mcuboot, &out).expect("extract");
-        let kh = ex.signatures[0].key_hint.clone().expect("keyhash");
-        assert_eq!(kh.len(), 32);
+        match ex.signatures[0].key_hint.clone().expect("keyhash") {
+            KeyHint::McubootKeyHash { alg, value } => {
+                assert_eq!((alg, value.len()), (fwseal_crypto::DigestAlg::Sha256, 32))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(ex.signatures[0].names_key(keys.classical.public_key().spki_der()));
         if name.contains("seccnt") {
             assert!(ex.security_counter.is_some(), "{name}");
         }
@@ -173,22 +178,43 @@ fn embedded_ecdsa_p384_judged_by_imgtool() {
     imgtool_verify(tempdir().path(), &keys, &out);
 }
 
-/// The SHA256 TLV fwseal writes equals the one imgtool writes when signing the same input with
-/// the same key (classical-only request, so the protected area is untouched); KEYHASH too.
+/// The image hash TLV fwseal writes equals the one imgtool writes when signing the same input
+/// with the same key (classical-only request, so the protected area is untouched), and so does
+/// the key TLV: KEYHASH under the image hash (SHA-384 for P-384) with imgtool's default
+/// `--public-key-format hash`, the PUBKEY TLV (`0x02`) with `--public-key-format full`
+/// (`mcuboot_public_key = full`). `fwseal`'s extractor names the signing key by either.
 #[test]
-fn sha256_and_keyhash_tlvs_equal_imgtool_sign() {
+fn hash_and_key_tlvs_equal_imgtool_sign() {
     let Some(imgtool) = tool("imgtool") else {
         return;
     };
     let dir = tempdir();
-    for alg in [SigAlg::EcdsaP256Sha256, SigAlg::RsaPssSha256] {
+    for alg in [
+        SigAlg::EcdsaP256Sha256,
+        SigAlg::EcdsaP384Sha384,
+        SigAlg::RsaPssSha256,
+    ] {
         let key = SoftKey::generate(alg).expect("key");
+        let other = SoftKey::generate(alg).expect("key");
         let keyp = write(
             dir.path(),
             "key.pem",
             key.to_pkcs8_pem().expect("pem").as_bytes(),
         );
-        for (name, extra) in [
+        let spki = key.public_key().spki_der().to_vec();
+        let hash_tlv = if alg == SigAlg::EcdsaP384Sha384 {
+            0x11
+        } else {
+            0x10
+        };
+        for (key_format, (name, extra)) in [
+            PublicKeyFormat::Hash,
+            PublicKeyFormat::Hash,
+            PublicKeyFormat::Full,
+            PublicKeyFormat::Full,
+        ]
+        .into_iter()
+        .zip([
             (
                 "unsigned-h20.img",
                 vec![
@@ -211,13 +237,40 @@ fn sha256_and_keyhash_tlvs_equal_imgtool_sign() {
                     "7",
                 ],
             ),
-        ] {
+            (
+                "unsigned-h20.img",
+                vec![
+                    "--header-size",
+                    "0x20",
+                    "--pad-header",
+                    "--version",
+                    "1.2.3+4",
+                ],
+            ),
+            (
+                "unsigned-seccnt.img",
+                vec![
+                    "--header-size",
+                    "0x20",
+                    "--pad-header",
+                    "--version",
+                    "1.0.0+7",
+                    "--security-counter",
+                    "7",
+                ],
+            ),
+        ]) {
+            let pkf = match key_format {
+                PublicKeyFormat::Hash => "hash",
+                PublicKeyFormat::Full => "full",
+            };
             let signed = dir.path().join("imgtool.img");
             let r = run(Command::new(&imgtool)
                 .arg("sign")
                 .arg("--key")
                 .arg(&keyp)
                 .args(["--align", "4", "--slot-size", "0x10000"])
+                .args(["--public-key-format", pkf])
                 .args(&extra)
                 .arg(common::repo_root().join("fixtures/mcuboot/body.bin"))
                 .arg(&signed));
@@ -228,19 +281,35 @@ fn sha256_and_keyhash_tlvs_equal_imgtool_sign() {
                 classical: Some(alg),
                 pq: None,
                 mode: Mode::Embedded,
-                options: Default::default(),
+                options: SignOptions {
+                    mcuboot_public_key: key_format,
+                    ..Default::default()
+                },
             };
             let plan = prepare(Format::Mcuboot, &input, &req).expect("prepare");
             let set = sign_prepared(plan.as_ref(), Some(&key as &dyn Signer), None, vec![])
                 .expect("sign");
             let ours = assemble(&input, &plan.embed(&set).expect("embed")).expect("assemble");
             let (t, o) = (tlvs(&theirs, false), tlvs(&ours, false));
-            assert_eq!(t[0].0, 0x10);
+            let types: Vec<u16> = o.iter().map(|x| x.0).collect();
+            let key_tlv = match key_format {
+                PublicKeyFormat::Hash => 0x01,
+                PublicKeyFormat::Full => 0x02,
+            };
+            assert_eq!(
+                types,
+                t.iter().map(|x| x.0).collect::<Vec<_>>(),
+                "{alg} {pkf}: TLV layout differs from imgtool's"
+            );
+            assert_eq!(types[..2], [hash_tlv, key_tlv], "{alg} {pkf}");
             assert_eq!(
                 t[0], o[0],
-                "{alg} {name}: SHA256 TLV differs from imgtool's"
+                "{alg} {name}: image hash TLV differs from imgtool's"
             );
-            assert_eq!(t[1], o[1], "{alg} {name}: KEYHASH differs from imgtool's");
+            assert_eq!(
+                t[1], o[1],
+                "{alg} {name} {pkf}: key TLV differs from imgtool's"
+            );
             assert_eq!(t[2].0, o[2].0, "signature TLV type");
             assert_eq!(plan.digest().1, t[0].1, "digest() is the image hash");
             // The header/body/protected bytes are identical to imgtool's output.
@@ -268,6 +337,212 @@ fn sha256_and_keyhash_tlvs_equal_imgtool_sign() {
             key.public_key()
                 .verify_bytes(&ex.signatures[0].message, &ex.signatures[0].bytes)
                 .expect("verifies");
+            // The key hint names this key, and only this key, in both images.
+            for img in [&ours, &theirs] {
+                let ex = extract(Format::Mcuboot, img).expect("extract");
+                let s = &ex.signatures[0];
+                match (&s.key_hint, key_format) {
+                    (Some(KeyHint::McubootKeyHash { alg: h, .. }), PublicKeyFormat::Hash) => {
+                        assert_eq!(*h, mcuboot::image_hash_alg(Some(alg)), "{alg}")
+                    }
+                    (Some(KeyHint::McubootPubKey(k)), PublicKeyFormat::Full) => {
+                        assert_eq!(*k, mcuboot::public_key_bytes(alg, &spki).expect("enc"))
+                    }
+                    (h, _) => panic!("{alg} {pkf}: key hint {h:?}"),
+                }
+                assert!(s.names_key(&spki), "{alg} {pkf}: the signing key");
+                assert!(
+                    !s.names_key(other.public_key().spki_der()),
+                    "{alg} {pkf}: another key"
+                );
+            }
+        }
+    }
+}
+
+/// imgtool's image trailer (`Image size + trailer exceeds requested size`): for each set of
+/// trailer options, `imgtool create -S` accepts exactly `image + Slot::trailer_size()` bytes and
+/// refuses one byte less.
+#[test]
+fn slot_trailer_size_is_imgtools() {
+    let Some(imgtool) = tool("imgtool") else {
+        return;
+    };
+    let dir = tempdir();
+    let body = common::repo_root().join("fixtures/mcuboot/body.bin");
+    let cases = [
+        Slot::new(0),
+        Slot {
+            align: 4,
+            ..Slot::new(0)
+        },
+        Slot {
+            align: 8,
+            max_sectors: 256,
+            ..Slot::new(0)
+        },
+        Slot {
+            align: 32,
+            ..Slot::new(0)
+        },
+        Slot {
+            align: 2,
+            max_align: Some(16),
+            ..Slot::new(0)
+        },
+        Slot {
+            align: 4,
+            overwrite_only: true,
+            ..Slot::new(0)
+        },
+        Slot {
+            align: 8,
+            max_align: Some(32),
+            overwrite_only: true,
+            ..Slot::new(0)
+        },
+    ];
+    assert_eq!(
+        Slot::new(0).trailer_size(),
+        432,
+        "imgtool's default trailer"
+    );
+    for c in cases {
+        let out = dir.path().join("unsigned.img");
+        let create = |size: u64| {
+            let mut cmd = Command::new(&imgtool);
+            cmd.args(["create", "--header-size", "0x20", "--pad-header"])
+                .args(["--version", "1.0.0", "--align", &c.align.to_string()])
+                .args(["--max-sectors", &c.max_sectors.to_string()])
+                .args(["--slot-size", &size.to_string()]);
+            if let Some(m) = c.max_align {
+                cmd.args(["--max-align", &m.to_string()]);
+            }
+            if c.overwrite_only {
+                cmd.arg("--overwrite-only");
+            }
+            run(cmd.arg(&body).arg(&out))
+        };
+        let r = create(1 << 20);
+        assert!(r.ok, "{c:?}: {}", r.text());
+        let image = std::fs::metadata(&out).expect("out").len();
+        let exact = image + c.trailer_size();
+        let r = create(exact);
+        assert!(r.ok, "{c:?}: imgtool refuses {exact} bytes: {}", r.text());
+        let r = create(exact - 1);
+        assert!(
+            !r.ok && r.text().contains("exceeds requested size"),
+            "{c:?}: imgtool accepts {} bytes: {}",
+            exact - 1,
+            r.text()
+        );
+        // fwseal agrees on the unsigned image (detached mode leaves it unchanged).
+        let input = std::fs::read(&out).expect("read");
+        let keys = Keys::default_hybrid();
+        for (size, fits) in [(exact, true), (exact - 1, false)] {
+            let slot = Slot {
+                size: size as u32,
+                ..c
+            };
+            let req = Request {
+                options: SignOptions {
+                    mcuboot_slot: Some(slot),
+                    ..Default::default()
+                },
+                ..keys.request(Mode::Detached)
+            };
+            let r = prepare(Format::Mcuboot, &input, &req);
+            assert_eq!(r.is_ok(), fits, "{slot:?}: {:?}", r.err());
+        }
+    }
+}
+
+/// The PQ TLV makes an image that fit its slot unsigned too big signed: refused before
+/// signing, with the sizes in the error. The check counts the classical signature at its
+/// longest, so the reported size bounds every signing of that input (exact for RSA).
+#[test]
+fn signed_image_must_fit_the_slot() {
+    let input = fixture("mcuboot/unsigned-h200.img");
+    let len = input.len() as u64;
+    let trailer = Slot::new(0).trailer_size();
+    for (classical, pq) in [
+        (Some(SigAlg::EcdsaP256Sha256), Some(SigAlg::MlDsa65)),
+        (Some(SigAlg::EcdsaP384Sha384), Some(SigAlg::MlDsa87)),
+        (Some(SigAlg::RsaPssSha256), Some(SigAlg::MlDsa44)),
+        (Some(SigAlg::EcdsaP256Sha256), None),
+        (None, Some(SigAlg::SlhDsaSha2_128s)),
+    ] {
+        let c = SoftKey::generate(classical.unwrap_or(SigAlg::EcdsaP256Sha256)).expect("c");
+        let q = SoftKey::generate(pq.unwrap_or(SigAlg::MlDsa44)).expect("q");
+        for key_format in [PublicKeyFormat::Hash, PublicKeyFormat::Full] {
+            let what = format!("{classical:?} {pq:?} {key_format:?}");
+            let req = |slot: Option<u32>, mode| Request {
+                classical,
+                pq,
+                mode,
+                options: SignOptions {
+                    mcuboot_public_key: key_format,
+                    mcuboot_slot: slot.map(Slot::new),
+                    ..Default::default()
+                },
+            };
+            let sign = |r: &Request| {
+                let plan = prepare(Format::Mcuboot, &input, r)?;
+                let set = sign_prepared(
+                    plan.as_ref(),
+                    classical.map(|_| &c as &dyn Signer),
+                    pq.map(|_| &q as &dyn Signer),
+                    vec![],
+                )?;
+                assemble(&input, &plan.embed(&set)?)
+            };
+            // The unsigned image fits exactly; signed it does not.
+            let slot = (len + trailer) as u32;
+            let worst = match sign(&req(Some(slot), Mode::Embedded)) {
+                Err(FormatError::SlotOverflow {
+                    format: Format::Mcuboot,
+                    input: i,
+                    image,
+                    trailer: t,
+                    slot: s,
+                }) => {
+                    assert_eq!((i, t, s), (len, trailer, u64::from(slot)), "{what}");
+                    let e = sign(&req(Some(slot), Mode::Embedded))
+                        .expect_err("refused")
+                        .to_string();
+                    for n in [image, trailer, image + trailer, u64::from(slot), len] {
+                        assert!(e.contains(&n.to_string()), "{what}: {n} not in {e:?}");
+                    }
+                    image
+                }
+                other => panic!("{what}: expected SlotOverflow, got {other:?}"),
+            };
+            // Detached leaves the image as it is: it fits.
+            let r = req(Some(slot), Mode::Detached);
+            prepare(Format::Mcuboot, &input, &r).expect("detached fits");
+            let r = req(Some(slot - 1), Mode::Detached);
+            assert!(matches!(
+                prepare(Format::Mcuboot, &input, &r),
+                Err(FormatError::SlotOverflow { .. })
+            ));
+            // The bound holds for real signatures, and is tight.
+            let actual = sign(&req(None, Mode::Embedded)).expect("no slot").len() as u64;
+            assert!(
+                actual <= worst && worst - actual < 8,
+                "{what}: {actual} vs {worst}"
+            );
+            if classical != Some(SigAlg::EcdsaP256Sha256)
+                && classical != Some(SigAlg::EcdsaP384Sha384)
+            {
+                assert_eq!(actual, worst, "{what}: no variable-length signature");
+            }
+            let out =
+                sign(&req(Some((worst + trailer) as u32), Mode::Embedded)).expect("fits exactly");
+            assert!(out.len() as u64 + trailer <= worst + trailer);
+            assert!(matches!(
+                sign(&req(Some((worst + trailer - 1) as u32), Mode::Embedded)),
+                Err(FormatError::SlotOverflow { .. })
+            ));
         }
     }
 }
@@ -492,6 +767,16 @@ fn mutations_never_panic() {
         &keys.request(Mode::Embedded),
         vec![],
     ));
+    // A PUBKEY (full public key) image, and a request with a slot to check against.
+    let full = Request {
+        options: SignOptions {
+            mcuboot_public_key: PublicKeyFormat::Full,
+            mcuboot_slot: Some(Slot::new(8192)),
+            ..Default::default()
+        },
+        ..keys.request(Mode::Embedded)
+    };
+    seeds.push(keys.embed(Format::Mcuboot, &seeds[0], &full, vec![]));
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
         x ^= x << 13;
@@ -539,6 +824,7 @@ fn mutations_never_panic() {
         let _ = extract(Format::Mcuboot, &d);
         let _ = fwseal_formats::describe(Format::Mcuboot, &d);
         let _ = prepare(Format::Mcuboot, &d, &req);
+        let _ = prepare(Format::Mcuboot, &d, &full);
         runs += 1;
     }
     assert_eq!(runs, 3000);

@@ -145,3 +145,63 @@ fn selectable_primary_digest() {
     let ex = fwseal_formats::extract(Format::Raw, &signed).expect("extract");
     assert_eq!(ex.digest.0, fwseal_crypto::DigestAlg::Sha384);
 }
+
+/// An empty raw image (0 bytes, or nothing but an old signature block) is refused with a
+/// located `Malformed` error in every mode and through every entry point (in-memory, stream,
+/// file); one byte is the minimum and signs.
+#[test]
+fn empty_raw_image_is_refused_and_one_byte_is_the_minimum() {
+    use fwseal_formats::{files, prepare, prepare_stream, FormatError, Location};
+    let keys = Keys::default_hybrid();
+    let one_signed = keys.embed(Format::Raw, b"x", &keys.request(Mode::Embedded), vec![]);
+    let block_only = one_signed[1..].to_vec();
+    let dir = common::tempdir();
+    for mode in [Mode::Embedded, Mode::Detached] {
+        let req = keys.request(mode);
+        for (what, input) in [("0 bytes", Vec::new()), ("block only", block_only.clone())] {
+            let path = dir.path().join("empty.bin");
+            std::fs::write(&path, &input).expect("write");
+            let mut stream = prepare_stream(Format::Raw, &req, 1 << 20).expect("stream");
+            stream.update(&input).expect("update");
+            let results = [
+                prepare(Format::Raw, &input, &req).map(|_| ()),
+                stream.finish().map(|_| ()),
+                files::prepare_file(Format::Raw, &path, &req, 1 << 20)
+                    .map(|_| ())
+                    .map_err(|e| match e {
+                        files::DetectError::Format(f) => f,
+                        other => panic!("{what}: I/O error {other}"),
+                    }),
+            ];
+            for r in results {
+                match r {
+                    Err(FormatError::Malformed {
+                        format: Format::Raw,
+                        at: Location::Offset(0),
+                        what: w,
+                    }) => assert!(w.contains("empty image"), "{what} {mode:?}: {w}"),
+                    other => {
+                        panic!("{what} {mode:?}: expected the empty-image error, got {other:?}")
+                    }
+                }
+            }
+        }
+        // The minimum, 1 byte, signs (and re-signing its signed form strips the old block).
+        for input in [b"x".to_vec(), one_signed.clone()] {
+            let plan = prepare(Format::Raw, &input, &req).expect("1-byte image");
+            assert_eq!(
+                plan.digest().1,
+                fwseal_crypto::DigestAlg::Sha256.hash(b"x"),
+                "the image is the one byte"
+            );
+        }
+    }
+    let signed = keys.embed(
+        Format::Raw,
+        &one_signed,
+        &keys.request(Mode::Embedded),
+        vec![],
+    );
+    assert_eq!(signed.len(), one_signed.len());
+    assert_eq!(keys.verify_extracted(Format::Raw, &signed), 2);
+}

@@ -3,6 +3,7 @@
 //! any error, and a SIGHUP reload keeps the old config if the new one is invalid.
 
 use fwseal_crypto::{Family, SigAlg};
+use fwseal_formats::mcuboot::{PublicKeyFormat, Slot};
 use fwseal_formats::{Format, ImageVersion, Mode, SignOptions};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -312,6 +313,35 @@ pub struct ProductOptions {
     pub dfuse_signature_address: Option<u32>,
     /// Security counter written into signature blocks.
     pub security_counter: Option<u32>,
+    /// MCUboot key TLV: `hash` (KEYHASH, default) or `full` (PUBKEY, for bootloaders built
+    /// with `MCUBOOT_HW_KEY`), as imgtool's `--public-key-format`.
+    pub mcuboot_public_key: Option<PublicKeyFormat>,
+    /// MCUboot slot size in bytes (imgtool `-S/--slot-size`): a signed image that does not fit
+    /// with its image trailer is refused. The four options below (imgtool's defaults when
+    /// absent) size the trailer and need it.
+    pub mcuboot_slot_size: Option<u32>,
+    /// MCUboot flash write alignment (imgtool `--align`: 1, 2, 4, 8, 16, 32; default 1).
+    pub mcuboot_align: Option<u8>,
+    /// imgtool `--max-align` (8, 16, 32; default max(8, align)).
+    pub mcuboot_max_align: Option<u8>,
+    /// imgtool `-M/--max-sectors` (default 128).
+    pub mcuboot_max_sectors: Option<u32>,
+    /// imgtool `--overwrite-only` (default false).
+    pub mcuboot_overwrite_only: Option<bool>,
+}
+
+impl ProductOptions {
+    /// The MCUboot slot, if a slot size is configured.
+    pub fn mcuboot_slot(&self) -> Option<Slot> {
+        let d = Slot::default();
+        self.mcuboot_slot_size.map(|size| Slot {
+            size,
+            align: self.mcuboot_align.unwrap_or(d.align),
+            max_align: self.mcuboot_max_align,
+            max_sectors: self.mcuboot_max_sectors.unwrap_or(d.max_sectors),
+            overwrite_only: self.mcuboot_overwrite_only.unwrap_or(d.overwrite_only),
+        })
+    }
 }
 
 /// An API client.
@@ -466,6 +496,27 @@ impl Config {
                         "product {}: pq = {q} is not a post-quantum algorithm",
                         p.name
                     ));
+                }
+            }
+            let o = &p.options;
+            let sized = o.mcuboot_align.is_some()
+                || o.mcuboot_max_align.is_some()
+                || o.mcuboot_max_sectors.is_some()
+                || o.mcuboot_overwrite_only.is_some();
+            match o.mcuboot_slot() {
+                None if sized => {
+                    return bad(format!(
+                        "product {}: mcuboot_align / mcuboot_max_align / mcuboot_max_sectors / \
+                         mcuboot_overwrite_only size the image trailer in a slot; they need \
+                         mcuboot_slot_size",
+                        p.name
+                    ))
+                }
+                None => {}
+                Some(slot) => {
+                    if let Err(e) = slot.validate() {
+                        return bad(format!("product {}: mcuboot slot: {e}", p.name));
+                    }
                 }
             }
             if let Some(d) = &p.options.raw_digest {
@@ -633,6 +684,8 @@ impl ProductConfig {
             o.hex_fill = f;
         }
         o.dfuse_signature_address = self.options.dfuse_signature_address;
+        o.mcuboot_public_key = self.options.mcuboot_public_key.unwrap_or_default();
+        o.mcuboot_slot = self.options.mcuboot_slot();
         o
     }
 }

@@ -322,6 +322,12 @@ impl From<&ServiceError> for Problem {
                 FormatError::UnsupportedFlavour(_) => Problem::unsupported(f.to_string()),
                 FormatError::Misuse(m) => Problem::internal(m),
                 FormatError::Crypto(c) => Problem::hsm_unavailable(c.to_string()),
+                FormatError::SlotOverflow { .. } => Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "slot-overflow",
+                    "Signed image does not fit its slot",
+                    f.to_string(),
+                ),
                 _ => Problem::malformed(f.to_string()),
             },
             E::Unsupported(d) => Problem::unsupported(d),

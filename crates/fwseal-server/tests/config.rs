@@ -104,3 +104,55 @@ fn the_documented_example_config_is_valid() {
     let c = Config::load(&p).unwrap();
     assert!(c.products.iter().any(|p| p.approvals.is_some()));
 }
+
+/// The MCUboot product options reach the signing options; nonsense values and trailer options
+/// without a slot size are refused at load (and so on reload).
+#[test]
+fn mcuboot_options_are_validated_and_reach_the_sign_options() {
+    use fwseal_formats::mcuboot::{PublicKeyFormat, Slot};
+    let c = cfg(
+        "[product.options]\nmcuboot_public_key = \"full\"\nmcuboot_slot_size = 0x20000\n\
+         mcuboot_align = 8\nmcuboot_max_sectors = 64",
+        &[],
+    )
+    .unwrap();
+    let o = c.product("p").unwrap().sign_options(None);
+    assert_eq!(o.mcuboot_public_key, PublicKeyFormat::Full);
+    assert_eq!(
+        o.mcuboot_slot,
+        Some(Slot {
+            size: 0x20000,
+            align: 8,
+            max_align: None,
+            max_sectors: 64,
+            overwrite_only: false,
+        })
+    );
+    // Defaults: KEYHASH, no slot check.
+    let d = cfg("", &[])
+        .unwrap()
+        .product("p")
+        .unwrap()
+        .sign_options(None);
+    assert_eq!(
+        (d.mcuboot_public_key, d.mcuboot_slot),
+        (PublicKeyFormat::Hash, None)
+    );
+    for (opts, want) in [
+        ("mcuboot_public_key = \"raw\"", "unknown variant"),
+        ("mcuboot_slot_size = 0", "at least 1 byte"),
+        ("mcuboot_slot_size = 4096\nmcuboot_align = 3", "align 3"),
+        (
+            "mcuboot_slot_size = 4096\nmcuboot_max_align = 4",
+            "max_align 4",
+        ),
+        (
+            "mcuboot_slot_size = 4096\nmcuboot_max_sectors = 0",
+            "max_sectors",
+        ),
+        ("mcuboot_align = 4", "need mcuboot_slot_size"),
+        ("mcuboot_overwrite_only = true", "need mcuboot_slot_size"),
+    ] {
+        invalid(cfg(&format!("[product.options]\n{opts}"), &[]), want);
+    }
+}
