@@ -340,6 +340,7 @@ impl Sample for ArtifactView {
                 product: "widget".into(),
                 format: formats()[i % formats().len()],
                 mode: MODES[i % MODES.len()],
+                name: Some("app.img".into()),
                 version: Some("1.2.3+4".into()),
                 input_sha256: HEX.into(),
                 output_sha256: HEX.into(),
@@ -353,6 +354,7 @@ impl Sample for ArtifactView {
     }
     fn minimal() -> Self {
         ArtifactView {
+            name: None,
             version: None,
             detached_sha256: None,
             provenance_sha256: None,
