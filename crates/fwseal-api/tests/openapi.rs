@@ -1151,6 +1151,12 @@ fn uses() -> Vec<Use> {
         ),
         u(
             "get",
+            "/v1/appliance/keys",
+            At::Response("200", JSON),
+            samples::<ProductKeys>(),
+        ),
+        u(
+            "get",
             "/v1/artifacts/{id}",
             At::Response("200", JSON),
             samples::<ArtifactView>(),
