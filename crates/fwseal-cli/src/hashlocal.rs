@@ -16,7 +16,6 @@ use fwseal_formats::{Format, Mode};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
-
 /// Largest .hex / .efi image prepared here (they are held in memory).
 const RANDOM_ACCESS_LIMIT: u64 = 1 << 30;
 

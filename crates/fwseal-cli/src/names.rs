@@ -83,7 +83,10 @@ mod tests {
 
     #[test]
     fn companions_are_named_after_the_image() {
-        assert_eq!(detached_for(Path::new("a/fw.bin")), Path::new("a/fw.bin.sig.json"));
+        assert_eq!(
+            detached_for(Path::new("a/fw.bin")),
+            Path::new("a/fw.bin.sig.json")
+        );
         assert_eq!(
             provenance_for(Path::new("a/fw.signed.img")),
             Path::new("a/fw.signed.img.intoto.jsonl")

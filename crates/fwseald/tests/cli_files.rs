@@ -86,7 +86,11 @@ fn fetched_artifacts_verify_out_of_the_box() {
         v.extend(provenance_args());
         let r = a.cli(&v);
         assert!(r.ok(), "{fixture} (detached {detached}): {}", r.text());
-        assert!(r.stdout.contains("OK provenance"), "{fixture}: {}", r.text());
+        assert!(
+            r.stdout.contains("OK provenance"),
+            "{fixture}: {}",
+            r.text()
+        );
         let halves = if detached { "detached" } else { "embedded" };
         assert!(r.stdout.contains(&format!("OK {halves}")), "{}", r.text());
 
@@ -152,11 +156,21 @@ fn list_shows_the_image_version_and_name() {
             .to_string()
     };
     let l = line(&img_id);
-    assert!(l.contains(" 1.2.3+4 ") && l.ends_with(" unsigned-h20.img"), "{l}");
+    assert!(
+        l.contains(" 1.2.3+4 ") && l.ends_with(" unsigned-h20.img"),
+        "{l}"
+    );
     let l = line(&bin_id);
     assert!(l.contains(" 2.1.0+0 ") && l.ends_with(" sample.bin"), "{l}");
 
-    let r = a.cli_ok(&["--json", "list", "-p", "widget", "--image-version", "1.2.3+4"]);
+    let r = a.cli_ok(&[
+        "--json",
+        "list",
+        "-p",
+        "widget",
+        "--image-version",
+        "1.2.3+4",
+    ]);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let arts = v["artifacts"].as_array().unwrap();
     assert_eq!(arts.len(), 1, "{v}");
@@ -199,7 +213,10 @@ fn appliance_keys_are_served_to_any_authenticated_client() {
         sha256_hex(tok.as_bytes())
     );
     let a = start_with_keys("", &clients);
-    let r = a.cli_as(tok, &["keys", "export", "-p", "fwseal-appliance", "-o", "ak"]);
+    let r = a.cli_as(
+        tok,
+        &["keys", "export", "-p", "fwseal-appliance", "-o", "ak"],
+    );
     assert!(r.ok(), "{}", r.text());
     for (mine, host) in [
         ("ak/fwseal-appliance-ecdsa-p256-sha256.pem", APP_EC),
@@ -228,7 +245,10 @@ fn appliance_keys_are_served_to_any_authenticated_client() {
     ]);
     assert!(r.stdout.contains("OK provenance"), "{}", r.text());
 
-    let r = a.cli_as("wrong-token", &["keys", "export", "-p", "fwseal-appliance", "-o", "x"]);
+    let r = a.cli_as(
+        "wrong-token",
+        &["keys", "export", "-p", "fwseal-appliance", "-o", "x"],
+    );
     assert_eq!(r.code, Some(1), "{}", r.text());
     assert!(r.stderr.contains("401"), "{}", r.text());
 }

@@ -204,25 +204,30 @@ impl SigningService {
     /// (ECDSA P-256, then ML-DSA-65), for any authenticated client: whoever verifies a
     /// provenance envelope or an audit checkpoint needs them, and they open no product.
     pub fn appliance_keys(&self, who: &Identity) -> Result<ProductKeys, ServiceError> {
-        self.audited(&who.name, Action::KeysRead, Some(fwseal_api::APPLIANCE), || {
-            let s = self.keys.appliance_signers()?;
-            let keys = [s.classical, s.pq]
-                .iter()
-                .map(|signer| {
-                    let pk = signer.public_key();
-                    KeyView {
-                        alg: pk.alg(),
-                        key_id: pk.key_id().to_hex(),
-                        spki_pem: pk.spki_pem(),
-                    }
+        self.audited(
+            &who.name,
+            Action::KeysRead,
+            Some(fwseal_api::APPLIANCE),
+            || {
+                let s = self.keys.appliance_signers()?;
+                let keys = [s.classical, s.pq]
+                    .iter()
+                    .map(|signer| {
+                        let pk = signer.public_key();
+                        KeyView {
+                            alg: pk.alg(),
+                            key_id: pk.key_id().to_hex(),
+                            spki_pem: pk.spki_pem(),
+                        }
+                    })
+                    .collect();
+                Ok(ProductKeys {
+                    product: fwseal_api::APPLIANCE.to_string(),
+                    keys,
+                    certificate_pem: None,
                 })
-                .collect();
-            Ok(ProductKeys {
-                product: fwseal_api::APPLIANCE.to_string(),
-                keys,
-                certificate_pem: None,
-            })
-        })
+            },
+        )
     }
 
     /// `GET /v1/audit/export`: the whole log as JSON Lines (auditor or admin on `*`).
