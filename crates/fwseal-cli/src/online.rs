@@ -391,7 +391,14 @@ pub fn list(a: &ListArgs, json: bool) -> Result<serde_json::Value> {
                 x.format.name(),
                 mode_name(x.mode),
                 x.version.as_deref().unwrap_or("-"),
-                x.name.as_deref().unwrap_or("-"),
+                // A client-supplied name: no control characters reach the terminal.
+                x.name.as_deref().map_or_else(
+                    || "-".to_string(),
+                    |n| n
+                        .chars()
+                        .map(|c| if c.is_control() { '?' } else { c })
+                        .collect()
+                ),
             );
         }
     }
