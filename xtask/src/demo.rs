@@ -193,12 +193,9 @@ pub fn run(root: &Path) -> Result<()> {
                 }
                 Mode::Detached => input.clone(),
             };
+            // The provenance is named after the image in both modes (formats/provenance.md).
             let mut prov = signed.clone().into_os_string();
-            prov.push(if mode == Mode::Detached {
-                ".sig.json.intoto.jsonl"
-            } else {
-                ".intoto.jsonl"
-            });
+            prov.push(".intoto.jsonl");
             let own = check(
                 Command::new(&fwseal)
                     .arg("verify")

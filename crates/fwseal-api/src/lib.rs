@@ -16,6 +16,7 @@
 //! | `POST /v1/products/{p}/sign-digest` | [`digest::DigestSignRequest`] → [`digest::DigestSignResponse`] |
 //! | `GET /v1/products/{p}/artifacts` | query [`ArtifactListQuery`] → [`ArtifactList`] |
 //! | `GET /v1/products/{p}/keys` | [`ProductKeys`] |
+//! | `GET /v1/appliance/keys` | [`ProductKeys`] (product [`APPLIANCE`]) |
 //! | `GET /v1/artifacts/{id}` | [`ArtifactView`] |
 //! | `GET /v1/jobs` | query [`JobsQuery`] → [`JobList`] |
 //! | `GET /v1/jobs/{id}` | [`JobView`] |
@@ -48,6 +49,10 @@ pub use sign::{
 
 pub use fwseal_crypto::{DigestAlg, SigAlg};
 pub use fwseal_formats::{Format, ImageVersion, Mode, SignOptions};
+
+/// The reserved product name of the appliance's own provenance / checkpoint keys. It is never a
+/// signing product; `GET /v1/appliance/keys` answers with its public keys under this name.
+pub const APPLIANCE: &str = "fwseal-appliance";
 
 /// Both signing modes, in declaration order (`fwseal_formats::Mode` has no such list).
 pub const MODES: [Mode; 2] = [Mode::Embedded, Mode::Detached];

@@ -228,7 +228,12 @@ pub struct ArtifactView {
     pub format: Format,
     /// Embedded or detached.
     pub mode: Mode,
-    /// Image version, if the request named one.
+    /// The input's file name as submitted (`null` for artifacts signed before names were
+    /// recorded). `fwseal fetch` names the files it writes after it.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Image version: the one the image itself carries (MCUboot `ih_ver`), else the one the
+    /// request named.
     #[serde(default)]
     pub version: Option<String>,
     /// SHA-256 (hex) of the unsigned input.

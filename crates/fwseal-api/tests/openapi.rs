@@ -341,6 +341,7 @@ impl Sample for ArtifactView {
                 product: "widget".into(),
                 format: formats()[i % formats().len()],
                 mode: MODES[i % MODES.len()],
+                name: Some("app.img".into()),
                 version: Some("1.2.3+4".into()),
                 input_sha256: HEX.into(),
                 output_sha256: HEX.into(),
@@ -354,6 +355,7 @@ impl Sample for ArtifactView {
     }
     fn minimal() -> Self {
         ArtifactView {
+            name: None,
             version: None,
             detached_sha256: None,
             provenance_sha256: None,
@@ -1154,6 +1156,12 @@ fn uses() -> Vec<Use> {
         u(
             "get",
             "/v1/products/{product}/keys",
+            At::Response("200", JSON),
+            samples::<ProductKeys>(),
+        ),
+        u(
+            "get",
+            "/v1/appliance/keys",
             At::Response("200", JSON),
             samples::<ProductKeys>(),
         ),

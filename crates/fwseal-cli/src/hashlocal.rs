@@ -3,7 +3,8 @@
 //! returned signatures, and embed them (or write the detached document) locally.
 
 use crate::client::{self, Client};
-use crate::online::{default_output, SignArgs};
+use crate::names;
+use crate::online::{default_output, provenance_output, SignArgs};
 use anyhow::{anyhow, Context, Result};
 use fwseal_api::digest::{
     sign_remote, BuildClaims, DigestSignRequest, DigestSignResponse, LocalItem, RemoteError,
@@ -14,7 +15,6 @@ use fwseal_formats::files;
 use fwseal_formats::{Format, Mode};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
 /// Largest .hex / .efi image prepared here (they are held in memory).
 const RANDOM_ACCESS_LIMIT: u64 = 1 << 30;
@@ -133,11 +133,11 @@ pub fn sign(a: &SignArgs, client: &Client, json: bool) -> Result<serde_json::Val
                 client::persist(tmp, &out)?;
                 // Formats that cannot carry the PQ half (.efi) get the detached document too.
                 if !plan.format().spec().carries_pq {
-                    client::write_atomic(&suffixed(&out, ".sig.json"), doc.as_bytes())?;
+                    client::write_atomic(&names::detached_for(&out), doc.as_bytes())?;
                 }
             }
         }
-        let prov = suffixed(&out, ".intoto.jsonl");
+        let prov = provenance_output(&out, a.detached);
         if let Some(p) = &rs.provenance {
             client::write_atomic(&prov, p.as_bytes())?;
         }
@@ -171,10 +171,4 @@ pub fn sign(a: &SignArgs, client: &Client, json: bool) -> Result<serde_json::Val
         }));
     }
     Ok(serde_json::Value::Array(results))
-}
-
-fn suffixed(p: &Path, suffix: &str) -> PathBuf {
-    let mut s = p.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
 }

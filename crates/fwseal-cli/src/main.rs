@@ -11,6 +11,7 @@ mod audit;
 mod client;
 mod hashlocal;
 mod jobs;
+mod names;
 mod online;
 mod trust;
 
@@ -101,7 +102,7 @@ struct VerifyArgs {
     /// Trusted public key: PEM/DER SubjectPublicKeyInfo or X.509 certificate (repeatable).
     #[arg(long = "key", short = 'k', required = true)]
     keys: Vec<PathBuf>,
-    /// Detached signature document (IMAGE.sig.json). Picked up automatically if it exists.
+    /// Detached signature document. Default: IMAGE.sig.json, picked up if it exists.
     #[arg(long)]
     detached: Option<PathBuf>,
     /// Accept images with only a classical signature.
@@ -110,10 +111,13 @@ struct VerifyArgs {
     /// Accept images with only a post-quantum signature.
     #[arg(long)]
     pq_only: bool,
-    /// Provenance envelope to check (default: IMAGE.intoto.jsonl if it exists).
+    /// Provenance envelope to check. Default: IMAGE.intoto.jsonl (with --detached D.sig.json:
+    /// D.intoto.jsonl). When any provenance option is given and no envelope is found, the
+    /// verification fails.
     #[arg(long)]
     provenance: Option<PathBuf>,
-    /// Trusted appliance (provenance) public key, repeatable. Required to check provenance.
+    /// Trusted appliance (provenance) public key, repeatable. Required to check provenance;
+    /// `fwseal keys export -p fwseal-appliance` fetches them.
     #[arg(long = "provenance-key")]
     provenance_keys: Vec<PathBuf>,
     /// Require the provenance's client-claimed source repository to equal this.
@@ -247,9 +251,7 @@ fn verify(a: &VerifyArgs, json: bool) -> Result<u8> {
         .map(|p| TrustedKey::load(p))
         .collect::<Result<Vec<_>>>()?;
     let doc_path = a.detached.clone().or_else(|| {
-        let mut p = a.input.clone().into_os_string();
-        p.push(".sig.json");
-        let p = PathBuf::from(p);
+        let p = names::detached_for(&a.input);
         p.exists().then_some(p)
     });
     let doc = match &doc_path {
@@ -353,31 +355,45 @@ fn online_cmd(r: Result<serde_json::Value>, json: bool) -> Result<u8> {
     }
 }
 
-/// Check the provenance envelope when one is given or found next to the image. Returns a
-/// one-line description of what was checked, or `None` when there is no provenance to check.
+/// Check the provenance envelope when one is given or found next to the image (by the naming
+/// rule in [`names`]). Returns a one-line description of what was checked, or `None` when no
+/// provenance option was given (a note says so if an envelope lies there unchecked). A gate
+/// never passes silently: with any provenance option and no envelope, or without the keys to
+/// check one, it fails.
 fn check_provenance(
     a: &VerifyArgs,
     image: &[u8],
     image_signatures_sha256: Vec<String>,
 ) -> Result<Option<String>> {
-    let path = a.provenance.clone().or_else(|| {
-        let mut p = a.input.clone().into_os_string();
-        p.push(".intoto.jsonl");
-        let p = PathBuf::from(p);
-        p.exists().then_some(p)
-    });
-    let Some(path) = path else {
-        if a.source_uri.is_some() || a.builder_id.is_some() {
-            anyhow::bail!("--source-uri/--builder-id need a provenance envelope (--provenance)");
-        }
-        return Ok(None);
+    let wanted = a.provenance.is_some()
+        || !a.provenance_keys.is_empty()
+        || a.source_uri.is_some()
+        || a.builder_id.is_some();
+    let default = match &a.detached {
+        Some(doc) => names::provenance_for_detached(doc),
+        None => names::provenance_for(&a.input),
+    };
+    let path = match &a.provenance {
+        Some(p) => p.clone(),
+        None if default.exists() => default,
+        None if wanted => anyhow::bail!(
+            "provenance not checked: no envelope found at {} (give --provenance FILE)",
+            default.display()
+        ),
+        None => return Ok(None),
     };
     if a.provenance_keys.is_empty() {
-        if a.provenance.is_some() || a.source_uri.is_some() || a.builder_id.is_some() {
+        if wanted {
             anyhow::bail!(
-                "checking provenance needs the appliance's public keys (--provenance-key)"
+                "provenance not checked: checking {} needs the appliance's public keys \
+                 (--provenance-key; `fwseal keys export -p fwseal-appliance` fetches them)",
+                path.display()
             );
         }
+        eprintln!(
+            "fwseal: note: provenance {} not checked (no --provenance-key given)",
+            path.display()
+        );
         return Ok(None);
     }
     let mut keys = Vec::new();

@@ -1,6 +1,7 @@
 //! Subcommands that talk to fwseald: sign, fetch, list, keys export.
 
 use crate::client::{query_pairs, with_query, ApiError, Client};
+use crate::names;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use fwseal_api::{
@@ -66,21 +67,24 @@ pub struct SignArgs {
     pub url: Option<String>,
 }
 
+/// Where `sign` writes its main output for `input` (see [`crate::names`]): the detached
+/// document `IN.sig.json`, or the signed image `stem.signed.ext`.
 pub(crate) fn default_output(input: &Path, detached: bool) -> PathBuf {
     if detached {
-        let mut s = input.as_os_str().to_owned();
-        s.push(".sig.json");
-        return PathBuf::from(s);
+        names::detached_for(input)
+    } else {
+        names::signed_image_for(input)
     }
-    let stem = input
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "image".into());
-    let name = match input.extension() {
-        Some(e) => format!("{stem}.signed.{}", e.to_string_lossy()),
-        None => format!("{stem}.signed"),
-    };
-    input.with_file_name(name)
+}
+
+/// Where `sign` writes the provenance for its main output `out` (see [`crate::names`]): next to
+/// the image the output is (`X.intoto.jsonl`), also in detached mode.
+pub(crate) fn provenance_output(out: &Path, detached: bool) -> PathBuf {
+    if detached {
+        names::provenance_for_detached(out)
+    } else {
+        names::provenance_for(out)
+    }
 }
 
 /// Sign each input; write the signed image (or detached document), the detached document where
@@ -217,14 +221,11 @@ pub fn sign(a: &SignArgs, json: bool) -> Result<serde_json::Value> {
             client.download(&links.image, &out, json)?;
             // Formats that cannot carry the PQ half (.efi) get the detached document as well.
             if !resp.format.spec().carries_pq {
-                let mut d = out.as_os_str().to_owned();
-                d.push(".sig.json");
-                client.download(&links.detached, Path::new(&d), json)?;
+                client.download(&links.detached, &names::detached_for(&out), json)?;
             }
         }
-        let mut prov = out.as_os_str().to_owned();
-        prov.push(".intoto.jsonl");
-        client.download(&links.provenance, Path::new(&prov), json)?;
+        let prov = provenance_output(&out, a.detached);
+        client.download(&links.provenance, &prov, json)?;
         if !json {
             let algs: Vec<&str> = resp.signatures.iter().map(|s| s.alg.name()).collect();
             println!(
@@ -244,8 +245,7 @@ pub fn sign(a: &SignArgs, json: bool) -> Result<serde_json::Value> {
             );
         }
         shown["output_file"] = serde_json::Value::String(out.display().to_string());
-        shown["provenance_file"] =
-            serde_json::Value::String(PathBuf::from(prov).display().to_string());
+        shown["provenance_file"] = serde_json::Value::String(prov.display().to_string());
         results.push(shown);
     }
     if let Some(e) = failed {
@@ -302,42 +302,49 @@ pub struct FetchArgs {
     pub url: Option<String>,
 }
 
-/// Fetch an artifact's image, detached document and provenance.
+/// Fetch an artifact into `dir` as `fwseal sign` would have written it, so that
+/// `fwseal verify DIR/IMAGE` picks up exactly the right companions (see [`crate::names`]):
+///
+/// - embedded: the signed image `stem.signed.ext`, its provenance, and — only for formats that
+///   cannot carry the PQ half (`.efi`) — its detached document. The detached document of an
+///   embedded artifact otherwise describes the unsigned input, which is not fetched, so it is
+///   not written (it stays available at `GET /v1/artifacts/{id}/detached`);
+/// - detached: the unchanged image, `IMAGE.sig.json` and `IMAGE.intoto.jsonl`.
+///
+/// `stem.ext` is the input name recorded by the appliance (its last path component), or
+/// `image.EXT` (the format's extension) for artifacts stored without one.
 pub fn fetch(a: &FetchArgs, json: bool) -> Result<serde_json::Value> {
     let client = Client::from_env(a.url.as_deref())?;
     let meta: ArtifactView = client.get(&format!("/v1/artifacts/{}", a.id))?;
     std::fs::create_dir_all(&a.dir).with_context(|| format!("create {}", a.dir.display()))?;
-    // The metadata names no input file, so the files are `image…`.
+    let ext = meta.format.spec().extensions[0];
+    let input = match meta.name.as_deref().and_then(names::safe_file_name) {
+        Some(n) if Path::new(&n).extension().is_some() => n,
+        Some(n) => format!("{n}.{ext}"),
+        None => format!("image.{ext}"),
+    };
     let image = a.dir.join(match meta.mode {
-        Mode::Detached => PathBuf::from("image"),
-        Mode::Embedded => default_output(Path::new("image"), false),
+        Mode::Detached => PathBuf::from(&input),
+        Mode::Embedded => names::signed_image_for(Path::new(&input)),
     });
     client.download(&format!("/v1/artifacts/{}/image", a.id), &image, json)?;
-    let mut doc = image.as_os_str().to_owned();
-    doc.push(".sig.json");
-    client.download(
-        &format!("/v1/artifacts/{}/detached", a.id),
-        Path::new(&doc),
-        json,
-    )?;
-    let mut prov = image.as_os_str().to_owned();
-    prov.push(".intoto.jsonl");
-    client.download(
-        &format!("/v1/artifacts/{}/provenance", a.id),
-        Path::new(&prov),
-        json,
-    )?;
-    if !json {
-        println!(
-            "{}\n{}\n{}",
-            image.display(),
-            PathBuf::from(&doc).display(),
-            PathBuf::from(&prov).display()
-        );
+    let doc = (meta.mode == Mode::Detached || !meta.format.spec().carries_pq)
+        .then(|| names::detached_for(&image));
+    if let Some(doc) = &doc {
+        client.download(&format!("/v1/artifacts/{}/detached", a.id), doc, json)?;
     }
-    Ok(
-        serde_json::json!({"artifact": meta, "image": image, "detached": PathBuf::from(doc), "provenance": PathBuf::from(prov)}),
-    )
+    let prov = names::provenance_for(&image);
+    client.download(&format!("/v1/artifacts/{}/provenance", a.id), &prov, json)?;
+    if !json {
+        println!("{}", image.display());
+        if let Some(doc) = &doc {
+            println!("{}", doc.display());
+        }
+        println!("{}", prov.display());
+    }
+    Ok(serde_json::json!({
+        "artifact": meta, "image": image, "detached": doc, "provenance": prov
+    }))
 }
 
 /// `fwseal list`.
@@ -377,14 +384,21 @@ pub fn list(a: &ListArgs, json: bool) -> Result<serde_json::Value> {
     let v: ArtifactList = client.get(&path)?;
     if !json {
         for x in &v.artifacts {
-            // The last column was meant for the input name, which the metadata does not hold.
             println!(
-                "{}  {}  {:<8} {:<8} {:<10} ?",
+                "{}  {}  {:<8} {:<8} {:<10} {}",
                 x.id,
                 x.created,
                 x.format.name(),
                 mode_name(x.mode),
                 x.version.as_deref().unwrap_or("-"),
+                // A client-supplied name: no control characters reach the terminal.
+                x.name.as_deref().map_or_else(
+                    || "-".to_string(),
+                    |n| n
+                        .chars()
+                        .map(|c| if c.is_control() { '?' } else { c })
+                        .collect()
+                ),
             );
         }
     }
@@ -394,7 +408,8 @@ pub fn list(a: &ListArgs, json: bool) -> Result<serde_json::Value> {
 /// `fwseal keys export`.
 #[derive(Args)]
 pub struct KeysExportArgs {
-    /// Product.
+    /// Product, or `fwseal-appliance` for the appliance's provenance keys (what `verify
+    /// --provenance-key` and `audit verify -k` need; any authenticated client may fetch them).
     #[arg(long, short = 'p')]
     pub product: String,
     /// Directory to write the key files into.
@@ -409,7 +424,13 @@ pub struct KeysExportArgs {
 /// sources, an imgtool-style public key, and the certificate where there is one.
 pub fn keys_export(a: &KeysExportArgs, json: bool) -> Result<serde_json::Value> {
     let client = Client::from_env(a.url.as_deref())?;
-    let v: ProductKeys = client.get(&format!("/v1/products/{}/keys", a.product))?;
+    // The reserved name addresses the appliance's own provenance / checkpoint keys.
+    let path = if a.product == fwseal_api::APPLIANCE {
+        "/v1/appliance/keys".to_string()
+    } else {
+        format!("/v1/products/{}/keys", a.product)
+    };
+    let v: ProductKeys = client.get(&path)?;
     std::fs::create_dir_all(&a.dir)?;
     let mut written = Vec::new();
     for k in &v.keys {

@@ -161,3 +161,44 @@ fn android_img_is_refused_with_a_clear_message() {
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("unsupported .img flavour"), "{err}");
 }
+
+/// A provenance gate never passes silently: with `--provenance-key` (or a policy flag) and no
+/// envelope next to the image, `verify` fails (exit 1) and says provenance was not checked;
+/// without any provenance option it verifies the signatures as before.
+#[test]
+fn provenance_options_without_an_envelope_fail() {
+    let s = Setup::new();
+    let (signed, _) = s.sign(&fixture(), Mode::Embedded);
+    std::fs::write(s.p("fw.bin"), &signed).expect("w");
+    let (img, ec, pq) = (s.p("fw.bin"), s.p("ec.pem"), s.p("pq.pem"));
+    let base = ["verify", img.as_str(), "-k", ec.as_str(), "-k", pq.as_str()];
+    let (code, out, err) = fwseal(&base);
+    assert_eq!(code, 0, "signatures alone: {out}{err}");
+
+    let expected = s.p("fw.bin.intoto.jsonl");
+    let cases: [&[&str]; 4] = [
+        &["--provenance-key", &ec],
+        &["--provenance-key", &ec, "--provenance-key", &pq],
+        &["--source-uri", "git+https://git.example/widget"],
+        &["--builder-id", "https://fwseal.test/appliance"],
+    ];
+    for extra in cases {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let (code, out, err) = fwseal(&args);
+        assert_eq!(code, 1, "{extra:?}: must fail:\n{out}{err}");
+        assert!(
+            err.contains("provenance not checked") && err.contains(&expected),
+            "{extra:?}: stderr must say provenance was not checked and where it looked:\n{err}"
+        );
+        assert!(!out.contains("verified"), "{extra:?}: {out}");
+    }
+
+    // An explicit --provenance FILE that does not exist is an error too.
+    let mut args = base.to_vec();
+    let missing = s.p("nowhere.intoto.jsonl");
+    args.extend_from_slice(&["--provenance", &missing, "--provenance-key", &ec]);
+    let (code, out, err) = fwseal(&args);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("nowhere.intoto.jsonl"), "{err}");
+}

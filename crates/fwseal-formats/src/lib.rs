@@ -529,6 +529,12 @@ pub trait Prepared: Send + Sync {
         alg: SigAlg,
         pq: Option<&Signature>,
     ) -> Result<SignedMessage, FormatError>;
+    /// The image version the signed image states: the format's own field where it has one
+    /// (MCUboot `ih_ver`, which fwseal never rewrites), otherwise the requested
+    /// `options.image_version` (recorded in the fwseal signature block; `.efi` records none).
+    fn image_version(&self) -> Option<ImageVersion> {
+        self.request().options.image_version
+    }
     /// The signed image (embedded mode) as parts over the input.
     fn embed(&self, set: &SignatureSet) -> Result<Vec<Part>, FormatError>;
     /// The detached signature document.

@@ -924,6 +924,10 @@ impl Prepared for McubootPlan {
     fn request(&self) -> &Request {
         &self.req
     }
+    /// `ih_ver` from the header (the request's version is not written into MCUboot images).
+    fn image_version(&self) -> Option<ImageVersion> {
+        Header::parse(&self.header).ok().map(|h| h.version)
+    }
     /// The image hash over `header ‖ body ‖ protected area` as far as it is known before signing:
     /// exact in detached and classical-only modes; in embedded hybrid mode it stops before the PQ
     /// TLV (the final image hash also covers the PQ signature).

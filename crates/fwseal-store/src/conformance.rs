@@ -292,6 +292,7 @@ pub fn sample_artifact(
         product: product.into(),
         format: "raw".into(),
         mode: "embedded".into(),
+        name: Some(format!("{id}.bin")),
         version: version.map(Into::into),
         input_sha256: [n; 32],
         output_sha256: [n ^ 0xFF; 32],

@@ -17,6 +17,10 @@ pub struct ArtifactMeta {
     pub format: String,
     /// `embedded` or `detached`.
     pub mode: String,
+    /// The input's file name as the client submitted it (`None` in rows stored before schema
+    /// version 3).
+    #[serde(default)]
+    pub name: Option<String>,
     /// Image version, if the format or the client states one.
     #[serde(default)]
     pub version: Option<String>,

@@ -144,6 +144,7 @@ fn meta(id: &str, product: &str, version: Option<&str>, n: u8, created: &str) ->
         product: product.into(),
         format: "raw".into(),
         mode: "embedded".into(),
+        name: Some(format!("{id}.bin")),
         version: version.map(Into::into),
         input_sha256: [n; 32],
         output_sha256: [n ^ 0xFF; 32],

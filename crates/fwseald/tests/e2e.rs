@@ -27,15 +27,14 @@ fn sign_both(a: &Appliance, product: &str, input: &str, keys: [&str; 2]) -> (Str
     let r = a.cli_ok(&args);
     assert!(r.stdout.contains("OK provenance"), "{}", r.text());
 
-    let env = format!("{doc}.intoto.jsonl");
-    let mut args = vec![
-        "verify",
-        input,
-        "--detached",
-        doc.as_str(),
-        "--provenance",
-        env.as_str(),
-    ];
+    // Detached: the provenance is `IN.intoto.jsonl`, found next to the image like the document
+    // (formats/provenance.md, "File names"); an explicit --provenance FILE works as well.
+    let env = format!("{input}.intoto.jsonl");
+    let mut args = vec!["verify", input];
+    args.extend(&k);
+    let r = a.cli_ok(&args);
+    assert!(r.stdout.contains("OK provenance"), "{}", r.text());
+    let mut args = vec!["verify", input, "--detached", &doc, "--provenance", &env];
     args.extend(&k);
     let r = a.cli_ok(&args);
     assert!(r.stdout.contains("OK provenance"), "{}", r.text());

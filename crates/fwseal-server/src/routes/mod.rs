@@ -46,6 +46,7 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/products/{product}/sign-params", get(sign::sign_params))
         .route("/v1/products/{product}/artifacts", get(artifacts::list))
         .route("/v1/products/{product}/keys", get(keys::product_keys))
+        .route("/v1/appliance/keys", get(keys::appliance_keys))
         .route("/v1/artifacts/{id}", get(artifacts::meta))
         .route("/v1/artifacts/{id}/{part}", get(artifacts::part))
         .route("/v1/audit/export", get(audit::export))

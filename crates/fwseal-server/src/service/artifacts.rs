@@ -140,8 +140,10 @@ impl SigningService {
                     ServiceError::BadRequest("digest must be 64 hex digits (SHA-256)".into())
                 })?),
             };
+            // Versions are stored normalised (`1.2.3` as `1.2.3+0`); compare them the same way.
+            let version = super::intake::parse_version(f.version.as_deref())?;
             let q = ArtifactQuery {
-                version: f.version,
+                version: version.map(|v| v.to_string()),
                 digest,
                 since: f.since,
                 until: f.until,
@@ -207,6 +209,36 @@ impl SigningService {
         })
     }
 
+    /// `GET /v1/appliance/keys`: the appliance's current provenance / checkpoint public keys
+    /// (ECDSA P-256, then ML-DSA-65), for any authenticated client: whoever verifies a
+    /// provenance envelope or an audit checkpoint needs them, and they open no product.
+    pub fn appliance_keys(&self, who: &Identity) -> Result<ProductKeys, ServiceError> {
+        self.audited(
+            &who.name,
+            Action::KeysRead,
+            Some(fwseal_api::APPLIANCE),
+            || {
+                let s = self.keys.appliance_signers()?;
+                let keys = [s.classical, s.pq]
+                    .iter()
+                    .map(|signer| {
+                        let pk = signer.public_key();
+                        KeyView {
+                            alg: pk.alg(),
+                            key_id: pk.key_id().to_hex(),
+                            spki_pem: pk.spki_pem(),
+                        }
+                    })
+                    .collect();
+                Ok(ProductKeys {
+                    product: fwseal_api::APPLIANCE.to_string(),
+                    keys,
+                    certificate_pem: None,
+                })
+            },
+        )
+    }
+
     /// `GET /v1/audit/export`: the whole log as JSON Lines (auditor or admin on `*`).
     pub fn audit_export(&self, who: &Identity) -> Result<Vec<u8>, ServiceError> {
         self.audited(&who.name, Action::AuditRead, Some("*"), || {
@@ -241,6 +273,7 @@ fn artifact_view(m: &ArtifactMeta) -> Result<ArtifactView, ServiceError> {
         format: fwseal_formats::Format::from_name(&m.format).ok_or_else(|| corrupt("format"))?,
         mode: serde_json::from_value(serde_json::Value::String(m.mode.clone()))
             .map_err(|_| corrupt("mode"))?,
+        name: m.name.clone(),
         version: m.version.clone(),
         input_sha256: h(&m.input_sha256),
         output_sha256: h(&m.output_sha256),

@@ -132,10 +132,18 @@ impl SigningService {
             options: pcfg.sign_options(params.version),
         };
         let limit = self.config().max_random_access_bytes;
-        Ok((
-            format,
-            pipeline::prepare_file(format, input.path, &req, limit)?,
-        ))
+        let plan = pipeline::prepare_file(format, input.path, &req, limit)?;
+        // A format with its own version field (MCUboot's header) is not rewritten: a different
+        // requested version would be recorded for an image that states another.
+        if let (Some(asked), Some(own)) = (params.version, plan.image_version()) {
+            if asked != own {
+                return Err(ServiceError::BadRequest(format!(
+                    "version {asked} differs from the version the {format} image states ({own}); \
+                     fwseal does not rewrite it: set it when building the image, or omit version"
+                )));
+            }
+        }
+        Ok((format, plan))
     }
 }
 

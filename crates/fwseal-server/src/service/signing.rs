@@ -407,7 +407,9 @@ impl SigningService {
             product: pcfg.name.clone(),
             format: format.name().to_string(),
             mode: mode_name(mode).to_string(),
-            version: version.map(|v| v.to_string()),
+            name: Some(name.clone()),
+            // What the signed image states (MCUboot: its header), else what the request named.
+            version: plan.image_version().or(version).map(|v| v.to_string()),
             input_sha256: input_sha,
             output_sha256: image_sha,
             detached_sha256: Some(doc_sha),

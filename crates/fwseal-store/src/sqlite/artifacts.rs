@@ -9,7 +9,7 @@ use crate::{ArtifactIndex, StoreError};
 use rusqlite::{params, Connection, Row};
 
 const ARTIFACT_COLUMNS: &str = "id, product, format, mode, version, input_sha256, output_sha256, \
-     detached_sha256, provenance_sha256, key_ids, client, created";
+     detached_sha256, provenance_sha256, key_ids, client, created, name";
 
 fn decode_artifact(row: &Row<'_>) -> Result<ArtifactMeta, StoreError> {
     let corrupt = |e: String| StoreError::Corrupt(format!("artifact row: {e}"));
@@ -29,6 +29,7 @@ fn decode_artifact(row: &Row<'_>) -> Result<ArtifactMeta, StoreError> {
         key_ids: parse_key_ids(&row.get::<_, String>(9).db()?).map_err(corrupt)?,
         client: row.get(10).db()?,
         created: row.get(11).db()?,
+        name: row.get(12).db()?,
         id,
     })
 }
@@ -36,7 +37,7 @@ fn decode_artifact(row: &Row<'_>) -> Result<ArtifactMeta, StoreError> {
 pub(super) fn insert_artifact(conn: &Connection, m: &ArtifactMeta) -> Result<(), StoreError> {
     let created_key = sort_key("created", &m.created)?;
     conn.execute(
-        &format!("INSERT INTO artifacts ({ARTIFACT_COLUMNS}, created_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+        &format!("INSERT INTO artifacts ({ARTIFACT_COLUMNS}, created_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
         params![
             m.id,
             m.product,
@@ -50,6 +51,7 @@ pub(super) fn insert_artifact(conn: &Connection, m: &ArtifactMeta) -> Result<(),
             key_ids_json(&m.key_ids),
             m.client,
             m.created,
+            m.name,
             created_key,
         ],
     ).db()?;
@@ -137,5 +139,51 @@ impl ArtifactIndex for SqliteStore {
             out.push(decode_artifact(r)?);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A version-2 database (no `name` column) opens, migrates, keeps its rows (name `None`)
+    /// and stores names from then on.
+    #[test]
+    fn a_version_2_database_gains_artifact_names() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("db");
+        {
+            let c = Connection::open(&p).unwrap();
+            c.execute_batch(crate::sqlite::SCHEMA_V1).unwrap();
+            c.execute_batch(crate::sqlite::jobs::SCHEMA_V2).unwrap();
+            c.pragma_update(None, "user_version", 2).unwrap();
+            c.execute(
+                "INSERT INTO artifacts (id, product, format, mode, version, input_sha256, \
+                 output_sha256, detached_sha256, provenance_sha256, key_ids, client, created, \
+                 created_key) VALUES ('old', 'widget', 'raw', 'embedded', NULL, ?1, ?1, NULL, \
+                 NULL, '[]', 'ci', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00.000000000Z')",
+                params![hex::encode([3u8; 32])],
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(&p).unwrap();
+        let old = s.artifact("old").unwrap().expect("old row kept");
+        assert_eq!(old.name, None);
+        assert_eq!(old.product, "widget");
+        let new = ArtifactMeta {
+            id: "new".into(),
+            name: Some("app.img".into()),
+            version: Some("1.2.3+4".into()),
+            created: "2026-01-02T00:00:00Z".into(),
+            ..old
+        };
+        s.put_artifact(&new).unwrap();
+        assert_eq!(s.artifact("new").unwrap(), Some(new));
+        let v: i64 = s
+            .lock()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, crate::sqlite::SCHEMA_VERSION);
     }
 }

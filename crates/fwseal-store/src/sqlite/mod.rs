@@ -44,8 +44,12 @@ impl<T> DbResult<T> for rusqlite::Result<T> {
 }
 
 /// Schema version stored in `PRAGMA user_version`. Version 2 added the approval jobs
-/// (`jobs`, `job_approvals`); a version-1 database is migrated in place on open.
-pub const SCHEMA_VERSION: i64 = 2;
+/// (`jobs`, `job_approvals`), version 3 the artifacts' input `name` (older rows keep `NULL`);
+/// an older database is migrated in place on open.
+pub const SCHEMA_VERSION: i64 = 3;
+
+/// Version 3: the input's name in the artifact index.
+const SCHEMA_V3: &str = "ALTER TABLE artifacts ADD COLUMN name TEXT;";
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE audit_log (
@@ -196,7 +200,8 @@ fn read_only(path: &Path) -> Result<Connection, StoreError> {
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .db()?;
-    // The audit tables are the same in every version; version 2 only added the job tables.
+    // The audit tables are the same in every version; versions 2 and 3 only added the job
+    // tables and the artifacts' `name` column.
     if !(1..=SCHEMA_VERSION).contains(&v) {
         return Err(StoreError::Corrupt(format!(
             "schema version {v}, this build reads 1..={SCHEMA_VERSION}"
@@ -211,14 +216,15 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .db()?;
     let v: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).db()?;
     match v {
-        0 => {
-            tx.execute_batch(SCHEMA_V1).db()?;
-            tx.execute_batch(jobs::SCHEMA_V2).db()?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-                .db()?;
-        }
-        1 => {
-            tx.execute_batch(jobs::SCHEMA_V2).db()?;
+        0..SCHEMA_VERSION => {
+            // Each step brings version `v` to `v + 1`.
+            if v < 1 {
+                tx.execute_batch(SCHEMA_V1).db()?;
+            }
+            if v < 2 {
+                tx.execute_batch(jobs::SCHEMA_V2).db()?;
+            }
+            tx.execute_batch(SCHEMA_V3).db()?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .db()?;
         }
