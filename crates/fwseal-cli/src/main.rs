@@ -406,10 +406,17 @@ fn check_provenance(
         keys.push(fwseal_crypto::PublicKey::from_spki_der(alg, &t.spki)?);
     }
     let text = read_input(&path)?;
-    let line = text
+    // One envelope, one line (formats/provenance.md): never pick one of several.
+    let mut lines = text
         .split(|&b| b == b'\n')
-        .find(|l| !l.iter().all(|b| b.is_ascii_whitespace()))
-        .unwrap_or_default();
+        .filter(|l| !l.iter().all(|b| b.is_ascii_whitespace()));
+    let line = lines.next().unwrap_or_default();
+    if lines.next().is_some() {
+        anyhow::bail!(
+            "{}: more than one non-blank line; a provenance file holds exactly one envelope",
+            path.display()
+        );
+    }
     let env = fwseal_provenance::Envelope::from_json(line)
         .with_context(|| format!("{}", path.display()))?;
     let sha = hex::encode(fwseal_crypto::DigestAlg::Sha256.hash(image));

@@ -469,6 +469,12 @@ impl Config {
                     p.name
                 ));
             }
+            if p.name == fwseal_api::APPLIANCE {
+                return bad(format!(
+                    "product name {:?} is reserved for the appliance's own provenance keys",
+                    p.name
+                ));
+            }
             if !names.insert(p.name.as_str()) {
                 return bad(format!("product {:?} is defined twice", p.name));
             }

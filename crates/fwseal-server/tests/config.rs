@@ -156,3 +156,18 @@ fn mcuboot_options_are_validated_and_reach_the_sign_options() {
         invalid(cfg(&format!("[product.options]\n{opts}"), &[]), want);
     }
 }
+
+#[test]
+fn the_appliance_product_name_is_reserved() {
+    let t = format!(
+        "listen = \"127.0.0.1:0\"\nstate_dir = \"/tmp/x\"\nidentity = \"i\"\n\
+         [hsm]\ndev_token = true\n[[product]]\nname = \"{}\"\n\
+         [[client]]\nname = \"ci\"\ntoken_sha256 = \"{}\"\nroles = {{ p = [\"submitter\"] }}\n",
+        fwseal_api::APPLIANCE,
+        HASHES[0]
+    );
+    invalid(
+        Config::parse(&t, std::path::Path::new("test.toml")),
+        "reserved",
+    );
+}

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The reserved product name of the appliance's own provenance / checkpoint keys.
-pub const APPLIANCE: &str = "fwseal-appliance";
+/// The reserved product name of the appliance's own provenance / checkpoint keys (one name,
+/// shared with the wire types and the server).
+pub use fwseal_api::APPLIANCE;
 
 /// One half of a key version.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -126,6 +126,20 @@ fn detached_provenance_is_found_by_the_naming_rule() {
     assert!(r.stdout.contains("OK provenance"), "{}", r.text());
     judge_provenance(&a, &prov, &format!("{bin}.sig.json"));
 
+    // One envelope per file: a second line (here a copy of the valid one) is refused, never
+    // skipped, so nothing can hide behind the first envelope.
+    let one = std::fs::read_to_string(a.path(&prov)).unwrap();
+    std::fs::write(a.path(&prov), format!("{one}{one}")).unwrap();
+    let r = a.cli(&v);
+    assert_eq!(r.code, Some(1), "{}", r.text());
+    assert!(
+        r.stderr.contains("more than one non-blank line"),
+        "{}",
+        r.text()
+    );
+    std::fs::write(a.path(&prov), &one).unwrap();
+    a.cli_ok(&v);
+
     std::fs::remove_file(a.path(&prov)).unwrap();
     let r = a.cli(&v);
     assert_eq!(r.code, Some(1), "{}", r.text());
