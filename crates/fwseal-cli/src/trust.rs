@@ -163,15 +163,7 @@ pub fn verify_image(
             options,
         };
         let plan = prepare(format, data, &req)?;
-        let (da, d) = plan.digest();
-        if da != doc.digest.alg || hex::encode(&d) != doc.digest.value {
-            bail!(
-                "detached document digest ({} {}) does not match the image ({da} {})",
-                doc.digest.alg,
-                doc.digest.value,
-                hex::encode(&d)
-            );
-        }
+        doc.check_digests(&*plan)?;
         let pq_sig = doc
             .signatures
             .iter()

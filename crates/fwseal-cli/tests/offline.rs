@@ -202,3 +202,51 @@ fn provenance_options_without_an_envelope_fail() {
     assert_ne!(code, 0, "{out}{err}");
     assert!(err.contains("nowhere.intoto.jsonl"), "{err}");
 }
+
+/// formats/detached.md, "Verifying" step 1: every `digests[]` entry must match the image — a
+/// stale SHA-512 entry, or an entry for an algorithm no signature uses, rejects the document
+/// even though both signatures still verify.
+#[test]
+fn every_digests_entry_of_a_detached_document_is_checked() {
+    let s = Setup::new();
+    let data = fixture();
+    let (_, doc) = s.sign(&data, Mode::Detached);
+    std::fs::write(s.p("fw.bin"), &data).expect("w");
+    let args = [
+        "verify",
+        &s.p("fw.bin"),
+        "-k",
+        &s.p("ec.pem"),
+        "-k",
+        &s.p("pq.pem"),
+    ]
+    .map(String::from);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = |v: &serde_json::Value| {
+        std::fs::write(s.p("fw.bin.sig.json"), v.to_string()).expect("w");
+        fwseal(&args)
+    };
+    let good: serde_json::Value = serde_json::from_str(&doc).expect("json");
+    let (code, out, err) = run(&good);
+    assert_eq!(code, 0, "{out}{err}");
+
+    let mut stale = good.clone();
+    let entries = stale["digests"].as_array_mut().expect("digests");
+    let sha512 = entries
+        .iter_mut()
+        .find(|e| e["alg"] == "sha512")
+        .expect("a hybrid ML-DSA-65 document lists sha512");
+    sha512["value"] = serde_json::Value::String("00".repeat(64));
+    let (code, _, err) = run(&stale);
+    assert_eq!(code, 1, "stale sha512 entry accepted: {err}");
+    assert!(err.contains("digests[] sha512"), "{err}");
+
+    let mut extra = good.clone();
+    extra["digests"]
+        .as_array_mut()
+        .expect("digests")
+        .push(serde_json::json!({"alg": "sha384", "value": "11".repeat(48)}));
+    let (code, _, err) = run(&extra);
+    assert_eq!(code, 1, "extra sha384 entry accepted: {err}");
+    assert!(err.contains("no signature depends on"), "{err}");
+}

@@ -47,27 +47,7 @@ impl DetachedDoc {
     /// per-algorithm digests the plan's messages used.
     pub fn new(plan: &(impl Prepared + ?Sized), set: &SignatureSet) -> Self {
         let (alg, d) = plan.digest();
-        let mut digests = vec![DigestEntry {
-            alg,
-            value: hex::encode(&d),
-        }];
-        for s in &set.signatures {
-            let da = s.alg.digest_alg();
-            if digests.iter().any(|e| e.alg == da) {
-                continue;
-            }
-            let msg = if s.alg.family() == Family::PostQuantum {
-                plan.pq_message(s.alg).ok()
-            } else {
-                plan.classical_message(s.alg, None).ok()
-            };
-            if let Some(v) = msg.and_then(|m| digest_of_message(plan.format(), s.alg, &m)) {
-                digests.push(DigestEntry {
-                    alg: da,
-                    value: hex::encode(v),
-                });
-            }
-        }
+        let digests = digest_entries(plan, set.signatures.iter().map(|s| s.alg));
         DetachedDoc {
             doc_type: DOC_TYPE.to_string(),
             format: plan.format(),
@@ -81,6 +61,42 @@ impl DetachedDoc {
             certificates: set.certificates.clone(),
             extra: serde_json::Map::new(),
         }
+    }
+
+    /// Check `digest` and every `digests` entry against the image (`formats/detached.md`,
+    /// "Verifying" step 1: all must match; an entry no signature depends on is an error too,
+    /// so a stale or extra value never rides along unchecked).
+    pub fn check_digests(&self, plan: &(impl Prepared + ?Sized)) -> Result<(), FormatError> {
+        let (alg, d) = plan.digest();
+        let primary = DigestEntry {
+            alg,
+            value: hex::encode(d),
+        };
+        if self.digest != primary {
+            return Err(FormatError::Misuse(format!(
+                "detached document digest ({} {}) does not match the image ({} {})",
+                self.digest.alg, self.digest.value, primary.alg, primary.value
+            )));
+        }
+        let want = digest_entries(plan, self.signatures.iter().map(|s| s.alg));
+        for e in &self.digests {
+            match want.iter().find(|w| w.alg == e.alg) {
+                Some(w) if w == e => {}
+                Some(w) => {
+                    return Err(FormatError::Misuse(format!(
+                        "detached document digests[] {} {} does not match the image ({})",
+                        e.alg, e.value, w.value
+                    )))
+                }
+                None => {
+                    return Err(FormatError::Misuse(format!(
+                        "detached document digests[] has a {} entry no signature depends on",
+                        e.alg
+                    )))
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Serialize as pretty JSON.
@@ -136,6 +152,37 @@ pub fn message(
             SignedMessage::Bytes(m)
         }
     })
+}
+
+/// The document's `digests`: the primary digest, then one entry per further digest algorithm
+/// the signatures `algs` depend on (the digest inside each one's message).
+fn digest_entries(
+    plan: &(impl Prepared + ?Sized),
+    algs: impl Iterator<Item = SigAlg>,
+) -> Vec<DigestEntry> {
+    let (alg, d) = plan.digest();
+    let mut digests = vec![DigestEntry {
+        alg,
+        value: hex::encode(&d),
+    }];
+    for a in algs {
+        let da = a.digest_alg();
+        if digests.iter().any(|e| e.alg == da) {
+            continue;
+        }
+        let msg = if a.family() == Family::PostQuantum {
+            plan.pq_message(a).ok()
+        } else {
+            plan.classical_message(a, None).ok()
+        };
+        if let Some(v) = msg.and_then(|m| digest_of_message(plan.format(), a, &m)) {
+            digests.push(DigestEntry {
+                alg: da,
+                value: hex::encode(v),
+            });
+        }
+    }
+    digests
 }
 
 fn digest_of_message(format: Format, alg: SigAlg, m: &SignedMessage) -> Option<Vec<u8>> {
