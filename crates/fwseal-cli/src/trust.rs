@@ -151,11 +151,19 @@ pub fn verify_image(
             .map(|s| s.alg);
         // A format whose primary digest is selectable (raw) reads `raw_digest`; the others
         // ignore it and the digest comparison below catches a mismatch.
-        let options = SignOptions {
+        let mut options = SignOptions {
             product: doc.product.clone(),
             raw_digest: doc.digest.alg,
             ..SignOptions::default()
         };
+        // A sparse `.hex` image's digests depend on the gap byte its document records
+        // (formats/hex.md §4); the signatures bind it, so reading it from the document is safe.
+        if let Some(fill) = doc.extra.get("fill") {
+            options.hex_fill = fill
+                .as_u64()
+                .and_then(|f| u8::try_from(f).ok())
+                .with_context(|| format!("detached document extra.fill is not a byte: {fill}"))?;
+        }
         let req = Request {
             classical,
             pq,

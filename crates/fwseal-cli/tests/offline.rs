@@ -250,3 +250,43 @@ fn every_digests_entry_of_a_detached_document_is_checked() {
     assert_eq!(code, 1, "extra sha384 entry accepted: {err}");
     assert!(err.contains("no signature depends on"), "{err}");
 }
+
+/// formats/hex.md §4: a detached `.hex` document records the gap fill (`extra.fill`), so
+/// `fwseal verify` checks a sparse image signed with a non-default `hex_fill` without being
+/// told the product's setting — and a document whose fill was altered is refused.
+#[test]
+fn detached_hex_documents_carry_their_fill_byte() {
+    let s = Setup::new();
+    let hex =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/hex/gcc.hex"))
+            .expect("gcc.hex (three segments with gaps)");
+    let mut req = Request::hybrid(
+        SigAlg::EcdsaP256Sha256,
+        SigAlg::MlDsa65,
+        Mode::Detached,
+        "cli-test",
+    );
+    req.options.hex_fill = 0x00;
+    let plan = prepare(Format::Ihex, &hex, &req).expect("prepare");
+    let set = sign_prepared(
+        plan.as_ref(),
+        Some(&s.ec as &dyn Signer),
+        Some(&s.pq as &dyn Signer),
+        vec![],
+    )
+    .expect("sign");
+    let doc = plan.detached(&set).expect("doc");
+    assert_eq!(doc.extra.get("fill"), Some(&serde_json::json!(0)));
+    std::fs::write(s.p("fw.hex"), &hex).expect("w");
+    std::fs::write(s.p("fw.hex.sig.json"), doc.to_json()).expect("w");
+    let (ec, pq, img) = (s.p("ec.pem"), s.p("pq.pem"), s.p("fw.hex"));
+    let args = ["verify", img.as_str(), "-k", ec.as_str(), "-k", pq.as_str()];
+    let (code, out, err) = fwseal(&args);
+    assert_eq!(code, 0, "fill 0x00 document: {out}{err}");
+
+    let mut other = doc.clone();
+    other.extra.insert("fill".into(), serde_json::json!(0xff));
+    std::fs::write(s.p("fw.hex.sig.json"), other.to_json()).expect("w");
+    let (code, _, err) = fwseal(&args);
+    assert_eq!(code, 1, "a different fill must change the digests: {err}");
+}

@@ -231,6 +231,15 @@ impl<L: Layout> Prepared for BlockPlan<L> {
     fn embed(&self, set: &SignatureSet) -> Result<Vec<Part>, FormatError> {
         self.layout.embed(encode(&self.meta(), set)?)
     }
+    /// The default document, plus `extra.fill` where the block would record FILL (a sparse
+    /// image): its digests depend on the gap byte, so a verifier needs no product setting.
+    fn detached(&self, set: &SignatureSet) -> Result<crate::detached::DetachedDoc, FormatError> {
+        let mut doc = crate::detached::DetachedDoc::new(self, set);
+        if let Some(f) = self.fill {
+            doc.extra.insert("fill".into(), f.into());
+        }
+        Ok(doc)
+    }
 }
 
 /// Encode a complete block (header, protected area, signatures, footer).
