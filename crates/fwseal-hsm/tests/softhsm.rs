@@ -729,7 +729,10 @@ fn health_of_a_busy_token_does_not_wait_for_a_session() {
     let took = start.elapsed();
     release_tx.send(()).expect("release");
     holder.join().expect("holder").expect("holder's operation");
-    assert!(h.ok() && h.busy, "a busy token must be healthy and busy: {h:?}");
+    assert!(
+        h.ok() && h.busy,
+        "a busy token must be healthy and busy: {h:?}"
+    );
     assert!(
         took < Duration::from_secs(10),
         "health waited {took:?} for a session (session_wait is 20 s)"

@@ -363,10 +363,19 @@ mod tests {
         assert_ne!(key("192.0.2.7"), key("192.0.2.8"));
         // An IPv4-mapped IPv6 address is its IPv4 address.
         assert_eq!(key("::ffff:192.0.2.7"), key("192.0.2.7"));
-        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            key("::ffff:192.0.2.7"),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
         // Every address of an IPv6 /64 is one source; the next /64 is another.
-        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff:ffff:ffff:ffff"));
-        assert_eq!(key("2001:db8:1:2:abcd::9"), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_eq!(
+            key("2001:db8:1:2:abcd::9"),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
         assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
         // Loopback ::1 is its /64 (::), not 127.0.0.1.
         assert_ne!(key("::1"), key("127.0.0.1"));

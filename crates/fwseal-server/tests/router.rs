@@ -1046,7 +1046,12 @@ async fn request_ids_are_random_and_say_nothing_of_the_rate() {
     for _ in 0..3 {
         let (s, hd, _) = call_with(&h, "GET", "/healthz", &[], vec![]).await;
         assert_eq!(s, StatusCode::OK);
-        let id = hd.get("x-request-id").unwrap().to_str().unwrap().to_string();
+        let id = hd
+            .get("x-request-id")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         assert_eq!(id.len(), 32, "{id}");
         assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
         ids.push(id);
@@ -1054,7 +1059,13 @@ async fn request_ids_are_random_and_say_nothing_of_the_rate() {
     // An unauthenticated answer has one too.
     let (s, hd, _) = call_with(&h, "GET", "/v1/jobs", &[], vec![]).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    ids.push(hd.get("x-request-id").unwrap().to_str().unwrap().to_string());
+    ids.push(
+        hd.get("x-request-id")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string(),
+    );
     let mut unique = ids.clone();
     unique.sort();
     unique.dedup();
@@ -1096,7 +1107,12 @@ async fn image_names_are_bounded_and_printable() {
             .count()
     };
     let long = "n".repeat(256);
-    let cases = [long.as_str(), "fw%0A.bin", "fw%1B%5B31m.bin", "fw%E2%80%AEnib.exe"];
+    let cases = [
+        long.as_str(),
+        "fw%0A.bin",
+        "fw%1B%5B31m.bin",
+        "fw%E2%80%AEnib.exe",
+    ];
     for (i, name) in cases.iter().enumerate() {
         let uri = format!("/v1/products/widget/sign?name={name}");
         let (s, hd, b) = call_with(&h, "POST", &uri, &[bearer(ALICE)], image(100)).await;
@@ -1130,5 +1146,9 @@ async fn image_names_are_bounded_and_printable() {
     assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
     let v = json(&b);
     assert_eq!(v["results"][0]["status"], 400, "{v}");
-    assert_eq!(blob_count(&h.state_dir), stored, "the refused part stored nothing");
+    assert_eq!(
+        blob_count(&h.state_dir),
+        stored,
+        "the refused part stored nothing"
+    );
 }

@@ -411,7 +411,9 @@ fn one_source_cannot_hold_more_than_its_connection_share() {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut buf = Vec::new();
     let closed = loop {
-        fifth.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        fifth
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         let mut chunk = [0u8; 512];
         match fifth.read(&mut chunk) {
             Ok(0) => break true,

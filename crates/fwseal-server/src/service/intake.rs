@@ -62,10 +62,11 @@ pub(crate) fn check_name(name: &str) -> Result<(), ServiceError> {
             name.len()
         )));
     }
-    let bidi = |c: char| {
-        matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-    };
-    if let Some((at, c)) = name.char_indices().find(|&(_, c)| c.is_control() || bidi(c)) {
+    let bidi = |c: char| matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if let Some((at, c)) = name
+        .char_indices()
+        .find(|&(_, c)| c.is_control() || bidi(c))
+    {
         return Err(ServiceError::BadRequest(format!(
             "name: character U+{:04X} at byte {at} (control and bidirectional-text characters are not allowed)",
             u32::from(c)
