@@ -280,7 +280,9 @@ async fn an_idle_http2_connection_is_closed() {
     let srv = start_with(&pki, "[http]\nheader_read_timeout_secs = 1\n").await;
     let (c, k) = pki.leaf("factory-1", &[]);
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from(pki.ca.der().to_vec())).unwrap();
+    roots
+        .add(CertificateDer::from(pki.ca.der().to_vec()))
+        .unwrap();
     let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
