@@ -57,9 +57,11 @@ pub mod codes {
     pub const RATE_LIMITED: &str = "rate-limited";
     /// 431: the request head is too large.
     pub const HEADERS_TOO_LARGE: &str = "headers-too-large";
+    /// 414: the request target (path and query) is too long.
+    pub const URI_TOO_LONG: &str = "uri-too-long";
 
     /// Every code the daemon sends.
-    pub const ALL: [&str; 26] = [
+    pub const ALL: [&str; 27] = [
         BAD_REQUEST,
         UNAUTHENTICATED,
         FORBIDDEN,
@@ -86,6 +88,7 @@ pub mod codes {
         REQUEST_TIMEOUT,
         RATE_LIMITED,
         HEADERS_TOO_LARGE,
+        URI_TOO_LONG,
     ];
 }
 

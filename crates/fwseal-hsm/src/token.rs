@@ -127,8 +127,12 @@ pub(crate) fn find_slot(p: &Pkcs11, module: &Path, label: &str) -> Result<Slot, 
 pub struct Health {
     /// The slot still holds the token.
     pub token_present: bool,
-    /// A session is in a user-authenticated state.
+    /// A session is in a user-authenticated state (or every allowed session is in use: see
+    /// `busy`).
     pub logged_in: bool,
+    /// All `max_sessions` were in use, so no session was checked; the token counts as
+    /// healthy (operations are running on it) and `detail` says it is busy.
+    pub busy: bool,
     /// What failed, if anything.
     pub detail: Option<String>,
 }
@@ -275,17 +279,22 @@ impl Token {
     /// Claim one of `max_sessions` (waiting up to `session_wait`) and a session: an idle one,
     /// or a new one.
     fn take(&self) -> Result<(Lease<'_>, Session), HsmError> {
+        self.take_within(self.inner.session_wait)
+    }
+
+    /// [`Token::take`], waiting at most `wait` for a free place (zero: try once).
+    fn take_within(&self, wait: Duration) -> Result<(Lease<'_>, Session), HsmError> {
         let inner = &self.inner;
         let mut p = lock(&inner.pool);
         if inner.max_sessions > 0 && p.busy >= inner.max_sessions {
-            let deadline = Instant::now() + inner.session_wait;
+            let deadline = Instant::now() + wait;
             while p.busy >= inner.max_sessions {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Err(HsmError::Busy {
                         label: inner.label.clone(),
                         sessions: inner.max_sessions,
-                        waited: inner.session_wait,
+                        waited: wait,
                     });
                 }
                 p = inner
@@ -330,9 +339,18 @@ impl Token {
     /// [`crate::HsmSigner`], and key lookups through [`crate::keys`].
     pub fn with_session<R>(
         &self,
+        f: impl FnMut(&Session) -> Result<R, HsmError>,
+    ) -> Result<R, HsmError> {
+        self.with_session_within(self.inner.session_wait, f)
+    }
+
+    /// [`Token::with_session`], waiting at most `wait` for a free place.
+    fn with_session_within<R>(
+        &self,
+        wait: Duration,
         mut f: impl FnMut(&Session) -> Result<R, HsmError>,
     ) -> Result<R, HsmError> {
-        let (_lease, mut s) = self.take()?;
+        let (_lease, mut s) = self.take_within(wait)?;
         let mut left = self.inner.retries;
         loop {
             match f(&s) {
@@ -365,6 +383,8 @@ impl Token {
     }
 
     /// Cheap liveness check: the slot still holds the token and a pooled session is logged in.
+    /// It never waits for a session: with all `max_sessions` in use (operations are running),
+    /// the token counts as healthy and [`Health::busy`] says so.
     pub fn health(&self) -> Health {
         let present = match self.inner.pkcs11.get_slot_info(self.slot()) {
             Ok(i) => i.token_present(),
@@ -372,6 +392,7 @@ impl Token {
                 return Health {
                     token_present: false,
                     logged_in: false,
+                    busy: false,
                     detail: Some(format!("C_GetSlotInfo: {e}")),
                 }
             }
@@ -380,30 +401,27 @@ impl Token {
             return Health {
                 token_present: false,
                 logged_in: false,
+                busy: false,
                 detail: Some("token not present".into()),
             };
         }
-        let state = self.with_session(|s| {
+        let state = self.with_session_within(Duration::ZERO, |s| {
             s.get_session_info()
                 .map(|i| i.session_state())
                 .map_err(HsmError::p11("C_GetSessionInfo"))
         });
+        let health = |logged_in, busy, detail| Health {
+            token_present: true,
+            logged_in,
+            busy,
+            detail,
+        };
         match state {
-            Ok(SessionState::RwUser | SessionState::RoUser) => Health {
-                token_present: true,
-                logged_in: true,
-                detail: None,
-            },
-            Ok(other) => Health {
-                token_present: true,
-                logged_in: false,
-                detail: Some(format!("session state {other:?}")),
-            },
-            Err(e) => Health {
-                token_present: true,
-                logged_in: false,
-                detail: Some(e.to_string()),
-            },
+            Ok(SessionState::RwUser | SessionState::RoUser) => health(true, false, None),
+            Ok(other) => health(false, false, Some(format!("session state {other:?}"))),
+            // Every allowed session is in use by a running operation: the token works.
+            Err(e @ HsmError::Busy { .. }) => health(true, true, Some(e.to_string())),
+            Err(e) => health(false, false, Some(e.to_string())),
         }
     }
 

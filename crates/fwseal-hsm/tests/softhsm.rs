@@ -700,3 +700,43 @@ fn a_busy_token_fails_after_the_session_wait_instead_of_blocking() {
     t.with_session(|_| Ok(()))
         .expect("a free session is used again");
 }
+
+/// The health probe never waits for a session: with every allowed session in use (operations
+/// running), the token is healthy and busy, answered before `session_wait` would have passed.
+#[test]
+fn health_of_a_busy_token_does_not_wait_for_a_session() {
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+    let e = env_or_skip!();
+    let mut cfg = DevToken::new(&e.state).ensure().expect("dev token config");
+    cfg.max_sessions = 1;
+    cfg.session_wait = Duration::from_secs(20);
+    let t = Token::open(&cfg).expect("open with a session limit");
+    assert!(!t.health().busy, "{:?}", t.health());
+    let (held_tx, held_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let t2 = t.clone();
+    let holder = std::thread::spawn(move || {
+        t2.with_session(|_| {
+            held_tx.send(()).expect("signal");
+            release_rx.recv().expect("release");
+            Ok(())
+        })
+    });
+    held_rx.recv().expect("holder has the session");
+    let start = Instant::now();
+    let h = t.health();
+    let took = start.elapsed();
+    release_tx.send(()).expect("release");
+    holder.join().expect("holder").expect("holder's operation");
+    assert!(
+        h.ok() && h.busy,
+        "a busy token must be healthy and busy: {h:?}"
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "health waited {took:?} for a session (session_wait is 20 s)"
+    );
+    let h = t.health();
+    assert!(h.ok() && !h.busy, "{h:?}");
+}

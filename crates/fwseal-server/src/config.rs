@@ -94,6 +94,9 @@ pub struct HttpConfig {
     /// Most TCP connections served at once; further connections wait in the kernel's accept
     /// backlog until one closes (default 256).
     pub max_connections: usize,
+    /// Most TCP connections served at once from one source (an IPv4 address, or an IPv6 /64);
+    /// a further connection from it is closed at once (default 64).
+    pub max_connections_per_ip: usize,
     /// A request head (request line + headers, also the next request on a kept-alive
     /// connection, and the TLS handshake) must arrive within this, seconds (default 10).
     pub header_read_timeout_secs: u64,
@@ -112,6 +115,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             max_connections: 256,
+            max_connections_per_ip: 64,
             header_read_timeout_secs: 10,
             body_idle_timeout_secs: 30,
             request_timeout_secs: 900,
@@ -443,6 +447,9 @@ impl Config {
         let h = &self.http;
         if h.max_connections == 0 {
             return bad("[http] max_connections must be at least 1".into());
+        }
+        if h.max_connections_per_ip == 0 {
+            return bad("[http] max_connections_per_ip must be at least 1".into());
         }
         for (name, v) in [
             ("header_read_timeout_secs", h.header_read_timeout_secs),

@@ -51,6 +51,8 @@ pub struct Metrics {
     pub hsm_errors: Counter,
     /// Requests refused by a rate limit, by scope.
     pub rate_limited: Family<ScopeLabels, Counter>,
+    /// Connections closed at once: their source already held `max_connections_per_ip`.
+    pub connections_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -63,6 +65,12 @@ impl Default for Metrics {
         let signatures = Family::<SigLabels, Counter>::default();
         let hsm_errors = Counter::default();
         let rate_limited = Family::<ScopeLabels, Counter>::default();
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed at once because their source held max_connections_per_ip",
+            connections_refused.clone(),
+        );
         registry.register(
             "rate_limited",
             "Requests refused with 429, by scope (ip, client)",
@@ -95,6 +103,7 @@ impl Default for Metrics {
             signatures,
             hsm_errors,
             rate_limited,
+            connections_refused,
         }
     }
 }

@@ -113,6 +113,16 @@ impl Problem {
         )
     }
 
+    /// 414: the request target (path and query) is longer than the appliance accepts.
+    pub fn uri_too_long(len: usize, limit: usize) -> Self {
+        Self::new(
+            StatusCode::URI_TOO_LONG,
+            "uri-too-long",
+            "Request target too long",
+            format!("the request target is {len} bytes; the limit is {limit} bytes"),
+        )
+    }
+
     /// The problem for an error response that was not built from a problem (an extractor's
     /// rejection, the router's own 404/405): the code follows the status, the detail is the
     /// rejection's text.
@@ -124,6 +134,7 @@ impl Problem {
             408 => ("request-timeout", "Request timeout"),
             413 => ("too-large", "Request too large"),
             422 => ("bad-request", "Bad request"),
+            414 => ("uri-too-long", "Request target too long"),
             431 => ("headers-too-large", "Request header fields too large"),
             s if s >= 500 => ("internal", "Internal error"),
             _ => ("bad-request", "Bad request"),

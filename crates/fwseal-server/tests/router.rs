@@ -1036,3 +1036,119 @@ async fn metrics_need_the_metrics_role() {
     let (s, _, _) = call_with(&h, "GET", "/readyz", &[], vec![]).await;
     assert_eq!(s, StatusCode::OK);
 }
+
+/// `x-request-id` is random (128 bits, hex), not a boot time and counter that would tell the
+/// request rate.
+#[tokio::test]
+async fn request_ids_are_random_and_say_nothing_of_the_rate() {
+    let h = harness();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (s, hd, _) = call_with(&h, "GET", "/healthz", &[], vec![]).await;
+        assert_eq!(s, StatusCode::OK);
+        let id = hd
+            .get("x-request-id")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(id.len(), 32, "{id}");
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        ids.push(id);
+    }
+    // An unauthenticated answer has one too.
+    let (s, hd, _) = call_with(&h, "GET", "/v1/jobs", &[], vec![]).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    ids.push(
+        hd.get("x-request-id")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string(),
+    );
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "{ids:?}");
+    // No shared prefix a counter or a boot time would leave.
+    assert_ne!(ids[0][..8], ids[1][..8], "{ids:?}");
+}
+
+/// A request target over 8 KiB is a `414 uri-too-long` problem, before anything else.
+#[tokio::test]
+async fn a_long_request_target_is_a_414_problem() {
+    let h = harness();
+    let uri = format!("/v1/products/widget/sign?name={}", "a".repeat(9000));
+    let (s, hd, b) = call_with(&h, "POST", &uri, &[bearer(ALICE)], image(100)).await;
+    assert_problem(
+        "9 KiB target",
+        s,
+        &hd,
+        &b,
+        StatusCode::URI_TOO_LONG,
+        "uri-too-long",
+    );
+    assert_eq!(blob_count(&h.state_dir), 0);
+    // Just under the limit is not refused for its length.
+    let uri = format!("/healthz?x={}", "a".repeat(8000));
+    let (s, _, _) = call_with(&h, "GET", &uri, &[], vec![]).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+/// An image name over 255 bytes or with control / bidirectional-text characters is refused
+/// (400, audited) and never stored; in a batch, the part is refused.
+#[tokio::test]
+async fn image_names_are_bounded_and_printable() {
+    let h = harness();
+    let denies = |h: &Harness| {
+        audit(h)
+            .iter()
+            .filter(|r| r.entry.decision == Decision::Deny && r.entry.client == "alice")
+            .count()
+    };
+    let long = "n".repeat(256);
+    let cases = [
+        long.as_str(),
+        "fw%0A.bin",
+        "fw%1B%5B31m.bin",
+        "fw%E2%80%AEnib.exe",
+    ];
+    for (i, name) in cases.iter().enumerate() {
+        let uri = format!("/v1/products/widget/sign?name={name}");
+        let (s, hd, b) = call_with(&h, "POST", &uri, &[bearer(ALICE)], image(100)).await;
+        let doc = assert_problem(name, s, &hd, &b, StatusCode::BAD_REQUEST, "bad-request");
+        assert!(doc["detail"].as_str().unwrap().contains("name"), "{doc}");
+        assert_eq!(denies(&h), i + 1, "{name}: refusal audited");
+    }
+    assert_eq!(blob_count(&h.state_dir), 0);
+    // 255 bytes of a plain name are fine.
+    let uri = format!("/v1/products/widget/sign?name={}", "n".repeat(255));
+    let (s, _, b) = call_with(&h, "POST", &uri, &[bearer(ALICE)], image(100)).await;
+    assert_eq!(s, StatusCode::CREATED, "{}", String::from_utf8_lossy(&b));
+    let stored = blob_count(&h.state_dir);
+    // A batch part's filename is checked the same way.
+    let body = format!(
+        "--XYZ\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{}\"\r\n\r\n{}\r\n--XYZ--\r\n",
+        "m".repeat(300),
+        "x".repeat(100)
+    );
+    let (s, _, b) = call_with(
+        &h,
+        "POST",
+        "/v1/products/widget/sign-batch",
+        &[
+            bearer(ALICE),
+            ("content-type", "multipart/form-data; boundary=XYZ".into()),
+        ],
+        body.into_bytes(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    let v = json(&b);
+    assert_eq!(v["results"][0]["status"], 400, "{v}");
+    assert_eq!(
+        blob_count(&h.state_dir),
+        stored,
+        "the refused part stored nothing"
+    );
+}

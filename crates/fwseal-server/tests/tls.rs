@@ -71,6 +71,11 @@ struct Server {
 }
 
 async fn start(pki: &Pki) -> Server {
+    start_with(pki, "").await
+}
+
+/// [`start`], with `extra` appended to the configuration.
+async fn start_with(pki: &Pki, extra: &str) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = pki.leaf("fwseal.test", &["localhost", "127.0.0.1"]);
     let w = |n: &str, label: &str, der: &[u8]| {
@@ -105,6 +110,7 @@ tls_subject = "factory-1"
 name = "ci"
 token_sha256 = "{ci}"
 roles = {{ "*" = ["factory"] }}
+{extra}
 "#,
         state = state_dir.display(),
         cert = cert_p.display(),
@@ -262,4 +268,57 @@ tls_subject = "c"
         .to_string();
     assert!(e.contains("tls_subject needs mutual TLS"), "{e}");
     let _unused: Option<TlsConfig> = None;
+}
+
+/// An HTTP/2 connection that answers keep-alive pings but sends no request is closed
+/// (GOAWAY) once it has had no request in flight for `header_read_timeout_secs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_connection_is_closed() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let pki = Pki::new("fwseal test CA");
+    let srv = start_with(&pki, "[http]\nheader_read_timeout_secs = 1\n").await;
+    let (c, k) = pki.leaf("factory-1", &[]);
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(pki.ca.der().to_vec()))
+        .unwrap();
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(
+        vec![CertificateDer::from(c)],
+        PrivateKeyDer::try_from(k).unwrap(),
+    )
+    .unwrap();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut send, conn) = hyper::client::conn::http2::handshake::<_, _, Empty<axum::body::Bytes>>(
+        TokioExecutor::new(),
+        TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = axum::http::Request::get("https://localhost/healthz")
+        .body(Empty::new())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.into_body().collect().await.unwrap();
+    // No further request; the client stays (and answers pings). The server must close.
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), conn).await;
+    assert!(
+        closed.is_ok(),
+        "an idle HTTP/2 connection was still open after 10 s (header_read_timeout_secs = 1)"
+    );
+    drop(send);
 }

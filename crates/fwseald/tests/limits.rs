@@ -375,3 +375,111 @@ fn every_5xx_is_logged_with_its_request_id_and_cause() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A connection from `source` (a loopback address) to the appliance.
+fn connect_from(a: &Appliance, source: &str) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let to: std::net::SocketAddr = addr(a).parse().unwrap();
+    let s = rt
+        .block_on(async {
+            let sock = tokio::net::TcpSocket::new_v4()?;
+            sock.bind(format!("{source}:0").parse().unwrap())?;
+            sock.connect(to).await
+        })
+        .unwrap();
+    let s = s.into_std().unwrap();
+    s.set_nonblocking(false).unwrap();
+    s
+}
+
+/// One host cannot take every connection slot: beyond `max_connections_per_ip` its next
+/// connection is closed at once, while another source address is still served.
+#[test]
+fn one_source_cannot_hold_more_than_its_connection_share() {
+    let a = Appliance::start(
+        "[http]\nmax_connections_per_ip = 4\nheader_read_timeout_secs = 60\n",
+        "",
+    );
+    let mut held: Vec<TcpStream> = (0..4).map(|_| connect_from(&a, "127.0.0.1")).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let request = b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    let mut fifth = connect_from(&a, "127.0.0.1");
+    let _ = fifth.write_all(request);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut buf = Vec::new();
+    let closed = loop {
+        fifth
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut chunk = [0u8; 512];
+        match fifth.read(&mut chunk) {
+            Ok(0) => break true,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if Instant::now() > deadline {
+                    break false;
+                }
+            }
+            Err(_) => break true,
+        }
+    };
+    assert!(
+        closed && buf.is_empty(),
+        "a fifth connection from 127.0.0.1 was not closed at once (cap 4): {}",
+        String::from_utf8_lossy(&buf)
+    );
+    // Another source address is served meanwhile.
+    let mut other = connect_from(&a, "127.0.0.2");
+    other.write_all(request).unwrap();
+    let ans = read_answer(&mut other, Instant::now() + Duration::from_secs(10))
+        .expect("127.0.0.2 was not served while 127.0.0.1 held its 4 connections");
+    assert_eq!(ans.status, 200);
+    // Once 127.0.0.1 closes one, it may open another.
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut s = connect_from(&a, "127.0.0.1");
+        let _ = s.write_all(request);
+        if let Some(ans) = read_answer(&mut s, Instant::now() + Duration::from_secs(2)) {
+            assert_eq!(ans.status, 200);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "127.0.0.1 got no slot back after closing a connection"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(held);
+}
+
+/// A batch part whose body stops is a `408 request-timeout` part, exactly as a single upload
+/// (it was a 400 before).
+#[test]
+fn a_stalled_batch_part_is_a_408_like_a_single_upload() {
+    let a = Appliance::start("[http]\nbody_idle_timeout_secs = 1\n", "");
+    let mut s = TcpStream::connect(addr(&a)).unwrap();
+    let part = "--XYZ\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n";
+    write!(
+        s,
+        "POST /v1/products/widget/sign-batch HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: multipart/form-data; boundary=XYZ\r\nContent-Length: 100000\r\n\r\n{part}"
+    )
+    .unwrap();
+    s.write_all(&[0x55; 1000]).unwrap();
+    // ... and then nothing.
+    let ans = read_answer(&mut s, Instant::now() + Duration::from_secs(15))
+        .expect("no answer within 15 s to a batch that stopped after 1000 bytes");
+    assert_eq!(ans.status, 200, "{}\n{}", ans.head, ans.body);
+    let v: serde_json::Value = serde_json::from_str(&ans.body).unwrap();
+    let item = &v["results"][0];
+    assert_eq!(item["status"], 408, "{}", ans.body);
+    assert_eq!(item["body"]["code"], "request-timeout", "{}", ans.body);
+}

@@ -1,6 +1,8 @@
 //! The router's outermost middleware: what every request goes through before its handler.
 //!
-//! In order: a request id (`x-request-id` on every answer); the head-size limit (`431`); the
+//! In order: a random request id (`x-request-id` on every answer, 128 bits from the OS, so it
+//! says nothing of the request rate or boot time); the request-target limit (`414`); the
+//! head-size limit (`431`); the
 //! per-source-IP token bucket (`429` + `Retry-After`); the body idle timeout (a body that
 //! pauses longer than `body_idle_timeout_secs` fails with `408`); the total request timeout
 //! (`408` once `request_timeout_secs` pass before the answer starts). On the way out, any error
@@ -31,11 +33,14 @@ use std::time::{Duration, Instant};
 pub(crate) const MAX_HEADERS: usize = 100;
 /// Most bytes of header names and values in a request.
 pub(crate) const MAX_HEADER_BYTES: usize = 64 << 10;
+/// Most bytes of a request target (path and query); hyper alone would take up to its 1 MiB
+/// head buffer.
+pub(crate) const MAX_URI_BYTES: usize = 8 << 10;
 
 /// Per-router request state: ids, rate limiters and timeouts (from `[http]`, read once).
 pub(crate) struct Guard {
     st: Shared,
-    boot: u64,
+    /// Requests seen (only to forget idle rate-limit buckets now and then).
     ids: AtomicU64,
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_client: Option<DefaultKeyedRateLimiter<String>>,
@@ -57,12 +62,8 @@ fn limiter<K: std::hash::Hash + Eq + Clone>(
 impl Guard {
     pub(crate) fn new(st: Shared) -> Arc<Self> {
         let h = st.config().http.clone();
-        let boot = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         Arc::new(Guard {
             st,
-            boot,
             ids: AtomicU64::new(0),
             per_ip: limiter(h.per_ip),
             per_client: limiter(h.per_client),
@@ -114,7 +115,7 @@ impl Guard {
 /// The middleware (see the module documentation).
 pub(crate) async fn guard(State(g): State<Arc<Guard>>, mut req: Request, next: Next) -> Response {
     let n = g.ids.fetch_add(1, Ordering::Relaxed);
-    let id = format!("{:x}-{n}", g.boot);
+    let id = request_id();
     let t = Instant::now();
     let route = req
         .extensions()
@@ -178,8 +179,20 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, mut req: Request, next: N
     resp
 }
 
-/// The checks before the handler: head size, then the per-IP bucket.
+/// A fresh request id: 128 random bits from the OS, in hex.
+fn request_id() -> String {
+    use rand_core::RngCore;
+    let mut b = [0u8; 16];
+    rand_core::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// The checks before the handler: request-target length, head size, then the per-IP bucket.
 fn admit(g: &Guard, req: &Request, n: u64) -> Result<(), Problem> {
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > MAX_URI_BYTES {
+        return Err(Problem::uri_too_long(target, MAX_URI_BYTES));
+    }
     let h = req.headers();
     let bytes: usize = h.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
     if h.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
@@ -191,7 +204,7 @@ fn admit(g: &Guard, req: &Request, n: u64) -> Result<(), Problem> {
     if let Some(ip) = req
         .extensions()
         .get::<crate::serve::ConnInfo>()
-        .map(|c| c.peer.ip())
+        .map(|c| crate::serve::source_key(c.peer.ip()))
     {
         if let Err(secs) = g.take(&g.per_ip, &ip, n) {
             g.limited("ip");
@@ -283,16 +296,4 @@ impl http_body::Body for IdleBody {
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
     }
-}
-
-/// Whether a body-stream error is the body idle timeout (typed, through the error's sources).
-pub(crate) fn idle_timeout(e: &(dyn std::error::Error + 'static)) -> Option<u64> {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if let Some(b) = err.downcast_ref::<BodyIdle>() {
-            return Some(b.0);
-        }
-        cur = err.source();
-    }
-    None
 }

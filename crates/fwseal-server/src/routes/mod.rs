@@ -189,10 +189,10 @@ pub(crate) fn body_error(
     e: &(dyn std::error::Error + 'static),
     too_large: impl FnOnce() -> ServiceError,
 ) -> ServiceError {
-    if is_length_limit(e) {
+    if find_in_chain::<http_body_util::LengthLimitError>(e).is_some() {
         too_large()
-    } else if let Some(secs) = guard::idle_timeout(e) {
-        ServiceError::RequestTimeout(format!("the client sent no request body data for {secs} s"))
+    } else if let Some(idle) = find_in_chain::<guard::BodyIdle>(e) {
+        ServiceError::RequestTimeout(idle.to_string())
     } else {
         ServiceError::BadRequest(format!("reading the request body: {e}"))
     }
@@ -220,16 +220,18 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
         .map_err(|e| ServiceError::BadRequest(format!("{what} body must be JSON: {e}")))
 }
 
-/// Whether a body-stream error is the body-size limit (typed, through the error's sources).
-pub(crate) fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+/// The first error of type `T` in `e`'s source chain (`e` itself included).
+pub(crate) fn find_in_chain<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
     let mut cur = Some(e);
     while let Some(err) = cur {
-        if err.is::<http_body_util::LengthLimitError>() {
-            return true;
+        if let Some(t) = err.downcast_ref::<T>() {
+            return Some(t);
         }
         cur = err.source();
     }
-    false
+    None
 }
 
 /// Spool an upload (a request body or one multipart part) to a file in the service's spool,

@@ -185,14 +185,8 @@ impl Batch {
         let mut q = q.clone();
         q.name = Some(name.clone());
         let name = Some(name);
-        let upload = spool(&self.st, field, |e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ServiceError::TooLarge { limit }
-            } else {
-                ServiceError::BadRequest(format!("reading the upload: {e}"))
-            }
-        })
-        .await;
+        let too_large = move || ServiceError::TooLarge { limit };
+        let upload = spool(&self.st, field, |e| body_error(&e, too_large)).await;
         let outcome = match upload {
             Ok(upload) => {
                 let (s, w, t) = (self.st.clone(), self.who.clone(), self.ticket.clone());

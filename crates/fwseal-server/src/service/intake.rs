@@ -32,6 +32,9 @@ pub struct SignParams {
 impl SignParams {
     /// Parse the query's `version`, `format` and `mode` (default: the product's).
     pub fn parse(pcfg: &ProductConfig, q: &SignQuery) -> Result<Self, ServiceError> {
+        if let Some(name) = q.name.as_deref() {
+            check_name(name)?;
+        }
         Ok(SignParams {
             version: parse_version(q.version.as_deref())?,
             format: match q.format.as_deref() {
@@ -44,6 +47,32 @@ impl SignParams {
             mode: q.mode.unwrap_or(pcfg.default_mode),
         })
     }
+}
+
+/// Most bytes of an input name (the `name` query parameter, a batch part's filename): it is
+/// stored as the artifact's name and shown in listings.
+pub(crate) const MAX_NAME_BYTES: usize = 255;
+
+/// An input name the appliance stores: at most [`MAX_NAME_BYTES`] bytes, no control characters
+/// and no bidirectional-text controls (which make a listing show another name than stored).
+pub(crate) fn check_name(name: &str) -> Result<(), ServiceError> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(ServiceError::BadRequest(format!(
+            "name: {} bytes; at most {MAX_NAME_BYTES}",
+            name.len()
+        )));
+    }
+    let bidi = |c: char| matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if let Some((at, c)) = name
+        .char_indices()
+        .find(|&(_, c)| c.is_control() || bidi(c))
+    {
+        return Err(ServiceError::BadRequest(format!(
+            "name: character U+{:04X} at byte {at} (control and bidirectional-text characters are not allowed)",
+            u32::from(c)
+        )));
+    }
+    Ok(())
 }
 
 /// Parse an optional `major.minor.revision+build` version.
