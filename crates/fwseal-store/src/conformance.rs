@@ -1796,7 +1796,10 @@ fn blob_staged_is_invisible_until_published(b: &dyn BlobStore, _: &Corrupter<'_>
     }
     invisible("dropped")?;
     ensure!(
-        b.recover(&|_| true, Sweep::Quarantine).ctx("recover")?.published.is_empty(),
+        b.recover(&|_| true, Sweep::Quarantine)
+            .ctx("recover")?
+            .published
+            .is_empty(),
         "a dropped staged blob was left behind"
     );
     // Staged twice (two requests, same content), published: visible once, both succeed.

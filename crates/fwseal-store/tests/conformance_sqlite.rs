@@ -112,7 +112,9 @@ fn fs_failed_publish_leaves_the_blob_staged_for_recover() {
     assert!(staged.publish().is_err(), "publish into a file succeeded");
     assert!(!FsBlobStore::contains(&store, &sha));
     assert_eq!(
-        std::fs::read_dir(dir.path().join("staged")).unwrap().count(),
+        std::fs::read_dir(dir.path().join("staged"))
+            .unwrap()
+            .count(),
         1,
         "the failed publish deleted the staged blob"
     );
@@ -131,11 +133,14 @@ fn fs_sweep_moves_blobs_into_the_named_quarantine() {
     let store = FsBlobStore::new(dir.path()).expect("open");
     let orphan = b"unreferenced signed image";
     let sha = FsBlobStore::put(&store, orphan).expect("put").sha256;
-    let r = FsBlobStore::recover(&store, &|_| false, fwseal_store::Sweep::Quarantine)
-        .expect("recover");
+    let r =
+        FsBlobStore::recover(&store, &|_| false, fwseal_store::Sweep::Quarantine).expect("recover");
     assert_eq!(r.swept, vec![sha]);
     let q = std::path::PathBuf::from(r.quarantine.expect("quarantine named"));
     assert_eq!(q.parent(), Some(dir.path().join(".swept").as_path()));
-    assert_eq!(std::fs::read(q.join(hex::encode(sha))).expect("kept"), orphan);
+    assert_eq!(
+        std::fs::read(q.join(hex::encode(sha))).expect("kept"),
+        orphan
+    );
     assert!(!FsBlobStore::contains(&store, &sha));
 }

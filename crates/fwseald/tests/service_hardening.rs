@@ -440,9 +440,7 @@ fn a_failed_publish_after_the_commit_loses_nothing() {
     a.relaunch();
     assert_eq!(files_in(&staged), 0);
     let want = a
-        .sql(
-            "select id, output_sha256, detached_sha256, provenance_sha256 from artifacts",
-        )
+        .sql("select id, output_sha256, detached_sha256, provenance_sha256 from artifacts")
         .replace('|', " ");
     let id = want.split(' ').next().unwrap().to_string();
     let script = format!(
@@ -524,7 +522,11 @@ fn a_lost_database_does_not_sweep_the_store() {
     }
     a.relaunch();
     assert_eq!(a.artifact_count(), before, "the sweep deleted blobs");
-    assert!(a.stderr_log().contains("sweep refused"), "{}", a.stderr_log());
+    assert!(
+        a.stderr_log().contains("sweep refused"),
+        "{}",
+        a.stderr_log()
+    );
     let rec = a.sql(
         "select json_extract(extra, '$.sweep_refused') || ' ' || json_extract(extra, '$.unswept') \
          from audit_log where action = 'blob-recovery'",
