@@ -113,7 +113,7 @@ fn fs_failed_publish_leaves_the_blob_staged_for_recover() {
     assert!(!FsBlobStore::contains(&store, &sha));
     assert_eq!(
         std::fs::read_dir(dir.path().join("staged"))
-            .unwrap()
+            .expect("staged dir")
             .count(),
         1,
         "the failed publish deleted the staged blob"
