@@ -345,7 +345,9 @@ impl From<&ServiceError> for Problem {
             E::TooLarge { limit } => Problem::too_large(*limit),
             E::Keys(KeyError::Missing { .. }) => Problem::unsupported(e.to_string()),
             E::Keys(_) | E::Signing(_) => Problem::hsm_unavailable(e.to_string()),
-            E::AuditFailed(_) | E::Store(_) | E::Internal(_) => Problem::internal(e.to_string()),
+            E::AuditFailed(_) | E::Store(_) | E::Internal(_) | E::Unpublished { .. } => {
+                Problem::internal(e.to_string())
+            }
         }
     }
 }

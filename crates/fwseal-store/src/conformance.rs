@@ -38,7 +38,7 @@ use crate::record::record_hash;
 use crate::{
     new_artifact_id, verify_export, Action, ApproveOutcome, ArtifactMeta, ArtifactQuery,
     AuditEntry, BlobStore, Checkpoint, CurrentPolicy, Decision, Hash32, Job, JobRefusal, JobState,
-    NewJob, ProblemKind, Report, Store, StoreError, TrustedKeys, GENESIS_PREV_HASH,
+    NewJob, ProblemKind, Report, Store, StoreError, Sweep, TrustedKeys, GENESIS_PREV_HASH,
 };
 use fwseal_crypto::soft::SoftKey;
 use fwseal_crypto::{KeyId, SigAlg, Signer};
@@ -1614,8 +1614,12 @@ pub fn blob_cases() -> Vec<(&'static str, BlobCase)> {
             blob_staged_is_invisible_until_published,
         ),
         (
-            "blob_recover_publishes_referenced_and_sweeps_the_rest",
-            blob_recover_publishes_referenced_and_sweeps_the_rest,
+            "blob_recover_publishes_referenced_and_quarantines_the_rest",
+            blob_recover_publishes_referenced_and_quarantines_the_rest,
+        ),
+        (
+            "blob_recover_keep_leaves_unreferenced_blobs_visible",
+            blob_recover_keep_leaves_unreferenced_blobs_visible,
         ),
     ]
 }
@@ -1792,7 +1796,10 @@ fn blob_staged_is_invisible_until_published(b: &dyn BlobStore, _: &Corrupter<'_>
     }
     invisible("dropped")?;
     ensure!(
-        b.recover(&|_| true).ctx("recover")?.published.is_empty(),
+        b.recover(&|_| true, Sweep::Quarantine)
+            .ctx("recover")?
+            .published
+            .is_empty(),
         "a dropped staged blob was left behind"
     );
     // Staged twice (two requests, same content), published: visible once, both succeed.
@@ -1812,7 +1819,7 @@ fn blob_staged_is_invisible_until_published(b: &dyn BlobStore, _: &Corrupter<'_>
     Ok(())
 }
 
-fn blob_recover_publishes_referenced_and_sweeps_the_rest(
+fn blob_recover_publishes_referenced_and_quarantines_the_rest(
     b: &dyn BlobStore,
     _: &Corrupter<'_>,
 ) -> CaseOutcome {
@@ -1829,16 +1836,46 @@ fn blob_recover_publishes_referenced_and_sweeps_the_rest(
     std::mem::forget(b.stage(&staged_lost).ctx("stage")?);
     b.sync_staged().ctx("sync")?;
     let refs = [sha256(&kept), sha256(&staged_ok)];
-    let r = b.recover(&|h| refs.contains(h)).ctx("recover")?;
+    let r = b
+        .recover(&|h| refs.contains(h), Sweep::Quarantine)
+        .ctx("recover")?;
     ensure_eq!(r.published, vec![sha256(&staged_ok)]);
     ensure_eq!(r.discarded, vec![sha256(&staged_lost)]);
     ensure_eq!(r.swept, vec![sha256(&orphan)]);
+    ensure!(r.unswept.is_empty());
+    ensure!(r.quarantine.is_some(), "swept blobs without a quarantine");
     ensure_eq!(read_blob(b, &sha256(&kept))?, kept);
     ensure_eq!(read_blob(b, &sha256(&staged_ok))?, staged_ok);
+    // Quarantined: no longer in the store (not served), but not deleted either.
     ensure!(!b.contains(&sha256(&orphan)).ctx("contains")?);
     ensure!(!b.contains(&sha256(&staged_lost)).ctx("contains")?);
-    // Nothing left to do the second time.
-    ensure!(b.recover(&|h| refs.contains(h)).ctx("recover")?.is_empty());
+    // Nothing left to do the second time (the quarantine is not swept again).
+    let again = b
+        .recover(&|h| refs.contains(h), Sweep::Quarantine)
+        .ctx("recover")?;
+    ensure!(again.is_empty(), "{again:?}");
+    ensure_eq!(again.quarantine, None);
+    Ok(())
+}
+
+fn blob_recover_keep_leaves_unreferenced_blobs_visible(
+    b: &dyn BlobStore,
+    _: &Corrupter<'_>,
+) -> CaseOutcome {
+    let (one, two) = (b"signed a".to_vec(), b"signed b".to_vec());
+    b.put(&one).ctx("put")?;
+    b.put(&two).ctx("put")?;
+    // What a start on a lost database does: nothing is referenced, nothing is swept.
+    let r = b.recover(&|_| false, Sweep::Keep).ctx("recover")?;
+    let mut unswept = r.unswept.clone();
+    unswept.sort();
+    let mut want = vec![sha256(&one), sha256(&two)];
+    want.sort();
+    ensure_eq!(unswept, want);
+    ensure!(r.swept.is_empty());
+    ensure_eq!(r.quarantine, None);
+    ensure_eq!(read_blob(b, &sha256(&one))?, one);
+    ensure_eq!(read_blob(b, &sha256(&two))?, two);
     Ok(())
 }
 

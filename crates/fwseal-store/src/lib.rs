@@ -46,7 +46,7 @@ pub mod time;
 pub mod verify;
 
 pub use blob::fs::{FsBlobStore, FsBlobWriter};
-pub use blob::{Blob, BlobStore, BlobWriter, Recovery, StagedBlob, StoredBlob};
+pub use blob::{Blob, BlobStore, BlobWriter, Recovery, StagedBlob, StoredBlob, Sweep};
 pub use checkpoint::{checkpoint_message, Checkpoint, TrustedKeys};
 pub use export::verify_export;
 pub use jobs::{

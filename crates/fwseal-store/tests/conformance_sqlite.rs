@@ -76,6 +76,7 @@ fn failing_cases_are_listed_by_name() {
         fn recover(
             &self,
             _: &dyn Fn(&fwseal_store::Hash32) -> bool,
+            _: fwseal_store::Sweep,
         ) -> Result<fwseal_store::Recovery, fwseal_store::StoreError> {
             Ok(Default::default())
         }
@@ -89,4 +90,57 @@ fn failing_cases_are_listed_by_name() {
     }
     assert!(e.contains("panicked: open is broken"), "{e}");
     assert!(e.contains("no writes here"), "{e}");
+}
+
+fn sha256(data: &[u8]) -> fwseal_store::Hash32 {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(data).into()
+}
+
+/// A publish that fails (its shard directory cannot be created: the name is taken by a file)
+/// leaves the blob staged, and `recover` publishes it once the cause is gone.
+#[test]
+fn fs_failed_publish_leaves_the_blob_staged_for_recover() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = FsBlobStore::new(dir.path()).expect("open");
+    let data = b"signed, recorded, not yet published";
+    let sha = sha256(data);
+    let shard = dir.path().join("sha256").join(hex::encode(&sha[..1]));
+    std::fs::write(&shard, b"in the way").expect("block the shard");
+    let staged = BlobStore::stage(&store, data).expect("stage");
+    store.sync_staged().expect("sync");
+    assert!(staged.publish().is_err(), "publish into a file succeeded");
+    assert!(!FsBlobStore::contains(&store, &sha));
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("staged"))
+            .expect("staged dir")
+            .count(),
+        1,
+        "the failed publish deleted the staged blob"
+    );
+    std::fs::remove_file(&shard).expect("unblock");
+    let r = FsBlobStore::recover(&store, &|h| *h == sha, fwseal_store::Sweep::Quarantine)
+        .expect("recover");
+    assert_eq!(r.published, vec![sha]);
+    assert_eq!(std::fs::read(store.path(&sha)).expect("published"), data);
+}
+
+/// Swept blobs are moved, not deleted: into `<root>/.swept/<time>-<random>/<hex>`, which the
+/// recovery names.
+#[test]
+fn fs_sweep_moves_blobs_into_the_named_quarantine() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = FsBlobStore::new(dir.path()).expect("open");
+    let orphan = b"unreferenced signed image";
+    let sha = FsBlobStore::put(&store, orphan).expect("put").sha256;
+    let r =
+        FsBlobStore::recover(&store, &|_| false, fwseal_store::Sweep::Quarantine).expect("recover");
+    assert_eq!(r.swept, vec![sha]);
+    let q = std::path::PathBuf::from(r.quarantine.expect("quarantine named"));
+    assert_eq!(q.parent(), Some(dir.path().join(".swept").as_path()));
+    assert_eq!(
+        std::fs::read(q.join(hex::encode(sha))).expect("kept"),
+        orphan
+    );
+    assert!(!FsBlobStore::contains(&store, &sha));
 }

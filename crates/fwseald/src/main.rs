@@ -484,8 +484,63 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: draining in-flight requests");
 }
 
+/// The state directory's lock file (held by a running daemon; holds its pid).
+const LOCK_FILE: &str = "fwseald.lock";
+
+/// Take the exclusive lock on `state_dir` for this process's lifetime (the returned file keeps
+/// it; the kernel releases it when the process exits, even on `kill -9`). Start-up empties the
+/// spool, fails interrupted jobs and recovers the blob store — all of which would destroy a
+/// running daemon's in-flight work — so a second daemon on the same state directory must not
+/// get that far. `fwseald keys …` does not take it: it touches the token and the key registry,
+/// not the spool, jobs or blob store, and rotating keys while the daemon serves is supported.
+fn lock_state_dir(state_dir: &Path) -> Result<std::fs::File, Exit> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    std::fs::create_dir_all(state_dir)
+        .map_err(|e| Exit(1, anyhow!("state dir {}: {e}", state_dir.display())))?;
+    let path = state_dir.join(LOCK_FILE);
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Exit(1, anyhow!("lock file {}: {e}", path.display())))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = f.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => String::new(),
+                pid => format!(" (pid {pid})"),
+            };
+            return Err(Exit(
+                1,
+                anyhow!(
+                    "state dir {} is in use by another fwseald{holder}: lock {} is held; \
+                     one daemon per state directory",
+                    state_dir.display(),
+                    path.display()
+                ),
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(Exit(1, anyhow!("locking {}: {e}", path.display())));
+        }
+    }
+    let pid = std::process::id();
+    f.set_len(0)
+        .and_then(|()| f.rewind())
+        .and_then(|()| writeln!(f, "{pid}"))
+        .and_then(|()| f.sync_all())
+        .map_err(|e| Exit(1, anyhow!("lock file {}: {e}", path.display())))?;
+    Ok(f)
+}
+
 fn run(cfg_path: &Path) -> Result<(), Exit> {
     let cfg = load_config(cfg_path)?;
+    // Before anything touches the state (token, spool, jobs, blob recovery); held until exit.
+    let _state_lock = lock_state_dir(&cfg.state_dir)?;
     let tls = match &cfg.tls {
         Some(t) => Some(fwseal_server::tls::load_tls(t).map_err(cfg_err)?),
         None => None,

@@ -1,7 +1,9 @@
 //! Service hardening against the real daemon (SoftHSM2 dev token, SQLite): a batch re-checks
 //! the client's role per part, non-file multipart fields are refused, anonymous denials cannot
 //! flood the audit log, no signed blob survives a `kill -9` without its audit record, and
-//! `fwseald keys` does not log mechanism probing as errors.
+//! `fwseald keys` does not log mechanism probing as errors; a failed publish after the commit
+//! loses nothing, a second daemon cannot take over a state directory, and a lost database does
+//! not sweep the blob store.
 //!
 //! HTTP is spoken by small Python scripts (`python3` standard library only), so the requests
 //! are exactly the bytes on the wire.
@@ -348,9 +350,13 @@ for t in ts: t.join(30)
         assert_blobs_accounted_for(&a);
     }
     assert!(signed_total >= 90);
+    // Swept out of the store (not served), into the quarantine the audit record names — not
+    // deleted (behaviour changed on purpose: the sweep used to delete it).
     assert!(!shard.join(&oh).exists(), "the orphan blob was not swept");
-    let rec =
-        a.sql("select extra from audit_log where action = 'blob-recovery' order by seq limit 1");
+    let rec = a.sql(
+        "select extra from audit_log where action = 'blob-recovery' and json_extract(extra, \
+         '$.swept') > 0 order by seq limit 1",
+    );
     let v: serde_json::Value = serde_json::from_str(&rec).unwrap();
     assert!(
         v["swept_sha256"]
@@ -360,6 +366,173 @@ for t in ts: t.join(30)
             .any(|h| h == oh.as_str()),
         "{rec}"
     );
+    let q = std::path::PathBuf::from(v["quarantine"].as_str().expect("quarantine named"));
+    assert!(q.starts_with(a.state.join("artifacts/.swept")), "{rec}");
+    assert_eq!(std::fs::read(q.join(&oh)).unwrap(), orphan, "{rec}");
+}
+
+/// POST one image with curl-like Python; returns (status, body).
+fn post_sign(py: &std::path::Path, a: &Appliance, data: &[u8]) -> (u16, serde_json::Value) {
+    let script = format!(
+        r#"
+import http.client, sys, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1])
+c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+c.request('POST', '/v1/products/widget/sign', sys.stdin.buffer.read(),
+          {{'Authorization': 'Bearer {TOKEN}'}})
+r = c.getresponse()
+print(r.status)
+print(r.read().decode())
+"#
+    );
+    let mut child = Command::new(py)
+        .args(["-c", &script, &a.url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (status, body) = text.split_once('\n').unwrap();
+    (
+        status.trim().parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn files_in(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map(|r| r.count()).unwrap_or(0)
+}
+
+/// Publishing fails after the commit (the shard tree is not a directory, as when a shard
+/// directory cannot be created): the signing stays recorded — an `allow` record and no `deny`
+/// for it —, the client gets 500 `internal` saying so, the three blobs stay staged, and after a
+/// restart (recovery) the artifact is fully downloadable.
+#[test]
+fn a_failed_publish_after_the_commit_loses_nothing() {
+    let Some(py) = python() else { return };
+    let mut a = Appliance::start("", "");
+    let store = a.state.join("artifacts/sha256");
+    let away = a.state.join("artifacts/sha256.away");
+    std::fs::rename(&store, &away).unwrap();
+    std::fs::write(&store, b"not a directory").unwrap();
+
+    let (status, body) = post_sign(&py, &a, &[0x5a; 4096]);
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["code"], "internal", "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("signed and recorded"), "{body}");
+    assert_eq!(count(&a, "action = 'sign' and decision = 'allow'"), 1);
+    assert_eq!(
+        count(&a, "action = 'sign' and decision = 'deny'"),
+        0,
+        "a recorded signing was also logged as refused"
+    );
+    assert_eq!(artifacts(&a), 1);
+    let staged = a.state.join("artifacts/staged");
+    assert_eq!(files_in(&staged), 3, "the staged blobs were deleted");
+
+    // Space is back; the next start publishes them.
+    assert!(a.stop());
+    std::fs::remove_file(&store).unwrap();
+    std::fs::rename(&away, &store).unwrap();
+    a.relaunch();
+    assert_eq!(files_in(&staged), 0);
+    let want = a
+        .sql("select id, output_sha256, detached_sha256, provenance_sha256 from artifacts")
+        .replace('|', " ");
+    let id = want.split(' ').next().unwrap().to_string();
+    let script = format!(
+        r#"
+import hashlib, http.client, sys, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1])
+out = ['{id}']
+for part in ['image', 'detached', 'provenance']:
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    c.request('GET', '/v1/artifacts/{id}/' + part, headers={{'Authorization': 'Bearer {TOKEN}'}})
+    r = c.getresponse()
+    body = r.read()
+    out.append(hashlib.sha256(body).hexdigest() if r.status == 200 else f'{{part}}:{{r.status}}')
+print(' '.join(out))
+"#
+    );
+    let got = run_ok(Command::new(&py).args(["-c", &script, &a.url]));
+    assert_eq!(got.stdout.trim(), want, "artifact not fully downloadable");
+    let rec = a.sql(
+        "select json_extract(extra, '$.published') from audit_log where action = 'blob-recovery'",
+    );
+    assert_eq!(rec, "3");
+}
+
+/// A second `fwseald run` on the same state directory exits non-zero naming the state dir and
+/// the holder's pid, before touching anything: a staged blob of the first daemon (an in-flight
+/// signing) is not deleted, and the first daemon keeps serving.
+#[test]
+fn a_second_daemon_on_the_same_state_dir_is_refused() {
+    let a = Appliance::start("", "");
+    let inflight = a
+        .state
+        .join("artifacts/staged")
+        .join(format!("{}.inflight", sha256_hex(b"in flight")));
+    std::fs::write(&inflight, b"in flight").unwrap();
+    let mut second = Command::new(daemon_bin())
+        .arg("-c")
+        .arg(&a.config)
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = second.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("a second fwseald on the same state dir kept running");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    let pid = std::fs::read_to_string(a.state.join("fwseald.lock")).unwrap();
+    assert!(err.contains("in use by another fwseald"), "{err}");
+    assert!(err.contains(&a.state.display().to_string()), "{err}");
+    assert!(err.contains(&format!("pid {}", pid.trim())), "{err}");
+    assert!(inflight.exists(), "the second daemon deleted a staged blob");
+    a.assert_alive();
+}
+
+/// audit.db lost (a fresh database): the start-up sweep is refused — every signed blob stays
+/// in the store, the refusal is logged as an error and audited — and the daemon serves.
+#[test]
+fn a_lost_database_does_not_sweep_the_store() {
+    let mut a = Appliance::start("", "");
+    std::fs::write(a.path("fw.bin"), [0x33u8; 2048]).unwrap();
+    a.cli_ok(&["sign", "-p", "widget", "fw.bin"]);
+    let before = a.artifact_count();
+    assert!(before >= 3);
+    assert!(a.stop());
+    for f in ["audit.db", "audit.db-wal", "audit.db-shm"] {
+        let _ = std::fs::rename(a.state.join(f), a.path(&format!("{f}.lost")));
+    }
+    a.relaunch();
+    assert_eq!(a.artifact_count(), before, "the sweep deleted blobs");
+    assert!(
+        a.stderr_log().contains("sweep refused"),
+        "{}",
+        a.stderr_log()
+    );
+    let rec = a.sql(
+        "select json_extract(extra, '$.sweep_refused') || ' ' || json_extract(extra, '$.unswept') \
+         from audit_log where action = 'blob-recovery'",
+    );
+    assert_eq!(rec, format!("1 {before}"));
+    a.assert_alive();
 }
 
 /// `fwseald keys create` and `keys list` log no ERROR lines (`create` used to print ~30

@@ -101,6 +101,19 @@ pub enum ServiceError {
     /// The audit record could not be committed: nothing is released.
     #[error("audit log: {0}; signature withheld")]
     AuditFailed(StoreError),
+    /// The operation was audited and committed, but a blob it wrote could not be published
+    /// (made visible): the blob stays staged and start-up recovery publishes it. **Not a
+    /// refusal**: [`super::SigningService::audited`] records no `deny` for it (the `allow`
+    /// record stands). The client gets a 500 `internal` problem with this text.
+    #[error("{detail} (publishing its files failed: {cause})")]
+    Unpublished {
+        /// What the client is told (what was recorded, when it becomes available).
+        detail: String,
+        /// The artifact that was committed, if this was a signing.
+        artifact: Option<String>,
+        /// Why the publication failed.
+        cause: String,
+    },
     /// The store failed.
     #[error("{0}")]
     Store(#[from] StoreError),
@@ -113,6 +126,12 @@ impl ServiceError {
     /// An internal error from anything displayable.
     pub fn internal(e: impl std::fmt::Display) -> Self {
         ServiceError::Internal(e.to_string())
+    }
+
+    /// The operation's own record was committed (only publishing its blobs failed,
+    /// [`ServiceError::Unpublished`]): not a refusal, so no `deny` record is written for it.
+    pub fn is_committed(&self) -> bool {
+        matches!(self, ServiceError::Unpublished { .. })
     }
 }
 

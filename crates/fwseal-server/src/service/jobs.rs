@@ -239,7 +239,15 @@ impl SigningService {
             self.blobs.sync_staged()?;
             self.audit(&ev)?;
             self.store.create_job(&job)?;
-            input.publish()?;
+            // The job is recorded: its input must not be lost (kept staged if this fails).
+            self.publish_committed(
+                vec![input],
+                None,
+                &format!(
+                    "job {id} was submitted and recorded; it can be approved after the next \
+                     start of the appliance"
+                ),
+            )?;
             let full = Job {
                 job,
                 state: JobState::Pending,

@@ -14,7 +14,9 @@
 //! - [`artifacts`]: fetch and list artifacts, product keys, audit export.
 //!
 //! Every refusal is audited where it happens: [`SigningService::audited`] wraps an operation and
-//! records a `deny` entry with the error's text as its reason.
+//! records a `deny` entry with the error's text as its reason — except
+//! [`ServiceError::Unpublished`], which is not a refusal (the operation's `allow` record is
+//! committed; only publishing its blobs failed, and start-up recovery finishes that).
 
 pub mod artifacts;
 mod denials;
@@ -33,7 +35,7 @@ use crate::keys::KeyService;
 use crate::metrics::Metrics;
 use denials::{bounded_reason, requested_product, Anonymous, Denials, Disposition};
 use fwseal_store::{Action, AuditEntry, Decision};
-use fwseal_store::{BlobStore, FsBlobStore, Store};
+use fwseal_store::{BlobStore, FsBlobStore, StagedBlob, Store, Sweep};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -270,7 +272,11 @@ impl SigningService {
         product: Option<&str>,
         op: impl FnOnce() -> Result<T, ServiceError>,
     ) -> Result<T, ServiceError> {
-        op().inspect_err(|e| self.deny(who, action, product, e.to_string()))
+        op().inspect_err(|e| {
+            if !e.is_committed() {
+                self.deny(who, action, product, e.to_string())
+            }
+        })
     }
 
     /// [`Self::audited`] with a context prefixed to the audit reason (`"hash-locally: …"`).
@@ -282,7 +288,44 @@ impl SigningService {
         product: Option<&str>,
         op: impl FnOnce() -> Result<T, ServiceError>,
     ) -> Result<T, ServiceError> {
-        op().inspect_err(|e| self.deny(who, action, product, format!("{context}: {e}")))
+        op().inspect_err(|e| {
+            if !e.is_committed() {
+                self.deny(who, action, product, format!("{context}: {e}"))
+            }
+        })
+    }
+
+    /// Publish staged blobs whose record is already committed. Every blob is tried (an early
+    /// return would drop, and so delete, the others); one that fails stays staged, and start-up
+    /// recovery publishes it. The first failure is returned as [`ServiceError::Unpublished`]
+    /// with `detail` — never deleting anything, and never recorded as a refusal.
+    pub(crate) fn publish_committed(
+        &self,
+        staged: Vec<Box<dyn StagedBlob>>,
+        artifact: Option<&str>,
+        detail: &str,
+    ) -> Result<(), ServiceError> {
+        let mut first: Option<String> = None;
+        for b in staged {
+            let sha = hex::encode(b.sha256());
+            if let Err(e) = b.publish() {
+                tracing::error!(
+                    blob = %sha,
+                    artifact = artifact.unwrap_or("-"),
+                    error = %e,
+                    "publishing a committed blob failed; it stays staged and is published at the next start"
+                );
+                first.get_or_insert_with(|| e.to_string());
+            }
+        }
+        match first {
+            None => Ok(()),
+            Some(cause) => Err(ServiceError::Unpublished {
+                detail: detail.to_string(),
+                artifact: artifact.map(str::to_string),
+                cause,
+            }),
+        }
     }
 
     /// Record a refusal the HTTP layer made before calling an operation (an unreadable body).
@@ -326,38 +369,75 @@ impl SigningService {
 }
 
 /// Before serving: publish the staged blobs whose audit record and artifact row (or job) were
-/// committed, delete the staged ones whose request never committed, and delete visible blobs no
-/// artifact or job references (signed firmware must not sit in the store unaudited). What was
-/// done is logged and audited (`blob-recovery`).
+/// committed, delete the staged ones whose request never committed, and move visible blobs no
+/// artifact or job references to a quarantine (signed firmware must not be served unaudited,
+/// and must not be lost to a lost or restored database either). If the database references
+/// nothing at all while the store holds blobs, the database is more likely lost than the blobs
+/// orphaned: nothing is swept, an error is logged, and the daemon serves on. What was done is
+/// logged and audited (`blob-recovery`).
 fn recover_blobs(store: &dyn Store, blobs: &dyn BlobStore) -> Result<(), fwseal_store::StoreError> {
     let mut refs: std::collections::HashSet<fwseal_store::Hash32> =
         store.artifact_blobs()?.into_iter().collect();
     refs.extend(store.job_inputs()?);
-    let r = blobs.recover(&|h| refs.contains(h))?;
+    let sweep = if refs.is_empty() {
+        Sweep::Keep
+    } else {
+        Sweep::Quarantine
+    };
+    let r = blobs.recover(&|h| refs.contains(h), sweep)?;
     if r.is_empty() {
         return Ok(());
+    }
+    if !r.unswept.is_empty() {
+        tracing::error!(
+            blobs = r.unswept.len(),
+            "the database references no artifact or job, but the blob store holds blobs: \
+             sweep refused (was audit.db lost or replaced?); the blobs are kept and not served"
+        );
+    }
+    if !r.swept.is_empty() {
+        tracing::warn!(
+            swept = r.swept.len(),
+            quarantine = r.quarantine.as_deref().unwrap_or("-"),
+            "unreferenced blobs moved out of the store into the quarantine"
+        );
     }
     tracing::warn!(
         published = r.published.len(),
         discarded = r.discarded.len(),
         swept = r.swept.len(),
-        "blob store recovered: committed blobs published, unreferenced blobs deleted"
+        unswept = r.unswept.len(),
+        "blob store recovered: committed blobs published, uncommitted staged blobs deleted"
     );
     let list = |v: &[fwseal_store::Hash32]| -> serde_json::Value {
         // Bounded: the counts are exact, the hashes listed up to 100 per kind.
         v.iter().take(100).map(hex::encode).collect()
     };
     let mut e = entry("fwseald", Action::BlobRecovery, None, Decision::Allow);
-    e.reason = Some(format!(
-        "{} staged blob(s) of committed records published, {} uncommitted staged blob(s) and {}          unreferenced blob(s) deleted",
+    let mut reason = format!(
+        "{} staged blob(s) of committed records published, {} uncommitted staged blob(s) \
+         deleted, {} unreferenced blob(s) quarantined",
         r.published.len(),
         r.discarded.len(),
         r.swept.len()
-    ));
+    );
+    if let Some(q) = &r.quarantine {
+        reason.push_str(&format!(" in {q}"));
+    }
+    if !r.unswept.is_empty() {
+        reason.push_str(&format!(
+            "; sweep refused: the database references nothing, {} blob(s) kept",
+            r.unswept.len()
+        ));
+    }
+    e.reason = Some(reason);
     let e = e.with_extra(&serde_json::json!({
         "published": r.published.len(),
         "discarded": r.discarded.len(),
         "swept": r.swept.len(),
+        "quarantine": r.quarantine,
+        "sweep_refused": !r.unswept.is_empty(),
+        "unswept": r.unswept.len(),
         "published_sha256": list(&r.published),
         "discarded_sha256": list(&r.discarded),
         "swept_sha256": list(&r.swept),

@@ -16,6 +16,21 @@ impl SigningService {
         let id = job.job.id.clone();
         match self.release_inner(&job) {
             Ok(artifact) => Ok(self.store.finish_job(&id, &artifact)?),
+            // Signed and recorded; only publishing its blobs failed (recovery finishes that):
+            // the job is signed, not failed, and this is not a refusal.
+            Err(
+                e @ ServiceError::Unpublished {
+                    artifact: Some(_), ..
+                },
+            ) => {
+                if let ServiceError::Unpublished {
+                    artifact: Some(a), ..
+                } = &e
+                {
+                    self.store.finish_job(&id, a)?;
+                }
+                Err(e)
+            }
             Err(e) => {
                 let reason = format!("job {id}: release refused: {e}");
                 if let Err(f) = self.store.fail_job(&id, &reason) {

@@ -424,9 +424,16 @@ impl SigningService {
         self.store
             .commit(&ev, Some(&meta))
             .map_err(ServiceError::AuditFailed)?;
-        for b in [image, doc_blob, prov_blob] {
-            b.publish()?;
-        }
+        // From here on the signing is recorded: nothing staged may be lost. A blob that cannot
+        // be published stays staged for start-up recovery, and the error is not a refusal.
+        self.publish_committed(
+            vec![image, doc_blob, prov_blob],
+            Some(&artifact_id),
+            &format!(
+                "artifact {artifact_id} was signed and recorded; it becomes available after the \
+                 next start of the appliance"
+            ),
+        )?;
         Ok(SignResponse {
             links: Links::for_artifact(&artifact_id),
             artifact_id,

@@ -12,13 +12,18 @@
 //! (a rename is atomic: after a crash the file is under one of the two names, and
 //! [`BlobStore::recover`] publishes it again if its record was committed). Per blob that is
 //! one file `fsync`, plus one directory `fsync` per group of blobs (a signing stages three),
-//! instead of a file and a directory `fsync` per blob.
+//! instead of a file and a directory `fsync` per blob. A publish that fails (no space for a new
+//! shard directory, …) leaves the file in `staged/`.
+//!
+//! [`BlobStore::recover`] with [`Sweep::Quarantine`] moves unreferenced visible blobs to
+//! `<root>/.swept/<unix time>-<random>/<64 hex>` (one directory per recovery, same file
+//! system, so each move is an atomic `rename`); nothing there is served or swept again.
 //!
 //! Besides the [`BlobStore`] trait, [`FsBlobStore`] keeps its original inherent API (which the
 //! trait methods of the same names wrap): `open` returns the [`File`], `writer` the concrete
 //! [`FsBlobWriter`], `contains` a plain `bool`, and `path` names a blob's file.
 
-use super::{Blob, BlobStore, BlobWriter, Recovery, StagedBlob, StoredBlob};
+use super::{Blob, BlobStore, BlobWriter, Recovery, StagedBlob, StoredBlob, Sweep};
 use crate::record::Hash32;
 use crate::StoreError;
 use sha2::{Digest as _, Sha256};
@@ -120,7 +125,11 @@ impl FsBlobStore {
     }
 
     /// [`BlobStore::recover`] for this store.
-    pub fn recover(&self, referenced: &dyn Fn(&Hash32) -> bool) -> Result<Recovery, StoreError> {
+    pub fn recover(
+        &self,
+        referenced: &dyn Fn(&Hash32) -> bool,
+        sweep: Sweep,
+    ) -> Result<Recovery, StoreError> {
         let mut out = Recovery::default();
         for e in fs::read_dir(self.staged_dir())? {
             let e = e?;
@@ -143,6 +152,7 @@ impl FsBlobStore {
                 None => fs::remove_file(&path)?,
             }
         }
+        let mut quarantine: Option<PathBuf> = None;
         for shard in fs::read_dir(self.root.join("sha256"))? {
             let shard = shard?;
             if !shard.file_type()?.is_dir() {
@@ -153,19 +163,53 @@ impl FsBlobStore {
                 let Some(sha) = e.file_name().to_str().and_then(parse_hex32) else {
                     continue;
                 };
-                if !referenced(&sha) {
-                    fs::remove_file(e.path())?;
-                    out.swept.push(sha);
+                if referenced(&sha) {
+                    continue;
+                }
+                match sweep {
+                    Sweep::Keep => out.unswept.push(sha),
+                    Sweep::Quarantine => {
+                        let q = match &quarantine {
+                            Some(q) => q.clone(),
+                            None => {
+                                let q = self.new_quarantine()?;
+                                quarantine = Some(q.clone());
+                                q
+                            }
+                        };
+                        fs::rename(e.path(), q.join(hex::encode(sha)))?;
+                        out.swept.push(sha);
+                    }
                 }
             }
         }
-        if !out.is_empty() {
+        if let Some(q) = &quarantine {
+            sync_dir(q)?;
+            out.quarantine = Some(q.display().to_string());
+        }
+        if !(out.published.is_empty() && out.discarded.is_empty() && out.swept.is_empty()) {
             sync_dir(&self.staged_dir())?;
             for sha in out.published.iter().chain(&out.swept) {
                 let _ = sync_dir(&self.shard_dir(sha));
             }
         }
         Ok(out)
+    }
+
+    /// A new, empty quarantine directory `<root>/.swept/<unix time>-<random>` (durable).
+    fn new_quarantine(&self) -> Result<PathBuf, StoreError> {
+        let base = self.root.join(".swept");
+        fs::create_dir_all(&base)?;
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let rand = random_name()?;
+        let q = base.join(format!("{secs}-{}", rand.trim_end_matches(".tmp")));
+        fs::create_dir(&q)?;
+        sync_dir(&base)?;
+        sync_dir(&self.root)?;
+        Ok(q)
     }
 
     fn shard_dir(&self, sha256: &Hash32) -> PathBuf {
@@ -434,8 +478,12 @@ impl BlobStore for FsBlobStore {
         Ok(sync_dir(&self.staged_dir())?)
     }
 
-    fn recover(&self, referenced: &dyn Fn(&Hash32) -> bool) -> Result<Recovery, StoreError> {
-        FsBlobStore::recover(self, referenced)
+    fn recover(
+        &self,
+        referenced: &dyn Fn(&Hash32) -> bool,
+        sweep: Sweep,
+    ) -> Result<Recovery, StoreError> {
+        FsBlobStore::recover(self, referenced, sweep)
     }
 
     fn contains(&self, sha256: &Hash32) -> Result<bool, StoreError> {

@@ -11,13 +11,18 @@
 //! [`BlobWriter::stage`] makes the content durable under its SHA-256 in a staging area where
 //! nothing can read it; [`BlobStore::sync_staged`] makes the staged names durable (one call for
 //! several blobs); the caller then commits the record that references them, and only then
-//! [`StagedBlob::publish`]es them. A staged blob dropped unpublished is deleted. After a crash,
-//! [`BlobStore::recover`] (at start-up, before serving) publishes the staged blobs whose record
-//! was committed, deletes the others, and sweeps visible blobs no record references.
+//! [`StagedBlob::publish`]es them. A staged blob dropped unpublished is deleted; a publish that
+//! fails leaves its blob staged (the record is committed: the blob must not be lost). After a
+//! crash or a failed publish, [`BlobStore::recover`] (at start-up, before serving) publishes the
+//! staged blobs whose record was committed, deletes the others, and moves visible blobs no
+//! record references to a quarantine (never deletes them: a lost or restored database must not
+//! cost the signed artifacts; see [`Sweep`]).
 //!
 //! ```text
 //! write ──stage──▶ staged (durable, invisible) ──sync_staged──▶ [commit record] ──publish──▶ visible
+//!                     │                                          publish failed: stays staged ──┘ (recover)
 //!                     └── dropped, or not referenced at recover ──▶ deleted
+//! visible, not referenced at recover ──▶ quarantined (Sweep::Quarantine) or left (Sweep::Keep)
 //! ```
 
 pub mod fs;
@@ -84,7 +89,23 @@ pub trait StagedBlob: Send {
     /// Make it visible under its SHA-256 — after the record that references it is committed.
     /// Content already visible under that name is kept (`existed`). Needs no further sync: if
     /// the publication is lost in a crash, [`BlobStore::recover`] publishes it again.
+    ///
+    /// **On error the blob stays staged** (it is not deleted, whatever the cause): its record
+    /// is committed, and [`BlobStore::recover`] publishes it at the next start.
     fn publish(self: Box<Self>) -> Result<StoredBlob, StoreError>;
+}
+
+/// What [`BlobStore::recover`] does with visible blobs no record references.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sweep {
+    /// Move them out of the store into a quarantine (the filesystem store:
+    /// `<root>/.swept/<unix time>-<random>/<64 hex>`), listed in [`Recovery::swept`] and
+    /// [`Recovery::quarantine`]. Nothing is deleted: an operator who restored an old database
+    /// can move them back.
+    Quarantine,
+    /// Leave them where they are, listed in [`Recovery::unswept`] (the caller refuses to sweep,
+    /// e.g. because the database references nothing at all and is likely lost).
+    Keep,
 }
 
 /// What [`BlobStore::recover`] did.
@@ -94,14 +115,22 @@ pub struct Recovery {
     pub published: Vec<Hash32>,
     /// Staged blobs no record references (their request never committed), deleted.
     pub discarded: Vec<Hash32>,
-    /// Visible blobs no record references (left by an older version), deleted.
+    /// Visible blobs no record references (left by an older version), moved to
+    /// [`Recovery::quarantine`] ([`Sweep::Quarantine`]).
     pub swept: Vec<Hash32>,
+    /// Where the swept blobs now are (`None` if none were swept).
+    pub quarantine: Option<String>,
+    /// Visible blobs no record references, left in place ([`Sweep::Keep`]).
+    pub unswept: Vec<Hash32>,
 }
 
 impl Recovery {
-    /// Nothing was changed.
+    /// Nothing was changed, and nothing unreferenced was left in place.
     pub fn is_empty(&self) -> bool {
-        self.published.is_empty() && self.discarded.is_empty() && self.swept.is_empty()
+        self.published.is_empty()
+            && self.discarded.is_empty()
+            && self.swept.is_empty()
+            && self.unswept.is_empty()
     }
 }
 
@@ -132,10 +161,16 @@ pub trait BlobStore: Send + Sync {
     fn sync_staged(&self) -> Result<(), StoreError>;
 
     /// At start-up, before any request: publish every staged blob `referenced` accepts
-    /// (its record was committed but the daemon stopped before publishing it), delete the
-    /// other staged blobs, and delete every visible blob `referenced` rejects (no record
-    /// announces it). Not to be called while blobs are being written.
-    fn recover(&self, referenced: &dyn Fn(&Hash32) -> bool) -> Result<Recovery, StoreError>;
+    /// (its record was committed but the daemon stopped, or failed, before publishing it),
+    /// delete the other staged blobs, and quarantine (or, with [`Sweep::Keep`], leave) every
+    /// visible blob `referenced` rejects (no record announces it). Never deletes a visible
+    /// blob. Not to be called while blobs are being written (the daemon holds the state
+    /// directory's lock).
+    fn recover(
+        &self,
+        referenced: &dyn Fn(&Hash32) -> bool,
+        sweep: Sweep,
+    ) -> Result<Recovery, StoreError>;
 
     /// Open the blob with this SHA-256 for reading; `None` if absent.
     fn open(&self, sha256: &Hash32) -> Result<Option<Blob>, StoreError>;
