@@ -177,7 +177,8 @@ print(r.read().decode(), flush=True)
     );
 }
 
-/// 200 unauthenticated requests naming 60,000-character products add a bounded amount to the
+/// 200 unauthenticated requests naming 7,000-character products (a 60,000-character one is a
+/// 414 before authentication) add a bounded amount to the
 /// audit log: the first is recorded (its product described by length and hash, not stored),
 /// the rest are one summary record whose count says how many there were.
 #[test]
@@ -198,18 +199,23 @@ fn anonymous_denials_with_huge_product_names_are_bounded_and_summarised() {
     let script = r#"
 import http.client, sys, urllib.parse
 u = urllib.parse.urlparse(sys.argv[1])
-name = 'A' * 60000
+name = 'A' * 7000
 codes = set()
 for i in range(200):
     c = http.client.HTTPConnection(u.hostname, u.port)
     c.request('POST', f'/v1/products/{name}{i}/sign', b'x')
     r = c.getresponse(); r.read(); codes.add(r.status); c.close()
 print(sorted(codes))
+c = http.client.HTTPConnection(u.hostname, u.port)
+c.request('POST', '/v1/products/' + 'A' * 60000 + '/sign', b'x')
+r = c.getresponse(); r.read(); print(r.status)
 "#;
     let deadline = Instant::now() + Duration::from_secs(120);
     let r = run_ok(Command::new(py).args(["-c", script, &a.url]));
     assert!(Instant::now() < deadline, "200 requests took too long");
-    assert_eq!(r.stdout.trim(), "[401]", "{}", r.text());
+    // Names up to the request-target limit (8 KiB) reach authentication and its audit record;
+    // a longer target is refused before either (414, not audited: nothing of it is kept).
+    assert_eq!(r.stdout.trim(), "[401]\n414", "{}", r.text());
     // The summary is written at the end of its interval or, as here, at shutdown.
     assert!(a.stop(), "fwseald did not stop cleanly");
     let added_rows = rows(&a) - rows0;
@@ -227,7 +233,7 @@ print(sorted(codes))
     let described =
         a.sql("select extra from audit_log where client = 'anonymous' and action = 'sign' limit 1");
     let v: serde_json::Value = serde_json::from_str(&described).unwrap();
-    assert_eq!(v["requested_product"]["bytes"], 60_001, "{described}");
+    assert_eq!(v["requested_product"]["bytes"], 7_001, "{described}");
     assert_eq!(
         a.sql("select count(*) from audit_log where length(product) > 64"),
         "0"
@@ -553,4 +559,113 @@ fn fwseald_keys_logs_no_error_lines() {
         );
         assert!(!r.stderr.contains("ERROR"), "{args:?}:\n{}", r.text());
     }
+}
+
+/// Unmounts (lazily, so a still-running daemon cannot block it) when dropped.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A real full disk (a 24 MiB ext4 file system without reserved blocks, loop-mounted as the
+/// state directory, filled by a balloon file to 15 levels between 200 kB and 0 bytes free):
+/// every failure is a `500 internal` storage error naming its cause — never `503
+/// hsm-unavailable` — and signing works again once space is freed. Needs root and loop
+/// devices; where mounting is impossible the test says so and checks nothing.
+#[test]
+fn a_full_disk_is_a_storage_error_never_hsm_unavailable() {
+    let Some(py) = python() else {
+        assert!(!judges_required(), "python3 is required");
+        return;
+    };
+    let mut a = Appliance::start("", "");
+    assert!(a.stop(), "first stop");
+    let img = a.path("disk.img");
+    let state = a.path("state");
+    let orig = a.path("state.orig");
+    let mkfs = Command::new("truncate")
+        .args(["-s", "24M"])
+        .arg(&img)
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new("mkfs.ext4")
+            .args(["-q", "-m", "0", "-F"])
+            .arg(&img)
+            .status()
+            .is_ok_and(|s| s.success());
+    std::fs::rename(&state, &orig).unwrap();
+    std::fs::create_dir(&state).unwrap();
+    let mounted = mkfs
+        && Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&img)
+            .arg(&state)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot loop-mount an ext4 image here (needs root and loop devices)");
+        return;
+    }
+    let _mount = Mount(state.clone());
+    run_ok(Command::new("cp").arg("-a").arg(orig.join(".")).arg(&state));
+    a.relaunch();
+    let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 + 3) as u8).collect();
+    assert_eq!(
+        post_sign(&py, &a, &data).0,
+        201,
+        "signing before the disk fills"
+    );
+
+    let balloon = state.join("balloon");
+    let avail = || -> u64 {
+        let out = run_ok(
+            Command::new("df")
+                .args(["--output=avail", "-B1"])
+                .arg(&state),
+        );
+        out.stdout.lines().last().unwrap().trim().parse().unwrap()
+    };
+    let (mut signed, mut failed) = (0, 0);
+    for free in [
+        200_000u64, 100_000, 60_000, 40_000, 30_000, 24_000, 20_000, 16_000, 12_000, 8_000, 6_000,
+        4_000, 2_000, 1_000, 0,
+    ] {
+        let _ = std::fs::remove_file(&balloon);
+        run_ok(&mut Command::new("sync"));
+        // Near zero, fallocate itself can run out of room for its own metadata: then the disk
+        // is as full as it gets, which is what this level wants anyway.
+        let size = avail().saturating_sub(free).max(1);
+        run(Command::new("fallocate")
+            .args(["-l", &size.to_string()])
+            .arg(&balloon));
+        for _ in 0..4 {
+            let (status, body) = post_sign(&py, &a, &data);
+            match status {
+                201 => signed += 1,
+                500 => {
+                    failed += 1;
+                    assert_eq!(body["code"], "internal", "{free} bytes free: {body}");
+                    let detail = body["detail"].as_str().unwrap_or_default();
+                    assert!(
+                        detail.contains("No space left") || detail.contains("disk is full"),
+                        "{free} bytes free: the cause must be named: {body}"
+                    );
+                }
+                other => panic!("{free} bytes free: HTTP {other} {body} (want 201 or 500)"),
+            }
+        }
+    }
+    assert!(failed > 0, "the disk never filled ({signed} signed)");
+    let _ = std::fs::remove_file(&balloon);
+    assert_eq!(
+        post_sign(&py, &a, &data).0,
+        201,
+        "signing after space is freed"
+    );
+    a.assert_alive();
+    assert!(a.stop(), "clean stop");
 }
