@@ -471,17 +471,25 @@ fn check(cfg_path: &Path) -> Result<(), Exit> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is *called*, not when
+/// the future is first polled: a SIGTERM that arrives right after "listening" is printed must
+/// shut down cleanly (final checkpoint, denial summary), not kill the process.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => std::future::pending().await,
+        }
+        tracing::info!("shutting down: draining in-flight requests");
     }
-    tracing::info!("shutting down: draining in-flight requests");
 }
 
 /// The state directory's lock file (held by a running daemon; holds its pid).
@@ -578,6 +586,10 @@ fn run(cfg_path: &Path) -> Result<(), Exit> {
             .await
             .map_err(|e| Exit(1, anyhow!("bind {listen}: {e}")))?;
         let addr = listener.local_addr().map_err(|e| Exit(1, e.into()))?;
+        // Every signal handler is installed before anyone is told we listen (SIGHUP's default
+        // action would otherwise kill a daemon reloaded right after start).
+        let shutdown = shutdown_signal();
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
         tracing::info!(%addr, "fwseald listening");
         // Tests and scripts read the bound address (listen = 127.0.0.1:0 picks a free port).
         println!("fwseald listening on {addr}");
@@ -587,8 +599,7 @@ fn run(cfg_path: &Path) -> Result<(), Exit> {
         let st = state.clone();
         let path = cfg_path.to_path_buf();
         tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            let Ok(mut hup) = hup else {
                 return;
             };
             while hup.recv().await.is_some() {
@@ -641,8 +652,8 @@ fn run(cfg_path: &Path) -> Result<(), Exit> {
         });
         let last = state.clone();
         let served = match tls {
-            Some(tls) => fwseal_server::tls::run_tls(listener, state, tls, shutdown_signal()).await,
-            None => fwseal_server::run(listener, state, shutdown_signal()).await,
+            Some(tls) => fwseal_server::tls::run_tls(listener, state, tls, shutdown).await,
+            None => fwseal_server::run(listener, state, shutdown).await,
         };
         denials.abort();
         let _ = tokio::task::spawn_blocking(move || last.flush_denials(true)).await;
