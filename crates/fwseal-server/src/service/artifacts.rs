@@ -190,14 +190,7 @@ impl SigningService {
             let keys = [s.classical, s.pq]
                 .into_iter()
                 .flatten()
-                .map(|signer| {
-                    let pk = signer.public_key();
-                    KeyView {
-                        alg: pk.alg(),
-                        key_id: pk.key_id().to_hex(),
-                        spki_pem: pk.spki_pem(),
-                    }
-                })
+                .map(|signer| key_view(signer.as_ref()))
                 .collect();
             Ok(ProductKeys {
                 product: product.to_string(),
@@ -221,14 +214,7 @@ impl SigningService {
                 let s = self.keys.appliance_signers()?;
                 let keys = [s.classical, s.pq]
                     .iter()
-                    .map(|signer| {
-                        let pk = signer.public_key();
-                        KeyView {
-                            alg: pk.alg(),
-                            key_id: pk.key_id().to_hex(),
-                            spki_pem: pk.spki_pem(),
-                        }
-                    })
+                    .map(|signer| key_view(signer.as_ref()))
                     .collect();
                 Ok(ProductKeys {
                     product: fwseal_api::APPLIANCE.to_string(),
@@ -283,4 +269,14 @@ fn artifact_view(m: &ArtifactMeta) -> Result<ArtifactView, ServiceError> {
         client: m.client.clone(),
         created: m.created.clone(),
     })
+}
+
+/// The wire view of one signer's public key (product and appliance keys alike).
+fn key_view(signer: &dyn fwseal_crypto::Signer) -> KeyView {
+    let pk = signer.public_key();
+    KeyView {
+        alg: pk.alg(),
+        key_id: pk.key_id().to_hex(),
+        spki_pem: pk.spki_pem(),
+    }
 }
