@@ -37,9 +37,18 @@ impl Setup {
     fn p(&self, n: &str) -> String {
         self.dir.path().join(n).display().to_string()
     }
-    fn sign(&self, data: &[u8], mode: Mode) -> (Vec<u8>, String) {
-        let req = Request::hybrid(SigAlg::EcdsaP256Sha256, SigAlg::MlDsa65, mode, "cli-test");
-        let plan = prepare(Format::Raw, data, &req).expect("prepare");
+    /// The hybrid request every test signs with (P-256 + ML-DSA-65).
+    fn request(mode: Mode) -> Request {
+        Request::hybrid(SigAlg::EcdsaP256Sha256, SigAlg::MlDsa65, mode, "cli-test")
+    }
+    /// Sign `data` as `format` with this setup's keys: the signed file and the detached document.
+    fn sign_as(
+        &self,
+        format: Format,
+        data: &[u8],
+        req: &Request,
+    ) -> (Vec<u8>, fwseal_formats::detached::DetachedDoc) {
+        let plan = prepare(format, data, req).expect("prepare");
         let set = sign_prepared(
             plan.as_ref(),
             Some(&self.ec as &dyn Signer),
@@ -49,8 +58,12 @@ impl Setup {
         .expect("sign");
         (
             assemble(data, &plan.embed(&set).expect("embed")).expect("asm"),
-            plan.detached(&set).expect("doc").to_json(),
+            plan.detached(&set).expect("doc"),
         )
+    }
+    fn sign(&self, data: &[u8], mode: Mode) -> (Vec<u8>, String) {
+        let (signed, doc) = self.sign_as(Format::Raw, data, &Self::request(mode));
+        (signed, doc.to_json())
     }
 }
 
@@ -260,22 +273,9 @@ fn detached_hex_documents_carry_their_fill_byte() {
     let hex =
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/hex/gcc.hex"))
             .expect("gcc.hex (three segments with gaps)");
-    let mut req = Request::hybrid(
-        SigAlg::EcdsaP256Sha256,
-        SigAlg::MlDsa65,
-        Mode::Detached,
-        "cli-test",
-    );
+    let mut req = Setup::request(Mode::Detached);
     req.options.hex_fill = 0x00;
-    let plan = prepare(Format::Ihex, &hex, &req).expect("prepare");
-    let set = sign_prepared(
-        plan.as_ref(),
-        Some(&s.ec as &dyn Signer),
-        Some(&s.pq as &dyn Signer),
-        vec![],
-    )
-    .expect("sign");
-    let doc = plan.detached(&set).expect("doc");
+    let (_, doc) = s.sign_as(Format::Ihex, &hex, &req);
     assert_eq!(doc.extra.get("fill"), Some(&serde_json::json!(0)));
     std::fs::write(s.p("fw.hex"), &hex).expect("w");
     std::fs::write(s.p("fw.hex.sig.json"), doc.to_json()).expect("w");
