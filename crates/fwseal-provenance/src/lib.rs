@@ -45,6 +45,147 @@ pub struct ClientClaims {
     pub builder_id: Option<String>,
 }
 
+/// Build metadata the appliance **verified**: the claims of an OIDC workload token (GitHub
+/// Actions, GitLab CI, …) whose signature, issuer, audience and lifetime fwseald checked, mapped
+/// to issuer-neutral names. Every field comes from the token, never from the client.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedClaims {
+    /// `iss`, exactly as configured.
+    pub issuer: String,
+    /// `sub`.
+    pub subject: String,
+    /// `jti`, if the token had one.
+    pub jti: Option<String>,
+    /// Repository path (`repository` on GitHub, `project_path` on GitLab), e.g. `acme/widget`.
+    pub repository: Option<String>,
+    /// The source as a SLSA `git+https` URI (`git+https://github.com/acme/widget`), built from
+    /// the issuer's configured source host and `repository`.
+    pub source_uri: Option<String>,
+    /// Full git ref (`refs/tags/v1.2.0`).
+    pub git_ref: Option<String>,
+    /// Commit SHA (`sha`).
+    pub commit: Option<String>,
+    /// The workflow / pipeline definition at a ref (`workflow_ref` on GitHub,
+    /// `ci_config_ref_uri` on GitLab).
+    pub workflow_ref: Option<String>,
+    /// CI run id.
+    pub run_id: Option<String>,
+    /// CI run URL.
+    pub run_url: Option<String>,
+    /// Deployment environment.
+    pub environment: Option<String>,
+}
+
+/// One approver of an M-of-N job. Static-token clients have only a `name`; an OIDC-authenticated
+/// approver also names the `issuer` and `subject` that identify them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approver {
+    /// Client name (from the configuration or the matched OIDC rule).
+    pub name: String,
+    /// OIDC issuer, if the approval was OIDC-authenticated.
+    pub issuer: Option<String>,
+    /// OIDC subject, if the approval was OIDC-authenticated.
+    pub subject: Option<String>,
+}
+
+impl Approver {
+    /// A static-token approver.
+    pub fn named(name: &str) -> Self {
+        Approver {
+            name: name.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A client-asserted claim that contradicts the verified one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contradiction {
+    /// The claim (`sourceRepository`, `commit`, `ref`, `ciRunUrl`).
+    pub claim: &'static str,
+    /// What the client said.
+    pub client: String,
+    /// What the token says.
+    pub verified: String,
+}
+
+impl std::fmt::Display for Contradiction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "client claim {} = {:?} contradicts the verified {:?}",
+            self.claim, self.client, self.verified
+        )
+    }
+}
+
+/// Client claims that contradict verified ones. A claim the client did not make, or that the
+/// token does not carry, contradicts nothing. Equivalent spellings are not contradictions:
+/// source URIs compare without a `git+` prefix, a trailing `/` or `.git`, and with the scheme
+/// and host lower-cased; commits compare case-insensitively; a ref without `refs/` matches
+/// `refs/heads/X` or `refs/tags/X`.
+pub fn contradictions(client: &ClientClaims, verified: &VerifiedClaims) -> Vec<Contradiction> {
+    fn uri(s: &str) -> String {
+        let s = s.strip_prefix("git+").unwrap_or(s);
+        let s = s.trim_end_matches('/');
+        let s = s.strip_suffix(".git").unwrap_or(s);
+        match s.find("://") {
+            Some(i) => {
+                let rest = &s[i + 3..];
+                let host_end = rest.find('/').unwrap_or(rest.len());
+                format!(
+                    "{}://{}{}",
+                    s[..i].to_ascii_lowercase(),
+                    rest[..host_end].to_ascii_lowercase(),
+                    &rest[host_end..]
+                )
+            }
+            None => s.to_string(),
+        }
+    }
+    fn same_ref(client: &str, verified: &str) -> bool {
+        client == verified
+            || (!client.starts_with("refs/")
+                && [
+                    format!("refs/heads/{client}"),
+                    format!("refs/tags/{client}"),
+                ]
+                .iter()
+                .any(|r| r == verified))
+    }
+    let checks: [(
+        &'static str,
+        &Option<String>,
+        &Option<String>,
+        fn(&str, &str) -> bool,
+    ); 4] = [
+        (
+            "sourceRepository",
+            &client.source_uri,
+            &verified.source_uri,
+            |a, b| uri(a) == uri(b),
+        ),
+        ("commit", &client.commit, &verified.commit, |a, b| {
+            a.eq_ignore_ascii_case(b)
+        }),
+        ("ref", &client.git_ref, &verified.git_ref, same_ref),
+        ("ciRunUrl", &client.ci_run_url, &verified.run_url, |a, b| {
+            a == b
+        }),
+    ];
+    checks
+        .into_iter()
+        .filter_map(|(claim, c, v, same)| match (c, v) {
+            (Some(c), Some(v)) if !same(c, v) => Some(Contradiction {
+                claim,
+                client: c.clone(),
+                verified: v.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Everything the appliance knows about one signing.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SigningRecord {
@@ -76,7 +217,7 @@ pub struct SigningRecord {
     /// `hybrid`, `classical-only`, `pq-only`.
     pub policy: String,
     /// Approver identities (M-of-N), in approval order.
-    pub approvers: Vec<String>,
+    pub approvers: Vec<Approver>,
     /// The appliance identity (`runDetails.builder.id`).
     pub builder_id: String,
     /// Invocation id = artifact id.
@@ -87,6 +228,9 @@ pub struct SigningRecord {
     pub finished_on: String,
     /// Client-asserted build metadata.
     pub client_claims: ClientClaims,
+    /// Build metadata verified from the request's OIDC token (none for a static API token).
+    #[serde(default)]
+    pub verified: Option<VerifiedClaims>,
 }
 
 impl SigningRecord {
@@ -117,6 +261,7 @@ impl SigningRecord {
                 source_uri: Some("git+https://git.example/widget".into()),
                 ..Default::default()
             },
+            verified: None,
         }
     }
 }
@@ -155,7 +300,7 @@ pub fn statement(r: &SigningRecord) -> Value {
                     "policy": r.policy,
                     "keys": r.key_ids.iter().map(|(a, k)| json!({"alg": a, "keyId": k})).collect::<Vec<_>>(),
                     "signatureSha256": r.signature_sha256,
-                    "approvers": r.approvers,
+                    "approvers": r.approvers.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
                 },
                 "resolvedDependencies": [
                     {"name": r.input_name, "digest": {"sha256": r.input_sha256}}
@@ -434,6 +579,43 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contradictions_ignore_equivalent_spellings_and_name_real_ones() {
+        let v = VerifiedClaims {
+            issuer: "https://token.actions.githubusercontent.com".into(),
+            subject: "repo:acme/widget:ref:refs/tags/v1.2.0".into(),
+            source_uri: Some("git+https://github.com/acme/widget".into()),
+            commit: Some("a".repeat(40)),
+            git_ref: Some("refs/tags/v1.2.0".into()),
+            run_url: Some("https://github.com/acme/widget/actions/runs/1".into()),
+            ..Default::default()
+        };
+        let same = ClientClaims {
+            source_uri: Some("https://GitHub.com/acme/widget.git/".into()),
+            commit: Some("A".repeat(40)),
+            git_ref: Some("v1.2.0".into()),
+            ci_run_url: Some("https://github.com/acme/widget/actions/runs/1".into()),
+            builder_id: Some("anything".into()),
+        };
+        assert_eq!(contradictions(&same, &v), vec![]);
+        assert_eq!(contradictions(&ClientClaims::default(), &v), vec![]);
+        let other = ClientClaims {
+            source_uri: Some("https://github.com/evil/widget".into()),
+            commit: Some("b".repeat(40)),
+            git_ref: Some("refs/heads/v1.2.0".into()),
+            ci_run_url: Some("https://github.com/acme/widget/actions/runs/2".into()),
+            builder_id: None,
+        };
+        let found: Vec<&str> = contradictions(&other, &v).iter().map(|c| c.claim).collect();
+        assert_eq!(found, ["sourceRepository", "commit", "ref", "ciRunUrl"]);
+        // The path part of a URI is case-sensitive: acme/Widget is another repository.
+        let case = ClientClaims {
+            source_uri: Some("git+https://github.com/acme/Widget".into()),
+            ..Default::default()
+        };
+        assert_eq!(contradictions(&case, &v).len(), 1);
+    }
 
     #[test]
     fn pae_matches_the_dsse_spec_example() {

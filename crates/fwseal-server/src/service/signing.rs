@@ -196,12 +196,17 @@ impl SigningService {
                 .map(|x| hex::encode(Sha256::digest(&x.bytes)))
                 .collect(),
             policy: policy_name(s.pcfg.policy).to_string(),
-            approvers: s.approvers.to_vec(),
+            approvers: s
+                .approvers
+                .iter()
+                .map(|a| fwseal_provenance::Approver::named(a))
+                .collect(),
             builder_id: self.config().identity.clone(),
             invocation_id: s.invocation.to_string(),
             started_on: s.started.to_string(),
             finished_on: now_rfc3339(),
             client_claims: s.claims.clone(),
+            verified: None,
         };
         let failed = |e: &dyn std::fmt::Display| {
             ServiceError::Signing(format!("provenance signing failed: {e}"))
