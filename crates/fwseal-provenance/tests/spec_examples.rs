@@ -269,3 +269,47 @@ fn stock_snippet_runs() {
         "an altered payload passes"
     );
 }
+
+/// The pattern table of "Patterns": each listed value matches (or not) as the table says.
+/// (Values elided with `…` are left to the unit tests.)
+#[test]
+fn pattern_table_holds() {
+    let d = doc();
+    let marker = "<!-- check-patterns -->";
+    let at = d.find(marker).expect("marker");
+    let rows: Vec<&str> = d[at + marker.len()..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .collect();
+    assert!(rows.len() >= 4, "{rows:?}");
+    let ticked = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|v| !v.contains('…'))
+            .map(str::to_string)
+            .collect()
+    };
+    let mut checked = 0;
+    for row in rows {
+        let cells: Vec<&str> = row.split('|').collect();
+        let pattern = ticked(cells[1]).pop().expect("pattern");
+        for v in ticked(cells[2]) {
+            assert!(
+                fwseal_provenance::glob_match(&pattern, &v),
+                "{pattern} must match {v}"
+            );
+            checked += 1;
+        }
+        for v in ticked(cells[3]) {
+            assert!(
+                !fwseal_provenance::glob_match(&pattern, &v),
+                "{pattern} must not match {v}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "{checked}");
+}
