@@ -536,6 +536,19 @@ pub enum ProvenanceError {
     Crypto(#[from] fwseal_crypto::CryptoError),
 }
 
+impl ProvenanceError {
+    /// The builder-id or claim check that failed, if this is such a failure.
+    pub fn check(&self) -> Option<Check> {
+        match self {
+            ProvenanceError::Builder { .. } => Some(Check::BuilderId),
+            ProvenanceError::ClaimMismatch { check, .. }
+            | ProvenanceError::ClientAssertedOnly { check, .. }
+            | ProvenanceError::ClaimMissing { check, .. } => Some(*check),
+            _ => None,
+        }
+    }
+}
+
 /// Sign a statement (any JSON) with the classical and post-quantum appliance keys. Both sign
 /// the PAE: ECDSA P-256 as ECDSA-SHA256 (DER), ML-DSA-65 pure with the empty context.
 pub fn sign_statement(stmt: &Value, signers: &[&dyn Signer]) -> Result<Envelope, ProvenanceError> {
