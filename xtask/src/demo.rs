@@ -215,6 +215,8 @@ pub fn run(root: &Path) -> Result<()> {
                         "https://fwseal.demo/appliance",
                         "--source-uri",
                         "git+https://git.example/demo",
+                        // A static-token signing: its source is only client-asserted.
+                        "--accept-client-claims",
                     ]),
             )
             .map(|_| ())

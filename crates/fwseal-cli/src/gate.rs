@@ -275,11 +275,7 @@ impl Outcome {
             source
         )];
         for c in &self.checks {
-            let how = if fwseal_provenance::is_glob(&c.expected)
-                && !matches!(
-                    c.check,
-                    Check::Issuer | Check::BuilderId | Check::SourceUri | Check::Commit
-                ) {
+            let how = if c.check.is_pattern(&c.expected) {
                 format!("matches {:?}", c.expected)
             } else {
                 format!("= {:?}", c.expected)

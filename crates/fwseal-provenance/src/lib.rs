@@ -188,12 +188,14 @@ pub fn contradictions(client: &ClientClaims, verified: &VerifiedClaims) -> Vec<C
                 .iter()
                 .any(|r| r == verified))
     }
-    let checks: [(
+    /// (claim, client value, verified value, equivalence).
+    type Pair<'a> = (
         &'static str,
-        &Option<String>,
-        &Option<String>,
+        &'a Option<String>,
+        &'a Option<String>,
         fn(&str, &str) -> bool,
-    ); 4] = [
+    );
+    let checks: [Pair; 4] = [
         (
             "sourceRepository",
             &client.source_uri,
@@ -503,8 +505,8 @@ pub enum ProvenanceError {
     },
     /// The claim is in the provenance only as a client assertion, and the policy does not
     /// accept client claims.
-    #[error("provenance check {check}: the provenance's {} {client:?} is only client-asserted \
-             (unverified by the appliance: {}); {} — a policy that accepts client claims would relax this check",
+    #[error("provenance check {check}: the provenance's {} {client:?} is only client-asserted, \
+             unverified by the appliance ({}); {} — a policy that accepts client claims would relax this check",
             check.claim(), no_verified(*has_verified_claims, *check), expectation(*check, expected))]
     ClientAssertedOnly {
         /// The check.
@@ -517,7 +519,7 @@ pub enum ProvenanceError {
         has_verified_claims: bool,
     },
     /// Neither a verified claim nor (where the policy accepts them) a client-asserted one.
-    #[error("provenance check {check}: the provenance has no {} ({}{}); {}",
+    #[error("provenance check {check}: no {} in the provenance ({}{}); {}",
             check.claim(), no_verified(*has_verified_claims, *check),
             if *client_considered { ", and no client-asserted one" } else { "" }, expectation(*check, expected))]
     ClaimMissing {

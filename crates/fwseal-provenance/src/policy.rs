@@ -129,8 +129,9 @@ impl Check {
         }
     }
 
-    /// Whether the policy value is a pattern for this check (glob syntax, and a pattern check).
-    fn is_pattern(self, expected: &str) -> bool {
+    /// Whether `expected` is used as a pattern by this check (a pattern check, and `expected`
+    /// has a glob metacharacter); otherwise it is compared as a value.
+    pub fn is_pattern(self, expected: &str) -> bool {
         matches!(
             self,
             Check::Repository | Check::Ref | Check::Workflow | Check::Environment
@@ -213,8 +214,7 @@ pub(crate) fn no_verified(has_verified_claims: bool, check: Check) -> String {
             check.verified_key()
         )
     } else {
-        "the provenance has no verified claims: the signing request was not OIDC-authenticated"
-            .into()
+        "it has no verified claims: the signing request was not OIDC-authenticated".into()
     }
 }
 

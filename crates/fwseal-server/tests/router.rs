@@ -305,12 +305,14 @@ async fn sign_raw_embedded_then_fetch_and_verify() {
     .await;
     assert_eq!(st, StatusCode::OK);
     let env = fwseal_provenance::Envelope::from_json(prov.trim_ascii()).unwrap();
+    // A static-token request: the source is client-asserted, so the check must accept that.
     let policy = fwseal_provenance::Policy {
         subject_sha256: Some(out_sha.clone()),
         builder_id: Some("https://fwseal.test/appliance".into()),
-        source_uri: Some("https://git.test/fw".into()),
+        accept_client_claims: true,
         ..Default::default()
-    };
+    }
+    .require(fwseal_provenance::Check::SourceUri, "https://git.test/fw");
     fwseal_provenance::verify(&env, &h.keys.appliance_public(), &policy).unwrap();
     let wrong = fwseal_provenance::Policy {
         subject_sha256: Some(sha_hex(&input)),

@@ -322,7 +322,7 @@ fn two_of_three_signs_only_after_two_distinct_approvals_across_a_restart() {
     let internal = &stmt["predicate"]["buildDefinition"]["internalParameters"];
     assert_eq!(
         internal["approvers"],
-        serde_json::json!(["alice", "bob"]),
+        serde_json::json!([{"name": "alice"}, {"name": "bob"}]),
         "{stmt}"
     );
     assert_eq!(internal["product"], "secure");

@@ -202,12 +202,23 @@ roles = {{ "uefi" = ["submitter"] }}
         &bin,
     ]);
     let signed = embedded_name(&bin);
+    // A static-token signing: the source is only client-asserted, so --source-uri (which checks
+    // the verified source) fails unless the gate accepts client claims — loudly.
     let mut args = vec!["verify", signed.as_str(), "--source-uri"];
     args.push("git+https://git.example/widget");
     args.extend(&k);
-    a.cli_ok(&args);
+    let r = a.cli(&args);
+    assert_eq!(r.code, Some(1), "client-only --source-uri:\n{}", r.text());
+    assert!(r.stderr.contains("only client-asserted"), "{}", r.text());
+    args.push("--accept-client-claims");
+    let r = a.cli_ok(&args);
+    assert!(
+        r.stderr.contains("WARNING") && r.stdout.contains("RELAXED check source-uri"),
+        "{}",
+        r.text()
+    );
 
-    let mut other = vec!["verify", signed.as_str(), "--source-uri"];
+    let mut other = vec!["verify", signed.as_str(), "--accept-client-claims", "--source-uri"];
     other.push("git+https://git.example/other");
     other.extend(&k);
     let r = a.cli(&other);
