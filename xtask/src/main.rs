@@ -1,4 +1,4 @@
-//! `cargo xtask <demo | test | fuzz | deps>` — project automation in Rust instead of shell scripts.
+//! `cargo xtask <demo | test | fuzz | deps | bench | cortex-m>` — project automation in Rust instead of shell scripts.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -10,6 +10,7 @@ mod bench_daemon;
 mod bench_digest;
 mod bench_inputs;
 mod bench_tools;
+mod cortex_m;
 mod demo;
 mod kryoptic;
 
@@ -83,6 +84,7 @@ fn main() -> Result<()> {
         }
         Some("bench-inner") => bench::inner(&root, &args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("cortex-m") => cortex_m::run(&root, &args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -92,6 +94,7 @@ fn main() -> Result<()> {
                  deps   only install the test dependencies\n  \
                  fuzz   run every fuzz target for a bounded time (installs cargo-fuzz; stable toolchain)\n  \
                  kryoptic  build the PKCS#11 3.2 soft token used by the native PQ key tests\n  \
+                 cortex-m  run the fwseal-verify C ABI on an emulated Cortex-M4 (QEMU): conformance kit, code size, stack, instructions\n  \
                  bench  speed and scale (digests, daemon, stock tools, RSS); writes BENCHMARKS.md [--quick]"
             );
             std::process::exit(2)
