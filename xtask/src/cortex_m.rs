@@ -324,6 +324,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "-nostartfiles",
             &ld,
             "-DFWSEAL_HARNESS_CORTEX_M",
+            "-DREPEAT=1",
         ],
         &[&startup, &ffi.join("tests/c/harness.c"), &lib],
         &elf,

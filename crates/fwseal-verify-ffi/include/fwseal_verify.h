@@ -13,7 +13,7 @@
  * RSA is not implemented (FWSEAL_VERIFY_E_UNSUPPORTED_ALGORITHM).
  *
  * Memory: no heap, no global state, no I/O. A streaming verification lives entirely in one
- * caller-provided fwseal_verify_ctx (FWSEAL_VERIFY_CTX_SIZE bytes, 8-byte aligned); see
+ * caller-provided fwseal_verify_ctx (FWSEAL_VERIFY_CTX_SIZE bytes, FWSEAL_VERIFY_CTX_ALIGN); see
  * docs/bootloader.md for the stack each algorithm needs. Every function is re-entrant; one
  * context must not be used from two threads at once.
  *
@@ -186,24 +186,35 @@ typedef struct fwseal_verify_details {
  * Define FWSEAL_VERIFY_NO_SLH_DSA when the library is built without its slh-dsa feature. */
 #if UINTPTR_MAX > 0xFFFFFFFFu
 #ifdef FWSEAL_VERIFY_NO_SLH_DSA
-#define FWSEAL_VERIFY_CTX_SIZE 0 /* 64-bit, without SLH-DSA */
+#define FWSEAL_VERIFY_CTX_SIZE 7120 /* 64-bit, without SLH-DSA */
 #else
-#define FWSEAL_VERIFY_CTX_SIZE 0 /* 64-bit, with SLH-DSA */
+#define FWSEAL_VERIFY_CTX_SIZE 32288 /* 64-bit, with SLH-DSA */
 #endif
 #else
 #ifdef FWSEAL_VERIFY_NO_SLH_DSA
-#define FWSEAL_VERIFY_CTX_SIZE 0 /* 32-bit (Cortex-M), without SLH-DSA */
+#define FWSEAL_VERIFY_CTX_SIZE 6888 /* 32-bit (Cortex-M), without SLH-DSA */
 #else
-#define FWSEAL_VERIFY_CTX_SIZE 0 /* 32-bit (Cortex-M), with SLH-DSA */
+#define FWSEAL_VERIFY_CTX_SIZE 32048 /* 32-bit (Cortex-M), with SLH-DSA */
 #endif
 #endif
+#if UINTPTR_MAX > 0xFFFFFFFFu
+#define FWSEAL_VERIFY_CTX_ALIGN 16
+#else
 #define FWSEAL_VERIFY_CTX_ALIGN 8
+#endif
 
+/* The union members give the alignment (long double: 16 on x86-64/aarch64, 8 on 32-bit Arm).
+ * The library refuses a misaligned context with FWSEAL_VERIFY_E_INVALID_ARGUMENT. */
 typedef union fwseal_verify_ctx {
     uint8_t opaque[FWSEAL_VERIFY_CTX_SIZE];
-    uint64_t align_; /* 8-byte alignment on every ABI that aligns uint64_t to 8 (the library
-                        refuses a misaligned context with FWSEAL_VERIFY_E_INVALID_ARGUMENT) */
+    uint64_t align_u64_;
+    long double align_ld_;
 } fwseal_verify_ctx;
+
+#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+_Static_assert(sizeof(fwseal_verify_ctx) == FWSEAL_VERIFY_CTX_SIZE, "fwseal_verify_ctx size");
+_Static_assert(_Alignof(fwseal_verify_ctx) >= FWSEAL_VERIFY_CTX_ALIGN, "fwseal_verify_ctx align");
+#endif
 
 /* The context size the library was built with; check it equals sizeof(fwseal_verify_ctx) once
  * at start-up if header and library could come from different builds. */

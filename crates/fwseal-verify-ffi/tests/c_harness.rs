@@ -21,20 +21,32 @@ fn repo_root() -> PathBuf {
         .expect("repo root")
 }
 
-/// `libfwseal_verify_ffi.a`, built by cargo next to this test's profile directory (the lib
-/// target is compiled with both crate types when the test links the rlib).
+/// `libfwseal_verify_ffi.a` as a bootloader gets it: a release build with `panic = "abort"`.
+/// Built by a nested cargo in its own target directory (`<target>/ffi-c-harness`: the outer
+/// cargo holds the lock of the main one), so the numbers the harness measures are the
+/// release numbers; the first run compiles the verifier's dependencies once (~1 min).
 fn staticlib() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/..");
-    let lib = profile_dir.join("libfwseal_verify_ffi.a");
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .expect("<target>/<profile>/deps/<test>")
+        .join("ffi-c-harness");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let o = Command::new(cargo)
+        .current_dir(repo_root())
+        .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
+        .args(["build", "--release", "-p", "fwseal-verify-ffi", "--target-dir"])
+        .arg(&target)
+        .output()
+        .expect("run cargo");
     assert!(
-        lib.is_file(),
-        "{} missing: cargo did not build the staticlib",
-        lib.display()
+        o.status.success(),
+        "building the staticlib failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
     );
+    let lib = target.join("release/libfwseal_verify_ffi.a");
+    assert!(lib.is_file(), "{} missing", lib.display());
     lib
 }
 

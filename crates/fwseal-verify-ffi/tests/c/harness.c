@@ -77,7 +77,9 @@ static const char *time_unit = "ns";
 /* ---- stack high-water mark --------------------------------------------------------------- */
 /* Paint PAINT_BYTES of the free stack below the caller with a pattern, call, then find the
  * lowest overwritten word: the callee's stack use (accurate to a few words). */
-#define PAINT_BYTES (192u * 1024u)
+#ifndef PAINT_BYTES
+#define PAINT_BYTES (1024u * 1024u)
+#endif
 #define PAINT_WORD 0xA5C3F00Du
 static uintptr_t paint_lo, paint_hi;
 
@@ -92,7 +94,10 @@ static size_t stack_used(void) {
     const volatile uint32_t *p = (const volatile uint32_t *)paint_lo;
     const volatile uint32_t *end = (const volatile uint32_t *)paint_hi;
     while (p < end && *p == PAINT_WORD) p++;
-    if (p == (const volatile uint32_t *)paint_lo) return (size_t)-1; /* overflowed the paint */
+    if (p == (const volatile uint32_t *)paint_lo) {
+        printf("FAIL stack use exceeds the %u painted bytes (raise PAINT_BYTES)\n", PAINT_BYTES);
+        failed++;
+    }
     return (size_t)(paint_hi - (uintptr_t)p);
 }
 
@@ -170,24 +175,24 @@ static int parse_require(const char *s, uint32_t *out) {
 static const struct {
     uint32_t alg;
     size_t prefix_len, spki_len;
-    uint8_t oid_tail; /* last OID byte, at offset prefix_len - 5 for the PQ prefixes */
+    size_t oid_off;   /* offset of the OID's last byte in the PQ prefixes (0: ECDSA) */
+    uint8_t oid_tail; /* its value */
 } raw_table[] = {
-    {FWSEAL_VERIFY_ALG_ECDSA_P256_SHA256, 26, 91, 0},
-    {FWSEAL_VERIFY_ALG_ECDSA_P384_SHA384, 23, 120, 0},
-    {FWSEAL_VERIFY_ALG_ML_DSA_44, 22, 22 + 1312, 0x11},
-    {FWSEAL_VERIFY_ALG_ML_DSA_65, 22, 22 + 1952, 0x12},
-    {FWSEAL_VERIFY_ALG_ML_DSA_87, 22, 22 + 2592, 0x13},
-    {FWSEAL_VERIFY_ALG_SLH_DSA_SHA2_128S, 18, 18 + 32, 0x14},
-    {FWSEAL_VERIFY_ALG_SLH_DSA_SHA2_128F, 18, 18 + 32, 0x15},
-    {FWSEAL_VERIFY_ALG_SLH_DSA_SHA2_192S, 18, 18 + 48, 0x16},
-    {FWSEAL_VERIFY_ALG_SLH_DSA_SHA2_256S, 18, 18 + 64, 0x18},
+    {FWSEAL_VERIFY_ALG_ECDSA_P256_SHA256, 26, 91, 0, 0},
+    {FWSEAL_VERIFY_ALG_ECDSA_P384_SHA384, 23, 120, 0, 0},
+    {FWSEAL_VERIFY_ALG_ML_DSA_44, 22, 22 + 1312, 16, 0x11},
+    {FWSEAL_VERIFY_ALG_ML_DSA_65, 22, 22 + 1952, 16, 0x12},
+    {FWSEAL_VERIFY_ALG_ML_DSA_87, 22, 22 + 2592, 16, 0x13},
+    {FWSEAL_VERIFY_ALG_SLH_DSA_SHA2_128S, 18, 18 + 32, 14, 0x14},
+    {FWSEAL_VERIFY_ALG_SLH_DSA_SHA2_128F, 18, 18 + 32, 14, 0x15},
+    {FWSEAL_VERIFY_ALG_SLH_DSA_SHA2_192S, 18, 18 + 48, 14, 0x16},
+    {FWSEAL_VERIFY_ALG_SLH_DSA_SHA2_256S, 18, 18 + 64, 14, 0x18},
 };
 
 static int raw_form(const uint8_t *spki, size_t len, uint32_t *alg, size_t *off) {
     for (size_t i = 0; i < sizeof raw_table / sizeof raw_table[0]; i++) {
         if (len != raw_table[i].spki_len) continue;
-        if (raw_table[i].oid_tail && spki[raw_table[i].prefix_len - 5] != raw_table[i].oid_tail)
-            continue;
+        if (raw_table[i].oid_off && spki[raw_table[i].oid_off] != raw_table[i].oid_tail) continue;
         *alg = raw_table[i].alg;
         *off = raw_table[i].prefix_len;
         return 1;
@@ -314,6 +319,9 @@ static void check_details(const struct vector *v, const fwseal_verify_policy *po
               "%s: classical half verified but no alg / key id in details", v->name);
 }
 
+#ifndef REPEAT
+#define REPEAT 5
+#endif
 static size_t chunks[16];
 static size_t n_chunks;
 static int measure;
@@ -348,6 +356,14 @@ static void run_vector(const char *dir, struct vector *v) {
     fwseal_verify_status st = fwseal_verify_image(format, img, len, ks.spki, ks.n, &pol, &d);
     uint64_t t1 = now();
     size_t su = stack_used();
+    for (int rep = 1; measure && rep < REPEAT && st == FWSEAL_VERIFY_OK; rep++) {
+        /* the host is shared: report the fastest of REPEAT runs */
+        uint64_t a = now();
+        fwseal_verify_status again = fwseal_verify_image(format, img, len, ks.spki, ks.n, &pol, &d);
+        uint64_t b = now();
+        CHECK(again == st, "%s: one-shot verdict changed on repetition", v->name);
+        if (b - a < t1 - t0) t0 = a, t1 = b;
+    }
     check_result(v, "one-shot", len, st);
     if (st == FWSEAL_VERIFY_OK) check_details(v, &pol, &d);
     if (accept && st == FWSEAL_VERIFY_OK) {
