@@ -226,17 +226,20 @@ fn c_harness_verifies_images_signed_by_the_signing_side() {
     add("mcuboot/p256+ml-dsa-65/counter-too-low".into(), "mcuboot", img.clone(), "both", 8, "security-counter-too-low", &["p256", "ml-dsa-65"]);
     add("mcuboot/p256+ml-dsa-65/body-flip".into(), "mcuboot", flip(img, 0x40), "both", 0, "digest-mismatch", &["p256", "ml-dsa-65"]);
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(dir.path().join("keys")).expect("mkdir");
+    // FWSEAL_FFI_KIT_DIR=DIR keeps this kit (e.g. for `cargo xtask cortex-m --kit DIR`).
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let kept = std::env::var_os("FWSEAL_FFI_KIT_DIR").map(PathBuf::from);
+    let dir = kept.as_deref().unwrap_or(tmp.path());
+    std::fs::create_dir_all(dir.join("keys")).expect("mkdir");
     for (name, key) in &keys {
         let pk = key.public_key();
-        std::fs::write(dir.path().join(format!("keys/{name}.spki.der")), pk.spki_der()).expect("write");
-        std::fs::write(dir.path().join(format!("keys/{name}.pub.raw")), pk.raw().expect("raw key")).expect("write");
+        std::fs::write(dir.join(format!("keys/{name}.spki.der")), pk.spki_der()).expect("write");
+        std::fs::write(dir.join(format!("keys/{name}.pub.raw")), pk.raw().expect("raw key")).expect("write");
     }
     let mut tsv = String::new();
     for (i, e) in entries.iter().enumerate() {
         let file = format!("img{i}.bin");
-        std::fs::write(dir.path().join(&file), &e.bytes).expect("write");
+        std::fs::write(dir.join(&file), &e.bytes).expect("write");
         let keys: Vec<String> = e.keys.iter().map(|k| format!("keys/{k}.spki.der")).collect();
         let expect = if e.reason == "ok" { "accept" } else { "reject" };
         writeln!(
@@ -251,9 +254,9 @@ fn c_harness_verifies_images_signed_by_the_signing_side() {
         )
         .expect("fmt");
     }
-    std::fs::write(dir.path().join("manifest.tsv"), &tsv).expect("write");
+    std::fs::write(dir.join("manifest.tsv"), &tsv).expect("write");
 
-    let (passed, failed, text) = run_harness(dir.path(), &["-m"]);
+    let (passed, failed, text) = run_harness(dir, &["-m"]);
     eprintln!("{text}");
     assert_eq!(failed, 0, "C harness failures:\n{text}");
     assert!(passed >= 8 * entries.len() as u64, "only {passed} checks");
@@ -266,15 +269,16 @@ fn c_harness_verifies_images_signed_by_the_signing_side() {
 #[test]
 fn c_harness_fails_a_wrong_expectation() {
     // The harness must be able to fail: a manifest that expects the wrong reason is reported.
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("junk.bin"), [0u8; 100]).expect("write");
-    std::fs::write(dir.path().join("k.der"), [0x30u8, 0x00]).expect("write");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    std::fs::write(dir.join("junk.bin"), [0u8; 100]).expect("write");
+    std::fs::write(dir.join("k.der"), [0x30u8, 0x00]).expect("write");
     std::fs::write(
-        dir.path().join("manifest.tsv"),
+        dir.join("manifest.tsv"),
         "junk\traw\tjunk.bin\tboth\t0\taccept\tok\tk.der\n",
     )
     .expect("write");
-    let (_, failed, text) = run_harness(dir.path(), &["-c", "64"]);
+    let (_, failed, text) = run_harness(dir, &["-c", "64"]);
     assert!(failed > 0, "a wrong expectation passed:\n{text}");
     assert!(text.contains("FAIL"), "{text}");
 }
