@@ -73,7 +73,9 @@ fn parse(root: &Path, args: &[String]) -> Result<Opts> {
             "--kit" => o.kit = PathBuf::from(val()?),
             "--chunks" => o.chunks = val()?.clone(),
             "--timeout" => o.timeout = Duration::from_secs(val()?.parse()?),
-            _ => bail!("usage: cargo xtask cortex-m [--kit DIR] [--chunks 1,509,0] [--timeout SECS]"),
+            _ => {
+                bail!("usage: cargo xtask cortex-m [--kit DIR] [--chunks 1,509,0] [--timeout SECS]")
+            }
         }
     }
     o.kit = o
@@ -84,7 +86,11 @@ fn parse(root: &Path, args: &[String]) -> Result<Opts> {
 }
 
 fn ensure_tools() -> Result<()> {
-    let missing: Vec<&str> = PROBES.iter().copied().filter(|p| !Path::new(p).exists()).collect();
+    let missing: Vec<&str> = PROBES
+        .iter()
+        .copied()
+        .filter(|p| !Path::new(p).exists())
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -239,7 +245,16 @@ fn host_harness(root: &Path, kit: &Path, work: &Path) -> Result<String> {
             .arg(ffi.join("include"))
             .arg(ffi.join("tests/c/harness.c"))
             .arg(dir.join("release/libfwseal_verify_ffi.a"))
-            .args(["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc", "-o"])
+            .args([
+                "-lgcc_s",
+                "-lutil",
+                "-lrt",
+                "-lpthread",
+                "-lm",
+                "-ldl",
+                "-lc",
+                "-o",
+            ])
             .arg(&exe),
     )?;
     let (ok, text, _) = run_limited(
@@ -269,8 +284,10 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     std::fs::write(
         &stub_src,
         "#include \"fwseal_verify.h\"\n\
-         static fwseal_verify_ctx ctx;\n\
          volatile uint32_t sink;\n\
+         #ifdef WITH_VERIFIER\n\
+         static fwseal_verify_ctx ctx;\n\
+         #endif\n\
          int main(void) {\n\
          #ifdef WITH_VERIFIER\n\
            uint8_t b[1] = {0}; uint64_t o, l; fwseal_verify_policy p = {0, 0};\n\
@@ -290,29 +307,32 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let mut sizes = Vec::new();
     let base = work.join("stub-base.elf");
     arm_gcc(
-        &[&include, "--specs=nosys.specs", "-nostartfiles", &ld],
+        &[&include, "--specs=rdimon.specs", "-nostartfiles", &ld],
         &[&stub_src, &startup],
         &base,
-    )
-    .or_else(|_| {
-        // nosys has no initialise_monitor_handles: link the base stub with rdimon too
-        arm_gcc(
-            &[&include, "--specs=rdimon.specs", "-nostartfiles", &ld],
-            &[&stub_src, &startup],
-            &base,
-        )
-    })?;
+    )?;
     let base_size = size(&base)?;
     for (name, l) in [("with SLH-DSA", &lib), ("without SLH-DSA", &lib_no_slh)] {
         let elf = work.join(format!("stub-{}.elf", sizes.len()));
-        let mut a = vec![include.as_str(), "--specs=rdimon.specs", "-nostartfiles", &ld, "-DWITH_VERIFIER"];
+        let mut a = vec![
+            include.as_str(),
+            "--specs=rdimon.specs",
+            "-nostartfiles",
+            &ld,
+            "-DWITH_VERIFIER",
+        ];
         let nsd = "-DFWSEAL_VERIFY_NO_SLH_DSA";
         if l == &lib_no_slh {
             a.push(nsd);
         }
         arm_gcc(&a, &[&stub_src, &startup, l], &elf)?;
         let s = size(&elf)?;
-        sizes.push((name, s.0 - base_size.0, s.1.saturating_sub(base_size.1), s.2 - base_size.2));
+        sizes.push((
+            name,
+            s.0 - base_size.0,
+            s.1.saturating_sub(base_size.1),
+            s.2 - base_size.2,
+        ));
     }
 
     // the conformance harness on the emulated Cortex-M4

@@ -36,7 +36,13 @@ fn staticlib() -> PathBuf {
     let o = Command::new(cargo)
         .current_dir(repo_root())
         .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
-        .args(["build", "--release", "-p", "fwseal-verify-ffi", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "fwseal-verify-ffi",
+            "--target-dir",
+        ])
         .arg(&target)
         .output()
         .expect("run cargo");
@@ -55,21 +61,36 @@ fn harness() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!("fwseal-ffi-harness-{}", std::process::id()));
+            let dir =
+                std::env::temp_dir().join(format!("fwseal-ffi-harness-{}", std::process::id()));
             std::fs::create_dir_all(&dir).expect("mkdir");
             let out = dir.join("harness");
             let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
             let mut cmd = Command::new("gcc");
-            cmd.args(["-std=c99", "-D_POSIX_C_SOURCE=200112L", "-O2", "-Wall", "-Wextra"])
-                .args(["-Werror", "-pedantic"])
-                .arg("-I")
-                .arg(crate_dir.join("include"))
-                .arg(crate_dir.join("tests/c/harness.c"))
-                .arg(staticlib())
-                // what the Rust std inside a hosted staticlib needs (rustc --print native-static-libs)
-                .args(["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc"])
-                .arg("-o")
-                .arg(&out);
+            cmd.args([
+                "-std=c99",
+                "-D_POSIX_C_SOURCE=200112L",
+                "-O2",
+                "-Wall",
+                "-Wextra",
+            ])
+            .args(["-Werror", "-pedantic"])
+            .arg("-I")
+            .arg(crate_dir.join("include"))
+            .arg(crate_dir.join("tests/c/harness.c"))
+            .arg(staticlib())
+            // what the Rust std inside a hosted staticlib needs (rustc --print native-static-libs)
+            .args([
+                "-lgcc_s",
+                "-lutil",
+                "-lrt",
+                "-lpthread",
+                "-lm",
+                "-ldl",
+                "-lc",
+            ])
+            .arg("-o")
+            .arg(&out);
             let o = cmd
                 .output()
                 .unwrap_or_else(|e| panic!("gcc is required to build the C harness: {e}"));
@@ -150,7 +171,13 @@ struct Entry {
     keys: Vec<&'static str>,
 }
 
-fn sign(format: Format, data: &[u8], classical: Option<&SoftKey>, pq: Option<&SoftKey>, counter: Option<u32>) -> Vec<u8> {
+fn sign(
+    format: Format,
+    data: &[u8],
+    classical: Option<&SoftKey>,
+    pq: Option<&SoftKey>,
+    counter: Option<u32>,
+) -> Vec<u8> {
     let mut req = Request::hybrid(
         SigAlg::EcdsaP256Sha256,
         SigAlg::MlDsa65,
@@ -191,40 +218,154 @@ fn c_harness_verifies_images_signed_by_the_signing_side() {
 
     let body: Vec<u8> = (0..3000u32).map(|i| (i * 37 + 11) as u8).collect();
     let mut entries = Vec::new();
-    let mut add = |name: String, format, bytes, require, min_counter, reason, keys: &[&'static str]| {
-        entries.push(Entry {
-            name,
-            format,
-            bytes,
-            require,
-            min_counter,
-            reason,
-            keys: keys.to_vec(),
-        })
-    };
-    for (c, p) in [("p256", "ml-dsa-65"), ("p384", "ml-dsa-87"), ("p256", "ml-dsa-44")] {
+    let mut add =
+        |name: String, format, bytes, require, min_counter, reason, keys: &[&'static str]| {
+            entries.push(Entry {
+                name,
+                format,
+                bytes,
+                require,
+                min_counter,
+                reason,
+                keys: keys.to_vec(),
+            })
+        };
+    for (c, p) in [
+        ("p256", "ml-dsa-65"),
+        ("p384", "ml-dsa-87"),
+        ("p256", "ml-dsa-44"),
+    ] {
         let img = sign(Format::Raw, &body, Some(k(c)), Some(k(p)), Some(5));
         let n = img.len();
         let pair = format!("raw/{c}+{p}");
-        add(format!("{pair}/valid"), "raw", img.clone(), "both", 5, "ok", &[c, p]);
-        add(format!("{pair}/pq-policy"), "raw", img.clone(), "pq", 0, "ok", &[c, p]);
-        add(format!("{pair}/body-flip"), "raw", flip(img.clone(), 100), "both", 0, "digest-mismatch", &[c, p]);
+        add(
+            format!("{pair}/valid"),
+            "raw",
+            img.clone(),
+            "both",
+            5,
+            "ok",
+            &[c, p],
+        );
+        add(
+            format!("{pair}/pq-policy"),
+            "raw",
+            img.clone(),
+            "pq",
+            0,
+            "ok",
+            &[c, p],
+        );
+        add(
+            format!("{pair}/body-flip"),
+            "raw",
+            flip(img.clone(), 100),
+            "both",
+            0,
+            "digest-mismatch",
+            &[c, p],
+        );
         // the PQ SIGNATURE is the last TLV: 100 bytes before the footer are its signature
-        add(format!("{pair}/pq-sig-flip"), "raw", flip(img.clone(), n - 116), "both", 0, "pq-signature-invalid", &[c, p]);
-        add(format!("{pair}/counter-too-low"), "raw", img.clone(), "both", 6, "security-counter-too-low", &[c, p]);
-        add(format!("{pair}/footer-flip"), "raw", flip(img.clone(), n - 1), "both", 0, "no-signature-block", &[c, p]);
+        add(
+            format!("{pair}/pq-sig-flip"),
+            "raw",
+            flip(img.clone(), n - 116),
+            "both",
+            0,
+            "pq-signature-invalid",
+            &[c, p],
+        );
+        add(
+            format!("{pair}/counter-too-low"),
+            "raw",
+            img.clone(),
+            "both",
+            6,
+            "security-counter-too-low",
+            &[c, p],
+        );
+        add(
+            format!("{pair}/footer-flip"),
+            "raw",
+            flip(img.clone(), n - 1),
+            "both",
+            0,
+            "no-signature-block",
+            &[c, p],
+        );
     }
-    let img = sign(Format::Raw, &body, Some(k("p256")), Some(k("ml-dsa-65")), None);
-    add("raw/untrusted-pq-key".into(), "raw", img, "both", 0, "untrusted-key", &["p256", "other-ml-dsa-65"]);
+    let img = sign(
+        Format::Raw,
+        &body,
+        Some(k("p256")),
+        Some(k("ml-dsa-65")),
+        None,
+    );
+    add(
+        "raw/untrusted-pq-key".into(),
+        "raw",
+        img,
+        "both",
+        0,
+        "untrusted-key",
+        &["p256", "other-ml-dsa-65"],
+    );
     let img = sign(Format::Raw, &body, None, Some(k("ml-dsa-65")), None);
-    add("raw/pq-only/valid".into(), "raw", img.clone(), "pq", 0, "ok", &["ml-dsa-65"]);
-    add("raw/pq-only/classical-missing".into(), "raw", img, "both", 0, "classical-signature-missing", &["p256", "ml-dsa-65"]);
+    add(
+        "raw/pq-only/valid".into(),
+        "raw",
+        img.clone(),
+        "pq",
+        0,
+        "ok",
+        &["ml-dsa-65"],
+    );
+    add(
+        "raw/pq-only/classical-missing".into(),
+        "raw",
+        img,
+        "both",
+        0,
+        "classical-signature-missing",
+        &["p256", "ml-dsa-65"],
+    );
 
-    let unsigned = std::fs::read(repo_root().join("fixtures/mcuboot/unsigned-seccnt.img")).expect("fixture");
-    let img = sign(Format::Mcuboot, &unsigned, Some(k("p256")), Some(k("ml-dsa-65")), None);
-    add("mcuboot/p256+ml-dsa-65/valid".into(), "mcuboot", img.clone(), "both", 7, "ok", &["p256", "ml-dsa-65"]);
-    add("mcuboot/p256+ml-dsa-65/counter-too-low".into(), "mcuboot", img.clone(), "both", 8, "security-counter-too-low", &["p256", "ml-dsa-65"]);
-    add("mcuboot/p256+ml-dsa-65/body-flip".into(), "mcuboot", flip(img, 0x40), "both", 0, "digest-mismatch", &["p256", "ml-dsa-65"]);
+    let unsigned =
+        std::fs::read(repo_root().join("fixtures/mcuboot/unsigned-seccnt.img")).expect("fixture");
+    let img = sign(
+        Format::Mcuboot,
+        &unsigned,
+        Some(k("p256")),
+        Some(k("ml-dsa-65")),
+        None,
+    );
+    add(
+        "mcuboot/p256+ml-dsa-65/valid".into(),
+        "mcuboot",
+        img.clone(),
+        "both",
+        7,
+        "ok",
+        &["p256", "ml-dsa-65"],
+    );
+    add(
+        "mcuboot/p256+ml-dsa-65/counter-too-low".into(),
+        "mcuboot",
+        img.clone(),
+        "both",
+        8,
+        "security-counter-too-low",
+        &["p256", "ml-dsa-65"],
+    );
+    add(
+        "mcuboot/p256+ml-dsa-65/body-flip".into(),
+        "mcuboot",
+        flip(img, 0x40),
+        "both",
+        0,
+        "digest-mismatch",
+        &["p256", "ml-dsa-65"],
+    );
 
     // FWSEAL_FFI_KIT_DIR=DIR keeps this kit (e.g. for `cargo xtask cortex-m --kit DIR`).
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -234,13 +375,21 @@ fn c_harness_verifies_images_signed_by_the_signing_side() {
     for (name, key) in &keys {
         let pk = key.public_key();
         std::fs::write(dir.join(format!("keys/{name}.spki.der")), pk.spki_der()).expect("write");
-        std::fs::write(dir.join(format!("keys/{name}.pub.raw")), pk.raw().expect("raw key")).expect("write");
+        std::fs::write(
+            dir.join(format!("keys/{name}.pub.raw")),
+            pk.raw().expect("raw key"),
+        )
+        .expect("write");
     }
     let mut tsv = String::new();
     for (i, e) in entries.iter().enumerate() {
         let file = format!("img{i}.bin");
         std::fs::write(dir.join(&file), &e.bytes).expect("write");
-        let keys: Vec<String> = e.keys.iter().map(|k| format!("keys/{k}.spki.der")).collect();
+        let keys: Vec<String> = e
+            .keys
+            .iter()
+            .map(|k| format!("keys/{k}.spki.der"))
+            .collect();
         let expect = if e.reason == "ok" { "accept" } else { "reject" };
         writeln!(
             tsv,

@@ -128,12 +128,30 @@ fn enum_values_match() {
         assert_eq!(get(&format!("FWSEAL_VERIFY_REQUIRE_{name}")), id);
         assert!(ffi::REQUIRES.iter().any(|(i, _)| i64::from(*i) == id));
     }
-    assert_eq!(get("FWSEAL_VERIFY_KEY_SPKI"), i64::from(ffi::FWSEAL_VERIFY_KEY_SPKI));
-    assert_eq!(get("FWSEAL_VERIFY_KEY_RAW"), i64::from(ffi::FWSEAL_VERIFY_KEY_RAW));
-    assert_eq!(get("FWSEAL_VERIFY_HALF_CLASSICAL"), i64::from(ffi::FWSEAL_VERIFY_HALF_CLASSICAL));
-    assert_eq!(get("FWSEAL_VERIFY_HALF_PQ"), i64::from(ffi::FWSEAL_VERIFY_HALF_PQ));
-    assert_eq!(get("FWSEAL_VERIFY_MAX_KEYS"), ffi::FWSEAL_VERIFY_MAX_KEYS as i64);
-    assert_eq!(get("FWSEAL_VERIFY_CTX_ALIGN"), ffi::FWSEAL_VERIFY_CTX_ALIGN as i64);
+    assert_eq!(
+        get("FWSEAL_VERIFY_KEY_SPKI"),
+        i64::from(ffi::FWSEAL_VERIFY_KEY_SPKI)
+    );
+    assert_eq!(
+        get("FWSEAL_VERIFY_KEY_RAW"),
+        i64::from(ffi::FWSEAL_VERIFY_KEY_RAW)
+    );
+    assert_eq!(
+        get("FWSEAL_VERIFY_HALF_CLASSICAL"),
+        i64::from(ffi::FWSEAL_VERIFY_HALF_CLASSICAL)
+    );
+    assert_eq!(
+        get("FWSEAL_VERIFY_HALF_PQ"),
+        i64::from(ffi::FWSEAL_VERIFY_HALF_PQ)
+    );
+    assert_eq!(
+        get("FWSEAL_VERIFY_MAX_KEYS"),
+        ffi::FWSEAL_VERIFY_MAX_KEYS as i64
+    );
+    assert_eq!(
+        get("FWSEAL_VERIFY_CTX_ALIGN"),
+        ffi::FWSEAL_VERIFY_CTX_ALIGN as i64
+    );
     // the four context sizes, in header order: 64-bit without/with SLH-DSA, 32-bit without/with
     let sizes = [
         get("FWSEAL_VERIFY_CTX_SIZE"),
@@ -219,12 +237,23 @@ fn struct_layouts_match_gcc() {
     type P = ffi::fwseal_verify_policy;
     assert_eq!(
         got["ctx"],
-        [size_of::<ffi::fwseal_verify_ctx>(), std::mem::align_of::<ffi::fwseal_verify_ctx>()]
+        [
+            size_of::<ffi::fwseal_verify_ctx>(),
+            std::mem::align_of::<ffi::fwseal_verify_ctx>()
+        ]
     );
-    assert_eq!(got["policy"], [size_of::<P>(), offset_of!(P, min_security_counter)]);
+    assert_eq!(
+        got["policy"],
+        [size_of::<P>(), offset_of!(P, min_security_counter)]
+    );
     assert_eq!(
         got["key"],
-        [size_of::<K>(), offset_of!(K, alg), offset_of!(K, data), offset_of!(K, len)]
+        [
+            size_of::<K>(),
+            offset_of!(K, alg),
+            offset_of!(K, data),
+            offset_of!(K, len)
+        ]
     );
     assert_eq!(got["details"], [size_of::<D>()]);
     let rust = [
