@@ -676,3 +676,64 @@ fn context_size_is_fixed_and_small() {
     const { assert!(CONTEXT_SIZE < fwseal_verify::MAX_SIGNATURE_LEN + 4096) };
     eprintln!("CONTEXT_SIZE = {CONTEXT_SIZE}");
 }
+
+/// formats/signature-block.md, "ECDSA DER": strict DER only; low-S and high-S both verify.
+#[test]
+fn ecdsa_der_is_strict_and_high_s_is_accepted() {
+    use p256::elliptic_curve::ops::Neg as _;
+    let p = good_prot();
+    let mut m = b"fwseal/sigblock/v1/raw\0".to_vec();
+    m.extend_from_slice(&p);
+    let k = key(P256);
+    let der = k
+        .sign(&fwseal_crypto::SignedMessage::Bytes(m))
+        .expect("sign")
+        .bytes;
+    let sig = p256::ecdsa::Signature::from_der(&der).expect("der");
+    let (r, s) = sig.split_scalars();
+    let flipped = p256::ecdsa::Signature::from_scalars(r.to_bytes(), s.neg().to_bytes())
+        .expect("n - s")
+        .to_der()
+        .as_bytes()
+        .to_vec();
+    let image = |sig: &[u8]| {
+        let mut v = P256.id().to_le_bytes().to_vec();
+        v.extend_from_slice(&0u16.to_le_bytes());
+        v.extend_from_slice(&k.key_id().0);
+        v.extend_from_slice(sig);
+        let mut img = body();
+        img.extend(block(&p, &tlv(0x0101, &v)));
+        img
+    };
+    let (a, _) = raw_keys();
+    let tk = [TrustedKey::Spki(&a)];
+    let classical = policy(Require::ClassicalOnly, 0);
+    assert_eq!(
+        code(&verify(Format::Raw, &image(&der), &tk, classical)),
+        "ok"
+    );
+    assert_eq!(
+        code(&verify(Format::Raw, &image(&flipped), &tk, classical)),
+        "ok",
+        "n - s"
+    );
+    // Trailing byte, long-form SEQUENCE length, a zero-padded INTEGER.
+    let mut trailing = der.clone();
+    trailing.push(0);
+    let mut long = vec![0x30, 0x81, der[1]];
+    long.extend_from_slice(&der[2..]);
+    let rl = usize::from(der[3]);
+    let mut padded = vec![0x30, der[1] + 1, 0x02, der[3] + 1, 0x00];
+    padded.extend_from_slice(&der[4..]);
+    for (what, bad) in [
+        ("trailing", trailing),
+        ("long form", long),
+        ("padded r", padded),
+    ] {
+        assert_eq!(
+            code(&verify(Format::Raw, &image(&bad), &tk, classical)),
+            "classical-signature-invalid",
+            "{what} (r is {rl} bytes)"
+        );
+    }
+}
