@@ -598,15 +598,6 @@ impl Mcu {
                     }
                 } else {
                     match typ {
-                        TLV_SHA256 | TLV_SHA384 | TLV_SHA512
-                            if usize::from(len) != hash_alg(typ).output_len() =>
-                        {
-                            return Err(Error::at(
-                                Reason::Malformed,
-                                at + 2,
-                                "image hash TLV of the wrong length",
-                            ));
-                        }
                         TLV_ECDSA_SIG | TLV_RSA2048_PSS | TLV_RSA3072_PSS => {
                             self.nclassical = self.nclassical.saturating_add(1);
                         }
@@ -766,7 +757,11 @@ impl Mcu {
                     let alg = hash_alg(typ);
                     let i = alg.index();
                     let v = &self.vacc[..alg.output_len()];
-                    if self.hash_at[i].is_some() {
+                    if usize::from(len) != alg.output_len() {
+                        // A hash value of the wrong length cannot equal the recomputed hash.
+                        self.hash_conflict[i] = true;
+                        self.hash_at[i].get_or_insert(at);
+                    } else if self.hash_at[i].is_some() {
                         if self.hashes[i][..alg.output_len()] != *v {
                             self.hash_conflict[i] = true;
                         }
