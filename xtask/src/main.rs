@@ -1,4 +1,4 @@
-//! `cargo xtask <demo | test | fuzz | deps>` — project automation in Rust instead of shell scripts.
+//! `cargo xtask <demo | test | fuzz | deps | bench | cortex-m>` — project automation in Rust instead of shell scripts.
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -10,6 +10,7 @@ mod bench_daemon;
 mod bench_digest;
 mod bench_inputs;
 mod bench_tools;
+mod cortex_m;
 mod demo;
 mod kryoptic;
 
@@ -83,6 +84,8 @@ fn main() -> Result<()> {
         }
         Some("bench-inner") => bench::inner(&root, &args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("cortex-m") => cortex_m::run(&root, &args[1..]),
+        Some("nostd") => nostd_check(&root),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -91,7 +94,9 @@ fn main() -> Result<()> {
                  test   install missing test dependencies (as root), then fmt, clippy and the whole test suite\n  \
                  deps   only install the test dependencies\n  \
                  fuzz   run every fuzz target for a bounded time (installs cargo-fuzz; stable toolchain)\n  \
+                 nostd  prove fwseal-verify links neither std nor alloc (also part of `test`)\n  \
                  kryoptic  build the PKCS#11 3.2 soft token used by the native PQ key tests\n  \
+                 cortex-m  run the fwseal-verify C ABI on an emulated Cortex-M4 (QEMU): conformance kit, code size, stack, instructions\n  \
                  bench  speed and scale (digests, daemon, stock tools, RSS); writes BENCHMARKS.md [--quick]"
             );
             std::process::exit(2)
@@ -219,6 +224,7 @@ fn test(extra: &[String]) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    nostd_check(&repo_root()?)?;
     sh(cargo()
         .env("FWSEAL_REQUIRE_JUDGES", &require)
         .env(
@@ -229,6 +235,24 @@ fn test(extra: &[String]) -> Result<()> {
         .args(["test", "--workspace"])
         .args(extra))?;
     Ok(())
+}
+
+/// The no_std proof of fwseal-verify: a `#![no_std]` staticlib with its own panic handler and
+/// no allocator calls it (crates/fwseal-verify/nostd). rustc refuses to build it if anything
+/// links `std` (duplicate `panic_impl` lang item) or `alloc` (no global allocator).
+fn nostd_check(root: &Path) -> Result<()> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("nostd");
+    sh(cargo()
+        .args(["build", "--quiet", "--locked", "--manifest-path"])
+        .arg(root.join("crates/fwseal-verify/nostd/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target))
+    .context(
+        "fwseal-verify links std or alloc (see the duplicate lang item / allocator error above)",
+    )
 }
 
 fn fuzz(args: &[String]) -> Result<()> {
@@ -252,6 +276,8 @@ fn fuzz(args: &[String]) -> Result<()> {
             .map(|s| (s.fuzz_target, s.fixtures)),
     );
     targets.push(("remote", "fuzz/seeds/remote"));
+    // The device-side verifier (crates/fwseal-verify), every format from one target.
+    targets.push(("verify", "fuzz/seeds/verify"));
     let mut summary = Vec::new();
     for (t, seeds) in targets {
         let corpus = Path::new("fuzz/corpus").join(t);
