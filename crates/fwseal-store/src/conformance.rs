@@ -1497,7 +1497,11 @@ fn jobs_oidc_identities(s: &dyn Store) -> CaseOutcome {
         ApproveOutcome::Refused(JobRefusal::AlreadyApproved),
         "one subject counts once, whatever its name"
     );
-    match ok(&oidc_principal("humans", "https://other-idp.example", "alice"))? {
+    match ok(&oidc_principal(
+        "humans",
+        "https://other-idp.example",
+        "alice",
+    ))? {
         ApproveOutcome::Quorum(j) => {
             let mut names = j.approvers();
             names.sort();

@@ -78,7 +78,9 @@ pub(crate) fn sign_entry(
     ev.format = Some(s.format.name().to_string());
     ev.mode = Some(mode_name(s.mode).to_string());
     if let Some(v) = s.verified {
-        ev = ev.with_extra(&crate::auth::oidc_audit(v));
+        let mut x = crate::auth::oidc_audit(v);
+        x["verified"] = serde_json::to_value(v).unwrap_or_default();
+        ev = ev.with_extra(&x);
     }
     ev.with_extra(&extra)
 }
@@ -429,7 +431,10 @@ impl SigningService {
         });
         if let Some(job) = job {
             extra["job"] = serde_json::json!(job);
-            extra["approvers"] = serde_json::json!(approvers);
+            extra["approvers"] =
+                serde_json::json!(approvers.iter().map(|a| &a.name).collect::<Vec<_>>());
+            // Who they are: an OIDC approver by issuer + subject.
+            extra["approver_identities"] = serde_json::json!(approvers);
             if let Some(v) = &fin.verified {
                 extra["requester_oidc"] = crate::auth::oidc_audit(v)["oidc"].clone();
             }
