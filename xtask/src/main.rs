@@ -54,13 +54,15 @@ const APT_PROBES: &[(&str, &str)] = &[
     ("perl", "perl"),
 ];
 
-/// PyPI packages: the MCUboot judge, the OVMF variable-store tool, DSSE and ML-DSA verifiers.
+/// PyPI packages: the MCUboot judge, the OVMF variable-store tool, DSSE and ML-DSA verifiers,
+/// and PyJWT for the independent OIDC issuer of the tests (`tests/oidc/issuer.py`).
 const PIP_PACKAGES: &[&str] = &[
     "imgtool",
     "virt-firmware",
     "securesystemslib",
     "cryptography>=47",
     "slh-dsa==0.2.5",
+    "PyJWT>=2.8",
 ];
 
 fn main() -> Result<()> {
@@ -173,6 +175,9 @@ fn ensure_deps() -> Result<()> {
     }
     if !python_has("slhdsa") {
         missing_pip.push("slh-dsa==0.2.5");
+    }
+    if !python_has("jwt") {
+        missing_pip.push("PyJWT>=2.8");
     }
     if missing_apt.is_empty() && missing_pip.is_empty() {
         return Ok(());
