@@ -12,6 +12,7 @@ mod client;
 mod hashlocal;
 mod jobs;
 mod names;
+mod oidc_token;
 mod online;
 mod trust;
 
