@@ -11,6 +11,7 @@ mod bench_digest;
 mod bench_inputs;
 mod bench_tools;
 mod demo;
+mod demo_oidc;
 mod kryoptic;
 
 /// Debian packages the tests and the demo need (the stock verifiers, SoftHSM2, QEMU + OVMF).
@@ -60,6 +61,8 @@ const PIP_PACKAGES: &[&str] = &[
     "securesystemslib",
     "cryptography>=47",
     "slh-dsa==0.2.5",
+    "PyJWT",
+    "PyYAML",
 ];
 
 fn main() -> Result<()> {
@@ -168,6 +171,13 @@ fn ensure_deps() -> Result<()> {
     }
     if !python_has("slhdsa") {
         missing_pip.push("slh-dsa==0.2.5");
+    }
+    // The independent OIDC test issuer (tests/oidc) and the docs/ci.md runner (YAML).
+    if !python_has("jwt") {
+        missing_pip.push("PyJWT");
+    }
+    if !python_has("yaml") {
+        missing_pip.push("PyYAML");
     }
     if missing_apt.is_empty() && missing_pip.is_empty() {
         return Ok(());
