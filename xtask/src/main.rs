@@ -54,14 +54,15 @@ const APT_PROBES: &[(&str, &str)] = &[
     ("perl", "perl"),
 ];
 
-/// PyPI packages: the MCUboot judge, the OVMF variable-store tool, DSSE and ML-DSA verifiers.
+/// PyPI packages: the MCUboot judge, the OVMF variable-store tool, DSSE and ML-DSA verifiers,
+/// and PyJWT for the independent OIDC issuer of the tests (`tests/oidc/issuer.py`).
 const PIP_PACKAGES: &[&str] = &[
     "imgtool",
     "virt-firmware",
     "securesystemslib",
     "cryptography>=47",
     "slh-dsa==0.2.5",
-    "PyJWT",
+    "PyJWT>=2.8",
     "PyYAML",
 ];
 
@@ -174,7 +175,7 @@ fn ensure_deps() -> Result<()> {
     }
     // The independent OIDC test issuer (tests/oidc) and the docs/ci.md runner (YAML).
     if !python_has("jwt") {
-        missing_pip.push("PyJWT");
+        missing_pip.push("PyJWT>=2.8");
     }
     if !python_has("yaml") {
         missing_pip.push("PyYAML");

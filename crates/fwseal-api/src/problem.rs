@@ -60,8 +60,16 @@ pub mod codes {
     /// 414: the request target (path and query) is too long.
     pub const URI_TOO_LONG: &str = "uri-too-long";
 
+    /// 503: OIDC tokens of this issuer cannot be verified now (its keys are older than the
+    /// configured maximum age and cannot be refreshed, or its replay cache is full): fail closed.
+    pub const OIDC_UNAVAILABLE: &str = "oidc-unavailable";
+    /// 403: the product refuses static API tokens for this role; use an OIDC token.
+    pub const OIDC_REQUIRED: &str = "oidc-required";
+    /// 400: a client-asserted build claim contradicts the verified claim of the request's token.
+    pub const CLAIM_CONTRADICTION: &str = "claim-contradiction";
+
     /// Every code the daemon sends.
-    pub const ALL: [&str; 27] = [
+    pub const ALL: [&str; 30] = [
         BAD_REQUEST,
         UNAUTHENTICATED,
         FORBIDDEN,
@@ -89,6 +97,9 @@ pub mod codes {
         RATE_LIMITED,
         HEADERS_TOO_LARGE,
         URI_TOO_LONG,
+        OIDC_UNAVAILABLE,
+        OIDC_REQUIRED,
+        CLAIM_CONTRADICTION,
     ];
 }
 

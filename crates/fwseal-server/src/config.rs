@@ -71,6 +71,10 @@ pub struct Config {
     /// API clients.
     #[serde(default, rename = "client")]
     pub clients: Vec<ClientConfig>,
+    /// OIDC workload and human identities (`[[oidc.issuers]]`, `[[oidc.rules]]`; see
+    /// [`crate::oidc`]). Without it only static API tokens authenticate.
+    #[serde(default)]
+    pub oidc: crate::oidc::OidcConfig,
 }
 
 fn default_max_upload() -> u64 {
@@ -257,6 +261,12 @@ pub struct ProductConfig {
     pub options: ProductOptions,
     /// M-of-N approval policy. Without it, requests are signed immediately.
     pub approvals: Option<ApprovalPolicy>,
+    /// Refuse static API tokens for submitting to and approving (or rejecting) jobs of this
+    /// product: only OIDC-authenticated identities may make or release its signatures
+    /// (`403 oidc-required`, audited). Reads (factory, auditor) keep working with static
+    /// tokens: they create no signature.
+    #[serde(default)]
+    pub require_oidc: bool,
 }
 
 /// `approvals = { required = M, of_role = "release-approver", expires_after_secs = S,
@@ -431,7 +441,9 @@ impl Config {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
+        let mut c = c;
         c.validate()?;
+        c.oidc.load_files().map_err(ConfigError::Invalid)?;
         Ok(c)
     }
 
@@ -547,6 +559,12 @@ impl Config {
             if !clients.insert(c.name.as_str()) {
                 return bad(format!("client {:?} is defined twice", c.name));
             }
+            if c.name.is_empty() || c.name == "anonymous" || c.name.starts_with("oidc:") {
+                return bad(format!(
+                    "client name {:?} is reserved (empty, \"anonymous\" or starting with \"oidc:\")",
+                    c.name
+                ));
+            }
             let ok =
                 c.token_sha256.len() == 64 && c.token_sha256.chars().all(|x| x.is_ascii_hexdigit());
             if !ok {
@@ -619,7 +637,16 @@ impl Config {
                 })
                 .map(|c| c.name.as_str())
                 .collect();
-            if holders.len() < a.required as usize {
+            // An OIDC rule granting the role may match any number of people (two humans matched
+            // by one rule are two identities), so it can always make up the quorum.
+            let by_rule = self.oidc.rules.iter().any(|r| {
+                [p.name.as_str(), "*"].iter().any(|k| {
+                    r.roles
+                        .get(*k)
+                        .is_some_and(|rs| rs.contains(&a.of_role) || rs.contains(&Role::Admin))
+                })
+            });
+            if !by_rule && holders.len() < a.required as usize {
                 return bad(format!(
                     "product {}: approvals.required = {} but only {} client(s) hold the {} role on it ({})",
                     p.name,
@@ -630,6 +657,11 @@ impl Config {
                 ));
             }
         }
+        let products: std::collections::HashSet<&str> =
+            self.products.iter().map(|p| p.name.as_str()).collect();
+        self.oidc
+            .validate(&products, &clients)
+            .map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

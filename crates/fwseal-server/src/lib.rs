@@ -20,6 +20,7 @@ pub mod auth;
 pub mod config;
 pub mod keys;
 pub mod metrics;
+pub mod oidc;
 pub mod openapi;
 pub use fwseal_formats::files as pipeline;
 pub mod problem;

@@ -4,6 +4,7 @@ use crate::keys::KeyError;
 use crate::service::ServiceError;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use fwseal_api::codes;
 use fwseal_formats::FormatError;
 use fwseal_store::JobRefusal;
 use serde::Serialize;
@@ -294,6 +295,24 @@ impl From<&ServiceError> for Problem {
                 format!("no job {id:?} is available to this client"),
             ),
             E::Forbidden(d) => Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", d),
+            E::OidcRequired(d) => Problem::new(
+                StatusCode::FORBIDDEN,
+                codes::OIDC_REQUIRED,
+                "OIDC token required",
+                d,
+            ),
+            E::OidcUnavailable(d) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                codes::OIDC_UNAVAILABLE,
+                "OIDC verification unavailable",
+                d,
+            ),
+            E::ClaimContradiction(d) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                codes::CLAIM_CONTRADICTION,
+                "Client claim contradicts the token",
+                d,
+            ),
             E::NotApprover { detail, .. } => Problem::new(
                 StatusCode::FORBIDDEN,
                 "not-an-approver",

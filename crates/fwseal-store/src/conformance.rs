@@ -38,7 +38,8 @@ use crate::record::record_hash;
 use crate::{
     new_artifact_id, verify_export, Action, ApproveOutcome, ArtifactMeta, ArtifactQuery,
     AuditEntry, BlobStore, Checkpoint, CurrentPolicy, Decision, Hash32, Job, JobRefusal, JobState,
-    NewJob, ProblemKind, Report, Store, StoreError, Sweep, TrustedKeys, GENESIS_PREV_HASH,
+    NewJob, OidcSubject, Principal, ProblemKind, Report, Store, StoreError, Sweep, TrustedKeys,
+    GENESIS_PREV_HASH,
 };
 use fwseal_crypto::soft::SoftKey;
 use fwseal_crypto::{KeyId, SigAlg, Signer};
@@ -318,6 +319,8 @@ pub fn sample_job(id: &str, required: u32, expires_unix: i64) -> NewJob {
         digest_alg: "sha256".into(),
         digest: vec![1, 2, 3],
         requester: "ci".into(),
+        requester_oidc: None,
+        verified: None,
         params: serde_json::json!({"commit": "abc"}),
         key_version: Some(1),
         required,
@@ -439,6 +442,10 @@ pub fn store_cases() -> Vec<(&'static str, StoreCase)> {
         (
             "jobs_only_approvers_who_count_now_reach_the_quorum",
             jobs_revoked_approver,
+        ),
+        (
+            "jobs_oidc_identities_are_issuer_and_subject",
+            jobs_oidc_identities,
         ),
         (
             "jobs_racing_approvals_reach_the_quorum_once",
@@ -1154,7 +1161,7 @@ fn approve(
         min_required: min,
         counts: &|_| true,
     };
-    s.approve(id, who, &[1, 2, 3], T, now, &policy)
+    s.approve(id, &Principal::named(who), &[1, 2, 3], T, now, &policy)
         .ctx("approve")
 }
 
@@ -1260,8 +1267,15 @@ fn jobs_quorum_once(s: &dyn Store) -> CaseOutcome {
         ApproveOutcome::Refused(JobRefusal::AlreadyApproved)
     );
     ensure_eq!(
-        s.approve("j1", "bob", &[9], T, 50, &CurrentPolicy::ANYONE)
-            .ctx("approve")?,
+        s.approve(
+            "j1",
+            &Principal::named("bob"),
+            &[9],
+            T,
+            50,
+            &CurrentPolicy::ANYONE
+        )
+        .ctx("approve")?,
         ApproveOutcome::Refused(JobRefusal::DigestMismatch)
     );
     ensure_eq!(
@@ -1372,11 +1386,18 @@ fn jobs_revoked_approver(s: &dyn Store) -> CaseOutcome {
     approve(s, "j1", "alice", 50, 0)?;
     let not_alice = CurrentPolicy {
         min_required: 0,
-        counts: &|who| who != "alice",
+        counts: &|who| who.name != "alice",
     };
     ensure_eq!(
-        s.approve("j1", "bob", &[1, 2, 3], T, 50, &not_alice)
-            .ctx("approve")?,
+        s.approve(
+            "j1",
+            &Principal::named("bob"),
+            &[1, 2, 3],
+            T,
+            50,
+            &not_alice
+        )
+        .ctx("approve")?,
         ApproveOutcome::Recorded {
             approvals: 1,
             required: 2
@@ -1391,7 +1412,14 @@ fn jobs_revoked_approver(s: &dyn Store) -> CaseOutcome {
         "both approvals stay stored"
     );
     match s
-        .approve("j1", "carol", &[1, 2, 3], T, 50, &not_alice)
+        .approve(
+            "j1",
+            &Principal::named("carol"),
+            &[1, 2, 3],
+            T,
+            50,
+            &not_alice,
+        )
         .ctx("approve")?
     {
         ApproveOutcome::Quorum(j) => {
@@ -1407,6 +1435,89 @@ fn jobs_revoked_approver(s: &dyn Store) -> CaseOutcome {
         get_job(s, "j1")?.approvers(),
         vec!["alice", "bob", "carol"],
         "nothing is deleted"
+    );
+    Ok(())
+}
+
+fn oidc_principal(name: &str, issuer: &str, subject: &str) -> Principal {
+    Principal {
+        name: name.into(),
+        oidc: Some(OidcSubject {
+            issuer: issuer.into(),
+            subject: subject.into(),
+        }),
+        claims: Some(serde_json::json!({"sub": subject, "email": format!("{subject}@x")})),
+    }
+}
+
+fn jobs_oidc_identities(s: &dyn Store) -> CaseOutcome {
+    // An OIDC-requested job: its requester is issuer + subject, whatever its client name; two
+    // people matched by one rule share a name but are two identities; one subject counts once.
+    let idp = "https://idp.example";
+    let mut j = sample_job("j1", 3, 100);
+    j.requester = "pipelines".into();
+    j.requester_oidc = Some(OidcSubject {
+        issuer: "https://ci.example".into(),
+        subject: "repo:acme/widget".into(),
+    });
+    j.verified = Some(serde_json::json!({"issuer": "https://ci.example", "commit": "abc"}));
+    s.create_job(&j).ctx("create")?;
+    let got = get_job(s, "j1")?;
+    ensure_eq!(got.job.requester_oidc, j.requester_oidc, "requester stored");
+    ensure_eq!(got.job.verified, j.verified, "verified claims stored");
+    let any = CurrentPolicy::ANYONE;
+    let ok = |who: &Principal| s.approve("j1", who, &[1, 2, 3], T, 50, &any).ctx("approve");
+    ensure_eq!(
+        ok(&oidc_principal(
+            "other",
+            "https://ci.example",
+            "repo:acme/widget"
+        ))?,
+        ApproveOutcome::Refused(JobRefusal::SelfApproval),
+        "the requester's issuer + subject under another name is still the requester"
+    );
+    ensure_eq!(
+        ok(&Principal::named("pipelines"))?,
+        ApproveOutcome::Recorded {
+            approvals: 1,
+            required: 3
+        },
+        "a static client named like the OIDC requester is another identity"
+    );
+    let alice = oidc_principal("humans", idp, "alice");
+    ensure_eq!(
+        ok(&alice)?,
+        ApproveOutcome::Recorded {
+            approvals: 2,
+            required: 3
+        }
+    );
+    ensure_eq!(
+        ok(&oidc_principal("humans-renamed", idp, "alice"))?,
+        ApproveOutcome::Refused(JobRefusal::AlreadyApproved),
+        "one subject counts once, whatever its name"
+    );
+    match ok(&oidc_principal("humans", "https://other-idp.example", "alice"))? {
+        ApproveOutcome::Quorum(j) => {
+            let mut names = j.approvers();
+            names.sort();
+            ensure_eq!(
+                names,
+                vec!["humans", "humans", "pipelines"],
+                "the same subject at another issuer is another identity"
+            );
+        }
+        other => return Err(format!("expected the quorum, got {other:?}")),
+    }
+    let stored = get_job(s, "j1")?;
+    ensure_eq!(
+        stored
+            .approvals
+            .iter()
+            .find(|a| a.approver.key() == alice.key())
+            .map(|a| a.approver.clone()),
+        Some(alice),
+        "name, issuer, subject and claims round-trip"
     );
     Ok(())
 }

@@ -93,8 +93,15 @@ pub struct NewJob {
     /// Format-aware digest; approvals bind to it.
     #[serde(with = "hex_vec")]
     pub digest: Vec<u8>,
-    /// Requesting client.
+    /// Requesting client (its name).
     pub requester: String,
+    /// The requester's OIDC issuer and subject when the request was OIDC-authenticated: the
+    /// requester's identity is then issuer + subject ([`Principal::key`]), which the
+    /// self-approval rule compares.
+    pub requester_oidc: Option<OidcSubject>,
+    /// The claims the appliance verified for the request (JSON object; the provenance's
+    /// verified claims when the job is released). `None` for a static-token request.
+    pub verified: Option<serde_json::Value>,
     /// The sign request's parameters (JSON object: build metadata etc.).
     pub params: serde_json::Value,
     /// The product key version current at submission.
@@ -112,11 +119,54 @@ pub struct NewJob {
     pub expires_unix: i64,
 }
 
+/// An OIDC identity: the token's issuer (`iss`) and subject (`sub`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OidcSubject {
+    /// `iss`.
+    pub issuer: String,
+    /// `sub`.
+    pub subject: String,
+}
+
+/// Who requested or approved a job: a client name and, for an OIDC-authenticated identity, its
+/// issuer and subject. Identities are compared by [`Principal::key`]: the name for a
+/// static-token client, issuer + subject for an OIDC one (so two people matched by one OIDC
+/// rule, who share its client name, are two identities).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    /// Client name (configured client, or the matched OIDC rule's `client`).
+    pub name: String,
+    /// Issuer and subject of an OIDC identity.
+    pub oidc: Option<OidcSubject>,
+    /// For an OIDC identity: the token claims its rule was matched on (a bounded JSON object),
+    /// so the current configuration's rules can be applied again ([`CurrentPolicy::counts`]).
+    pub claims: Option<serde_json::Value>,
+}
+
+impl Principal {
+    /// A static-token client.
+    pub fn named(name: &str) -> Self {
+        Principal {
+            name: name.to_string(),
+            ..Default::default()
+        }
+    }
+
+    /// The identity key: the name, or `oidc:["<issuer>","<subject>"]` (client names starting
+    /// with `oidc:` are refused by the server's configuration, so the two never collide).
+    pub fn key(&self) -> String {
+        match &self.oidc {
+            None => self.name.clone(),
+            Some(o) => format!("oidc:{}", serde_json::json!([o.issuer, o.subject])),
+        }
+    }
+}
+
 /// One recorded approval.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Approval {
-    /// Approver identity.
-    pub approver: String,
+    /// Approver.
+    pub approver: Principal,
     /// When, RFC 3339 UTC.
     pub time: String,
 }
@@ -147,9 +197,21 @@ impl Job {
         }
     }
 
-    /// Approver identities, oldest first.
+    /// Approver names, oldest first.
     pub fn approvers(&self) -> Vec<String> {
-        self.approvals.iter().map(|a| a.approver.clone()).collect()
+        self.approvals
+            .iter()
+            .map(|a| a.approver.name.clone())
+            .collect()
+    }
+
+    /// The requester as a [`Principal`] (no claims).
+    pub fn requester(&self) -> Principal {
+        Principal {
+            name: self.job.requester.clone(),
+            oidc: self.job.requester_oidc.clone(),
+            claims: None,
+        }
     }
 }
 
@@ -203,7 +265,7 @@ pub struct CurrentPolicy<'a> {
     /// Whether an approver's approval counts toward the quorum now: they still hold the
     /// approver role on the job's product. An approval recorded by an identity whose role was
     /// revoked since stays stored (the audit log and the job keep it) but no longer counts.
-    pub counts: &'a (dyn Fn(&str) -> bool + Sync),
+    pub counts: &'a (dyn Fn(&Principal) -> bool + Sync),
 }
 
 impl CurrentPolicy<'_> {
@@ -234,7 +296,7 @@ pub trait JobQueue: Send + Sync {
     fn job(&self, id: &str) -> Result<Option<Job>, StoreError>;
     /// Jobs of `products` (all stored states; newest first, at most `limit`).
     fn list_jobs(&self, products: &[String], limit: usize) -> Result<Vec<Job>, StoreError>;
-    /// Add `approver`'s approval of `digest` (the format-aware digest they inspected). The
+    /// Add `approver`'s approval (one per identity, [`Principal::key`]) of `digest` (the format-aware digest they inspected). The
     /// quorum is the larger of the job's stored M and `policy.min_required` (the current
     /// policy's M, so tightening the policy also applies to pending jobs; the stored M is
     /// raised: [`quorum`]), and only approvals that `policy.counts` accepts count toward it
@@ -244,7 +306,7 @@ pub trait JobQueue: Send + Sync {
     fn approve(
         &self,
         id: &str,
-        approver: &str,
+        approver: &Principal,
         digest: &[u8],
         time: &str,
         now_unix: i64,
@@ -310,20 +372,22 @@ pub fn not_open(job: &Job, now_unix: i64) -> Option<JobRefusal> {
 
 /// Why `approver` may not approve `job` (as re-read inside the approval's transaction) with
 /// `digest` at `now_unix`, checked in this order: not open ([`not_open`]), self-approval,
-/// already approved by this identity, digest mismatch. `None`: the approval is recorded.
+/// already approved by this identity, digest mismatch — identities compared by
+/// [`Principal::key`]. `None`: the approval is recorded.
 pub fn approval_refusal(
     job: &Job,
-    approver: &str,
+    approver: &Principal,
     digest: &[u8],
     now_unix: i64,
 ) -> Option<JobRefusal> {
     if let Some(r) = not_open(job, now_unix) {
         return Some(r);
     }
-    if job.job.requester == approver {
+    let key = approver.key();
+    if job.requester().key() == key {
         return Some(JobRefusal::SelfApproval);
     }
-    if job.approvals.iter().any(|a| a.approver == approver) {
+    if job.approvals.iter().any(|a| a.approver.key() == key) {
         return Some(JobRefusal::AlreadyApproved);
     }
     if job.job.digest != digest {

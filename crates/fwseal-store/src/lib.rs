@@ -51,6 +51,7 @@ pub use checkpoint::{checkpoint_message, Checkpoint, TrustedKeys};
 pub use export::verify_export;
 pub use jobs::{
     Approval, ApproveOutcome, CurrentPolicy, Job, JobQueue, JobRefusal, JobState, NewJob,
+    OidcSubject, Principal,
 };
 pub use meta::{new_artifact_id, ArtifactMeta, ArtifactQuery};
 pub use record::{Action, AuditEntry, AuditRecord, Decision, Hash32, GENESIS_PREV_HASH};

@@ -223,9 +223,24 @@ impl AuditEntry {
         }
     }
 
-    /// Set `extra` to the compact serialisation of `v`.
+    /// Set `extra` to the compact serialisation of `v`. When `extra` already holds a JSON
+    /// object and `v` is one too, `v`'s keys are added to it (replacing equal keys), so
+    /// independent parts of the appliance (e.g. the authenticated identity and the operation)
+    /// can each contribute their fields.
     pub fn with_extra(mut self, v: &serde_json::Value) -> Self {
-        self.extra = Some(v.to_string());
+        let merged = match (self.extra.as_deref(), v) {
+            (Some(old), serde_json::Value::Object(add)) => {
+                match serde_json::from_str::<serde_json::Value>(old) {
+                    Ok(serde_json::Value::Object(mut m)) => {
+                        m.extend(add.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        Some(serde_json::Value::Object(m).to_string())
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        self.extra = Some(merged.unwrap_or_else(|| v.to_string()));
         self
     }
 

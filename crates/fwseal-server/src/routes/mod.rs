@@ -82,6 +82,8 @@ pub(crate) struct Credentials {
     guard: Option<Arc<guard::Guard>>,
     /// The peer's address (recorded by the server loop as [`crate::serve::ConnInfo`]).
     source: Option<String>,
+    /// A POST: the request changes state (an OIDC issuer's replay refusal applies).
+    consumes: bool,
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Credentials {
@@ -101,6 +103,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Credentials {
                 .extensions
                 .get::<crate::serve::ConnInfo>()
                 .map(|c| c.peer.ip().to_string()),
+            consumes: parts.method == axum::http::Method::POST,
         })
     }
 }
@@ -128,6 +131,7 @@ pub(crate) async fn identify(
         peer,
         guard,
         source,
+        consumes,
     } = creds;
     let who = blocking(move || {
         st.identify(
@@ -136,6 +140,7 @@ pub(crate) async fn identify(
             source.as_deref(),
             action,
             product.as_deref(),
+            consumes,
         )
     })
     .await

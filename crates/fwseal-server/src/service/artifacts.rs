@@ -1,7 +1,7 @@
 //! Reading what the appliance made: artifact metadata and parts, the artifact list, a
 //! product's public keys, and the audit log export. Every read is audited.
 
-use super::{entry, ServiceError, SigningService};
+use super::{entry_by, ServiceError, SigningService};
 use crate::auth::{allowed, Identity};
 use crate::config::Role;
 use fwseal_api::{ArtifactList, ArtifactView, KeyView, ProductKeys};
@@ -41,13 +41,13 @@ impl SigningService {
             id: id.to_string(),
             reason,
         };
-        let meta = self.audited(&who.name, Action::Fetch, None, || {
+        let meta = self.audited(who, Action::Fetch, None, || {
             self.store
                 .artifact(id)?
                 .ok_or_else(|| missing(format!("no artifact {id}")))
         })?;
         let cfg = self.config();
-        self.audited(&who.name, Action::Fetch, Some(&meta.product), || {
+        self.audited(who, Action::Fetch, Some(&meta.product), || {
             if allowed(&cfg, who, &meta.product, Role::Factory)
                 || allowed(&cfg, who, &meta.product, Role::Submitter)
             {
@@ -97,12 +97,7 @@ impl SigningService {
             _ => (None, "", String::new()),
         };
         let sha = sha.ok_or_else(no_part)?;
-        let mut ev = entry(
-            &who.name,
-            Action::Fetch,
-            Some(&meta.product),
-            Decision::Allow,
-        );
+        let mut ev = entry_by(who, Action::Fetch, Some(&meta.product), Decision::Allow);
         ev.output_sha256 = Some(sha);
         self.audit(&ev.with_extra(&serde_json::json!({"artifact": id, "part": part})))?;
         let blob = self
@@ -123,7 +118,7 @@ impl SigningService {
         product: &str,
         f: ListFilter,
     ) -> Result<ArtifactList, ServiceError> {
-        self.audited(&who.name, Action::List, Some(product), || {
+        self.audited(who, Action::List, Some(product), || {
             self.product_for(who, product, Role::Factory)?;
             for (what, t) in [("since", &f.since), ("until", &f.until)] {
                 if let Some(t) = t {
@@ -167,7 +162,7 @@ impl SigningService {
 
     /// `GET /v1/products/{p}/keys`: the product's current public keys (and certificate).
     pub fn product_keys(&self, who: &Identity, product: &str) -> Result<ProductKeys, ServiceError> {
-        self.audited(&who.name, Action::KeysRead, Some(product), || {
+        self.audited(who, Action::KeysRead, Some(product), || {
             let cfg = self.config();
             let p = cfg
                 .product(product)
@@ -206,28 +201,23 @@ impl SigningService {
     /// (ECDSA P-256, then ML-DSA-65), for any authenticated client: whoever verifies a
     /// provenance envelope or an audit checkpoint needs them, and they open no product.
     pub fn appliance_keys(&self, who: &Identity) -> Result<ProductKeys, ServiceError> {
-        self.audited(
-            &who.name,
-            Action::KeysRead,
-            Some(fwseal_api::APPLIANCE),
-            || {
-                let s = self.keys.appliance_signers()?;
-                let keys = [s.classical, s.pq]
-                    .iter()
-                    .map(|signer| key_view(signer.as_ref()))
-                    .collect();
-                Ok(ProductKeys {
-                    product: fwseal_api::APPLIANCE.to_string(),
-                    keys,
-                    certificate_pem: None,
-                })
-            },
-        )
+        self.audited(who, Action::KeysRead, Some(fwseal_api::APPLIANCE), || {
+            let s = self.keys.appliance_signers()?;
+            let keys = [s.classical, s.pq]
+                .iter()
+                .map(|signer| key_view(signer.as_ref()))
+                .collect();
+            Ok(ProductKeys {
+                product: fwseal_api::APPLIANCE.to_string(),
+                keys,
+                certificate_pem: None,
+            })
+        })
     }
 
     /// `GET /v1/audit/export`: the whole log as JSON Lines (auditor or admin on `*`).
     pub fn audit_export(&self, who: &Identity) -> Result<Vec<u8>, ServiceError> {
-        self.audited(&who.name, Action::AuditRead, Some("*"), || {
+        self.audited(who, Action::AuditRead, Some("*"), || {
             let cfg = self.config();
             let ok = cfg.clients.iter().any(|c| {
                 c.name == who.name
@@ -240,7 +230,7 @@ impl SigningService {
                     "the audit log needs the auditor role on \"*\"".into(),
                 ));
             }
-            self.audit(&entry(&who.name, Action::AuditRead, None, Decision::Allow))?;
+            self.audit(&entry_by(who, Action::AuditRead, None, Decision::Allow))?;
             let mut out = Vec::new();
             self.store.export(&mut out)?;
             Ok(out)

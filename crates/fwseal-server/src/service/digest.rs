@@ -110,7 +110,7 @@ impl SigningService {
         format: &str,
         version: Option<&str>,
     ) -> Result<SignParams, ServiceError> {
-        self.audited(&who.name, Action::Sign, Some(product), || {
+        self.audited(who, Action::Sign, Some(product), || {
             let (_, p) = self.product_for(who, product, Role::Submitter)?;
             let format = Format::from_name(format)
                 .ok_or_else(|| ServiceError::BadRequest(format!("unknown format {format:?}")))?;
@@ -136,15 +136,11 @@ impl SigningService {
         body: &[u8],
     ) -> Result<DigestSignResponse, ServiceError> {
         let started = now_rfc3339();
-        let (_, pcfg) = self.audited(&who.name, Action::Sign, Some(product), || {
+        let (_, pcfg) = self.audited(who, Action::Sign, Some(product), || {
             self.product_for(who, product, Role::Submitter)
         })?;
-        let (items, entries) = self.audited_in(
-            "hash-locally",
-            &who.name,
-            Action::Sign,
-            Some(product),
-            || {
+        let (items, entries) =
+            self.audited_in("hash-locally", who, Action::Sign, Some(product), || {
                 // Approvals bind to an image the appliance stores and re-hashes; a digest-only
                 // request cannot give it one, so products under an approval policy refuse it.
                 let needs_approval = match &pcfg.approvals {
@@ -160,6 +156,7 @@ impl SigningService {
                 }
                 let req: DigestSignRequest = serde_json::from_slice(body)
                     .map_err(|e| ServiceError::BadRequest(format!("request body: {e}")))?;
+                super::signing::check_claims(who, &req.claims)?;
                 if req.items.is_empty() || req.items.len() > MAX_ITEMS {
                     return Err(ServiceError::BadRequest(format!(
                         "1..={MAX_ITEMS} items per request"
@@ -179,8 +176,7 @@ impl SigningService {
                     entries.push(e);
                 }
                 Ok((results, entries))
-            },
-        )?;
+            })?;
         // Every record is durably committed BEFORE any signature leaves.
         for e in &entries {
             self.store.commit(e, None).map_err(|e| {
@@ -276,6 +272,7 @@ impl SigningService {
             invocation: &invocation,
             started,
             claims: client_claims(claims),
+            verified: who.verified(),
         };
         let provenance = complete.then(|| self.provenance(&signing)).transpose()?;
         let made_refs: Vec<&Signature> = made.iter().map(|(s, _)| s).collect();

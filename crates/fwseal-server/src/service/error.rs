@@ -19,6 +19,16 @@ pub enum ServiceError {
         /// The subject CN presented (empty when none).
         got: String,
     },
+    /// OIDC tokens of this issuer cannot be verified now (its keys are stale and cannot be
+    /// refreshed, or its replay cache is full): fail closed (`503 oidc-unavailable`).
+    #[error("{0}")]
+    OidcUnavailable(String),
+    /// The product requires an OIDC token for this role and a static token was used.
+    #[error("{0}")]
+    OidcRequired(String),
+    /// A client-asserted build claim contradicts the verified claim of the request's token.
+    #[error("{0}")]
+    ClaimContradiction(String),
     /// Unknown product, or one the client has no such role on: the two are indistinguishable to
     /// the client. The string is the audit reason only.
     #[error("{0}")]

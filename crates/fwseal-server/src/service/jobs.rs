@@ -16,7 +16,7 @@
 
 use super::intake::Intake;
 use super::signing::mode_name;
-use super::{entry, now_rfc3339, ServiceError, SigningService};
+use super::{entry_by, now_rfc3339, now_unix, ServiceError, SigningService};
 use crate::auth::{allowed, Identity};
 use crate::config::{ApprovalPolicy, Config, ProductConfig, Role};
 use fwseal_api::{DigestValue, JobApproval, JobLinks, JobState as ApiJobState, JobView, SignQuery};
@@ -24,14 +24,7 @@ use fwseal_formats::Format;
 use fwseal_store::jobs::counted;
 use fwseal_store::Blob;
 use fwseal_store::{Action, ApproveOutcome, CurrentPolicy, Decision, Job, JobRefusal, JobState};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+use std::time::UNIX_EPOCH;
 
 fn rfc3339_at(unix: i64) -> String {
     let t = UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(unix).unwrap_or(0));
@@ -70,7 +63,7 @@ fn access(cfg: &Config, who: &Identity, job: &Job) -> Access {
     let p = job.job.product.as_str();
     if allowed(cfg, who, p, job_role(cfg, job)) {
         Access::Approver
-    } else if job.job.requester == who.name && cfg.product(p).is_some() {
+    } else if job.requester().key() == who.principal().key() && cfg.product(p).is_some() {
         Access::Requester
     } else if [Role::Submitter, Role::Factory, Role::Auditor]
         .iter()
@@ -82,14 +75,16 @@ fn access(cfg: &Config, who: &Identity, job: &Job) -> Access {
     }
 }
 
-/// Whether an identity holds the job's approver role in `cfg` (the current configuration).
-fn holds_role<'a>(cfg: &'a Config, job: &'a Job) -> impl Fn(&str) -> bool + Sync + 'a {
+/// Whether an identity holds the job's approver role in `cfg` (the current configuration): a
+/// static client by its `[[client]]` roles, an OIDC approver by the rule its stored claims
+/// match now.
+fn holds_role<'a>(
+    cfg: &'a Config,
+    job: &'a Job,
+) -> impl Fn(&fwseal_store::Principal) -> bool + Sync + 'a {
     let role = job_role(cfg, job);
-    move |name: &str| {
-        let who = Identity {
-            name: name.to_string(),
-        };
-        allowed(cfg, &who, &job.job.product, role)
+    move |p: &fwseal_store::Principal| {
+        allowed(cfg, &Identity::from_principal(p), &job.job.product, role)
     }
 }
 
@@ -98,7 +93,7 @@ fn holds_role<'a>(cfg: &'a Config, job: &'a Job) -> impl Fn(&str) -> bool + Sync
 fn current_policy<'a>(
     cfg: &Config,
     job: &Job,
-    holds: &'a (dyn Fn(&str) -> bool + Sync),
+    holds: &'a (dyn Fn(&fwseal_store::Principal) -> bool + Sync),
 ) -> CurrentPolicy<'a> {
     CurrentPolicy {
         min_required: cfg
@@ -156,7 +151,7 @@ fn job_view(job: &Job, now: i64, cfg: &Config) -> Result<JobView, ServiceError> 
         approvals: counted(job, &current_policy(cfg, job, &holds_role(cfg, job)))
             .iter()
             .map(|a| JobApproval {
-                approver: a.approver.clone(),
+                approver: a.approver.name.clone(),
                 time: a.time.clone(),
             })
             .collect(),
@@ -181,7 +176,7 @@ impl SigningService {
         q: SignQuery,
         key_version: Option<u32>,
     ) -> Result<JobView, ServiceError> {
-        self.audited(&who.name, Action::JobSubmit, Some(&pcfg.name), || {
+        self.audited(who, Action::JobSubmit, Some(&pcfg.name), || {
             let (digest_alg, digest) = intake.digest();
             let id = fwseal_store::new_artifact_id()?;
             let now = now_unix();
@@ -199,6 +194,12 @@ impl SigningService {
                 digest_alg: digest_alg.name().to_string(),
                 digest: digest.clone(),
                 requester: who.name.clone(),
+                requester_oidc: who.principal().oidc,
+                verified: who
+                    .verified()
+                    .map(serde_json::to_value)
+                    .transpose()
+                    .map_err(ServiceError::internal)?,
                 params: serde_json::to_value(&q).map_err(ServiceError::internal)?,
                 key_version,
                 required: policy.required,
@@ -207,12 +208,7 @@ impl SigningService {
                 expires: rfc3339_at(expires_unix),
                 expires_unix,
             };
-            let mut ev = entry(
-                &who.name,
-                Action::JobSubmit,
-                Some(&pcfg.name),
-                Decision::Allow,
-            );
+            let mut ev = entry_by(who, Action::JobSubmit, Some(&pcfg.name), Decision::Allow);
             ev.input_sha256 = Some(intake.input_sha);
             ev.format = Some(job.format.clone());
             ev.mode = Some(job.mode.clone());
@@ -270,20 +266,27 @@ impl SigningService {
         op: impl FnOnce(Job, Access) -> Result<T, ServiceError>,
     ) -> Result<T, ServiceError> {
         let job = if fwseal_store::meta::valid_id(id) {
-            self.audited(&who.name, action.clone(), None, || {
-                Ok(self.store.job(id)?)
-            })?
+            self.audited(who, action.clone(), None, || Ok(self.store.job(id)?))?
         } else {
             None
         };
         let Some(job) = job else {
             let e = no_such_job(id, format!("no job {id}"));
-            self.audit_denied(&who.name, action, None, &e);
+            self.audit_denied(who, action, None, &e);
             return Err(e);
         };
         let product = job.job.product.clone();
-        self.audited(&who.name, action, Some(&product), || {
-            match access(&self.config(), who, &job) {
+        let decides = matches!(action, Action::Approve | Action::Reject);
+        self.audited(who, action, Some(&product), || {
+            let cfg = self.config();
+            let role = job_role(&cfg, &job);
+            if decides && crate::auth::refused_for_static(&cfg, who, &product, role) {
+                return Err(ServiceError::OidcRequired(format!(
+                    "product {product} requires an OIDC token to approve or reject its jobs; \
+                     static API tokens are refused"
+                )));
+            }
+            match access(&cfg, who, &job) {
                 Access::None => Err(no_such_job(id, format!("job {id}: no role on its product"))),
                 acc => op(job, acc),
             }
@@ -351,12 +354,7 @@ impl SigningService {
                     ))
                 }
             };
-            let mut ev = entry(
-                &who.name,
-                Action::Fetch,
-                Some(&job.job.product),
-                Decision::Allow,
-            );
+            let mut ev = entry_by(who, Action::Fetch, Some(&job.job.product), Decision::Allow);
             ev.input_sha256 = Some(job.job.input_sha256);
             self.audit(&ev.with_extra(&serde_json::json!({"job": id, "part": "input"})))?;
             self.blobs
@@ -394,9 +392,14 @@ impl SigningService {
             // approvers who hold the role in the current configuration count toward it.
             let holds = holds_role(&cfg, &job);
             let policy = current_policy(&cfg, &job, &holds);
-            let outcome =
-                self.store
-                    .approve(id, &who.name, &digest, &now_rfc3339(), now_unix(), &policy)?;
+            let outcome = self.store.approve(
+                id,
+                &who.principal(),
+                &digest,
+                &now_rfc3339(),
+                now_unix(),
+                &policy,
+            )?;
             let (n, quorum) = match outcome {
                 ApproveOutcome::Refused(r) => return Err(refused(r)),
                 ApproveOutcome::Recorded { approvals, .. } => (approvals, None),
@@ -404,8 +407,8 @@ impl SigningService {
                     (u32::try_from(j.approvals.len()).unwrap_or(0), Some(j))
                 }
             };
-            let mut ev = entry(
-                &who.name,
+            let mut ev = entry_by(
+                who,
                 Action::Approve,
                 Some(&job.job.product),
                 Decision::Allow,
@@ -419,6 +422,7 @@ impl SigningService {
                 "approvals": n,
                 "required": job.job.required,
                 "requester": job.job.requester,
+            "requester_oidc": job.job.requester_oidc,
             }));
             if let Err(e) = self.store.append(&ev) {
                 tracing::error!(error = %e, "audit append for an approval failed");
@@ -459,12 +463,7 @@ impl SigningService {
                     rejecting: true,
                 });
             }
-            let mut ev = entry(
-                &who.name,
-                Action::Reject,
-                Some(&job.job.product),
-                Decision::Allow,
-            );
+            let mut ev = entry_by(who, Action::Reject, Some(&job.job.product), Decision::Allow);
             ev.input_sha256 = Some(job.job.input_sha256);
             ev.reason = Some(reason.to_string());
             self.audit(

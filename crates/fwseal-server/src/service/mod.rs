@@ -55,6 +55,8 @@ pub struct SigningService {
     spool: PathBuf,
     /// Anonymous denials of the current interval (see `denials`).
     denials: Mutex<Denials>,
+    /// OIDC key and replay caches (`crate::oidc`), reconfigured with the configuration.
+    oidc: crate::oidc::Oidc,
 }
 
 impl SigningService {
@@ -87,7 +89,9 @@ impl SigningService {
             tracing::warn!(job = %id, "job was being signed when the daemon stopped; marked failed");
         }
         recover_blobs(store.as_ref(), blobs.as_ref())?;
+        let oidc = crate::oidc::Oidc::new(&config.oidc);
         Ok(SigningService {
+            oidc,
             config: RwLock::new(Arc::new(config)),
             keys,
             store,
@@ -106,8 +110,10 @@ impl SigningService {
         }
     }
 
-    /// Replace the configuration (already validated). Used by the SIGHUP reload.
+    /// Replace the configuration (already validated). Used by the SIGHUP reload. OIDC key
+    /// caches of unchanged issuers are kept; changed or new issuers fetch their keys now.
     pub fn replace_config(&self, c: Config) {
+        self.oidc.reconfigure(&c.oidc);
         match self.config.write() {
             Ok(mut g) => *g = Arc::new(c),
             Err(p) => *p.into_inner() = Arc::new(c),
@@ -132,9 +138,12 @@ impl SigningService {
         self.keys.health().map_err(ServiceError::Keys)
     }
 
-    /// Authenticate an API token, and (with mutual TLS) the certificate subject the client must
-    /// present. Failures are audited under `action`; unauthenticated ones are aggregated per
-    /// interval (`source`, the peer address if known, is sampled in the summary).
+    /// Authenticate a bearer token — a static API token first (constant time), else an OIDC
+    /// token — and (with mutual TLS) the certificate subject a static client must present.
+    /// Failures are audited under `action`; unauthenticated ones, refused OIDC tokens included
+    /// (with the check that failed as their reason), are aggregated per interval (`source`,
+    /// the peer address if known, is sampled in the summary). `consumes`: the request changes
+    /// state (a POST), so an issuer's `jti` replay refusal applies to it.
     pub fn identify(
         &self,
         token: Option<&str>,
@@ -142,12 +151,48 @@ impl SigningService {
         source: Option<&str>,
         action: Action,
         product: Option<&str>,
+        consumes: bool,
     ) -> Result<Identity, ServiceError> {
         let cfg = self.config();
-        let Some(who) = token.and_then(|t| authenticate(&cfg, t)) else {
-            self.anonymous_denied(&cfg, action, product, source);
+        let Some(token) = token else {
+            self.anonymous_denied(&cfg, action, product, source, None);
             return Err(ServiceError::Unauthenticated);
         };
+        if let Some(who) = authenticate(&cfg, token) {
+            return self.check_tls_subject(&cfg, who, peer_subject, product);
+        }
+        if cfg.oidc.issuers.is_empty() || !crate::oidc::looks_like_jwt(token) {
+            self.anonymous_denied(&cfg, action, product, source, None);
+            return Err(ServiceError::Unauthenticated);
+        }
+        let now = now_unix();
+        match self.oidc.authenticate(&cfg.oidc, token, now, consumes) {
+            Ok(o) => {
+                let Some((_, rule)) = cfg.oidc.rule_for(&o.verified.issuer, &o.claims) else {
+                    return Err(ServiceError::Unauthenticated);
+                };
+                Ok(Identity {
+                    name: rule.client.clone(),
+                    oidc: Some(Arc::new(o)),
+                })
+            }
+            Err(d) => {
+                self.anonymous_denied(&cfg, action, product, source, Some(&d));
+                if d.check.unavailable() {
+                    return Err(ServiceError::OidcUnavailable(d.to_string()));
+                }
+                Err(ServiceError::Unauthenticated)
+            }
+        }
+    }
+
+    fn check_tls_subject(
+        &self,
+        cfg: &Config,
+        who: Identity,
+        peer_subject: Option<&str>,
+        product: Option<&str>,
+    ) -> Result<Identity, ServiceError> {
         let mtls = cfg.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
         let want = cfg
             .clients
@@ -159,7 +204,7 @@ impl SigningService {
                 let e = ServiceError::WrongCertificate {
                     got: peer_subject.unwrap_or_default().to_string(),
                 };
-                self.audit_denied(&who.name, Action::Authenticate, product, &e);
+                self.audit_denied(&who, Action::Authenticate, product, &e);
                 return Err(ServiceError::Unauthenticated);
             }
         }
@@ -169,13 +214,12 @@ impl SigningService {
     /// Whether `who` may read `/metrics` (the `metrics` or `admin` role on `"*"`: the metrics
     /// name every product). A refusal is audited.
     pub fn may_read_metrics(&self, who: &Identity) -> Result<(), ServiceError> {
-        self.audited(&who.name, Action::Denied, None, || {
+        self.audited(who, Action::Denied, None, || {
             let cfg = self.config();
-            let ok = cfg.clients.iter().any(|c| {
-                c.name == who.name
-                    && c.roles
-                        .get("*")
-                        .is_some_and(|r| r.contains(&Role::Metrics) || r.contains(&Role::Admin))
+            let ok = crate::auth::roles(&cfg, who).is_some_and(|roles| {
+                roles
+                    .get("*")
+                    .is_some_and(|r| r.contains(&Role::Metrics) || r.contains(&Role::Admin))
             });
             if ok {
                 Ok(())
@@ -188,17 +232,23 @@ impl SigningService {
     }
 
     /// Audit an unauthenticated request: in full if it is the first of its interval, else
-    /// counted into the interval's summary (see `denials`).
+    /// counted into the interval's summary (see `denials`). A refused OIDC token's reason names
+    /// the check that failed (and so survives aggregation as its own sample); its full record
+    /// also carries the issuer, and the subject and `jti` once the signature verified.
     fn anonymous_denied(
         &self,
         cfg: &Config,
         action: Action,
         product: Option<&str>,
         source: Option<&str>,
+        oidc: Option<&crate::oidc::Denial>,
     ) {
         let interval = Duration::from_secs(cfg.anonymous_denial_summary_secs);
         let time = now_rfc3339();
-        let reason = ServiceError::Unauthenticated.to_string();
+        let reason = match oidc {
+            None => ServiceError::Unauthenticated.to_string(),
+            Some(d) => format!("{}: {d}", ServiceError::Unauthenticated),
+        };
         let d = Anonymous {
             time: &time,
             action: action.as_str(),
@@ -211,7 +261,13 @@ impl SigningService {
             if let Some(s) = summary {
                 self.append_denial_summary(&s);
             }
-            self.deny("anonymous", action, product, reason);
+            self.deny_extra(
+                &Identity::named("anonymous"),
+                action,
+                product,
+                reason,
+                oidc.map(|d| d.audit_extra()),
+            );
         }
     }
 
@@ -257,6 +313,12 @@ impl SigningService {
                 let p = p.clone();
                 Ok((cfg, p))
             }
+            Some(_) if crate::auth::refused_for_static(&cfg, who, product, role) => {
+                Err(ServiceError::OidcRequired(format!(
+                    "product {product} requires an OIDC token for the {} role; static API tokens are refused",
+                    role.name()
+                )))
+            }
             _ => Err(ServiceError::NoSuchProduct(format!(
                 "no {role:?} role on product (or no such product)"
             ))),
@@ -267,7 +329,7 @@ impl SigningService {
     /// `who`, `action` and `product`, and return the error.
     pub(crate) fn audited<T>(
         &self,
-        who: &str,
+        who: &Identity,
         action: Action,
         product: Option<&str>,
         op: impl FnOnce() -> Result<T, ServiceError>,
@@ -283,7 +345,7 @@ impl SigningService {
     pub(crate) fn audited_in<T>(
         &self,
         context: &str,
-        who: &str,
+        who: &Identity,
         action: Action,
         product: Option<&str>,
         op: impl FnOnce() -> Result<T, ServiceError>,
@@ -330,13 +392,13 @@ impl SigningService {
 
     /// Record a refusal the HTTP layer made before calling an operation (an unreadable body).
     pub fn refused(&self, who: &Identity, action: Action, product: Option<&str>, e: &ServiceError) {
-        self.audit_denied(&who.name, action, product, e);
+        self.audit_denied(who, action, product, e);
     }
 
     /// Append a `deny` record for `why`.
     pub(crate) fn audit_denied(
         &self,
-        who: &str,
+        who: &Identity,
         action: Action,
         product: Option<&str>,
         why: &ServiceError,
@@ -346,13 +408,35 @@ impl SigningService {
 
     /// Append a `deny` record. A failure to audit a refusal is logged; the refusal stands.
     /// The record is bounded whatever the request held: an invalid product name is described
-    /// (`extra.requested_product`: length, SHA-256, sanitised prefix), the reason is cut.
-    pub(crate) fn deny(&self, who: &str, action: Action, product: Option<&str>, reason: String) {
+    /// (`extra.requested_product`: length, SHA-256, sanitised prefix), the reason is cut. An
+    /// OIDC identity's issuer, subject and `jti` are in `extra.oidc`.
+    pub(crate) fn deny(
+        &self,
+        who: &Identity,
+        action: Action,
+        product: Option<&str>,
+        reason: String,
+    ) {
+        self.deny_extra(who, action, product, reason, None)
+    }
+
+    /// [`Self::deny`] with more `extra` fields.
+    pub(crate) fn deny_extra(
+        &self,
+        who: &Identity,
+        action: Action,
+        product: Option<&str>,
+        reason: String,
+        extra: Option<serde_json::Value>,
+    ) {
         let (_, described) = requested_product(product);
-        let mut ev = entry(who, action, product, Decision::Deny);
+        let mut ev = entry_by(who, action, product, Decision::Deny);
         ev.reason = Some(bounded_reason(reason));
         if let Some(d) = described {
             ev = ev.with_extra(&serde_json::json!({ "requested_product": d }));
+        }
+        if let Some(x) = extra {
+            ev = ev.with_extra(&x);
         }
         if let Err(e) = self.store.append(&ev) {
             tracing::error!(error = %e, "audit append for a denial failed");
@@ -463,4 +547,27 @@ pub(crate) fn entry(
     let mut e = AuditEntry::new(now_rfc3339(), client, action, decision);
     e.product = requested_product(product).0;
     e
+}
+
+/// [`entry`] for an authenticated identity: an OIDC identity's issuer, subject and `jti` go in
+/// `extra.oidc` (further `with_extra` calls add their keys beside it).
+pub(crate) fn entry_by(
+    who: &Identity,
+    action: Action,
+    product: Option<&str>,
+    decision: Decision,
+) -> AuditEntry {
+    let e = entry(&who.name, action, product, decision);
+    match who.audit_extra() {
+        Some(x) => e.with_extra(&x),
+        None => e,
+    }
+}
+
+/// Now, Unix seconds.
+pub(crate) fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }

@@ -37,7 +37,7 @@ impl SigningService {
                     tracing::error!(error = %f, job = %id, "marking a job failed failed");
                 }
                 self.deny(
-                    &job.job.requester,
+                    &crate::auth::Identity::named(&job.job.requester),
                     Action::Sign,
                     Some(&job.job.product),
                     reason,
@@ -115,12 +115,28 @@ impl SigningService {
             version,
             plan,
         };
+        let verified = j
+            .verified
+            .clone()
+            .map(serde_json::from_value::<fwseal_provenance::VerifiedClaims>)
+            .transpose()
+            .map_err(|e| ServiceError::internal(format!("stored verified claims: {e}")))?;
+        let approvers = job
+            .approvals
+            .iter()
+            .map(|a| fwseal_provenance::Approver {
+                name: a.approver.name.clone(),
+                issuer: a.approver.oidc.as_ref().map(|o| o.issuer.clone()),
+                subject: a.approver.oidc.as_ref().map(|o| o.subject.clone()),
+            })
+            .collect();
         let fin = Finalize {
             requester: j.requester.clone(),
+            verified,
             pcfg,
             q,
             started: j.created.clone(),
-            job: Some((j.id.clone(), job.approvers())),
+            job: Some((j.id.clone(), approvers)),
         };
         Ok(self.sign_intake(intake, fin)?.artifact_id)
     }

@@ -41,11 +41,13 @@ pub(crate) struct Signing<'a> {
     /// The certificate of the classical key, when a classical signature was made now.
     pub(crate) certificate: Option<&'a [u8]>,
     pub(crate) seen: Seen,
-    pub(crate) approvers: &'a [String],
+    pub(crate) approvers: &'a [fwseal_provenance::Approver],
     /// Invocation id (the artifact id for stored artifacts).
     pub(crate) invocation: &'a str,
     pub(crate) started: &'a str,
     pub(crate) claims: fwseal_provenance::ClientClaims,
+    /// The requester's verified OIDC claims (the job's submitter's, for a released job).
+    pub(crate) verified: Option<&'a fwseal_provenance::VerifiedClaims>,
 }
 
 /// The audit record of a signing: the one builder for every path. `made` are the signatures
@@ -75,7 +77,30 @@ pub(crate) fn sign_entry(
     }
     ev.format = Some(s.format.name().to_string());
     ev.mode = Some(mode_name(s.mode).to_string());
+    if let Some(v) = s.verified {
+        ev = ev.with_extra(&crate::auth::oidc_audit(v));
+    }
     ev.with_extra(&extra)
+}
+
+/// Refuse client claims that contradict the verified claims of `who`'s token (if any),
+/// naming every contradicting claim.
+pub(crate) fn check_claims(
+    who: &Identity,
+    claims: &fwseal_api::BuildClaims,
+) -> Result<(), ServiceError> {
+    let Some(v) = who.verified() else {
+        return Ok(());
+    };
+    let found = fwseal_provenance::contradictions(&client_claims(claims), v);
+    if found.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = found.iter().map(|c| c.to_string()).collect();
+    Err(ServiceError::ClaimContradiction(format!(
+        "{} (a client claim may repeat a verified one, never contradict it)",
+        list.join("; ")
+    )))
 }
 
 /// Stable name of a mode.
@@ -109,11 +134,13 @@ pub(crate) fn client_claims(c: &fwseal_api::BuildClaims) -> fwseal_provenance::C
 pub(crate) struct Finalize {
     /// The client that submitted the image (the artifact's `client`).
     pub(crate) requester: String,
+    /// Its verified OIDC claims, if it was OIDC-authenticated.
+    pub(crate) verified: Option<fwseal_provenance::VerifiedClaims>,
     pub(crate) pcfg: ProductConfig,
     pub(crate) q: SignQuery,
     pub(crate) started: String,
     /// For a released job: its id and the approver identities.
-    pub(crate) job: Option<(String, Vec<String>)>,
+    pub(crate) job: Option<(String, Vec<fwseal_provenance::Approver>)>,
 }
 
 /// A sign request authorised and its parameters checked, before its upload is read (so nothing
@@ -196,17 +223,13 @@ impl SigningService {
                 .map(|x| hex::encode(Sha256::digest(&x.bytes)))
                 .collect(),
             policy: policy_name(s.pcfg.policy).to_string(),
-            approvers: s
-                .approvers
-                .iter()
-                .map(|a| fwseal_provenance::Approver::named(a))
-                .collect(),
+            approvers: s.approvers.to_vec(),
             builder_id: self.config().identity.clone(),
             invocation_id: s.invocation.to_string(),
             started_on: s.started.to_string(),
             finished_on: now_rfc3339(),
             client_claims: s.claims.clone(),
-            verified: None,
+            verified: s.verified.cloned(),
         };
         let failed = |e: &dyn std::fmt::Display| {
             ServiceError::Signing(format!("provenance signing failed: {e}"))
@@ -225,7 +248,7 @@ impl SigningService {
         product: &str,
         q: &SignQuery,
     ) -> Result<SignTicket, ServiceError> {
-        self.audited(&who.name, Action::Sign, Some(product), || {
+        self.audited(who, Action::Sign, Some(product), || {
             self.authorise_sign(who, product, q)
         })
     }
@@ -240,6 +263,7 @@ impl SigningService {
     ) -> Result<SignTicket, ServiceError> {
         let (_, pcfg) = self.product_for(who, product, Role::Submitter)?;
         let params = SignParams::parse(&pcfg, q)?;
+        check_claims(who, &q.claims())?;
         Ok(SignTicket { pcfg, params })
     }
 
@@ -256,7 +280,7 @@ impl SigningService {
         upload: Upload,
         started: String,
     ) -> Result<SignOutcome, ServiceError> {
-        self.audited(&who.name, Action::Sign, Some(&ticket.pcfg.name), || {
+        self.audited(who, Action::Sign, Some(&ticket.pcfg.name), || {
             let SignTicket { pcfg, params } = &self.authorise_sign(who, &ticket.pcfg.name, &q)?;
             let params = *params;
             let name = q
@@ -299,6 +323,7 @@ impl SigningService {
             }
             let fin = Finalize {
                 requester: who.name.clone(),
+                verified: who.verified().cloned(),
                 pcfg: pcfg.clone(),
                 q,
                 started,
@@ -388,6 +413,7 @@ impl SigningService {
             invocation: &artifact_id,
             started: &fin.started,
             claims: client_claims(&fin.q.claims()),
+            verified: fin.verified.as_ref(),
         };
         let prov_blob = self.blobs.stage(self.provenance(&signing)?.as_bytes())?;
         let prov_sha = prov_blob.sha256();
@@ -404,6 +430,9 @@ impl SigningService {
         if let Some(job) = job {
             extra["job"] = serde_json::json!(job);
             extra["approvers"] = serde_json::json!(approvers);
+            if let Some(v) = &fin.verified {
+                extra["requester_oidc"] = crate::auth::oidc_audit(v)["oidc"].clone();
+            }
             extra["digest"] = serde_json::json!(digest);
         }
         let ev = sign_entry(&signing, &sigs, extra);
@@ -455,7 +484,7 @@ impl SigningService {
                     key_id: s.key_id.to_hex(),
                 })
                 .collect(),
-            approvers: approvers.to_vec(),
+            approvers: approvers.iter().map(|a| a.name.clone()).collect(),
         })
     }
 }

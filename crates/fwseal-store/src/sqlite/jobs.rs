@@ -1,11 +1,14 @@
-//! [`JobQueue`] on SQLite: tables `jobs` and `job_approvals` (schema version 2). Every state
+//! [`JobQueue`] on SQLite: tables `jobs` and `job_approvals` (schema version 2; version 4 added
+//! the OIDC columns: a job's requester issuer/subject and verified claims, an approval's name,
+//! issuer, subject and matched claims — `job_approvals.approver` holds [`Principal::key`]). Every state
 //! change is one `BEGIN IMMEDIATE` transaction that re-reads the job first, so two approvals
 //! racing for the last slot cannot both reach the quorum.
 
 use super::{parse_hash, DbResult as _, SqliteStore};
 use crate::jobs::{
     approval_refusal, counted, quorum, rejection_reason, validate_new_job, Approval,
-    ApproveOutcome, CurrentPolicy, Job, JobQueue, JobRefusal, JobState, NewJob, INTERRUPTED_REASON,
+    ApproveOutcome, CurrentPolicy, Job, JobQueue, JobRefusal, JobState, NewJob, OidcSubject,
+    Principal, INTERRUPTED_REASON,
 };
 use crate::StoreError;
 use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
@@ -48,9 +51,28 @@ CREATE TRIGGER job_approvals_no_delete BEFORE DELETE ON job_approvals
     BEGIN SELECT RAISE(ABORT, 'job_approvals is append-only'); END;
 "#;
 
+/// Version 4: OIDC identities (older rows keep `NULL`: a static-token requester or approver,
+/// whose key is its name).
+pub(crate) const SCHEMA_V4: &str = r#"
+ALTER TABLE jobs ADD COLUMN requester_issuer TEXT;
+ALTER TABLE jobs ADD COLUMN requester_subject TEXT;
+ALTER TABLE jobs ADD COLUMN verified TEXT;
+ALTER TABLE job_approvals ADD COLUMN name TEXT;
+ALTER TABLE job_approvals ADD COLUMN issuer TEXT;
+ALTER TABLE job_approvals ADD COLUMN subject TEXT;
+ALTER TABLE job_approvals ADD COLUMN claims TEXT;
+"#;
+
+fn oidc_subject(issuer: Option<String>, subject: Option<String>) -> Option<OidcSubject> {
+    match (issuer, subject) {
+        (Some(issuer), Some(subject)) => Some(OidcSubject { issuer, subject }),
+        _ => None,
+    }
+}
+
 const JOB_COLUMNS: &str = "id, product, format, mode, name, version, input_sha256, input_len, \
      digest_alg, digest, requester, params, key_version, required, of_role, created, expires, \
-     expires_unix, state, reason, artifact_id";
+     expires_unix, state, reason, artifact_id, requester_issuer, requester_subject, verified";
 
 fn corrupt(id: &str, what: &str) -> StoreError {
     StoreError::Corrupt(format!("job {id}: bad {what}"))
@@ -65,6 +87,7 @@ fn decode_job(row: &Row<'_>) -> Result<Job, StoreError> {
     let len: i64 = row.get(7).db()?;
     let kv: Option<i64> = row.get(12).db()?;
     let req: i64 = row.get(13).db()?;
+    let verified: Option<String> = row.get(23).db()?;
     Ok(Job {
         job: NewJob {
             product: row.get(1).db()?,
@@ -87,6 +110,11 @@ fn decode_job(row: &Row<'_>) -> Result<Job, StoreError> {
             created: row.get(15).db()?,
             expires: row.get(16).db()?,
             expires_unix: row.get(17).db()?,
+            requester_oidc: oidc_subject(row.get(21).db()?, row.get(22).db()?),
+            verified: verified
+                .map(|v| serde_json::from_str(&v))
+                .transpose()
+                .map_err(|_| corrupt(&id, "verified"))?,
             id: id.clone(),
         },
         state: JobState::from_name(&state).ok_or_else(|| corrupt(&id, "state"))?,
@@ -109,19 +137,33 @@ fn load(conn: &rusqlite::Connection, id: &str) -> Result<Option<Job>, StoreError
     let Some(mut job) = job else { return Ok(None) };
     let mut st = conn
         .prepare(
-            "SELECT approver, time FROM job_approvals WHERE job_id = ?1 ORDER BY time, approver",
+            "SELECT approver, time, name, issuer, subject, claims FROM job_approvals \
+             WHERE job_id = ?1 ORDER BY time, approver",
         )
         .db()?;
     let rows = st
         .query_map(params![id], |r| {
-            Ok(Approval {
-                approver: r.get(0)?,
-                time: r.get(1)?,
-            })
+            let key: String = r.get(0)?;
+            let name: Option<String> = r.get(2)?;
+            let claims: Option<String> = r.get(5)?;
+            Ok((
+                Principal {
+                    name: name.unwrap_or(key),
+                    oidc: oidc_subject(r.get(3)?, r.get(4)?),
+                    claims: None,
+                },
+                r.get::<_, String>(1)?,
+                claims,
+            ))
         })
         .db()?;
     for a in rows {
-        job.approvals.push(a.db()?);
+        let (mut approver, time, claims) = a.db()?;
+        approver.claims = claims
+            .map(|c| serde_json::from_str(&c))
+            .transpose()
+            .map_err(|_| corrupt(id, "approval claims"))?;
+        job.approvals.push(Approval { approver, time });
     }
     Ok(Some(job))
 }
@@ -158,7 +200,8 @@ impl JobQueue for SqliteStore {
         conn.execute(
             &format!(
                 "INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
-                 ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, 'pending', NULL, NULL)"
+                 ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, 'pending', NULL, NULL, ?19, ?20, \
+                 ?21)"
             ),
             params![
                 j.id,
@@ -179,6 +222,9 @@ impl JobQueue for SqliteStore {
                 j.created,
                 j.expires,
                 j.expires_unix,
+                j.requester_oidc.as_ref().map(|o| o.issuer.as_str()),
+                j.requester_oidc.as_ref().map(|o| o.subject.as_str()),
+                j.verified.as_ref().map(|v| v.to_string()),
             ],
         )
         .db()?;
@@ -227,7 +273,7 @@ impl JobQueue for SqliteStore {
     fn approve(
         &self,
         id: &str,
-        approver: &str,
+        approver: &Principal,
         digest: &[u8],
         time: &str,
         now_unix: i64,
@@ -244,12 +290,22 @@ impl JobQueue for SqliteStore {
             return Ok(ApproveOutcome::Refused(r));
         }
         tx.execute(
-            "INSERT INTO job_approvals (job_id, approver, digest, time) VALUES (?1, ?2, ?3, ?4)",
-            params![id, approver, hex::encode(digest), time],
+            "INSERT INTO job_approvals (job_id, approver, digest, time, name, issuer, subject, \
+             claims) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                id,
+                approver.key(),
+                hex::encode(digest),
+                time,
+                approver.name,
+                approver.oidc.as_ref().map(|o| o.issuer.as_str()),
+                approver.oidc.as_ref().map(|o| o.subject.as_str()),
+                approver.claims.as_ref().map(|c| c.to_string()),
+            ],
         )
         .db()?;
         job.approvals.push(Approval {
-            approver: approver.to_string(),
+            approver: approver.clone(),
             time: time.to_string(),
         });
         let required = quorum(job.job.required, policy.min_required);
@@ -390,6 +446,8 @@ mod tests {
             digest_alg: "sha256".into(),
             digest: vec![1, 2, 3],
             requester: "ci".into(),
+            requester_oidc: None,
+            verified: None,
             params: serde_json::json!({"commit": "abc"}),
             key_version: Some(1),
             required,
@@ -408,12 +466,26 @@ mod tests {
         {
             let s = SqliteStore::open(d.path().join("db")).unwrap();
             s.create_job(&job("j1", 2, 100)).unwrap();
-            s.approve("j1", "alice", &[1, 2, 3], T, 50, &CurrentPolicy::ANYONE)
-                .unwrap();
+            s.approve(
+                "j1",
+                &Principal::named("alice"),
+                &[1, 2, 3],
+                T,
+                50,
+                &CurrentPolicy::ANYONE,
+            )
+            .unwrap();
             s.create_job(&job("j2", 1, 100)).unwrap();
             assert!(matches!(
-                s.approve("j2", "alice", &[1, 2, 3], T, 50, &CurrentPolicy::ANYONE)
-                    .unwrap(),
+                s.approve(
+                    "j2",
+                    &Principal::named("alice"),
+                    &[1, 2, 3],
+                    T,
+                    50,
+                    &CurrentPolicy::ANYONE
+                )
+                .unwrap(),
                 ApproveOutcome::Quorum(_)
             ));
         }
@@ -432,7 +504,7 @@ mod tests {
             s.create_job(&job(&format!("j{i}"), 2, 100)).unwrap();
             s.approve(
                 &format!("j{i}"),
-                "alice",
+                &Principal::named("alice"),
                 &[1, 2, 3],
                 T,
                 50,
@@ -452,7 +524,7 @@ mod tests {
                             matches!(
                                 s.approve(
                                     &format!("j{i}"),
-                                    who,
+                                    &Principal::named(who),
                                     &[1, 2, 3],
                                     T,
                                     50,

@@ -44,9 +44,10 @@ impl<T> DbResult<T> for rusqlite::Result<T> {
 }
 
 /// Schema version stored in `PRAGMA user_version`. Version 2 added the approval jobs
-/// (`jobs`, `job_approvals`), version 3 the artifacts' input `name` (older rows keep `NULL`);
-/// an older database is migrated in place on open.
-pub const SCHEMA_VERSION: i64 = 3;
+/// (`jobs`, `job_approvals`), version 3 the artifacts' input `name` (older rows keep `NULL`),
+/// version 4 OIDC identities on jobs and approvals (`jobs::SCHEMA_V4`); an older database is
+/// migrated in place on open.
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Version 3: the input's name in the artifact index.
 const SCHEMA_V3: &str = "ALTER TABLE artifacts ADD COLUMN name TEXT;";
@@ -200,8 +201,8 @@ fn read_only(path: &Path) -> Result<Connection, StoreError> {
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .db()?;
-    // The audit tables are the same in every version; versions 2 and 3 only added the job
-    // tables and the artifacts' `name` column.
+    // The audit tables are the same in every version; versions 2 to 4 only added the job
+    // tables and columns.
     if !(1..=SCHEMA_VERSION).contains(&v) {
         return Err(StoreError::Corrupt(format!(
             "schema version {v}, this build reads 1..={SCHEMA_VERSION}"
@@ -224,7 +225,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             if v < 2 {
                 tx.execute_batch(jobs::SCHEMA_V2).db()?;
             }
-            tx.execute_batch(SCHEMA_V3).db()?;
+            if v < 3 {
+                tx.execute_batch(SCHEMA_V3).db()?;
+            }
+            tx.execute_batch(jobs::SCHEMA_V4).db()?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .db()?;
         }
