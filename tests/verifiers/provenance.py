@@ -4,7 +4,11 @@
 - the ML-DSA-65 half with pyca `cryptography` over the DSSE PAE (pure, empty context).
 
   provenance.py --envelope FILE.intoto.jsonl --ec ec.pem --pq pq.pem [--subject SHA256]
-Exit 0 = both halves verify (and the subject matches when given).
+                [--verified KEY=VALUE ...] [--source-commit SHA]
+Exit 0 = both halves verify (and the subject matches when given). `--verified` checks a claim
+of `externalParameters.verifiedClaims` (exact; buildType v2, formats/provenance.md) — never
+`clientClaims`; `--source-commit` checks the source entry of `resolvedDependencies`
+(`git+…@ref` of the verified source and ref, `digest.gitCommit`).
 """
 import argparse
 import base64
@@ -29,6 +33,8 @@ def main():
     ap.add_argument("--ec", required=True)
     ap.add_argument("--pq", required=True)
     ap.add_argument("--subject")
+    ap.add_argument("--verified", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--source-commit")
     a = ap.parse_args()
     raw = json.loads(open(a.envelope).read().strip().splitlines()[0])
     ec = serialization.load_pem_public_key(open(a.ec, "rb").read())
@@ -61,7 +67,31 @@ def main():
     if a.subject and not any(s["digest"].get("sha256") == a.subject for s in stmt["subject"]):
         print("FAIL: subject does not name %s" % a.subject)
         return 1
-    print("OK: %s" % stmt["predicate"]["buildDefinition"]["buildType"])
+    bd = stmt["predicate"]["buildDefinition"]
+    if bd["buildType"] not in ("https://fwseal.dev/buildtypes/firmware-sign/v2",
+                               "https://fwseal.dev/buildtypes/firmware-sign/v1"):
+        print("FAIL: unknown buildType %r" % bd["buildType"])
+        return 1
+    claims = bd["externalParameters"].get("verifiedClaims")
+    if (a.verified or a.source_commit) and not isinstance(claims, dict):
+        print("FAIL: no verifiedClaims: the signing was not OIDC-authenticated")
+        return 1
+    for kv in a.verified:
+        key, _, want = kv.partition("=")
+        if claims.get(key) != want:
+            print("FAIL: verifiedClaims.%s is %r, expected %r" % (key, claims.get(key), want))
+            return 1
+    if a.source_commit:
+        uri = claims["sourceRepository"]
+        if not uri.startswith("git+"):
+            uri = "git+" + uri
+        if claims.get("ref"):
+            uri += "@" + claims["ref"]
+        deps = [d for d in bd["resolvedDependencies"] if d.get("uri") == uri]
+        if len(deps) != 1 or deps[0].get("digest", {}).get("gitCommit") != a.source_commit:
+            print("FAIL: resolvedDependencies has no %s with gitCommit %s" % (uri, a.source_commit))
+            return 1
+    print("OK: %s" % bd["buildType"])
     return 0
 
 

@@ -9,6 +9,7 @@
 
 mod audit;
 mod client;
+mod gate;
 mod hashlocal;
 mod jobs;
 mod names;
@@ -112,21 +113,8 @@ struct VerifyArgs {
     /// Accept images with only a post-quantum signature.
     #[arg(long)]
     pq_only: bool,
-    /// Provenance envelope to check. Default: IMAGE.intoto.jsonl (with --detached D.sig.json:
-    /// D.intoto.jsonl). When any provenance option is given and no envelope is found, the
-    /// verification fails.
-    #[arg(long)]
-    provenance: Option<PathBuf>,
-    /// Trusted appliance (provenance) public key, repeatable. Required to check provenance;
-    /// `fwseal keys export -p fwseal-appliance` fetches them.
-    #[arg(long = "provenance-key")]
-    provenance_keys: Vec<PathBuf>,
-    /// Require the provenance's client-claimed source repository to equal this.
-    #[arg(long)]
-    source_uri: Option<String>,
-    /// Require the provenance's builder id (the appliance identity) to equal this.
-    #[arg(long)]
-    builder_id: Option<String>,
+    #[command(flatten)]
+    gate: gate::GateArgs,
     #[command(flatten)]
     format: FormatArg,
 }
@@ -274,7 +262,8 @@ fn verify(a: &VerifyArgs, json: bool) -> Result<u8> {
             if let Some(d) = &doc {
                 sigs.extend(d.signatures.iter().map(|s| sha256_hex(&s.bytes)));
             }
-            check_provenance(a, &data, sigs).map(|p| (checked, p))
+            gate::check_provenance(&a.gate, &a.input, a.detached.as_deref(), &data, sigs)
+                .map(|p| (checked, p))
         });
     match result {
         Ok((checked, prov)) => {
@@ -282,7 +271,8 @@ fn verify(a: &VerifyArgs, json: bool) -> Result<u8> {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({
-                        "ok": true, "format": format, "verified": checked, "provenance": prov
+                        "ok": true, "format": format, "verified": checked,
+                        "provenance": prov.as_ref().map(gate::Outcome::json),
                     }))?
                 );
             } else {
@@ -292,8 +282,8 @@ fn verify(a: &VerifyArgs, json: bool) -> Result<u8> {
                         c.origin, c.alg, c.key_id, c.key_source
                     );
                 }
-                if let Some(p) = &prov {
-                    println!("OK provenance {p}");
+                for line in prov.iter().flat_map(gate::Outcome::lines) {
+                    println!("{line}");
                 }
                 println!("{}: verified ({format})", a.input.display());
             }
@@ -301,12 +291,17 @@ fn verify(a: &VerifyArgs, json: bool) -> Result<u8> {
         }
         Err(e) => {
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({"ok": false, "format": format, "error": format!("{e:#}")})
-                    )?
-                );
+                let mut v =
+                    serde_json::json!({"ok": false, "format": format, "error": format!("{e:#}")});
+                if let Some(c) = gate::failed_check(&e) {
+                    v["failed_check"] = serde_json::Value::from(c);
+                }
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            }
+            // A policy file that cannot be read or parsed is bad input, not a failed check.
+            if let Some(pe) = e.downcast_ref::<gate::PolicyFileError>() {
+                eprintln!("fwseal: {pe}");
+                return Ok(EXIT_INPUT);
             }
             eprintln!("fwseal: {}: verification FAILED: {e:#}", a.input.display());
             Ok(EXIT_FAILED)
@@ -354,93 +349,6 @@ fn online_cmd(r: Result<serde_json::Value>, json: bool) -> Result<u8> {
             Ok(code)
         }
     }
-}
-
-/// Check the provenance envelope when one is given or found next to the image (by the naming
-/// rule in [`names`]). Returns a one-line description of what was checked, or `None` when no
-/// provenance option was given (a note says so if an envelope lies there unchecked). A gate
-/// never passes silently: with any provenance option and no envelope, or without the keys to
-/// check one, it fails.
-fn check_provenance(
-    a: &VerifyArgs,
-    image: &[u8],
-    image_signatures_sha256: Vec<String>,
-) -> Result<Option<String>> {
-    let wanted = a.provenance.is_some()
-        || !a.provenance_keys.is_empty()
-        || a.source_uri.is_some()
-        || a.builder_id.is_some();
-    let default = match &a.detached {
-        Some(doc) => names::provenance_for_detached(doc),
-        None => names::provenance_for(&a.input),
-    };
-    let path = match &a.provenance {
-        Some(p) => p.clone(),
-        None if default.exists() => default,
-        None if wanted => anyhow::bail!(
-            "provenance not checked: no envelope found at {} (give --provenance FILE)",
-            default.display()
-        ),
-        None => return Ok(None),
-    };
-    if a.provenance_keys.is_empty() {
-        if wanted {
-            anyhow::bail!(
-                "provenance not checked: checking {} needs the appliance's public keys \
-                 (--provenance-key; `fwseal keys export -p fwseal-appliance` fetches them)",
-                path.display()
-            );
-        }
-        eprintln!(
-            "fwseal: note: provenance {} not checked (no --provenance-key given)",
-            path.display()
-        );
-        return Ok(None);
-    }
-    let mut keys = Vec::new();
-    for k in &a.provenance_keys {
-        let t = TrustedKey::load(k)?;
-        let alg = fwseal_crypto::SigAlg::ALL
-            .into_iter()
-            .find(|alg| fwseal_crypto::PublicKey::from_spki_der(*alg, &t.spki).is_ok())
-            .ok_or_else(|| anyhow::anyhow!("{}: unsupported provenance key type", k.display()))?;
-        keys.push(fwseal_crypto::PublicKey::from_spki_der(alg, &t.spki)?);
-    }
-    let text = read_input(&path)?;
-    // One envelope, one line (formats/provenance.md): never pick one of several.
-    let mut lines = text
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.iter().all(|b| b.is_ascii_whitespace()));
-    let line = lines.next().unwrap_or_default();
-    if lines.next().is_some() {
-        anyhow::bail!(
-            "{}: more than one non-blank line; a provenance file holds exactly one envelope",
-            path.display()
-        );
-    }
-    let env = fwseal_provenance::Envelope::from_json(line)
-        .with_context(|| format!("{}", path.display()))?;
-    let sha = hex::encode(fwseal_crypto::DigestAlg::Sha256.hash(image));
-    let policy = fwseal_provenance::Policy {
-        subject_sha256: Some(sha),
-        image_signatures_sha256,
-        builder_id: a.builder_id.clone(),
-        source_uri: a.source_uri.clone(),
-        ..fwseal_provenance::Policy::default()
-    };
-    let stmt = fwseal_provenance::verify(&env, &keys, &policy)
-        .with_context(|| format!("provenance {}", path.display()))?;
-    Ok(Some(format!(
-        "{} (builder {}, source {})",
-        path.display(),
-        stmt["predicate"]["runDetails"]["builder"]["id"]
-            .as_str()
-            .unwrap_or("?"),
-        stmt["predicate"]["buildDefinition"]["externalParameters"]["clientClaims"]
-            ["sourceRepository"]
-            .as_str()
-            .unwrap_or("-")
-    )))
 }
 
 fn sha256_hex(b: &[u8]) -> String {

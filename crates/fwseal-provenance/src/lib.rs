@@ -16,16 +16,27 @@
 #![warn(missing_docs)]
 
 use base64::Engine as _;
-use fwseal_crypto::{Family, PublicKey, SignedMessage, Signer};
+use fwseal_crypto::{SignedMessage, Signer};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+
+mod glob;
+mod policy;
+pub use glob::{glob_match, is_glob};
+pub use policy::{
+    check_statement, verify, verify_report, Basis, Check, Passed, Policy, Report, Requirement,
+};
+use policy::{expectation, no_verified};
 
 /// in-toto Statement type.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// SLSA Provenance v1 predicate type.
 pub const PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
-/// fwseal's build type (documented in `formats/provenance.md`).
-pub const BUILD_TYPE: &str = "https://fwseal.dev/buildtypes/firmware-sign/v1";
+/// fwseal's build type (documented in `formats/provenance.md`): every statement fwseal writes.
+pub const BUILD_TYPE: &str = "https://fwseal.dev/buildtypes/firmware-sign/v2";
+/// The previous build type: no verified claims, approvers as names. [`verify`] still reads it
+/// (provenance signed before v2 stays verifiable); nothing writes it.
+pub const BUILD_TYPE_V1: &str = "https://fwseal.dev/buildtypes/firmware-sign/v1";
 /// DSSE payload type.
 pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
@@ -76,6 +87,26 @@ pub struct VerifiedClaims {
     pub environment: Option<String>,
 }
 
+impl VerifiedClaims {
+    /// GitHub Actions-shaped example claims (docs and tests): a tag build of `acme/widget` by
+    /// its release workflow in the `production` environment.
+    pub fn example() -> Self {
+        VerifiedClaims {
+            issuer: "https://token.actions.githubusercontent.com".into(),
+            subject: "repo:acme/widget:environment:production".into(),
+            jti: Some("8f1c2a3e-0d4b-4c5e-9f60-7a8b9c0d1e2f".into()),
+            repository: Some("acme/widget".into()),
+            source_uri: Some("git+https://github.com/acme/widget".into()),
+            git_ref: Some("refs/tags/v1.2.0".into()),
+            commit: Some("3f786850e387550fdab836ed7e6dc881de23001b".into()),
+            workflow_ref: Some("acme/widget/.github/workflows/release.yml@refs/tags/v1.2.0".into()),
+            run_id: Some("7301234567".into()),
+            run_url: Some("https://github.com/acme/widget/actions/runs/7301234567".into()),
+            environment: Some("production".into()),
+        }
+    }
+}
+
 /// One approver of an M-of-N job. Static-token clients have only a `name`; an OIDC-authenticated
 /// approver also names the `issuer` and `subject` that identify them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,30 +150,34 @@ impl std::fmt::Display for Contradiction {
     }
 }
 
+/// A source URI in the one spelling that comparisons use: without a `git+` prefix, trailing
+/// `/`s or a `.git` suffix, scheme and host lower-cased, the path (case-sensitive) as it is.
+/// `git+https://GitHub.com/acme/widget.git/` → `https://github.com/acme/widget`.
+pub fn normalize_source_uri(s: &str) -> String {
+    let s = s.strip_prefix("git+").unwrap_or(s);
+    let s = s.trim_end_matches('/');
+    let s = s.strip_suffix(".git").unwrap_or(s);
+    match s.find("://") {
+        Some(i) => {
+            let rest = &s[i + 3..];
+            let host_end = rest.find('/').unwrap_or(rest.len());
+            format!(
+                "{}://{}{}",
+                s[..i].to_ascii_lowercase(),
+                rest[..host_end].to_ascii_lowercase(),
+                &rest[host_end..]
+            )
+        }
+        None => s.to_string(),
+    }
+}
+
 /// Client claims that contradict verified ones. A claim the client did not make, or that the
 /// token does not carry, contradicts nothing. Equivalent spellings are not contradictions:
 /// source URIs compare without a `git+` prefix, a trailing `/` or `.git`, and with the scheme
 /// and host lower-cased; commits compare case-insensitively; a ref without `refs/` matches
 /// `refs/heads/X` or `refs/tags/X`.
 pub fn contradictions(client: &ClientClaims, verified: &VerifiedClaims) -> Vec<Contradiction> {
-    fn uri(s: &str) -> String {
-        let s = s.strip_prefix("git+").unwrap_or(s);
-        let s = s.trim_end_matches('/');
-        let s = s.strip_suffix(".git").unwrap_or(s);
-        match s.find("://") {
-            Some(i) => {
-                let rest = &s[i + 3..];
-                let host_end = rest.find('/').unwrap_or(rest.len());
-                format!(
-                    "{}://{}{}",
-                    s[..i].to_ascii_lowercase(),
-                    rest[..host_end].to_ascii_lowercase(),
-                    &rest[host_end..]
-                )
-            }
-            None => s.to_string(),
-        }
-    }
     fn same_ref(client: &str, verified: &str) -> bool {
         client == verified
             || (!client.starts_with("refs/")
@@ -163,7 +198,7 @@ pub fn contradictions(client: &ClientClaims, verified: &VerifiedClaims) -> Vec<C
             "sourceRepository",
             &client.source_uri,
             &verified.source_uri,
-            |a, b| uri(a) == uri(b),
+            |a, b| normalize_source_uri(a) == normalize_source_uri(b),
         ),
         ("commit", &client.commit, &verified.commit, |a, b| {
             a.eq_ignore_ascii_case(b)
@@ -266,7 +301,15 @@ impl SigningRecord {
     }
 }
 
-/// The in-toto Statement for a signing.
+/// `externalParameters.clientClaims.trust`: what the client claims are.
+pub const CLIENT_TRUST: &str = "client-asserted, unverified by the appliance";
+/// `externalParameters.verifiedClaims.trust`: what the verified claims are.
+pub const VERIFIED_TRUST: &str =
+    "verified by the appliance: claims of the OIDC ID token that authenticated the request";
+
+/// The in-toto Statement for a signing (buildType [`BUILD_TYPE`], `formats/provenance.md`).
+/// `externalParameters.verifiedClaims` and the source entry of `resolvedDependencies` exist only
+/// when the request was OIDC-authenticated (`r.verified`), and are filled only from it.
 pub fn statement(r: &SigningRecord) -> Value {
     let mut subject =
         vec![json!({"name": r.artifact_name, "digest": {"sha256": r.artifact_sha256}})];
@@ -275,6 +318,62 @@ pub fn statement(r: &SigningRecord) -> Value {
             .push(json!({"name": format!("{}.sig.json", r.input_name), "digest": {"sha256": d}}));
     }
     let c = &r.client_claims;
+    let mut external = json!({
+        "clientClaims": {
+            "trust": CLIENT_TRUST,
+            "sourceRepository": c.source_uri,
+            "commit": c.commit,
+            "ref": c.git_ref,
+            "ciRunUrl": c.ci_run_url,
+            "builderId": c.builder_id,
+        }
+    });
+    let mut deps = vec![json!({"name": r.input_name, "digest": {"sha256": r.input_sha256}})];
+    if let Some(v) = &r.verified {
+        external["verifiedClaims"] = json!({
+            "trust": VERIFIED_TRUST,
+            "issuer": v.issuer,
+            "subject": v.subject,
+            "jti": v.jti,
+            "repository": v.repository,
+            "sourceRepository": v.source_uri,
+            "ref": v.git_ref,
+            "commit": v.commit,
+            "workflowRef": v.workflow_ref,
+            "runId": v.run_id,
+            "runUrl": v.run_url,
+            "environment": v.environment,
+        });
+        if let Some(src) = v.source_uri.as_deref().filter(|s| !s.is_empty()) {
+            let mut uri = if src.starts_with("git+") {
+                src.to_string()
+            } else {
+                format!("git+{src}")
+            };
+            if let Some(git_ref) = v.git_ref.as_deref().filter(|s| !s.is_empty()) {
+                uri = format!("{uri}@{git_ref}");
+            }
+            let mut dep = json!({ "uri": uri });
+            if let Some(commit) = v.commit.as_deref().filter(|s| !s.is_empty()) {
+                dep["digest"] = json!({ "gitCommit": commit });
+            }
+            deps.push(dep);
+        }
+    }
+    let approvers: Vec<Value> = r
+        .approvers
+        .iter()
+        .map(|a| {
+            let mut o = json!({ "name": a.name });
+            if let Some(iss) = &a.issuer {
+                o["issuer"] = json!(iss);
+            }
+            if let Some(sub) = &a.subject {
+                o["subject"] = json!(sub);
+            }
+            o
+        })
+        .collect();
     json!({
         "_type": STATEMENT_TYPE,
         "subject": subject,
@@ -282,16 +381,7 @@ pub fn statement(r: &SigningRecord) -> Value {
         "predicate": {
             "buildDefinition": {
                 "buildType": BUILD_TYPE,
-                "externalParameters": {
-                    "trust": "client-asserted, unverified by the appliance",
-                    "clientClaims": {
-                        "sourceRepository": c.source_uri,
-                        "commit": c.commit,
-                        "ref": c.git_ref,
-                        "ciRunUrl": c.ci_run_url,
-                        "builderId": c.builder_id,
-                    }
-                },
+                "externalParameters": external,
                 "internalParameters": {
                     "product": r.product,
                     "format": r.format,
@@ -300,11 +390,9 @@ pub fn statement(r: &SigningRecord) -> Value {
                     "policy": r.policy,
                     "keys": r.key_ids.iter().map(|(a, k)| json!({"alg": a, "keyId": k})).collect::<Vec<_>>(),
                     "signatureSha256": r.signature_sha256,
-                    "approvers": r.approvers.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+                    "approvers": approvers,
                 },
-                "resolvedDependencies": [
-                    {"name": r.input_name, "digest": {"sha256": r.input_sha256}}
-                ]
+                "resolvedDependencies": deps,
             },
             "runDetails": {
                 "builder": {"id": r.builder_id},
@@ -398,17 +486,67 @@ pub enum ProvenanceError {
         /// Expected.
         expected: String,
     },
-    /// Source URI mismatch.
-    #[error("provenance source repository is {found:?}, expected {expected:?}")]
-    Source {
-        /// Found.
+    /// The statement is not of a buildType this crate can interpret.
+    #[error("provenance buildType is {0:?}, expected {BUILD_TYPE:?} (or {BUILD_TYPE_V1:?})")]
+    BuildType(String),
+    /// A claim differs from what the policy expects.
+    #[error("provenance check {check}: {} {} is {found:?}, {}", basis.adjective(), check.claim(), expectation(*check, expected))]
+    ClaimMismatch {
+        /// The check.
+        check: Check,
+        /// Which data was compared: verified, or client-asserted (relaxed policy).
+        basis: Basis,
+        /// What the provenance says.
         found: String,
-        /// Expected.
+        /// The policy's value or pattern.
         expected: String,
+    },
+    /// The claim is in the provenance only as a client assertion, and the policy does not
+    /// accept client claims.
+    #[error("provenance check {check}: the provenance's {} {client:?} is only client-asserted \
+             (unverified by the appliance: {}); {} — a policy that accepts client claims would relax this check",
+            check.claim(), no_verified(*has_verified_claims, *check), expectation(*check, expected))]
+    ClientAssertedOnly {
+        /// The check.
+        check: Check,
+        /// The client-asserted value.
+        client: String,
+        /// The policy's value or pattern.
+        expected: String,
+        /// Whether the provenance has verified claims at all (it lacks this one).
+        has_verified_claims: bool,
+    },
+    /// Neither a verified claim nor (where the policy accepts them) a client-asserted one.
+    #[error("provenance check {check}: the provenance has no {} ({}{}); {}",
+            check.claim(), no_verified(*has_verified_claims, *check),
+            if *client_considered { ", and no client-asserted one" } else { "" }, expectation(*check, expected))]
+    ClaimMissing {
+        /// The check.
+        check: Check,
+        /// The policy's value or pattern.
+        expected: String,
+        /// Whether the provenance has verified claims at all (it lacks this one).
+        has_verified_claims: bool,
+        /// Whether client claims were looked at (the policy accepts them and the check has a
+        /// client-asserted counterpart).
+        client_considered: bool,
     },
     /// Signing failed.
     #[error(transparent)]
     Crypto(#[from] fwseal_crypto::CryptoError),
+}
+
+impl ProvenanceError {
+    /// The builder-id or claim check that failed, if this is such a failure.
+    pub fn check(&self) -> Option<Check> {
+        match self {
+            ProvenanceError::Builder { .. } => Some(Check::BuilderId),
+            ProvenanceError::ClaimMismatch { check, .. }
+            | ProvenanceError::ClientAssertedOnly { check, .. }
+            | ProvenanceError::ClaimMissing { check, .. } => Some(*check),
+            _ => None,
+        }
+    }
 }
 
 /// Sign a statement (any JSON) with the classical and post-quantum appliance keys. Both sign
@@ -438,142 +576,6 @@ pub fn sign_record(
     pq: &dyn Signer,
 ) -> Result<Envelope, ProvenanceError> {
     sign_statement(&statement(r), &[classical, pq])
-}
-
-/// What [`verify`] insists on.
-#[derive(Clone, Debug)]
-pub struct Policy {
-    /// Require a valid classical signature (default true).
-    pub require_classical: bool,
-    /// Require a valid post-quantum signature (default true).
-    pub require_pq: bool,
-    /// The subject must include this sha256 (hex) — or, for a hash-locally provenance (whose
-    /// subject is the client-declared input), every one of `image_signatures_sha256` must be
-    /// listed in its `signatureSha256`.
-    pub subject_sha256: Option<String>,
-    /// SHA-256 (hex) of each signature found in the image (see `subject_sha256`).
-    pub image_signatures_sha256: Vec<String>,
-    /// `runDetails.builder.id` must equal this.
-    pub builder_id: Option<String>,
-    /// The client-claimed source repository must equal this.
-    pub source_uri: Option<String>,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            require_classical: true,
-            require_pq: true,
-            subject_sha256: None,
-            image_signatures_sha256: Vec::new(),
-            builder_id: None,
-            source_uri: None,
-        }
-    }
-}
-
-/// Verify an envelope against trusted appliance keys and a policy; return the statement.
-/// Every signature present must verify with a trusted key (an unknown key id is an error).
-pub fn verify(
-    env: &Envelope,
-    keys: &[PublicKey],
-    policy: &Policy,
-) -> Result<Value, ProvenanceError> {
-    if env.payload_type != PAYLOAD_TYPE {
-        return Err(ProvenanceError::PayloadType(env.payload_type.clone()));
-    }
-    let body = env.payload_bytes()?;
-    let m = SignedMessage::Bytes(pae(&env.payload_type, &body));
-    let (mut classical, mut pq) = (false, false);
-    if env.signatures.is_empty() {
-        return Err(ProvenanceError::Signature(
-            "envelope has no signature".into(),
-        ));
-    }
-    for s in &env.signatures {
-        let key = keys
-            .iter()
-            .find(|k| k.key_id().to_hex() == s.keyid)
-            .ok_or_else(|| {
-                ProvenanceError::Signature(format!("no trusted key with id {}", s.keyid))
-            })?;
-        let sig = base64::engine::general_purpose::STANDARD
-            .decode(s.sig.as_bytes())
-            .map_err(|e| ProvenanceError::Malformed(format!("signature base64: {e}")))?;
-        key.verify_bytes(&m, &sig).map_err(|e| {
-            ProvenanceError::Signature(format!("{} by {}: {e}", key.alg(), s.keyid))
-        })?;
-        match key.alg().family() {
-            Family::Classical => classical = true,
-            Family::PostQuantum => pq = true,
-        }
-    }
-    if policy.require_classical && !classical {
-        return Err(ProvenanceError::Signature(
-            "policy requires a classical signature".into(),
-        ));
-    }
-    if policy.require_pq && !pq {
-        return Err(ProvenanceError::Signature(
-            "policy requires a post-quantum signature".into(),
-        ));
-    }
-    let stmt: Value = serde_json::from_slice(&body)
-        .map_err(|e| ProvenanceError::Malformed(format!("statement: {e}")))?;
-    if stmt["_type"] != STATEMENT_TYPE || stmt["predicateType"] != PREDICATE_TYPE {
-        return Err(ProvenanceError::Malformed(
-            "not an in-toto v1 SLSA provenance statement".into(),
-        ));
-    }
-    if let Some(want) = &policy.subject_sha256 {
-        let found = stmt["subject"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|s| s["digest"]["sha256"].as_str() == Some(want.as_str()));
-        let hash_locally =
-            stmt["predicate"]["buildDefinition"]["internalParameters"]["hashLocally"] == true;
-        let listed: Vec<&str> = stmt["predicate"]["buildDefinition"]["internalParameters"]
-            ["signatureSha256"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        let bound_by_signatures = hash_locally
-            && !policy.image_signatures_sha256.is_empty()
-            && policy
-                .image_signatures_sha256
-                .iter()
-                .all(|h| listed.contains(&h.as_str()));
-        if !found && !bound_by_signatures {
-            return Err(ProvenanceError::Subject(want.clone()));
-        }
-    }
-    if let Some(want) = &policy.builder_id {
-        let found = stmt["predicate"]["runDetails"]["builder"]["id"]
-            .as_str()
-            .unwrap_or_default();
-        if found != want {
-            return Err(ProvenanceError::Builder {
-                found: found.into(),
-                expected: want.clone(),
-            });
-        }
-    }
-    if let Some(want) = &policy.source_uri {
-        let found = stmt["predicate"]["buildDefinition"]["externalParameters"]["clientClaims"]
-            ["sourceRepository"]
-            .as_str()
-            .unwrap_or_default();
-        if found != want {
-            return Err(ProvenanceError::Source {
-                found: found.into(),
-                expected: want.clone(),
-            });
-        }
-    }
-    Ok(stmt)
 }
 
 #[cfg(test)]

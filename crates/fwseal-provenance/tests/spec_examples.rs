@@ -1,10 +1,14 @@
 //! The examples in `formats/provenance.md`, checked against what the code emits: the Statement
 //! and the envelope have exactly the keys and JSON types the document shows, and the envelope
-//! file is the one-line, standard-base64 record the document describes.
+//! file is the one-line, standard-base64 record the document describes. The worked example is
+//! compared value for value.
 
 use base64::Engine as _;
 use fwseal_crypto::{soft::SoftKey, SigAlg, Signer};
-use fwseal_provenance::{sign_record, statement, verify, ClientClaims, Policy, SigningRecord};
+use fwseal_provenance::{
+    sign_record, statement, verify, Approver, ClientClaims, Policy, SigningRecord, VerifiedClaims,
+    BUILD_TYPE, CLIENT_TRUST, VERIFIED_TRUST,
+};
 use serde_json::Value;
 
 fn doc() -> String {
@@ -51,10 +55,39 @@ fn same_shape(want: &Value, got: &Value, path: &str) {
     }
 }
 
+/// The signing of the worked example: an OIDC-authenticated (GitHub Actions) request for an
+/// M-of-N product, approved by one OIDC-authenticated and one static-token approver.
 fn record() -> SigningRecord {
+    let verified = VerifiedClaims::example();
     let mut r = SigningRecord::example();
     r.format = "mcuboot".into();
+    r.artifact_name = "app.signed.img".into();
+    r.input_name = "app.img".into();
     r.detached_sha256 = Some("77".repeat(32));
+    r.client_claims = ClientClaims {
+        source_uri: Some("https://github.com/acme/widget.git".into()),
+        commit: verified.commit.clone(),
+        git_ref: Some("v1.2.0".into()),
+        ci_run_url: verified.run_url.clone(),
+        builder_id: Some("github-actions".into()),
+    };
+    r.approvers = vec![
+        Approver {
+            name: "alice".into(),
+            issuer: Some("https://idp.acme.example".into()),
+            subject: Some("alice@acme.example".into()),
+        },
+        Approver::named("bob"),
+    ];
+    r.verified = Some(verified);
+    r
+}
+
+/// A static-token signing: client claims only.
+fn static_record() -> SigningRecord {
+    let mut r = record();
+    r.verified = None;
+    r.approvers = vec![];
     r.client_claims = ClientClaims {
         source_uri: Some("git+https://git.example/widget".into()),
         commit: Some("0123abcd".into()),
@@ -65,30 +98,91 @@ fn record() -> SigningRecord {
     r
 }
 
+/// The worked example is exactly what the code emits for [`record`]: every key, every value.
 #[test]
 fn statement_matches_the_document() {
     let d = doc();
     let want = json_block(&d, "provenance-statement");
     let got = statement(&record());
     same_shape(&want, &got, "$");
-    for k in ["_type", "predicateType"] {
-        assert_eq!(want[k], got[k], "{k}");
-    }
-    let bd = "buildDefinition";
     assert_eq!(
-        want["predicate"][bd]["buildType"],
-        got["predicate"][bd]["buildType"]
+        want,
+        got,
+        "the worked example differs from the code's statement:\n{}",
+        serde_json::to_string_pretty(&got).unwrap_or_default()
+    );
+    let bd = &got["predicate"]["buildDefinition"];
+    assert_eq!(bd["buildType"], BUILD_TYPE);
+    assert_eq!(
+        bd["externalParameters"]["clientClaims"]["trust"],
+        CLIENT_TRUST
     );
     assert_eq!(
-        want["predicate"][bd]["externalParameters"]["trust"],
-        got["predicate"][bd]["externalParameters"]["trust"]
+        bd["externalParameters"]["verifiedClaims"]["trust"],
+        VERIFIED_TRUST
+    );
+    // The source dependency comes from the token, not from the client's spelling.
+    assert_eq!(
+        bd["resolvedDependencies"][1]["uri"],
+        "git+https://github.com/acme/widget@refs/tags/v1.2.0"
     );
     // The detached-document subject is named after the input, as the document says.
-    assert_eq!(want["subject"][1]["name"], "fw.bin.sig.json");
     assert_eq!(
         got["subject"][1]["name"],
         format!("{}.sig.json", record().input_name)
     );
+}
+
+/// The static-token fragment: no `verifiedClaims`, no source dependency.
+#[test]
+fn static_token_fragment_matches_the_document() {
+    let d = doc();
+    let want = json_block(&d, "provenance-static");
+    let bd = &statement(&static_record())["predicate"]["buildDefinition"];
+    let got = serde_json::json!({
+        "externalParameters": bd["externalParameters"],
+        "resolvedDependencies": bd["resolvedDependencies"],
+    });
+    assert_eq!(
+        want,
+        got,
+        "{}",
+        serde_json::to_string_pretty(&got).unwrap_or_default()
+    );
+}
+
+/// The field table lists exactly the keys the code emits in `verifiedClaims` and
+/// `clientClaims`.
+#[test]
+fn field_tables_name_every_emitted_key() {
+    let d = doc();
+    let ext = &statement(&record())["predicate"]["buildDefinition"]["externalParameters"];
+    for obj in ["verifiedClaims", "clientClaims"] {
+        let marker = format!("<!-- check-fields: {obj} -->");
+        let at = d.find(&marker).unwrap_or_else(|| panic!("no {marker}"));
+        let table: Vec<&str> = d[at + marker.len()..]
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        let mut listed: Vec<String> = table
+            .iter()
+            .filter_map(|row| {
+                let cell = row.split('|').nth(1)?.trim();
+                let name = cell.strip_prefix('`')?.split('`').next()?;
+                Some(name.to_string())
+            })
+            .collect();
+        listed.sort();
+        let mut emitted: Vec<String> = ext[obj]
+            .as_object()
+            .expect("object")
+            .keys()
+            .cloned()
+            .collect();
+        emitted.sort();
+        assert_eq!(listed, emitted, "{obj}: table (left) vs code (right)");
+    }
 }
 
 #[test]
@@ -174,4 +268,48 @@ fn stock_snippet_runs() {
         !run(&bad.to_jsonl()).status.success(),
         "an altered payload passes"
     );
+}
+
+/// The pattern table of "Patterns": each listed value matches (or not) as the table says.
+/// (Values elided with `…` are left to the unit tests.)
+#[test]
+fn pattern_table_holds() {
+    let d = doc();
+    let marker = "<!-- check-patterns -->";
+    let at = d.find(marker).expect("marker");
+    let rows: Vec<&str> = d[at + marker.len()..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .collect();
+    assert!(rows.len() >= 4, "{rows:?}");
+    let ticked = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|v| !v.contains('…'))
+            .map(str::to_string)
+            .collect()
+    };
+    let mut checked = 0;
+    for row in rows {
+        let cells: Vec<&str> = row.split('|').collect();
+        let pattern = ticked(cells[1]).pop().expect("pattern");
+        for v in ticked(cells[2]) {
+            assert!(
+                fwseal_provenance::glob_match(&pattern, &v),
+                "{pattern} must match {v}"
+            );
+            checked += 1;
+        }
+        for v in ticked(cells[3]) {
+            assert!(
+                !fwseal_provenance::glob_match(&pattern, &v),
+                "{pattern} must not match {v}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "{checked}");
 }
