@@ -164,6 +164,18 @@ impl Appliance {
         })
     }
 
+    /// Append `text` (TOML tables, e.g. `[[oidc.issuers]]`) to the config before [`start`].
+    ///
+    /// [`start`]: Appliance::start
+    pub fn append_config(&self, text: &str) -> Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.config)?;
+        writeln!(f, "\n{text}")?;
+        Ok(())
+    }
+
     /// The config file.
     pub fn config(&self) -> &Path {
         &self.config

@@ -4,7 +4,9 @@
 //! It provisions a SoftHSM2 dev token under `target/demo/state`, creates the demo products' keys
 //! (`fwseald keys create`), starts `fwseald` on a loopback port, signs every sample through the
 //! `fwseal` CLI, verifies each result with `fwseal verify` (signatures and provenance) and with
-//! the ecosystem's stock judge, stops the daemon and verifies the audit log.
+//! the ecosystem's stock judge, stops the daemon and verifies the audit log. It also signs once
+//! with a GitHub Actions-shaped OIDC ID token and gates the result on its verified claims
+//! ([`crate::demo_oidc`]).
 
 use crate::appliance::{check, Appliance, Product};
 use anyhow::{bail, Result};
@@ -55,9 +57,10 @@ fn samples() -> Result<Vec<Sample>> {
 
 struct Row {
     file: String,
-    format: Format,
-    mode: Mode,
-    own: Result<(), String>,
+    format: String,
+    mode: String,
+    /// What `fwseal verify` concluded ("ok", "gate passed", "gate refused") or why it failed.
+    own: Result<&'static str, String>,
     judge: String,
     judge_ok: Option<bool>,
 }
@@ -135,6 +138,15 @@ pub fn run(root: &Path) -> Result<()> {
         k("fwseal-appliance-v1-ml-dsa-65.pem"),
     );
 
+    // The OIDC issuer's JWKS must be served before fwseald starts (it fetches keys at start).
+    let oidc = if crate::demo_oidc::available() {
+        let s = crate::demo_oidc::start(root, &out)?;
+        app.append_config(&crate::demo_oidc::config(&s))?;
+        Some(s)
+    } else {
+        println!("python3 lacks PyJWT: the OIDC rows are skipped (cargo xtask deps installs it)");
+        None
+    };
     let daemon = app.start()?;
     let addr = daemon.addr.clone();
     println!("fwseald listening on {addr}\n");
@@ -171,8 +183,8 @@ pub fn run(root: &Path) -> Result<()> {
             if let Err(e) = check(&mut sign) {
                 rows.push(Row {
                     file: s.file.into(),
-                    format: s.format,
-                    mode,
+                    format: s.format.name().into(),
+                    mode: mode_name(mode),
                     own: Err(format!("{e:#}")),
                     judge: "-".into(),
                     judge_ok: Some(false),
@@ -219,7 +231,7 @@ pub fn run(root: &Path) -> Result<()> {
                         "--accept-client-claims",
                     ]),
             )
-            .map(|_| ())
+            .map(|_| "ok")
             .map_err(|e| format!("{e:#}"));
             let mut doc = signed.clone().into_os_string();
             doc.push(".sig.json");
@@ -239,15 +251,37 @@ pub fn run(root: &Path) -> Result<()> {
             );
             rows.push(Row {
                 file: s.file.into(),
-                format: s.format,
-                mode,
+                format: s.format.name().into(),
+                mode: mode_name(mode),
                 own,
                 judge,
                 judge_ok,
             });
         }
     }
+    if let Some(servers) = &oidc {
+        let ctx = crate::demo_oidc::Ctx {
+            root,
+            out: &out,
+            fwseal: &fwseal,
+            url: format!("http://{addr}"),
+            static_token: &token,
+            keys: [&ec, &pq],
+            appliance: [&aec, &apq],
+        };
+        for r in crate::demo_oidc::rows(&ctx, servers) {
+            rows.push(Row {
+                file: r.label,
+                format: "raw".into(),
+                mode: "embedded".into(),
+                own: r.own,
+                judge: r.judge,
+                judge_ok: r.judge_ok,
+            });
+        }
+    }
     drop(daemon);
+    drop(oidc);
     let audit = check(
         Command::new(&fwseal)
             .args(["audit", "verify", "--db"])
@@ -264,7 +298,10 @@ pub fn run(root: &Path) -> Result<()> {
     );
     let mut failed = 0;
     for r in &rows {
-        let own = if r.own.is_ok() { "ok" } else { "FAIL" };
+        let own = match &r.own {
+            Ok(what) => *what,
+            Err(_) => "FAIL",
+        };
         let res = match r.judge_ok {
             Some(true) => "pass",
             Some(false) => "FAIL",
@@ -275,12 +312,7 @@ pub fn run(root: &Path) -> Result<()> {
         }
         println!(
             "{:<36} {:<8} {:<9} {:<14} {:<34} {}",
-            r.file,
-            r.format.name(),
-            format!("{:?}", r.mode).to_lowercase(),
-            own,
-            r.judge,
-            res
+            r.file, r.format, r.mode, own, r.judge, res
         );
         if let Err(e) = &r.own {
             println!("    {e}");
@@ -298,6 +330,10 @@ pub fn run(root: &Path) -> Result<()> {
         bail!("{failed} demo check(s) failed");
     }
     Ok(())
+}
+
+fn mode_name(m: Mode) -> String {
+    format!("{m:?}").to_lowercase()
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -12,6 +12,7 @@ mod bench_inputs;
 mod bench_tools;
 mod cortex_m;
 mod demo;
+mod demo_oidc;
 mod kryoptic;
 
 /// Debian packages the tests and the demo need (the stock verifiers, SoftHSM2, QEMU + OVMF).
@@ -63,6 +64,7 @@ const PIP_PACKAGES: &[&str] = &[
     "cryptography>=47",
     "slh-dsa==0.2.5",
     "PyJWT>=2.8",
+    "PyYAML",
 ];
 
 fn main() -> Result<()> {
@@ -176,8 +178,12 @@ fn ensure_deps() -> Result<()> {
     if !python_has("slhdsa") {
         missing_pip.push("slh-dsa==0.2.5");
     }
+    // The independent OIDC test issuer (tests/oidc) and the docs/ci.md runner (YAML).
     if !python_has("jwt") {
         missing_pip.push("PyJWT>=2.8");
+    }
+    if !python_has("yaml") {
+        missing_pip.push("PyYAML");
     }
     if missing_apt.is_empty() && missing_pip.is_empty() {
         return Ok(());

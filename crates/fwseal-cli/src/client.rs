@@ -9,7 +9,7 @@ use std::path::Path;
 /// Where the server is and who we are.
 pub struct Client {
     base: String,
-    token: String,
+    cred: crate::oidc_token::Credential,
     agent: ureq::Agent,
 }
 
@@ -78,31 +78,29 @@ impl std::fmt::Display for Unreachable {
 impl std::error::Error for Unreachable {}
 
 impl Client {
-    /// From `--url`/`FWSEAL_URL` and `FWSEAL_TOKEN` (the token is never taken from argv).
+    /// From `--url`/`FWSEAL_URL` and the credential the environment selects (`FWSEAL_OIDC`,
+    /// then `FWSEAL_TOKEN`, then `FWSEAL_TOKEN_FILE`; see [`crate::oidc_token`]). The token is
+    /// never taken from argv.
     pub fn from_env(url: Option<&str>) -> Result<Self> {
         let base = url
             .map(str::to_string)
             .or_else(|| std::env::var("FWSEAL_URL").ok())
             .ok_or_else(|| anyhow!("no server URL: set FWSEAL_URL or pass --url"))?;
-        let token = match std::env::var("FWSEAL_TOKEN") {
-            Ok(t) => t,
-            Err(_) => match std::env::var("FWSEAL_TOKEN_FILE") {
-                Ok(p) => std::fs::read_to_string(&p)
-                    .with_context(|| format!("read FWSEAL_TOKEN_FILE {p}"))?
-                    .trim()
-                    .to_string(),
-                Err(_) => bail!("no API token: set FWSEAL_TOKEN (or FWSEAL_TOKEN_FILE)"),
-            },
-        };
+        let cred = crate::oidc_token::Credential::from_env(&crate::oidc_token::process_env)?;
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
             .new_agent();
         Ok(Client {
             base: base.trim_end_matches('/').to_string(),
-            token,
+            cred,
             agent,
         })
+    }
+
+    /// The `Authorization` header value for the next request.
+    fn authorization(&self) -> Result<String> {
+        Ok(format!("Bearer {}", self.cred.bearer()?))
     }
 
     fn check(resp: ureq::http::Response<ureq::Body>) -> Result<ureq::http::Response<ureq::Body>> {
@@ -146,7 +144,7 @@ impl Client {
         let resp = self
             .agent
             .get(&format!("{}{path}", self.base))
-            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Authorization", &self.authorization()?)
             .call()
             .map_err(Self::unreachable)?;
         Self::parse(Self::check(resp)?, path)
@@ -230,7 +228,7 @@ impl Client {
         let mut req = self
             .agent
             .post(&format!("{}{path}", self.base))
-            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Authorization", &self.authorization()?)
             .header("Content-Type", content_type)
             .header("Content-Length", &len.to_string());
         for (k, v) in query {
@@ -255,7 +253,7 @@ impl Client {
         let resp = self
             .agent
             .post(&format!("{}{path}", self.base))
-            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Authorization", &self.authorization()?)
             .header("Content-Type", "application/json")
             .send(&data[..])
             .map_err(Self::unreachable)?;
@@ -267,7 +265,7 @@ impl Client {
         let resp = self
             .agent
             .get(&format!("{}{path}", self.base))
-            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Authorization", &self.authorization()?)
             .call()
             .map_err(Self::unreachable)?;
         let resp = Self::check(resp)?;

@@ -13,6 +13,7 @@ mod gate;
 mod hashlocal;
 mod jobs;
 mod names;
+mod oidc_token;
 mod online;
 mod trust;
 
