@@ -63,7 +63,7 @@ struct Opts {
 fn parse(root: &Path, args: &[String]) -> Result<Opts> {
     let mut o = Opts {
         kit: root.join("vectors"),
-        chunks: "509,0".into(),
+        chunks: "509".into(),
         timeout: Duration::from_secs(1800),
     };
     let mut it = args.iter();

@@ -7,7 +7,7 @@
 //! `fwseal_verify_details`. Every decision about an image is made by `fwseal-verify`.
 //! It is the only crate of the workspace with `unsafe` code, and all of it is here: turning
 //! C pointers into slices and references after NULL, length, alignment and state checks. Each
-//! unsafe block holds one operation and says why it is sound.
+//! unsafe block is one statement and says why it is sound.
 //!
 //! No heap, no globals, no I/O. A streaming verification lives in caller storage
 //! ([`fwseal_verify_ctx`], [`FWSEAL_VERIFY_CTX_SIZE`] bytes) that holds the verifier and a copy
