@@ -136,6 +136,7 @@ fn run_harness(kit: &Path, extra: &[&str]) -> (u64, u64, String) {
 }
 
 #[test]
+#[ignore = "vectors/ (the conformance kit, `cargo xtask vectors`) has not landed yet (issue 16, partial)"]
 fn c_harness_passes_the_conformance_kit() {
     let kit = repo_root().join("vectors");
     let tsv = kit.join("manifest.tsv");

@@ -218,7 +218,12 @@ roles = {{ "uefi" = ["submitter"] }}
         r.text()
     );
 
-    let mut other = vec!["verify", signed.as_str(), "--accept-client-claims", "--source-uri"];
+    let mut other = vec![
+        "verify",
+        signed.as_str(),
+        "--accept-client-claims",
+        "--source-uri",
+    ];
     other.push("git+https://git.example/other");
     other.extend(&k);
     let r = a.cli(&other);
