@@ -1,6 +1,7 @@
-//! The glob patterns of verification policies (and of fwseald's OIDC rules): the semantics of
-//! GitHub Actions' branch/tag filters, reduced to three metacharacters. Documented in
-//! `formats/provenance.md`, "Patterns".
+//! The glob patterns of verification policies: the semantics of GitHub Actions' branch/tag
+//! filters, reduced to three metacharacters. Documented in `formats/provenance.md`, "Patterns".
+//! fwseald's OIDC rules have their own matcher (`fwseal-server` `oidc::glob`), which does NOT
+//! treat `?` as a metacharacter; unifying the two is open work (issue 12).
 //!
 //! - `*` matches any run of characters (also none) **except `/`**;
 //! - `**` matches any run of characters (also none), `/` included;
