@@ -1,7 +1,7 @@
 //! The glob patterns of verification policies: the semantics of GitHub Actions' branch/tag
 //! filters, reduced to three metacharacters. Documented in `formats/provenance.md`, "Patterns".
-//! fwseald's OIDC rules have their own matcher (`fwseal-server` `oidc::glob`), which does NOT
-//! treat `?` as a metacharacter; unifying the two is open work (issue 12).
+//! fwseald's OIDC rules (`fwseal-server` `oidc::glob`) use this same matcher, so a rule and a
+//! gate written with one pattern accept the same values.
 //!
 //! - `*` matches any run of characters (also none) **except `/`**;
 //! - `**` matches any run of characters (also none), `/` included;
