@@ -14,6 +14,7 @@ mod cortex_m;
 mod demo;
 mod demo_oidc;
 mod kryoptic;
+mod vectors;
 
 /// Debian packages the tests and the demo need (the stock verifiers, SoftHSM2, QEMU + OVMF).
 const APT_PACKAGES: &[&str] = &[
@@ -90,6 +91,7 @@ fn main() -> Result<()> {
         Some("fuzz") => fuzz(&args[1..]),
         Some("cortex-m") => cortex_m::run(&root, &args[1..]),
         Some("nostd") => nostd_check(&root),
+        Some("vectors") => vectors::run(&root, &args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -98,6 +100,7 @@ fn main() -> Result<()> {
                  test   install missing test dependencies (as root), then fmt, clippy and the whole test suite\n  \
                  deps   only install the test dependencies\n  \
                  fuzz   run every fuzz target for a bounded time (installs cargo-fuzz; stable toolchain)\n  \
+                 vectors  generate the conformance kit (signed images, broken variants, manifest) [--out DIR, default vectors/]\n  \
                  nostd  prove fwseal-verify links neither std nor alloc (also part of `test`)\n  \
                  kryoptic  build the PKCS#11 3.2 soft token used by the native PQ key tests\n  \
                  cortex-m  run the fwseal-verify C ABI on an emulated Cortex-M4 (QEMU): conformance kit, code size, stack, instructions\n  \
