@@ -79,7 +79,9 @@ fn seed(name: &str, len: usize) -> Vec<u8> {
         if out.len() >= len {
             break;
         }
-        out.extend(DigestAlg::Sha256.hash(format!("fwseal conformance kit v1/{name}/{i}").as_bytes()));
+        out.extend(
+            DigestAlg::Sha256.hash(format!("fwseal conformance kit v1/{name}/{i}").as_bytes()),
+        );
     }
     out.truncate(len);
     out
@@ -115,7 +117,10 @@ fn make_key(alg: SigAlg, name: &str) -> Result<(SoftKey, Vec<u8>)> {
     let (key, p8) = match alg {
         SigAlg::EcdsaP256Sha256 | SigAlg::EcdsaP384Sha384 => {
             let (curve, n): (&[u8], usize) = if alg == SigAlg::EcdsaP256Sha256 {
-                (&[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07], 32)
+                (
+                    &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07],
+                    32,
+                )
             } else {
                 (&[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22], 48)
             };
@@ -199,7 +204,11 @@ fn sb_tlvs(mut a: &[u8]) -> Vec<Tlv> {
     let mut out = Vec::new();
     while !a.is_empty() {
         let n = u32le(a, 4) as usize;
-        out.push(Tlv { t: u16le(a, 0), r: u16le(a, 2), v: a[8..8 + n].to_vec() });
+        out.push(Tlv {
+            t: u16le(a, 0),
+            r: u16le(a, 2),
+            v: a[8..8 + n].to_vec(),
+        });
         a = &a[8 + n..];
     }
     out
@@ -257,7 +266,11 @@ fn mcu_tlvs(a: &[u8]) -> Vec<Tlv> {
     let mut i = 4;
     while i < a.len() {
         let n = u16le(a, i + 2) as usize;
-        out.push(Tlv { t: u16le(a, i), r: 0, v: a[i + 4..i + 4 + n].to_vec() });
+        out.push(Tlv {
+            t: u16le(a, i),
+            r: 0,
+            v: a[i + 4..i + 4 + n].to_vec(),
+        });
         i += 4 + n;
     }
     out
@@ -310,7 +323,8 @@ impl Mcu {
     fn rehash(&mut self) {
         let h = self.hashed();
         for t in self.unprot.iter_mut().filter(|t| HASH_TLVS.contains(&t.t)) {
-            let alg = [DigestAlg::Sha256, DigestAlg::Sha384, DigestAlg::Sha512][usize::from(t.t - 0x10)];
+            let alg =
+                [DigestAlg::Sha256, DigestAlg::Sha384, DigestAlg::Sha512][usize::from(t.t - 0x10)];
             t.v = alg.hash(&h);
         }
     }
@@ -339,7 +353,7 @@ enum Sel {
 
 #[derive(Clone, Copy)]
 enum Edit {
-    None,
+    Keep,
     FlipBody,
     /// Flip a byte of the selected TLV's value at this offset from its start (negative: from
     /// its end).
@@ -403,7 +417,17 @@ const fn m(
     mcu: Option<&'static str>,
     what: &'static str,
 ) -> Mutation {
-    Mutation { name, edit, rehash: false, require: "both", counter: Option::None, keys: "", sb, mcu, what }
+    Mutation {
+        name,
+        edit,
+        rehash: false,
+        require: "both",
+        counter: None,
+        keys: "",
+        sb,
+        mcu,
+        what,
+    }
 }
 
 const B: Option<&str> = None;
@@ -415,18 +439,19 @@ use Edit::*;
 use Sel::*;
 
 /// The full set, applied to the primary pair of every format. Other pairs get [`SHORT`].
+#[rustfmt::skip]
 const MUTATIONS: &[Mutation] = &[
-    m("valid", None, s("ok"), s("ok"), "the image as signed; both halves required"),
-    Mutation { require: "pq", ..m("valid-pq-policy", None, s("ok"), s("ok"), "policy requires only the PQ half (the classical one present must still verify)") },
-    Mutation { require: "classical", ..m("valid-classical-policy", None, s("ok"), s("ok"), "policy requires only the classical half") },
-    Mutation { counter: Some(0), ..m("counter-equal", None, s("ok"), s("ok"), "policy minimum security counter = the image's") },
-    Mutation { counter: Some(1), ..m("counter-too-low", None, s("security-counter-too-low"), s("security-counter-too-low"), "policy minimum security counter = the image's + 1") },
+    m("valid", Keep, s("ok"), s("ok"), "the image as signed; both halves required"),
+    Mutation { require: "pq", ..m("valid-pq-policy", Keep, s("ok"), s("ok"), "policy requires only the PQ half (the classical one present must still verify)") },
+    Mutation { require: "classical", ..m("valid-classical-policy", Keep, s("ok"), s("ok"), "policy requires only the classical half") },
+    Mutation { counter: Some(0), ..m("counter-equal", Keep, s("ok"), s("ok"), "policy minimum security counter = the image's") },
+    Mutation { counter: Some(1), ..m("counter-too-low", Keep, s("security-counter-too-low"), s("security-counter-too-low"), "policy minimum security counter = the image's + 1") },
     m("body-flip", FlipBody, s("digest-mismatch"), s("digest-mismatch"), "one covered image byte flipped"),
     m("classical-sig-flip", Flip(Classical, 44), s("classical-signature-invalid"), s("classical-signature-invalid"), "a byte inside r of the ECDSA signature flipped (still strict DER)"),
     m("pq-sig-flip", Flip(Pq, -20), s("pq-signature-invalid"), s("digest-mismatch"), "a byte of the PQ signature flipped (MCUboot: the image hash covers it)"),
     Mutation { rehash: true, ..m("pq-sig-flip-rehashed", Flip(Pq, -20), B, s("pq-signature-invalid"), "a byte of the PQ signature flipped, image hash TLV recomputed") },
-    Mutation { keys: "other-pq", ..m("wrong-pq-key", None, s("untrusted-key"), s("untrusted-key"), "the trusted PQ key is another key of the same algorithm") },
-    Mutation { keys: "other-classical", ..m("wrong-classical-key", None, s("untrusted-key"), s("untrusted-key"), "the trusted classical key is another key of the same algorithm") },
+    Mutation { keys: "other-pq", ..m("wrong-pq-key", Keep, s("untrusted-key"), s("untrusted-key"), "the trusted PQ key is another key of the same algorithm") },
+    Mutation { keys: "other-classical", ..m("wrong-classical-key", Keep, s("untrusted-key"), s("untrusted-key"), "the trusted classical key is another key of the same algorithm") },
     m("pq-removed", Remove(Pq), s("pq-signature-missing"), B, "the PQ SIGNATURE TLV removed (lengths fixed)"),
     Mutation { require: "classical", ..m("pq-removed-classical-policy", Remove(Pq), s("ok"), B, "PQ SIGNATURE removed, policy requires only the classical half") },
     Mutation { rehash: true, ..m("pq-removed-rehashed", Remove(Pq), B, s("classical-signature-invalid"), "FWSEAL_PQ_SIG removed and the image hash recomputed: the ECDSA signature covered the old hash") },
@@ -434,12 +459,12 @@ const MUTATIONS: &[Mutation] = &[
     Mutation { require: "pq", ..m("classical-removed-pq-policy", Remove(Classical), s("ok"), s("ok"), "classical signature removed, policy requires only the PQ half") },
     m("pq-sig-duplicated", Duplicate(Pq), s("ok"), B, "the PQ SIGNATURE TLV twice: SIGNATURE may repeat, both verify"),
     Mutation { rehash: true, ..m("pq-tlv-duplicated", Duplicate(Pq), B, s("pq-tlv-not-last"), "FWSEAL_PQ_SIG twice (hash recomputed): the first is not last") },
-    Mutation { rehash: true, ..m("pq-tlv-not-last", InsertProt(0x46a1, 4, Option::None), B, s("pq-tlv-not-last"), "a vendor TLV 0x46a1 after FWSEAL_PQ_SIG (hash recomputed)") },
+    Mutation { rehash: true, ..m("pq-tlv-not-last", InsertProt(0x46a1, 4, None), B, s("pq-tlv-not-last"), "a vendor TLV 0x46a1 after FWSEAL_PQ_SIG (hash recomputed)") },
     m("product-duplicated", Duplicate(Prot(3)), s("duplicate-tlv"), B, "PRODUCT twice in the protected area"),
     m("digest-duplicated", Duplicate(Prot(2)), s("duplicate-tlv"), B, "the first DIGEST twice (same algorithm)"),
     Mutation { rehash: true, ..m("seccnt-duplicated", Duplicate(Prot(0x50)), B, s("duplicate-tlv"), "SEC_CNT twice (hash recomputed)") },
     Mutation { rehash: true, ..m("seccnt-bad-length", Resize(Prot(0x50), 5), B, s("malformed"), "SEC_CNT of 5 bytes (hash recomputed)") },
-    m("unknown-protected-tlv", InsertProt(0x0008, 4, Option::None), s("unknown-tlv"), B, "an unknown protected type 0x0008 (every unknown type is critical)"),
+    m("unknown-protected-tlv", InsertProt(0x0008, 4, None), s("unknown-tlv"), B, "an unknown protected type 0x0008 (every unknown type is critical)"),
     m("unknown-unprotected-tlv", InsertUnprot(0x0102, 40), s("unknown-tlv"), B, "an unknown unprotected type 0x0102"),
     m("protected-type-in-unprotected", InsertUnprot(0x0003, 4), s("unknown-tlv"), B, "a PRODUCT TLV in the unprotected area"),
     m("format-mismatch", OtherFormat, s("format-mismatch"), B, "FORMAT names another (known) format"),
@@ -459,7 +484,7 @@ const MUTATIONS: &[Mutation] = &[
     m("lying-block-len-huge", LieBlockLen(0x0010_0001), s("bad-length"), B, "footer L = 1 MiB + 1"),
     m("image-range-bad-length", Resize(Prot(6), 17), s("malformed"), B, "IMAGE_RANGE value of 17 bytes"),
     m("lying-tlv-len", LieTlvLen(1), s("bad-length"), B, "the last SIGNATURE's length field one past the end of the unprotected area"),
-    m("policy-both", None, s("missing-half"), s("missing-half"), "a single-half image under the default policy (both halves)"),
+    m("policy-both", Keep, s("missing-half"), s("missing-half"), "a single-half image under the default policy (both halves)"),
     m("truncated", TruncateFront(1), s("truncated"), B, "the image is the block without its first byte: L > N"),
     m("mcu-bad-magic", McuHeaderU32(0, 0x96f3_b83c), B, s("bad-magic"), "ih_magic changed"),
     m("mcu-prot-bad-magic", McuProtMagic, B, s("bad-magic"), "protected TLV area magic 0x6909"),
@@ -474,9 +499,25 @@ const MUTATIONS: &[Mutation] = &[
 ];
 
 /// Names of the mutations every other algorithm pair gets.
-const SHORT: &[&str] = &["valid", "body-flip", "classical-sig-flip", "pq-sig-flip", "pq-sig-flip-rehashed", "wrong-pq-key", "wrong-classical-key", "counter-too-low"];
+const SHORT: &[&str] = &[
+    "valid",
+    "body-flip",
+    "classical-sig-flip",
+    "pq-sig-flip",
+    "pq-sig-flip-rehashed",
+    "wrong-pq-key",
+    "wrong-classical-key",
+    "counter-too-low",
+];
 /// Single-half images: which mutations apply (the missing half's entries drop out by selector).
-const SINGLE: &[&str] = &["valid", "policy-both", "body-flip", "classical-sig-flip", "pq-sig-flip", "pq-sig-flip-rehashed"];
+const SINGLE: &[&str] = &[
+    "valid",
+    "policy-both",
+    "body-flip",
+    "classical-sig-flip",
+    "pq-sig-flip",
+    "pq-sig-flip-rehashed",
+];
 
 fn find(ts: &[Tlv], sel: Sel, pq_ids: bool) -> Option<usize> {
     ts.iter().position(|t| match sel {
@@ -496,7 +537,7 @@ fn edit_lists(prot: &mut Vec<Tlv>, unprot: &mut Vec<Tlv>, e: Edit, sb: bool) -> 
             let list = if area($sel) { &mut *prot } else { &mut *unprot };
             match find(list, $sel, sb) {
                 Some(i) => (list, i),
-                Option::None => return false,
+                None => return false,
             }
         }};
     }
@@ -519,11 +560,22 @@ fn edit_lists(prot: &mut Vec<Tlv>, unprot: &mut Vec<Tlv>, e: Edit, sb: bool) -> 
         InsertProt(t, n, before) => {
             let i = match before {
                 Some(sel) => at!(sel).1,
-                Option::None => prot.len(),
+                None => prot.len(),
             };
-            prot.insert(i, Tlv { t, r: 0, v: vec![0x5a; n] });
+            prot.insert(
+                i,
+                Tlv {
+                    t,
+                    r: 0,
+                    v: vec![0x5a; n],
+                },
+            );
         }
-        InsertUnprot(t, n) => unprot.push(Tlv { t, r: 0, v: vec![0x5a; n] }),
+        InsertUnprot(t, n) => unprot.push(Tlv {
+            t,
+            r: 0,
+            v: vec![0x5a; n],
+        }),
         SetU16(sel, off, x) => {
             let (l, i) = at!(sel);
             l[i].v[off..off + 2].copy_from_slice(&x.to_le_bytes());
@@ -565,7 +617,12 @@ fn hex_parse(text: &[u8]) -> Vec<(u64, u8)> {
         let r = hex::decode(&line[1..]).expect("hex record");
         let (n, off, t) = (r[0] as usize, u64::from(u16le(&[r[2], r[1]], 0)), r[3]);
         match t {
-            0 => out.extend(r[4..4 + n].iter().enumerate().map(|(i, b)| (base + off + i as u64, *b))),
+            0 => out.extend(
+                r[4..4 + n]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| (base + off + i as u64, *b)),
+            ),
             4 => base = u64::from(u16le(&[r[5], r[4]], 0)) << 16,
             1 => break,
             2 => panic!("segment addressing not used by the kit"),
@@ -618,7 +675,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         c ^= u32::from(b);
         for _ in 0..8 {
-            c = if c & 1 != 0 { (c >> 1) ^ 0xedb8_8320 } else { c >> 1 };
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xedb8_8320
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -671,7 +732,14 @@ impl SbBase {
                 .map(|(a, n)| (a, n.min((top - a) as usize)))
                 .collect();
         }
-        Ok(SbBase { file, device, sb, flip, hex_segments, hex_lo })
+        Ok(SbBase {
+            file,
+            device,
+            sb,
+            flip,
+            hex_segments,
+            hex_lo,
+        })
     }
 
     /// (file, device image) of an edited copy, re-sealed.
@@ -699,7 +767,8 @@ impl SbBase {
                     f[at..at + 4].copy_from_slice(&v.to_le_bytes());
                 };
                 let mut out = file[..e.offset + 8].to_vec();
-                out[e.offset + 4..e.offset + 8].copy_from_slice(&(block.len() as u32).to_le_bytes());
+                out[e.offset + 4..e.offset + 8]
+                    .copy_from_slice(&(block.len() as u32).to_le_bytes());
                 patch(&mut out, t.offset + 266);
                 patch(&mut out, 6);
                 out.extend(&block);
@@ -736,15 +805,48 @@ fn pairs(f: Fmt) -> Vec<Pair> {
     use SigAlg::*;
     let full: &'static [&'static str] = &[];
     let mut v = vec![
-        Pair { classical: Some(EcdsaP256Sha256), pq: Some(MlDsa65), set: full },
-        Pair { classical: Some(EcdsaP256Sha256), pq: Some(MlDsa44), set: SHORT },
-        Pair { classical: Some(EcdsaP384Sha384), pq: Some(MlDsa87), set: SHORT },
-        Pair { classical: Some(EcdsaP256Sha256), pq: Some(SlhDsaSha2_128f), set: &["valid", "classical-sig-flip", "pq-sig-flip", "pq-sig-flip-rehashed"] },
-        Pair { classical: None, pq: Some(MlDsa65), set: SINGLE },
-        Pair { classical: Some(EcdsaP256Sha256), pq: None, set: SINGLE },
+        Pair {
+            classical: Some(EcdsaP256Sha256),
+            pq: Some(MlDsa65),
+            set: full,
+        },
+        Pair {
+            classical: Some(EcdsaP256Sha256),
+            pq: Some(MlDsa44),
+            set: SHORT,
+        },
+        Pair {
+            classical: Some(EcdsaP384Sha384),
+            pq: Some(MlDsa87),
+            set: SHORT,
+        },
+        Pair {
+            classical: Some(EcdsaP256Sha256),
+            pq: Some(SlhDsaSha2_128f),
+            set: &[
+                "valid",
+                "classical-sig-flip",
+                "pq-sig-flip",
+                "pq-sig-flip-rehashed",
+            ],
+        },
+        Pair {
+            classical: None,
+            pq: Some(MlDsa65),
+            set: SINGLE,
+        },
+        Pair {
+            classical: Some(EcdsaP256Sha256),
+            pq: None,
+            set: SINGLE,
+        },
     ];
     if f == Fmt::Raw {
-        v.push(Pair { classical: Some(EcdsaP256Sha256), pq: Some(SlhDsaSha2_128s), set: &["valid", "pq-sig-flip"] });
+        v.push(Pair {
+            classical: Some(EcdsaP256Sha256),
+            pq: Some(SlhDsaSha2_128s),
+            set: &["valid", "pq-sig-flip"],
+        });
     }
     v
 }
@@ -767,7 +869,11 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     }
     let t0 = std::time::Instant::now();
     generate(root, &out_dir)?;
-    eprintln!("vectors: wrote {} in {:.1} s", out_dir.display(), t0.elapsed().as_secs_f64());
+    eprintln!(
+        "vectors: wrote {} in {:.1} s",
+        out_dir.display(),
+        t0.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -777,7 +883,15 @@ pub fn generate(root: &Path, dir: &Path) -> Result<()> {
     }
     std::fs::create_dir_all(dir.join("keys/private"))?;
     let mut keys: Vec<Key> = Vec::new();
-    for alg in [SigAlg::EcdsaP256Sha256, SigAlg::EcdsaP384Sha384, SigAlg::MlDsa44, SigAlg::MlDsa65, SigAlg::MlDsa87, SigAlg::SlhDsaSha2_128f, SigAlg::SlhDsaSha2_128s] {
+    for alg in [
+        SigAlg::EcdsaP256Sha256,
+        SigAlg::EcdsaP384Sha384,
+        SigAlg::MlDsa44,
+        SigAlg::MlDsa65,
+        SigAlg::MlDsa87,
+        SigAlg::SlhDsaSha2_128f,
+        SigAlg::SlhDsaSha2_128s,
+    ] {
         for prefix in ["", "other-"] {
             let name = format!("{prefix}{}", kit_name(alg));
             let (key, p8) = make_key(alg, &name)?;
@@ -785,15 +899,25 @@ pub fn generate(root: &Path, dir: &Path) -> Result<()> {
             let w = |rel: String, b: &[u8]| std::fs::write(dir.join(rel), b);
             w(format!("keys/{name}.spki.der"), pk.spki_der())?;
             w(format!("keys/{name}.pub.raw"), &pk.raw()?)?;
-            w(format!("keys/{name}.pem"), fwseal_crypto::verify::pem_encode("PUBLIC KEY", pk.spki_der()).as_bytes())?;
+            w(
+                format!("keys/{name}.pem"),
+                fwseal_crypto::verify::pem_encode("PUBLIC KEY", pk.spki_der()).as_bytes(),
+            )?;
             w(format!("keys/private/{name}.pk8.der"), &p8)?;
             keys.push(Key { name, key });
         }
     }
     std::fs::write(dir.join("keys/private/README"), "TEST KEYS ONLY. These private keys are published with the fwseal conformance kit so anyone\ncan re-create its vectors. Never trust them (or anything they signed) on a device.\nPKCS#8 DER: ECDSA (RFC 5915 inside), ML-DSA (RFC 9881 seed form), SLH-DSA (FIPS 205 SK).\nEach key is derived from the seed SHA-256(\"fwseal conformance kit v1/NAME/i\"), i = 0, 1, ...\n")?;
-    let key = |name: &str| -> &SoftKey { &keys.iter().find(|k| k.name == name).expect("kit key").key };
-    let mut out = Out { dir: dir.to_path_buf(), json: Vec::new(), tsv: String::new() };
-    out.tsv.push_str("# name\tformat\tdevice_image\trequire\tmin_security_counter\texpect\treason\tkeys\n");
+    let key =
+        |name: &str| -> &SoftKey { &keys.iter().find(|k| k.name == name).expect("kit key").key };
+    let mut out = Out {
+        dir: dir.to_path_buf(),
+        json: Vec::new(),
+        tsv: String::new(),
+    };
+    out.tsv.push_str(
+        "# name\tformat\tdevice_image\trequire\tmin_security_counter\texpect\treason\tkeys\n",
+    );
     for f in Fmt::ALL {
         let input = std::fs::read(root.join("fixtures").join(f.fixture()))?;
         for p in pairs(f) {
@@ -816,8 +940,16 @@ pub fn generate(root: &Path, dir: &Path) -> Result<()> {
                 vec![],
             )?;
             let file = assemble(&input, &plan.embed(&set)?)?;
-            let pair = [p.classical.map(kit_name), p.pq.map(kit_name)].into_iter().flatten().collect::<Vec<_>>();
-            let ctx = Ctx { f, pair: &pair, counter, set: p.set };
+            let pair = [p.classical.map(kit_name), p.pq.map(kit_name)]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>();
+            let ctx = Ctx {
+                f,
+                pair: &pair,
+                counter,
+                set: p.set,
+            };
             if f == Fmt::Mcuboot {
                 mcuboot_vectors(&mut out, &ctx, &file)?;
             } else {
@@ -825,7 +957,10 @@ pub fn generate(root: &Path, dir: &Path) -> Result<()> {
             }
         }
     }
-    std::fs::write(dir.join("manifest.json"), serde_json::to_string_pretty(&out.json)? + "\n")?;
+    std::fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_string_pretty(&out.json)? + "\n",
+    )?;
     std::fs::write(dir.join("manifest.tsv"), &out.tsv)?;
     std::fs::write(dir.join("README.md"), README)?;
     eprintln!("vectors: {} vectors", out.json.len());
@@ -842,9 +977,9 @@ struct Ctx<'a> {
 fn selected<'a>(ctx: &Ctx<'a>) -> impl Iterator<Item = &'static Mutation> + 'a {
     let set = ctx.set;
     let hybrid = ctx.pair.len() == 2;
-    MUTATIONS
-        .iter()
-        .filter(move |m| (set.is_empty() || set.contains(&m.name)) && !(hybrid && m.name == "policy-both"))
+    MUTATIONS.iter().filter(move |m| {
+        (set.is_empty() || set.contains(&m.name)) && !(hybrid && m.name == "policy-both")
+    })
 }
 
 fn sb_vectors(out: &mut Out, ctx: &Ctx, base: SbBase) -> Result<()> {
@@ -854,7 +989,7 @@ fn sb_vectors(out: &mut Out, ctx: &Ctx, base: SbBase) -> Result<()> {
         let mut body_flip = false;
         let mut device_only = false;
         match m.edit {
-            None => {}
+            Keep => {}
             FlipBody => body_flip = true,
             LieProtLen(d) => sb.p_delta = d,
             LieTlvLen(d) => sb.tlv_len_delta = d,
@@ -875,7 +1010,7 @@ fn sb_vectors(out: &mut Out, ctx: &Ctx, base: SbBase) -> Result<()> {
                 }
             }
         }
-        let (file, mut device) = if matches!(m.edit, None) {
+        let (file, mut device) = if matches!(m.edit, Keep) {
             (base.file.clone(), base.device.clone())
         } else {
             base.seal(ctx.f, &sb, body_flip)
@@ -887,14 +1022,15 @@ fn sb_vectors(out: &mut Out, ctx: &Ctx, base: SbBase) -> Result<()> {
         // Only raw and DFU 1.1 files can hold a truncated device image.
         let file = (!device_only || matches!(ctx.f, Fmt::Raw | Fmt::Dfu)).then(|| match ctx.f {
             Fmt::Raw if device_only => device.clone(),
-            Fmt::Dfu if device_only => dfu_crc([&device[..], &base.file[base.file.len() - 16..]].concat()),
+            Fmt::Dfu if device_only => {
+                dfu_crc([&device[..], &base.file[base.file.len() - 16..]].concat())
+            }
             _ => file,
         });
         emit(out, ctx, m, reason, file, device)?;
     }
     Ok(())
 }
-
 
 fn mcuboot_vectors(out: &mut Out, ctx: &Ctx, file: &[u8]) -> Result<()> {
     let base = Mcu::parse(file);
@@ -905,7 +1041,7 @@ fn mcuboot_vectors(out: &mut Out, ctx: &Ctx, file: &[u8]) -> Result<()> {
         let Some(reason) = m.mcu else { continue };
         let mut x = base.clone();
         match m.edit {
-            None => {}
+            Keep => {}
             FlipBody => x.hb[0x40] ^= 0x01,
             McuHeaderU32(o, v) => x.hb[o..o + 4].copy_from_slice(&v.to_le_bytes()),
             McuProtMagic => {
@@ -914,7 +1050,7 @@ fn mcuboot_vectors(out: &mut Out, ctx: &Ctx, file: &[u8]) -> Result<()> {
             McuUnprotMagic => x.unprot_magic = 0x6906,
             McuHdrProtSize(d) => x.hdr_prot_size = Some((x.prot_area().len() as i32 + d) as u16),
             McuUnprotTot(d) => {
-                let n = mcu_area(0x6907, &x.unprot, Option::None).len() as i32;
+                let n = mcu_area(0x6907, &x.unprot, None).len() as i32;
                 x.unprot_tot = Some((n + d) as u16);
             }
             CutEnd(_) | TrailingByte => {}
@@ -942,7 +1078,14 @@ fn mcuboot_vectors(out: &mut Out, ctx: &Ctx, file: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn emit(out: &mut Out, ctx: &Ctx, m: &Mutation, reason: &str, file: Option<Vec<u8>>, device: Vec<u8>) -> Result<()> {
+fn emit(
+    out: &mut Out,
+    ctx: &Ctx,
+    m: &Mutation,
+    reason: &str,
+    file: Option<Vec<u8>>,
+    device: Vec<u8>,
+) -> Result<()> {
     let f = ctx.f;
     let pair = ctx.pair.join("+");
     let name = format!("{}/{pair}/{}", f.name(), m.name);
@@ -994,7 +1137,13 @@ fn emit(out: &mut Out, ctx: &Ctx, m: &Mutation, reason: &str, file: Option<Vec<u
         "keys": keys, "expect": expect, "reason": reason, "description": m.what,
         "verifiers": verifiers,
     }));
-    let _ = writeln!(out.tsv, "{name}\t{}\t{device_rel}\t{}\t{min}\t{expect}\t{reason}\t{}", f.name(), require, keys.join(","));
+    let _ = writeln!(
+        out.tsv,
+        "{name}\t{}\t{device_rel}\t{}\t{min}\t{expect}\t{reason}\t{}",
+        f.name(),
+        require,
+        keys.join(",")
+    );
     Ok(())
 }
 
