@@ -36,7 +36,7 @@ def dfu_payload(f):
 
 
 def dfuse_device(f):
-    """DfuSe file -> canonical element encoding || the signature element's data."""
+    """DfuSe file -> canonical element encoding || the signature element's data (formats/dfu.md §3)."""
     body = dfu_payload(f)
     if body is None or body[:5] != b"DfuSe" or body[5] != 1:
         return None
@@ -57,9 +57,10 @@ def dfuse_device(f):
             i += 8 + n
         if i != end:
             return None
-        last = elements[-1][8:] if elements else b""
-        if t == n_targets - 1 and last[:4] == b"FWSB" and last[-8:] == b"fwsealSB" and len(last) >= 32:
-            sig = last
+        if t == n_targets - 1 and elements:
+            # The device knows the signature address: the last element of the last target is
+            # where the block goes, whatever it holds (a broken block is still read there).
+            sig = elements[-1][8:]
             elements = elements[:-1]
         out += bytes([alt]) + struct.pack("<I", len(elements)) + b"".join(elements)
     if i != len(body) or sig is None:

@@ -41,7 +41,7 @@ impl Fmt {
     fn fixture(self) -> &'static str {
         [
             "raw/sample.bin",
-            "hex/multi.hex",
+            "hex/gcc.hex",
             "dfu/dfu11.dfu",
             "dfu/dfuse.dfu",
             "mcuboot/unsigned-seccnt.img",
