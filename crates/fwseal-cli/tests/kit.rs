@@ -69,6 +69,11 @@ fn fwseal_verify_cli_agrees_with_the_kit() {
         checked += 1;
     }
     assert!(checked >= 100, "only {checked} vectors apply to fwseal-cli");
-    assert!(bad.is_empty(), "{} disagreements:\n{}", bad.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} disagreements:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
     eprintln!("fwseal verify: {checked} vectors agree");
 }

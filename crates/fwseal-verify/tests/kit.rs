@@ -28,7 +28,10 @@ fn kit() -> Option<(PathBuf, Vec<Value>)> {
             eprintln!("SKIP: {}: {e} (run `cargo xtask vectors`)", path.display());
             return None;
         }
-        Err(e) => panic!("{}: {e} (generate it with `cargo xtask vectors`)", path.display()),
+        Err(e) => panic!(
+            "{}: {e} (generate it with `cargo xtask vectors`)",
+            path.display()
+        ),
     };
     let v: Vec<Value> = serde_json::from_str(&text).expect("manifest.json");
     assert!(v.len() >= 100, "the kit has only {} vectors", v.len());
@@ -106,7 +109,10 @@ fn fwseal_verify_agrees_with_every_vector() {
         );
         let got = verify(f, &image, &keys, policy);
         if code(&got) != want {
-            bad.push(format!("{name}: one-shot {} (want {want}): {got:?}", code(&got)));
+            bad.push(format!(
+                "{name}: one-shot {} (want {want}): {got:?}",
+                code(&got)
+            ));
         }
         for chunk in [1, 61, 4096] {
             let got = chunked(f, &image, &keys, policy, chunk);
@@ -116,8 +122,16 @@ fn fwseal_verify_agrees_with_every_vector() {
         }
         checked += 1;
     }
-    assert!(checked >= 100, "only {checked} vectors apply to fwseal-verify");
-    assert!(bad.is_empty(), "{} disagreements:\n{}", bad.len(), bad.join("\n"));
+    assert!(
+        checked >= 100,
+        "only {checked} vectors apply to fwseal-verify"
+    );
+    assert!(
+        bad.is_empty(),
+        "{} disagreements:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
     eprintln!("fwseal-verify: {checked} vectors, one-shot + 3 chunk sizes each, all agree");
 }
 
@@ -171,7 +185,10 @@ fn python_verifiers_agree_with_the_kit() {
     let Some((dir, vectors)) = kit() else { return };
     let script = repo_root().join("tests/verifiers/kit.py");
     let probe = Command::new("python3")
-        .args(["-c", "from cryptography.hazmat.primitives.asymmetric import mldsa"])
+        .args([
+            "-c",
+            "from cryptography.hazmat.primitives.asymmetric import mldsa",
+        ])
         .output();
     if !probe.map(|o| o.status.success()).unwrap_or(false) {
         assert!(
@@ -213,15 +230,26 @@ fn python_verifiers_agree_with_the_kit() {
         }
         checked += 1;
         if verdict != v["expect"] {
-            bad.push(format!("{name}: python {verdict} ({line}), kit {}", v["reason"]));
+            bad.push(format!(
+                "{name}: python {verdict} ({line}), kit {}",
+                v["reason"]
+            ));
         } else if reason != "?" && reason != v["reason"] {
-            bad.push(format!("{name}: python reason {reason}, kit {}", v["reason"]));
+            bad.push(format!(
+                "{name}: python reason {reason}, kit {}",
+                v["reason"]
+            ));
         } else if reason != "?" {
             same_reason += 1;
         }
     }
     assert!(checked >= 100, "python judged only {checked} vectors");
-    assert!(bad.is_empty(), "{} disagreements:\n{}", bad.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} disagreements:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
     eprintln!(
         "python: {checked} vectors agree ({same_reason} with the same reason code), {skipped} skipped"
     );
