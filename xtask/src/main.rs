@@ -14,6 +14,7 @@ mod cortex_m;
 mod demo;
 mod demo_oidc;
 mod kryoptic;
+mod vectors;
 
 /// Debian packages the tests and the demo need (the stock verifiers, SoftHSM2, QEMU + OVMF).
 const APT_PACKAGES: &[&str] = &[
@@ -90,6 +91,7 @@ fn main() -> Result<()> {
         Some("fuzz") => fuzz(&args[1..]),
         Some("cortex-m") => cortex_m::run(&root, &args[1..]),
         Some("nostd") => nostd_check(&root),
+        Some("vectors") => vectors::run(&root, &args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -98,6 +100,7 @@ fn main() -> Result<()> {
                  test   install missing test dependencies (as root), then fmt, clippy and the whole test suite\n  \
                  deps   only install the test dependencies\n  \
                  fuzz   run every fuzz target for a bounded time (installs cargo-fuzz; stable toolchain)\n  \
+                 vectors  generate the conformance kit (signed images, broken variants, manifest) [--out DIR, default vectors/]\n  \
                  nostd  prove fwseal-verify links neither std nor alloc (also part of `test`)\n  \
                  kryoptic  build the PKCS#11 3.2 soft token used by the native PQ key tests\n  \
                  cortex-m  run the fwseal-verify C ABI on an emulated Cortex-M4 (QEMU): conformance kit, code size, stack, instructions\n  \
@@ -236,7 +239,15 @@ fn test(extra: &[String]) -> Result<()> {
         "warnings",
     ]))?;
     nostd_check(&repo_root()?)?;
+    // The conformance kit, regenerated: the tests check the generator itself, while the
+    // committed vectors/ stays what rigs download.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().unwrap_or_default().join("target"));
+    let kit = target.join("vectors");
+    vectors::generate(&repo_root()?, &kit)?;
     sh(cargo()
+        .env("FWSEAL_VECTORS", &kit)
         .env("FWSEAL_REQUIRE_JUDGES", &require)
         .env(
             "FWSEAL_SLOW_TESTS",
