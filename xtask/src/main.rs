@@ -246,6 +246,7 @@ fn test(extra: &[String]) -> Result<()> {
         .unwrap_or_else(|| repo_root().unwrap_or_default().join("target"));
     let kit = target.join("vectors");
     vectors::generate(&repo_root()?, &kit)?;
+    vectors::check_committed(&repo_root()?.join("vectors"), &kit)?;
     sh(cargo()
         .env("FWSEAL_VECTORS", &kit)
         .env("FWSEAL_REQUIRE_JUDGES", &require)

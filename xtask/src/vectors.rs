@@ -877,6 +877,52 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The files under `dir`, relative paths, sorted.
+fn tree(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).with_context(|| format!("read {}", d.display()))? {
+            let p = e?.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p.strip_prefix(dir)?.to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Fail unless the committed kit `committed` is byte for byte what the generator just wrote to
+/// `fresh` (the generator is deterministic: fixed-seed keys, deterministic signing), so the
+/// kit rigs download can never drift from the code and the specs.
+pub fn check_committed(committed: &Path, fresh: &Path) -> Result<()> {
+    let (a, b) = (tree(committed)?, tree(fresh)?);
+    let mut diff: Vec<String> = Vec::new();
+    for p in a.iter().filter(|p| !b.contains(p)) {
+        diff.push(format!("only in the committed kit: {}", p.display()));
+    }
+    for p in b.iter().filter(|p| !a.contains(p)) {
+        diff.push(format!("missing from the committed kit: {}", p.display()));
+    }
+    for p in a.iter().filter(|p| b.contains(p)) {
+        if std::fs::read(committed.join(p))? != std::fs::read(fresh.join(p))? {
+            diff.push(format!("differs: {}", p.display()));
+        }
+    }
+    if !diff.is_empty() {
+        diff.truncate(20);
+        bail!(
+            "{} is stale — run `cargo xtask vectors` and commit the result:\n  {}",
+            committed.display(),
+            diff.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
 pub fn generate(root: &Path, dir: &Path) -> Result<()> {
     if dir.join("manifest.json").exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("clear {}", dir.display()))?;
