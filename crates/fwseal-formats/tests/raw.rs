@@ -49,7 +49,7 @@ fn embedded_block_verifies_with_independent_python_verifier() {
             .arg(&out)
             .args(["--key", &ec, "--key", &pq]));
         assert!(
-            !r.ok && r.stdout.contains("digest mismatch"),
+            !r.ok && r.stdout.contains("digest-mismatch"),
             "{name}: {}",
             r.text()
         );
