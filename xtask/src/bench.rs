@@ -6,7 +6,9 @@
 //! 3. the release `fwseald` on loopback: 64 KiB hybrid images/s and p50/p99 at concurrency
 //!    1, 8, 32 ([`bench_daemon`]) next to the bound;
 //! 4. per-image rate next to `imgtool sign`, `sbsign`, `osslsigncode` ([`bench_tools`]);
-//! 5. peak RSS (`VmHWM`) of a fresh `fwseald` streaming a 1 GiB raw and a 1 GiB MCUboot image.
+//! 5. peak RSS (`VmHWM`) of a fresh `fwseald` streaming a 1 GiB raw and a 1 GiB MCUboot image;
+//! 6. the device verifier `fwseal-verify` on the host: speed per algorithm and image size,
+//!    context size, C ABI stack ([`crate::bench_verify`]).
 //!
 //! `cargo xtask bench` builds `fwseald` and itself in release and runs `bench-inner`.
 //! Flags: `--quick` (sizes ÷16, short durations: a CI smoke run), `--scale N` (sizes ÷N),
@@ -29,11 +31,14 @@ const MIB: u64 = 1 << 20;
 /// Entry point of `cargo xtask bench`: build in release and run `bench-inner`.
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let st = Command::new(&cargo)
-        .args(["build", "--release", "--quiet", "-p", "fwseald"])
-        .current_dir(root)
-        .status()?;
-    anyhow::ensure!(st.success(), "building fwseald (release) failed");
+    // `--only verify` (the device verifier alone) needs no daemon.
+    if Opts::parse(args).needs_daemon() {
+        let st = Command::new(&cargo)
+            .args(["build", "--release", "--quiet", "-p", "fwseald"])
+            .current_dir(root)
+            .status()?;
+        anyhow::ensure!(st.success(), "building fwseald (release) failed");
+    }
     let st = Command::new(cargo)
         .args([
             "run",
@@ -53,7 +58,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
 
 struct Opts {
     quick: bool,
-    /// `--only primitives|digest|daemon|rss`: one section (profiling aid; the daemon section
+    /// `--only primitives|digest|daemon|rss|verify`: one section (profiling aid; the daemon section
     /// then has no bound unless primitives run too).
     only: Option<String>,
     scale: u64,
@@ -92,6 +97,9 @@ impl Opts {
             8.0
         }
     }
+    fn needs_daemon(&self) -> bool {
+        self.runs("daemon") || self.runs("rss")
+    }
     fn runs(&self, section: &str) -> bool {
         self.only.as_deref().is_none_or(|o| o == section)
     }
@@ -101,28 +109,28 @@ impl Opts {
 }
 
 /// One printed figure.
-struct Row {
+pub(crate) struct Row {
     name: String,
     value: String,
     target: String,
     met: Option<bool>,
 }
 
-struct Section {
+pub(crate) struct Section {
     title: &'static str,
     rows: Vec<Row>,
-    notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 impl Section {
-    fn new(title: &'static str) -> Self {
+    pub(crate) fn new(title: &'static str) -> Self {
         Section {
             title,
             rows: Vec::new(),
             notes: Vec::new(),
         }
     }
-    fn row(&mut self, name: impl Into<String>, value: impl Into<String>) {
+    pub(crate) fn row(&mut self, name: impl Into<String>, value: impl Into<String>) {
         self.rows.push(Row {
             name: name.into(),
             value: value.into(),
@@ -205,7 +213,7 @@ fn rate(secs: f64, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     Ok(n as f64 / t.elapsed().as_secs_f64())
 }
 
-fn e(x: impl std::fmt::Display) -> anyhow::Error {
+pub(crate) fn e(x: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("{x}")
 }
 
@@ -773,7 +781,7 @@ pub fn inner(root: &Path, args: &[String]) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let fwseald = root.join("target/release/fwseald");
     anyhow::ensure!(
-        fwseald.is_file(),
+        !o.needs_daemon() || fwseald.is_file(),
         "{} missing: run `cargo build --release -p fwseald` (cargo xtask bench does)",
         fwseald.display()
     );
@@ -796,6 +804,9 @@ pub fn inner(root: &Path, args: &[String]) -> Result<()> {
             if o.runs("rss") {
                 rss(root, &appliance, &dir, &o, &mut sections)?;
             }
+        }
+        if o.runs("verify") {
+            crate::bench_verify::section(root, o.quick, o.scale as usize, &mut sections)?;
         }
         Ok(())
     })();

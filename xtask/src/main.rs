@@ -10,6 +10,7 @@ mod bench_daemon;
 mod bench_digest;
 mod bench_inputs;
 mod bench_tools;
+mod bench_verify;
 mod cortex_m;
 mod demo;
 mod demo_oidc;
@@ -104,7 +105,7 @@ fn main() -> Result<()> {
                  nostd  prove fwseal-verify links neither std nor alloc (also part of `test`)\n  \
                  kryoptic  build the PKCS#11 3.2 soft token used by the native PQ key tests\n  \
                  cortex-m  run the fwseal-verify C ABI on an emulated Cortex-M4 (QEMU): conformance kit, code size, stack, instructions\n  \
-                 bench  speed and scale (digests, daemon, stock tools, RSS); writes BENCHMARKS.md [--quick]"
+                 bench  speed and scale (digests, daemon, stock tools, RSS, device verifier); writes BENCHMARKS.md [--quick] [--only SECTION]"
             );
             std::process::exit(2)
         }

@@ -581,12 +581,12 @@ pub unsafe extern "C" fn fwseal_verify_init(
     // finish).
     let keys: &'static [TrustedKey<'static>] =
         unsafe { core::slice::from_raw_parts(addr_of!((*p).keys).cast::<TrustedKey>(), n) };
-    match Verifier::new(format, image_len, keys, policy) {
-        Ok(v) => {
-            // SAFETY: writable caller storage; the verifier field is disjoint from keys.
-            unsafe { (*addr_of_mut!((*p).verifier)).write(v) };
-        }
-        Err(e) => return status(e),
+    // Built in place in the caller's storage (no context-sized temporary on the stack).
+    // SAFETY: writable caller storage, aligned; the projection covers only the verifier field
+    // (disjoint from the keys it borrows), and a MaybeUninit may hold anything.
+    let slot = unsafe { &mut *addr_of_mut!((*p).verifier) };
+    if let Err(e) = Verifier::new_in(slot, format, image_len, keys, policy) {
+        return status(e);
     }
     set_state(p, LIVE, FWSEAL_VERIFY_OK);
     // SAFETY: writable caller storage; plain usize field.
@@ -687,9 +687,9 @@ pub unsafe extern "C" fn fwseal_verify_finish(
         (LIVE, _) => {}
         (_, failed) => return failed,
     }
-    // SAFETY: state LIVE: init wrote the verifier; the context is retired above, so this is
-    // the last use of the value (it is moved out exactly once).
-    let v = unsafe { addr_of!((*p).verifier).read().assume_init() };
+    // SAFETY: state LIVE: init wrote the verifier; the reference is used only here. It is
+    // not moved out (finish takes &self): the retired context keeps it, and it has no drop glue.
+    let v = unsafe { verifier(p) };
     match v.finish() {
         Ok(verified) => {
             // SAFETY: details is NULL or writable (caller contract).

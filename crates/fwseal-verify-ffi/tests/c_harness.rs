@@ -330,6 +330,16 @@ fn c_harness_verifies_images_signed_by_the_signing_side() {
         "ok",
         &["ml-dsa-65"],
     );
+    // Classical only: no ML-DSA frame, so its stack figure is the verifier's own floor.
+    add(
+        "raw/p256-only/valid".into(),
+        "raw",
+        sign(Format::Raw, &body, Some(k("p256")), None, None),
+        "classical",
+        0,
+        "ok",
+        &["p256"],
+    );
     add(
         "raw/pq-only/classical-missing".into(),
         "raw",

@@ -8,6 +8,7 @@ use crate::{
     check, mcuboot, sigblock, Alg, Format, Policy, Read, Require, SignatureInfo, TrustedKey,
     Verified, MAX_SIGNATURE_LEN,
 };
+use core::mem::MaybeUninit;
 
 /// One signature being collected (the only large buffer).
 pub(crate) struct SigBuf {
@@ -194,40 +195,65 @@ impl<'k> Verifier<'k> {
         for k in keys {
             keys::parse(k)?;
         }
-        let mut ctx = Ctx {
-            keys,
-            policy,
-            format,
-            n: image_len,
-            sig: SigBuf {
-                buf: [0; MAX_SIGNATURE_LEN],
-                len: 0,
+        let mut v = Self::blank(format, image_len, keys, policy);
+        v.start();
+        Ok(v)
+    }
+
+    /// [`Verifier::new`] in place: the verifier is built in `slot` (static storage, a C
+    /// context) instead of being returned by value, so no context-sized temporary is needed on
+    /// the stack. Same result as `new`; on an error `slot` is left as it was.
+    pub fn new_in<'s>(
+        slot: &'s mut MaybeUninit<Verifier<'k>>,
+        format: Format,
+        image_len: u64,
+        keys: &'k [TrustedKey<'k>],
+        policy: Policy,
+    ) -> Result<&'s mut Verifier<'k>, Error> {
+        for k in keys {
+            keys::parse(k)?;
+        }
+        let v = slot.write(Self::blank(format, image_len, keys, policy));
+        v.start();
+        Ok(v)
+    }
+
+    /// A verifier before its first read is computed (inlined, so that `new_in` writes it
+    /// straight into the slot).
+    #[inline(always)]
+    fn blank(format: Format, image_len: u64, keys: &'k [TrustedKey<'k>], policy: Policy) -> Self {
+        Verifier {
+            ctx: Ctx {
+                keys,
+                policy,
+                format,
+                n: image_len,
+                sig: SigBuf {
+                    buf: [0; MAX_SIGNATURE_LEN],
+                    len: 0,
+                },
+                out: Outcome::default(),
             },
-            out: Outcome::default(),
-        };
-        let (state, first) = match format {
-            Format::Mcuboot => {
-                let mut m = mcuboot::Mcu::new();
-                let r = m.start(&mut ctx);
-                (State::Mcu(m), r)
-            }
-            _ => {
-                let mut b = sigblock::Block::new(format);
-                let r = b.start(&mut ctx);
-                (State::Block(b), r)
-            }
-        };
-        let (read, failed) = match first {
-            Ok(r) => (r, None),
-            Err(e) => (None, Some(e)),
-        };
-        Ok(Verifier {
-            ctx,
-            read,
+            read: None,
             done: 0,
-            failed,
-            state,
-        })
+            failed: None,
+            state: match format {
+                Format::Mcuboot => State::Mcu(mcuboot::Mcu::new()),
+                _ => State::Block(sigblock::Block::new(format)),
+            },
+        }
+    }
+
+    /// The first read (or the error known from the image length alone).
+    fn start(&mut self) {
+        let first = match &mut self.state {
+            State::Mcu(m) => m.start(&mut self.ctx),
+            State::Block(b) => b.start(&mut self.ctx),
+        };
+        match first {
+            Ok(r) => self.read = r,
+            Err(e) => self.failed = Some(e),
+        }
     }
 
     /// The range to feed next (`None`: call [`Verifier::finish`]). While a read is partly fed,
@@ -286,8 +312,9 @@ impl<'k> Verifier<'k> {
         Ok(())
     }
 
-    /// The verdict, once [`Verifier::next_read`] returns `None`.
-    pub fn finish(self) -> Result<Verified, Error> {
+    /// The verdict, once [`Verifier::next_read`] returns `None`. It takes `&self` (nothing is
+    /// moved out of the context) and gives the same answer each time it is called.
+    pub fn finish(&self) -> Result<Verified, Error> {
         if let Some(e) = self.failed {
             return Err(e);
         }
@@ -316,7 +343,9 @@ pub fn verify(
     keys: &[TrustedKey<'_>],
     policy: Policy,
 ) -> Result<Verified, Error> {
-    let mut v = Verifier::new(format, image.len() as u64, keys, policy)?;
+    // Built in place: the one-shot call holds one context on its stack, not two.
+    let mut slot = MaybeUninit::uninit();
+    let v = Verifier::new_in(&mut slot, format, image.len() as u64, keys, policy)?;
     while let Some(r) = v.next_read() {
         let range = usize::try_from(r.offset)
             .ok()

@@ -73,22 +73,92 @@ fn check(f: Format, file: &[u8], file_sha256: &str) {
     );
 }
 
-/// With `FWSEAL_WRITE_FUZZ_SEEDS=1`: write the device image as a seed of the `verify` fuzz target
-/// (two control bytes: format index, chunk size) and the trusted keys it uses.
-fn write_fuzz_seed(f: Format, img: &[u8], p256: &[u8], pq: &[u8]) {
-    if std::env::var("FWSEAL_WRITE_FUZZ_SEEDS").as_deref() != Ok("1") {
-        return;
-    }
+fn writing_fuzz_seeds() -> bool {
+    std::env::var("FWSEAL_WRITE_FUZZ_SEEDS").as_deref() == Ok("1")
+}
+
+/// Write `img` as the seed `name.bin` of the `verify` fuzz target: three control bytes (format
+/// index; control 0 = both halves, no minimum counter, every test key as SPKI; chunk 0 = whole
+/// reads, see fuzz/fuzz_targets/verify.rs), then the device image.
+fn write_seed(name: &str, f: Format, img: &[u8]) {
     let dir = repo_root().join("fuzz/seeds/verify");
     std::fs::create_dir_all(&dir).expect("mkdir");
     let index = Format::ALL.iter().position(|x| *x == f).expect("format") as u8;
-    let mut seed = vec![index, 0];
+    let mut seed = vec![index, 0, 0];
     seed.extend_from_slice(img);
-    std::fs::write(dir.join(format!("{}.bin", f.name())), seed).expect("write seed");
+    std::fs::write(dir.join(format!("{name}.bin")), seed).expect("write seed");
+}
+
+fn write_fuzz_key(name: &str, spki: &[u8]) {
     let keys = repo_root().join("fuzz/keys");
     std::fs::create_dir_all(&keys).expect("mkdir");
-    std::fs::write(keys.join("test-p256.spki.der"), p256).expect("write");
-    std::fs::write(keys.join("test-ml-dsa-65.spki.der"), pq).expect("write");
+    std::fs::write(keys.join(format!("test-{name}.spki.der")), spki).expect("write");
+}
+
+/// With `FWSEAL_WRITE_FUZZ_SEEDS=1`: write the device image as a seed of the `verify` fuzz target
+/// and the trusted keys it uses.
+fn write_fuzz_seed(f: Format, img: &[u8], p256: &[u8], pq: &[u8]) {
+    if !writing_fuzz_seeds() {
+        return;
+    }
+    write_seed(f.name(), f, img);
+    write_fuzz_key("p256", p256);
+    write_fuzz_key("ml-dsa-65", pq);
+}
+
+/// The other algorithms' seeds for the `verify` fuzz target: a raw image signed P-384 +
+/// ML-DSA-44 and one signed ML-DSA-87 only (post-quantum only), with fresh keys written to
+/// fuzz/keys. Without `FWSEAL_WRITE_FUZZ_SEEDS=1` it checks that the committed seeds still
+/// verify with the committed keys (so the fuzzer starts from accepted images).
+#[test]
+fn fuzz_seeds_of_the_other_algorithms() {
+    let seeds = repo_root().join("fuzz/seeds/verify");
+    let body: Vec<u8> = (0..1024u32).map(|i| (i * 7) as u8).collect();
+    let cases = [
+        (
+            "raw-p384-ml-dsa-44",
+            Some(SigAlg::EcdsaP384Sha384),
+            SigAlg::MlDsa44,
+        ),
+        ("raw-ml-dsa-87", None, SigAlg::MlDsa87),
+    ];
+    if writing_fuzz_seeds() {
+        for (name, c, pq) in cases {
+            let img = sign_with(Format::Raw, &body, c, Some(pq), options());
+            write_seed(name, Format::Raw, &img);
+            for a in c.into_iter().chain([pq]) {
+                write_fuzz_key(
+                    a.name()
+                        .trim_start_matches("ecdsa-")
+                        .trim_end_matches("-sha384"),
+                    &spki(key(a)),
+                );
+            }
+        }
+    }
+    let key_file =
+        |n: &str| std::fs::read(repo_root().join(format!("fuzz/keys/test-{n}.spki.der")));
+    let keys: Vec<Vec<u8>> = ["p384", "ml-dsa-44", "ml-dsa-87"]
+        .iter()
+        .map(|n| key_file(n).expect("fuzz key"))
+        .collect();
+    let tk = trusted(&keys);
+    for (name, c, _) in cases {
+        let seed = std::fs::read(seeds.join(format!("{name}.bin"))).expect("seed");
+        assert_eq!(seed[..3], [0, 0, 0], "{name}: control bytes");
+        let require = if c.is_some() {
+            fwseal_verify::Require::Both
+        } else {
+            fwseal_verify::Require::PqOnly
+        };
+        let policy = Policy {
+            require,
+            ..Policy::default()
+        };
+        let v =
+            verify(Format::Raw, &seed[3..], &tk, policy).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(v.signatures, if c.is_some() { 2 } else { 1 }, "{name}");
+    }
 }
 
 #[test]

@@ -737,3 +737,43 @@ fn ecdsa_der_is_strict_and_high_s_is_accepted() {
         );
     }
 }
+
+/// `Verifier::new_in` builds the same verifier in caller storage, and `finish` (by reference)
+/// gives the same verdict every time it is called.
+#[test]
+fn new_in_and_repeated_finish_agree_with_new() {
+    let f = Format::Raw;
+    let img = device_image(f, &signed(f, Some(P256), Some(ML65)));
+    let keys = [spki(key(P256)), spki(key(ML65))];
+    let tk = trusted(&keys);
+    let mut bad = img.clone();
+    bad[0] ^= 1;
+    for (image, want) in [(&img, "ok"), (&bad, "digest-mismatch")] {
+        let mut slot = core::mem::MaybeUninit::uninit();
+        let v = Verifier::new_in(&mut slot, f, image.len() as u64, &tk, both()).expect("keys");
+        while let Some(r) = v.next_read() {
+            let b = &image[r.offset as usize..(r.offset + r.len) as usize];
+            if v.update(b).is_err() {
+                break;
+            }
+        }
+        let first = v.finish();
+        assert_eq!(code(&first), want);
+        assert_eq!(first, v.finish(), "finish twice");
+        assert_eq!(first, verify(f, image, &tk, both()), "one-shot");
+        assert_eq!(
+            first,
+            verify_chunked(f, image, &tk, both(), 4096),
+            "new + chunks"
+        );
+    }
+    // An invalid trusted key: new_in fails like new does.
+    let junk = [TrustedKey::Spki(&[0x30, 0x00])];
+    let mut slot = core::mem::MaybeUninit::uninit();
+    assert_eq!(
+        Verifier::new_in(&mut slot, f, img.len() as u64, &junk, both())
+            .map(|_| ())
+            .map_err(|e| e.code()),
+        Err("invalid-key")
+    );
+}
