@@ -406,7 +406,7 @@ fn oidc_tokens_authenticate_pipelines_and_approvers() {
         format!("{GITLAB}/acme/widget/-/pipelines/455")
     );
     let signed: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let id = signed["artifact_id"].as_str().unwrap();
+    let id = signed[0]["artifact_id"].as_str().unwrap();
     let stmt = statement(&a, id, &gl.mint("gl1", GITLAB, "gitlab", &[]));
     assert_provenance_states(
         &stmt,
