@@ -260,7 +260,7 @@ impl MemoryTree {
         let mut level = 0;
         // Complete the subtrees the new leaf closes: while this level has an even count, its
         // last two hashes are the children of a new node one level up.
-        while self.levels[level].len() % 2 == 0 {
+        while self.levels[level].len() & 1 == 0 {
             let n = self.levels[level].len();
             let node = node_hash(&self.levels[level][n - 2], &self.levels[level][n - 1]);
             if self.levels.len() == level + 1 {
