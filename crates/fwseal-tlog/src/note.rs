@@ -5,7 +5,9 @@
 //! - **ECDSA P-256**, type `0x02`, the signed-note spec's ECDSA type ("as implemented by
 //!   github.com/transparency-dev/witness"). As the spec says for this type, the key ID is
 //!   `SHA-256(SPKI DER of the public key)[:4]` (not the name-based formula). The signature
-//!   is ASN.1 DER ECDSA over SHA-256 of the note text.
+//!   is ASN.1 DER ECDSA over SHA-256 of the note text. (This is what
+//!   transparency-dev/formats `note/note_verifier.go` `NewECDSAVerifier` checks:
+//!   `ecdsa.VerifyASN1(key, SHA-256(msg), sig)`, key hash = big-endian `SHA-256(DER)[:4]`.)
 //! - **ML-DSA-65** (FIPS 204, pure, empty context, over the note text), **fwseal-specific**:
 //!   the spec assigns no byte to it, so it uses the spec's escape `0xff` followed by the
 //!   ASCII identifier `fwseal/ml-dsa-65/v1` ([`MLDSA65_TYPE`]); key ID =
@@ -344,17 +346,11 @@ impl MlDsa65NoteSigner {
 
     /// The matching verifier key.
     pub fn verifier(&self) -> VerifierKey {
-        // The encoding is our own, so this cannot fail; keep it total anyway.
-        VerifierKey::ml_dsa_65(&self.name, &self.public).unwrap_or_else(|_| unreachable_key())
-    }
-}
-
-fn unreachable_key() -> VerifierKey {
-    // Only reachable if ml-dsa's own encoding failed to decode, which it never does.
-    VerifierKey::MlDsa65 {
-        name: String::new(),
-        key_id: 0,
-        key: Box::new(ml_dsa::VerifyingKey::<MlDsa65>::decode(&Default::default())),
+        VerifierKey::MlDsa65 {
+            name: self.name.clone(),
+            key_id: self.key_id,
+            key: Box::new(self.key.verifying_key()),
+        }
     }
 }
 

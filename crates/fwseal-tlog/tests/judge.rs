@@ -272,6 +272,25 @@ fn python_judge_agrees() {
     nc["root"] = json!(chars.into_iter().collect::<String>());
     all.push(nc);
 
+    // The worked examples of formats/log.md, as written there: honest, and with the first proof
+    // hash replaced by the second (refused).
+    let doc = include_str!("../../../formats/log.md");
+    let mut doc_cases = Vec::new();
+    for name in ["log-inclusion", "log-consistency"] {
+        let marker = format!("<!-- check: {name} -->\n```json\n");
+        let start = doc.find(&marker).expect("example block") + marker.len();
+        let len = doc[start..].find("```").expect("closing fence");
+        let mut v: Value = serde_json::from_str(&doc[start..start + len]).expect("json");
+        v["id"] = json!(format!("formats/log.md {name}"));
+        doc_cases.push((v.clone(), true));
+        let second = v["proof"][1].clone();
+        v["proof"][0] = second;
+        v["id"] = json!(format!("formats/log.md {name} mutated"));
+        doc_cases.push((v, false));
+    }
+
+    let generated = all.len();
+    all.extend(doc_cases.iter().map(|(v, _)| v.clone()));
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let file = dir.join(format!("tlog-judge-{}.json", std::process::id()));
     std::fs::write(&file, serde_json::to_vec(&all).expect("json")).expect("write cases");
@@ -300,7 +319,10 @@ fn python_judge_agrees() {
     assert_eq!(verdicts.len(), all.len(), "one verdict per case");
     for (i, v) in verdicts.iter().enumerate() {
         assert_eq!(v["id"], all[i]["id"]);
-        let expect = cases.get(i).is_some_and(|c| c.expect);
+        let expect = match i.checked_sub(generated) {
+            Some(d) => doc_cases[d].1,
+            None => cases.get(i).is_some_and(|c| c.expect),
+        };
         assert_eq!(
             v["ok"].as_bool(),
             Some(expect),
