@@ -277,11 +277,13 @@ pub fn rows(c: &Ctx, s: &Servers) -> Vec<Row> {
             let own = match gate(c, &signed).output() {
                 Ok(o) if o.status.code() == Some(1) => {
                     let text = String::from_utf8_lossy(&o.stderr).into_owned();
-                    if text.contains("client-asserted") {
+                    // Refused because the provenance has only client-asserted claims (the
+                    // issuer check, which has no client counterpart, says so first).
+                    if text.contains("client-asserted") || text.contains("no verified claims") {
                         Ok("gate refused")
                     } else {
                         Err(format!(
-                            "refused, but not for a client-asserted claim: {text}"
+                            "refused, but not for lacking verified claims: {text}"
                         ))
                     }
                 }

@@ -258,6 +258,9 @@ fn test(extra: &[String]) -> Result<()> {
         .env("FWSEAL_KRYOPTIC_MODULE", &kryoptic)
         .args(["test", "--workspace"])
         .args(extra))?;
+    // The README's first command, on the embedded default: every format signed and judged by
+    // its stock verifier, the OIDC signing and its gate. It must keep working on a fresh machine.
+    demo::run(&repo_root()?)?;
     Ok(())
 }
 
@@ -302,6 +305,8 @@ fn fuzz(args: &[String]) -> Result<()> {
     targets.push(("remote", "fuzz/seeds/remote"));
     // The device-side verifier (crates/fwseal-verify), every format from one target.
     targets.push(("verify", "fuzz/seeds/verify"));
+    // The transparency log: signed notes, checkpoints, proofs (crates/fwseal-tlog).
+    targets.push(("tlog", "fuzz/seeds/tlog"));
     let mut summary = Vec::new();
     for (t, seeds) in targets {
         let corpus = Path::new("fuzz/corpus").join(t);
