@@ -743,6 +743,44 @@ fn daemon_and_tools(
     Ok(())
 }
 
+/// Wall time (ms, median of `n` after one warm-up) of one `fwseal sign` process (the release
+/// CLI next to the bench binary) signing `img` as MCUboot against the running daemon.
+fn cli_sign_ms(
+    d: &crate::appliance::Running,
+    token: &str,
+    dir: &Path,
+    img: &[u8],
+    n: usize,
+) -> Result<f64> {
+    let fwseal = std::env::current_exe()?.with_file_name("fwseal");
+    anyhow::ensure!(
+        fwseal.is_file(),
+        "{} missing (cargo build --release -p fwseal-cli)",
+        fwseal.display()
+    );
+    let mut ms = Vec::new();
+    for i in 0..=n {
+        let run = dir.join(format!("cli-{i}"));
+        std::fs::create_dir_all(&run)?;
+        let mut v = img.to_vec();
+        v[32..40].copy_from_slice(&(i as u64 ^ 0xc11).to_le_bytes());
+        let file = run.join("bench.img");
+        std::fs::write(&file, v)?;
+        let mut cmd = Command::new(&fwseal);
+        cmd.args(["sign", "-p", PRODUCT])
+            .arg(&file)
+            .env("FWSEAL_URL", format!("http://{}", d.addr))
+            .env("FWSEAL_TOKEN", token);
+        let t = Instant::now();
+        crate::appliance::check(&mut cmd)?;
+        if i > 0 {
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    ms.sort_by(|a, b| a.total_cmp(b));
+    Ok(ms[ms.len() / 2])
+}
+
 /// Section 5: peak RSS of a fresh daemon per large streamed upload.
 fn rss(
     root: &Path,
