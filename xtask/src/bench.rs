@@ -30,6 +30,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
+/// BENCHMARKS.md: everything from this line on is kept when the file is regenerated.
+const KEEP: &str = "<!-- kept by cargo xtask bench: hand-written analysis below -->";
 
 /// Entry point of `cargo xtask bench`: build in release and run `bench-inner`.
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
@@ -948,6 +950,14 @@ pub fn inner(root: &Path, args: &[String]) -> Result<()> {
     } else {
         root.join("BENCHMARKS.md")
     };
+    // Hand-written analysis (profiles, "where the time goes") below KEEP in the committed file
+    // survives a regeneration; its figures are dated by the text itself.
+    if let Some(kept) = std::fs::read_to_string(root.join("BENCHMARKS.md"))
+        .ok()
+        .and_then(|old| old.find(KEEP).map(|i| old[i..].to_string()))
+    {
+        md.push_str(&kept);
+    }
     std::fs::write(&target, md)?;
     println!("wrote {}", target.display());
     Ok(())
