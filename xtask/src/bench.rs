@@ -2,18 +2,21 @@
 //! table with each target and written to `BENCHMARKS.md` (machine, date, commit):
 //!
 //! 1. signing primitives: HSM path vs raw (one thread), and the hybrid bound on all cores;
-//! 2. format-aware digest throughput on large inputs next to `sha256sum` ([`bench_digest`]);
+//! 2. format-aware digest throughput on large inputs next to `openssl dgst -sha512` ([`bench_digest`]);
 //! 3. the release `fwseald` on loopback: 64 KiB hybrid images/s and p50/p99 at concurrency
 //!    1, 8, 32 ([`bench_daemon`]) next to the bound;
-//! 4. per-image rate next to `imgtool sign`, `sbsign`, `osslsigncode` ([`bench_tools`]);
-//! 5. peak RSS (`VmHWM`) of a fresh `fwseald` streaming a 1 GiB raw and a 1 GiB MCUboot image;
+//! 4. per-image rate next to `imgtool sign`, `sbsign`, `osslsigncode` ([`bench_tools`]), and the
+//!    wall time of one `fwseal sign` CLI process;
+//! 5. a fresh `fwseald` streaming a 1 GiB raw and a 1 GiB MCUboot image: peak RSS (`VmHWM`) and
+//!    upload → response time next to `openssl dgst -sha512` over the file;
 //! 6. the device verifier `fwseal-verify` on the host: speed per algorithm and image size,
 //!    context size, C ABI stack ([`crate::bench_verify`]).
 //!
 //! `cargo xtask bench` builds `fwseald` and itself in release and runs `bench-inner`.
 //! Flags: `--quick` (sizes ÷16, short durations: a CI smoke run), `--scale N` (sizes ÷N),
 //! `--seconds S` (time per primitive measurement, default 3). Inputs are generated under
-//! `target/bench/` from a fixed-seed PRNG and deleted afterwards.
+//! `$CARGO_TARGET_DIR/bench/` (default `target/bench/`) from a fixed-seed PRNG and deleted
+//! afterwards.
 
 use crate::bench_daemon::{self as daemon, Appliance, PRODUCT, PRODUCT_EFI};
 use crate::{bench_digest, bench_inputs as inputs, bench_tools as tools};
@@ -27,6 +30,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
+/// BENCHMARKS.md: everything from this line on is kept when the file is regenerated.
+const KEEP: &str = "<!-- kept by cargo xtask bench: hand-written analysis below -->";
 
 /// Entry point of `cargo xtask bench`: build in release and run `bench-inner`.
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
@@ -34,7 +39,15 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     // `--only verify` (the device verifier alone) needs no daemon.
     if Opts::parse(args).needs_daemon() {
         let st = Command::new(&cargo)
-            .args(["build", "--release", "--quiet", "-p", "fwseald"])
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "fwseald",
+                "-p",
+                "fwseal-cli",
+            ])
             .current_dir(root)
             .status()?;
         anyhow::ensure!(st.success(), "building fwseald (release) failed");
@@ -54,6 +67,13 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         .status()?;
     anyhow::ensure!(st.success(), "bench failed");
     Ok(())
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR`, else `<root>/target`.
+fn target_dir(root: &Path) -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
 }
 
 struct Opts {
@@ -230,7 +250,7 @@ fn message(n: u64) -> SignedMessage {
 /// in hybrid signatures per second.
 fn primitives(root: &Path, o: &Opts, out: &mut Vec<Section>) -> Result<f64> {
     let secs = o.secs;
-    let state = root.join("target/bench/state");
+    let state = target_dir(root).join("bench/state");
     let _ = std::fs::remove_dir_all(&state);
     std::fs::create_dir_all(&state)?;
     let mut dev = DevToken::new(&state);
@@ -424,9 +444,10 @@ fn primitives(root: &Path, o: &Opts, out: &mut Vec<Section>) -> Result<f64> {
 /// Section 2: digest throughput per format.
 fn digests(root: &Path, dir: &Path, o: &Opts, out: &mut Vec<Section>) -> Result<()> {
     let reps = if o.quick { 1 } else { 3 };
-    let mut sec = Section::new("Format-aware digest throughput vs sha256sum");
-    // Every format, in wire-id order. Streaming formats are held to 0.9× sha256sum over
-    // 256 MiB; random-access ones (held in memory) to 0.5× over 64 MiB.
+    let mut sec = Section::new("Format-aware digest throughput vs openssl SHA-512");
+    // Every format, in wire-id order, against `openssl dgst -sha512` on the same bytes (issue 15):
+    // streaming formats over 256 MiB ≥ 0.9×; random-access ones (held in memory) over 64 MiB,
+    // Intel HEX (text to decode) ≥ 0.6×, PE/COFF ≥ 0.8×.
     let mut formats: Vec<Format> = Format::all().collect();
     formats.sort_by_key(|f| f.id());
     for (i, format) in formats.into_iter().enumerate() {
@@ -434,10 +455,10 @@ fn digests(root: &Path, dir: &Path, o: &Opts, out: &mut Vec<Section>) -> Result<
         let ext = spec.extensions.first().copied().unwrap_or(spec.name);
         let label = format!(".{ext} ({})", spec.summary);
         let label = label.as_str();
-        let (size, target) = if spec.streams {
-            (256 * MIB, 0.9)
-        } else {
-            (64 * MIB, 0.5)
+        let (size, target) = match (spec.streams, format) {
+            (true, _) => (256 * MIB, 0.9),
+            (false, Format::Ihex) => (64 * MIB, 0.6),
+            (false, _) => (64 * MIB, 0.8),
         };
         let classical = format.default_classical();
         let size = o.size(size);
@@ -447,33 +468,25 @@ fn digests(root: &Path, dir: &Path, o: &Opts, out: &mut Vec<Section>) -> Result<
         let r = bench_digest::measure(label, format, &path, classical, reps)?;
         let _ = std::fs::remove_file(&path);
         let mib = r.bytes as f64 / MIB as f64;
-        let ratio = r.hybrid / r.sha256sum;
-        // The .efi target is not in the issue (random-access format): reported, held to 0.5×.
+        let ratio = r.hybrid / r.openssl512;
         sec.check(
-            format!("{label}, {mib:.0} MiB, hybrid (SHA-256 + SHA-512)"),
-            format!(
-                "{:.0} MB/s = {ratio:.2}× ({:.2}× openssl)",
-                r.hybrid,
-                r.hybrid / r.openssl
-            ),
-            format!("≥ {target}× sha256sum"),
+            format!("{label}, {mib:.0} MiB, hybrid (SHA-256 + SHA-512) ÷ openssl SHA-512"),
+            format!("{:.0} MB/s = {ratio:.2}×", r.hybrid),
+            format!("≥ {target}×"),
             ratio >= target,
         );
         sec.row(
             format!("{label}, classical-only request (one digest)"),
+            format!("{:.0} MB/s", r.classical),
+        );
+        sec.row(
             format!(
-                "{:.0} MB/s = {:.2}×",
-                r.classical,
-                r.classical / r.sha256sum
+                "context: openssl dgst -sha512 / -sha256, sha256sum over the same {mib:.0} MiB"
             ),
-        );
-        sec.row(
-            format!("sha256sum over the same {mib:.0} MiB"),
-            format!("{:.0} MB/s", r.sha256sum),
-        );
-        sec.row(
-            "openssl dgst -sha256 over the same bytes (context)",
-            format!("{:.0} MB/s", r.openssl),
+            format!(
+                "{:.0} / {:.0} / {:.0} MB/s",
+                r.openssl512, r.openssl, r.sha256sum
+            ),
         );
         println!("digest {label}: done");
     }
@@ -483,8 +496,9 @@ fn digests(root: &Path, dir: &Path, o: &Opts, out: &mut Vec<Section>) -> Result<
          digest, ECDSA) and SHA-512 (the ML-DSA-65 message digest, `SigAlg::digest_alg`) in one pass; \
          the classical-only row shows the cost of the SHA-256 pass alone (SHA-256 uses SHA-NI, SHA-512 \
          has no such instructions on x86 and dominates). `sha256sum` is GNU coreutils, which may not use \
-         SHA-NI (Debian 12's does not); `openssl dgst -sha256` shows what the hardware does. The .efi row has no target \
-         in the issue (random-access format, held in memory up to its limit); 0.5× is used."
+         SHA-NI (Debian 12's does not); `openssl dgst` shows what the hardware does. The targets divide by \
+         `openssl dgst -sha512` on the same file: computed in parallel, a hybrid request can approach \
+         SHA-512 alone; computed serially its limit is 1/(1/SHA-256 + 1/SHA-512)."
     ));
     out.push(sec);
     Ok(())
@@ -541,37 +555,25 @@ fn daemon_and_tools(
             l.per_sec, l.p50_ms, l.p99_ms, l.requests
         );
         let name = format!("concurrency {c}: images/s ({} requests)", l.requests);
+        // Each image needs two hybrid signatures (image + provenance): the ceiling is bound ÷ 2.
+        let of_ceiling = format!(
+            "{:.0} /s = {:.0}% of bound ÷ 2",
+            l.per_sec,
+            200.0 * l.per_sec / bound
+        );
+        let latency = format!("{:.1} / {:.1} ms", l.p50_ms, l.p99_ms);
         if c == 8 {
-            sec.check(
-                name,
-                format!(
-                    "{:.0} /s = {:.0}% of bound",
-                    l.per_sec,
-                    100.0 * l.per_sec / bound
-                ),
-                "≥ 70% of bound",
-                l.per_sec >= 0.7 * bound,
-            );
+            sec.check(name, of_ceiling, "≥ 70%", l.per_sec >= 0.35 * bound);
             sec.check(
                 format!("concurrency {c}: p50 / p99 latency"),
-                format!("{:.1} / {:.1} ms", l.p50_ms, l.p99_ms),
-                "p99 ≤ 20 ms",
-                l.p99_ms <= 20.0,
+                latency,
+                "p99 ≤ 10 ms",
+                l.p99_ms <= 10.0,
             );
             c8 = Some(l.per_sec);
         } else {
-            sec.row(
-                name,
-                format!(
-                    "{:.0} /s = {:.0}% of bound",
-                    l.per_sec,
-                    100.0 * l.per_sec / bound
-                ),
-            );
-            sec.row(
-                format!("concurrency {c}: p50 / p99 latency"),
-                format!("{:.1} / {:.1} ms", l.p50_ms, l.p99_ms),
-            );
+            sec.row(name, of_ceiling);
+            sec.row(format!("concurrency {c}: p50 / p99 latency"), latency);
         }
     }
     sec.row(
@@ -580,12 +582,7 @@ fn daemon_and_tools(
     );
     sec.row(
         "ceiling with provenance: bound ÷ 2 (image + provenance hybrid signatures)",
-        format!(
-            "{:.0} /s{}",
-            bound / 2.0,
-            c8.map(|c| format!("; c=8 reaches {:.0}% of it", 200.0 * c / bound))
-                .unwrap_or_default()
-        ),
+        format!("{:.0} /s", bound / 2.0),
     );
     sec.notes.push(format!(
         "{secs} s per concurrency level after one warm-up request per connection; one keep-alive HTTP/1.1 \
@@ -637,6 +634,24 @@ fn daemon_and_tools(
         "fwseal MCUboot embedded hybrid, 64 KiB: c=1 / c=8",
         format!("{:.0} / {:.0} /s", f1.per_sec, f8.per_sec),
     );
+    let cli = cli_sign_ms(
+        &d,
+        &appliance.token,
+        dir,
+        &inp.img,
+        if o.quick { 3 } else { 10 },
+    )?;
+    println!("cli: fwseal sign median {cli:.1} ms");
+    sec.check(
+        format!(
+            "one `fwseal sign` process (release), {} KiB MCUboot, local daemon: wall, median of {}",
+            inp.img.len() >> 10,
+            if o.quick { 3 } else { 10 }
+        ),
+        format!("{cli:.1} ms"),
+        "≤ 10 ms",
+        cli <= 10.0,
+    );
     match tools::imgtool(
         &tk,
         &dir.join("small.bin"),
@@ -647,14 +662,20 @@ fn daemon_and_tools(
         Some(t) => {
             sec.row(
                 format!("{}: serial / {workers} processes", t.name),
-                format!("{:.1} / {:.1} /s", t.serial, t.parallel),
+                format!(
+                    "{:.1} / {:.1} /s ({:.0} ms per process)",
+                    t.serial,
+                    t.parallel,
+                    1e3 / t.serial
+                ),
             );
-            let r = f8.per_sec / t.parallel;
-            sec.check(
-                "fwseal ÷ imgtool (c=8 vs all-core imgtool)",
-                format!("{r:.0}× (serial: {:.0}×)", f1.per_sec / t.serial),
-                "≥ 100×",
-                r >= 100.0,
+            sec.row(
+                "fwseal ÷ imgtool (c=8 vs all-core imgtool; context)",
+                format!(
+                    "{:.0}× (serial: {:.0}×)",
+                    f8.per_sec / t.parallel,
+                    f1.per_sec / t.serial
+                ),
             );
         }
         None => sec.row("imgtool", "not installed"),
@@ -697,14 +718,19 @@ fn daemon_and_tools(
             format!("{}: serial / {workers} processes", t.name),
             format!("{:.1} / {:.1} /s", t.serial, t.parallel),
         );
-        sec.row(
-            format!("fwseal ÷ {}", t.name.split(' ').next().unwrap_or("tool")),
-            format!(
-                "{:.1}× (serial: {:.1}×)",
-                e8.per_sec / t.parallel,
-                e1.per_sec / t.serial
-            ),
+        let tool = t.name.split(' ').next().unwrap_or("tool");
+        let value = format!(
+            "{:.1}× (serial: {:.1}×)",
+            e8.per_sec / t.parallel,
+            e1.per_sec / t.serial
         );
+        let name = format!(".efi: fwseal c=8 ÷ {tool} with {workers} processes");
+        if tool == "sbsign" {
+            let r = e8.per_sec / t.parallel;
+            sec.check(name, value, "≥ 2×", r >= 2.0);
+        } else {
+            sec.row(name, value);
+        }
     }
     sec.notes.push(format!(
         "Tools run {n_tools}× (sbsign/osslsigncode {}×) one after another, then with {workers} processes at a \
@@ -717,6 +743,44 @@ fn daemon_and_tools(
     out.push(sec);
     drop(d);
     Ok(())
+}
+
+/// Wall time (ms, median of `n` after one warm-up) of one `fwseal sign` process (the release
+/// CLI next to the bench binary) signing `img` as MCUboot against the running daemon.
+fn cli_sign_ms(
+    d: &crate::appliance::Running,
+    token: &str,
+    dir: &Path,
+    img: &[u8],
+    n: usize,
+) -> Result<f64> {
+    let fwseal = std::env::current_exe()?.with_file_name("fwseal");
+    anyhow::ensure!(
+        fwseal.is_file(),
+        "{} missing (cargo build --release -p fwseal-cli)",
+        fwseal.display()
+    );
+    let mut ms = Vec::new();
+    for i in 0..=n {
+        let run = dir.join(format!("cli-{i}"));
+        std::fs::create_dir_all(&run)?;
+        let mut v = img.to_vec();
+        v[32..40].copy_from_slice(&(i as u64 ^ 0xc11).to_le_bytes());
+        let file = run.join("bench.img");
+        std::fs::write(&file, v)?;
+        let mut cmd = Command::new(&fwseal);
+        cmd.args(["sign", "-p", PRODUCT])
+            .arg(&file)
+            .env("FWSEAL_URL", format!("http://{}", d.addr))
+            .env("FWSEAL_TOKEN", token);
+        let t = Instant::now();
+        crate::appliance::check(&mut cmd)?;
+        if i > 0 {
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    ms.sort_by(|a, b| a.total_cmp(b));
+    Ok(ms[ms.len() / 2])
 }
 
 /// Section 5: peak RSS of a fresh daemon per large streamed upload.
@@ -746,6 +810,8 @@ fn rss(
         let secs = daemon::upload_file(&d.addr, &appliance.token, &url, &path)?;
         let peak = d.status_kb("VmHWM")?;
         drop(d);
+        // The same file through one SHA-512 (page cache warm from the upload), best of 2.
+        let sha512 = bench_digest::best_secs(2, || bench_digest::openssl_dgst("sha512", &path))?;
         let _ = std::fs::remove_file(&path);
         let mib = size as f64 / MIB as f64;
         println!(
@@ -758,14 +824,20 @@ fn rss(
             "≤ 64 MiB",
             peak <= 64 * 1024,
         );
+        sec.check(
+            format!("{label}, {mib:.0} MiB: upload → signed response ÷ openssl SHA-512 time"),
+            format!("{secs:.1} s ÷ {sha512:.2} s = {:.1}×", secs / sha512),
+            "≤ 2×",
+            secs <= 2.0 * sha512,
+        );
         sec.row(
-            format!("{label}: RSS after start-up / upload-to-response time"),
-            format!("{:.1} MiB / {secs:.1} s", base as f64 / 1024.0),
+            format!("{label}: RSS after start-up"),
+            format!("{:.1} MiB", base as f64 / 1024.0),
         );
     }
     sec.notes.push(
         "A fresh daemon per image (VmHWM is per process lifetime); the client streams the file in \
-         1 MiB frames with a Content-Length."
+         1 MiB frames with a Content-Length and times until the 201 response has been read. The openssl time is `openssl dgst -sha512` over the same file, page cache warm."
             .into(),
     );
     out.push(sec);
@@ -776,10 +848,10 @@ fn rss(
 pub fn inner(root: &Path, args: &[String]) -> Result<()> {
     let o = Opts::parse(args);
     let started = Instant::now();
-    let dir = root.join("target/bench/inputs");
+    let dir = target_dir(root).join("bench/inputs");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let fwseald = root.join("target/release/fwseald");
+    let fwseald = target_dir(root).join("release/fwseald");
     anyhow::ensure!(
         !o.needs_daemon() || fwseald.is_file(),
         "{} missing: run `cargo build --release -p fwseald` (cargo xtask bench does)",
@@ -796,7 +868,7 @@ pub fn inner(root: &Path, args: &[String]) -> Result<()> {
             digests(root, &dir, &o, &mut sections)?;
         }
         if o.runs("daemon") || o.runs("rss") {
-            let appliance = Appliance::provision(&fwseald, &root.join("target/bench/daemon"))?;
+            let appliance = Appliance::provision(&fwseald, &target_dir(root).join("bench/daemon"))?;
             if o.runs("daemon") {
                 let inp = daemon_inputs(root, &dir)?;
                 daemon_and_tools(&appliance, &dir, &inp, bound, &o, &mut sections)?;
@@ -811,7 +883,7 @@ pub fn inner(root: &Path, args: &[String]) -> Result<()> {
         Ok(())
     })();
     let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_dir_all(root.join("target/bench/daemon"));
+    let _ = std::fs::remove_dir_all(target_dir(root).join("bench/daemon"));
     result?;
     for s in &sections {
         s.print();
@@ -874,10 +946,18 @@ pub fn inner(root: &Path, args: &[String]) -> Result<()> {
     let partial = o.quick || o.only.is_some() || o.scale > 1;
     let target = if partial && !args.iter().any(|a| a == "--write") {
         // A smoke or partial run must not overwrite the committed full-run figures.
-        root.join("target/bench/BENCHMARKS.quick.md")
+        target_dir(root).join("bench/BENCHMARKS.quick.md")
     } else {
         root.join("BENCHMARKS.md")
     };
+    // Hand-written analysis (profiles, "where the time goes") below KEEP in the committed file
+    // survives a regeneration; its figures are dated by the text itself.
+    if let Some(kept) = std::fs::read_to_string(root.join("BENCHMARKS.md"))
+        .ok()
+        .and_then(|old| old.find(KEEP).map(|i| old[i..].to_string()))
+    {
+        md.push_str(&kept);
+    }
     std::fs::write(&target, md)?;
     println!("wrote {}", target.display());
     Ok(())
