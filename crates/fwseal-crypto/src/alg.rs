@@ -75,55 +75,142 @@ impl std::fmt::Display for DigestAlg {
 }
 
 /// An incremental hasher for any [`DigestAlg`] (cloneable, so a state can be forked).
-#[derive(Clone, Debug)]
-pub enum Hasher {
-    /// SHA-256 state.
+///
+/// SHA-256 is RustCrypto's `sha2` (SHA-NI where the CPU has it). SHA-384 and SHA-512 are
+/// AWS-LC's (`aws-lc-rs`, feature `aws-lc`, on by default): x86-64 has no SHA-512
+/// instructions, and AWS-LC's assembly runs at `openssl dgst -sha512` speed, ~1.4× `sha2`'s on
+/// this project's bench machine (BENCHMARKS.md); without the feature, `sha2` throughout.
+#[derive(Clone)]
+pub struct Hasher(HasherState);
+
+#[derive(Clone)]
+enum HasherState {
     Sha256(sha2::Sha256),
-    /// SHA-384 state.
+    #[cfg(not(feature = "aws-lc"))]
     Sha384(sha2::Sha384),
-    /// SHA-512 state.
+    #[cfg(not(feature = "aws-lc"))]
     Sha512(sha2::Sha512),
+    #[cfg(feature = "aws-lc")]
+    AwsLc(DigestAlg, aws_lc_rs::digest::Context),
+}
+
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Hasher").field(&self.alg()).finish()
+    }
 }
 
 impl Hasher {
     /// A fresh state.
     pub fn new(alg: DigestAlg) -> Self {
-        match alg {
-            DigestAlg::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
-            DigestAlg::Sha384 => Hasher::Sha384(sha2::Sha384::new()),
-            DigestAlg::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
-        }
+        Hasher(match alg {
+            DigestAlg::Sha256 => HasherState::Sha256(sha2::Sha256::new()),
+            #[cfg(not(feature = "aws-lc"))]
+            DigestAlg::Sha384 => HasherState::Sha384(sha2::Sha384::new()),
+            #[cfg(not(feature = "aws-lc"))]
+            DigestAlg::Sha512 => HasherState::Sha512(sha2::Sha512::new()),
+            #[cfg(feature = "aws-lc")]
+            DigestAlg::Sha384 => HasherState::AwsLc(
+                alg,
+                aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA384),
+            ),
+            #[cfg(feature = "aws-lc")]
+            DigestAlg::Sha512 => HasherState::AwsLc(
+                alg,
+                aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA512),
+            ),
+        })
     }
 
     /// Which algorithm this state computes.
     pub fn alg(&self) -> DigestAlg {
-        match self {
-            Hasher::Sha256(_) => DigestAlg::Sha256,
-            Hasher::Sha384(_) => DigestAlg::Sha384,
-            Hasher::Sha512(_) => DigestAlg::Sha512,
+        match &self.0 {
+            HasherState::Sha256(_) => DigestAlg::Sha256,
+            #[cfg(not(feature = "aws-lc"))]
+            HasherState::Sha384(_) => DigestAlg::Sha384,
+            #[cfg(not(feature = "aws-lc"))]
+            HasherState::Sha512(_) => DigestAlg::Sha512,
+            #[cfg(feature = "aws-lc")]
+            HasherState::AwsLc(a, _) => *a,
         }
     }
 
     /// Absorb bytes.
     pub fn update(&mut self, data: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(data),
-            Hasher::Sha384(h) => h.update(data),
-            Hasher::Sha512(h) => h.update(data),
+        match &mut self.0 {
+            HasherState::Sha256(h) => h.update(data),
+            #[cfg(not(feature = "aws-lc"))]
+            HasherState::Sha384(h) => h.update(data),
+            #[cfg(not(feature = "aws-lc"))]
+            HasherState::Sha512(h) => h.update(data),
+            #[cfg(feature = "aws-lc")]
+            HasherState::AwsLc(_, h) => h.update(data),
         }
     }
 
     /// Finish and return the digest.
     pub fn finish(self) -> Vec<u8> {
-        match self {
-            Hasher::Sha256(h) => h.finalize().to_vec(),
-            Hasher::Sha384(h) => h.finalize().to_vec(),
-            Hasher::Sha512(h) => h.finalize().to_vec(),
+        match self.0 {
+            HasherState::Sha256(h) => h.finalize().to_vec(),
+            #[cfg(not(feature = "aws-lc"))]
+            HasherState::Sha384(h) => h.finalize().to_vec(),
+            #[cfg(not(feature = "aws-lc"))]
+            HasherState::Sha512(h) => h.finalize().to_vec(),
+            #[cfg(feature = "aws-lc")]
+            HasherState::AwsLc(_, h) => h.finish().as_ref().to_vec(),
         }
     }
 }
 
-/// Several digests of the same byte stream, computed in one pass.
+/// Updates at least this large are hashed by every state at once, each on its own thread (the
+/// calling thread takes the first). The states of one stream are independent, so a hybrid
+/// request's SHA-256 and SHA-512 cost the slower of the two instead of their sum; below this
+/// size a thread costs more than it saves.
+pub const PARALLEL_UPDATE_MIN: usize = 256 * 1024;
+
+/// Absorb `data` into every state of `states`: in parallel for large updates
+/// ([`PARALLEL_UPDATE_MIN`]), serially otherwise. If the OS refuses a thread, that state is
+/// hashed on the calling thread: the result never depends on how it was computed.
+pub fn update_all<'a>(states: impl IntoIterator<Item = &'a mut Hasher>, data: &[u8]) {
+    let mut states = states.into_iter();
+    let Some(first) = states.next() else {
+        return;
+    };
+    if data.len() < PARALLEL_UPDATE_MIN {
+        first.update(data);
+        states.for_each(|s| s.update(data));
+        return;
+    }
+    // Each further state behind its own lock, so a state whose thread could not be started
+    // is still reachable here (the lock is never contended: one thread uses each).
+    let rest: Vec<std::sync::Mutex<&mut Hasher>> = states.map(std::sync::Mutex::new).collect();
+    if rest.is_empty() {
+        first.update(data);
+        return;
+    }
+    let lock = |m: &std::sync::Mutex<&'a mut Hasher>| {
+        m.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .update(data)
+    };
+    std::thread::scope(|scope| {
+        let mut local = Vec::new();
+        for m in &rest {
+            if std::thread::Builder::new()
+                .name("fwseal-hash".into())
+                .spawn_scoped(scope, move || lock(m))
+                .is_err()
+            {
+                local.push(m);
+            }
+        }
+        first.update(data);
+        local.into_iter().for_each(lock);
+    });
+}
+
+/// Several digests of the same byte stream, computed in one pass (in parallel for large
+/// updates: [`update_all`]).
 #[derive(Clone, Debug, Default)]
 pub struct MultiHasher {
     states: Vec<Hasher>,
@@ -143,9 +230,7 @@ impl MultiHasher {
 
     /// Absorb bytes into every state.
     pub fn update(&mut self, data: &[u8]) {
-        for s in &mut self.states {
-            s.update(data);
-        }
+        update_all(&mut self.states, data);
     }
 
     /// Finish every state.
@@ -346,6 +431,59 @@ impl std::str::FromStr for SigAlg {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest as _;
+
+    /// The reference: RustCrypto's one-shot digests.
+    fn reference(alg: DigestAlg, data: &[u8]) -> Vec<u8> {
+        match alg {
+            DigestAlg::Sha256 => sha2::Sha256::digest(data).to_vec(),
+            DigestAlg::Sha384 => sha2::Sha384::digest(data).to_vec(),
+            DigestAlg::Sha512 => sha2::Sha512::digest(data).to_vec(),
+        }
+    }
+
+    #[test]
+    fn hashers_match_the_reference_serial_parallel_and_forked() {
+        let data: Vec<u8> = (0..3 * PARALLEL_UPDATE_MIN + 7)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        let algs = [DigestAlg::Sha256, DigestAlg::Sha384, DigestAlg::Sha512];
+        for len in [
+            0,
+            1,
+            111,
+            PARALLEL_UPDATE_MIN - 1,
+            PARALLEL_UPDATE_MIN,
+            data.len(),
+        ] {
+            let d = &data[..len];
+            // One update (parallel when large), then small and large pieces mixed.
+            let mut one = MultiHasher::new(&algs);
+            one.update(d);
+            let mut pieces = MultiHasher::new(&algs);
+            let (a, b) = d.split_at(len / 3);
+            pieces.update(a);
+            let fork = pieces.clone();
+            pieces.update(b);
+            let mut forked = fork;
+            forked.update(b);
+            for m in [one.finish(), pieces.finish(), forked.finish()] {
+                for alg in algs {
+                    assert_eq!(
+                        m.get(alg),
+                        Some(&reference(alg, d)[..]),
+                        "{alg} over {len} bytes"
+                    );
+                }
+            }
+        }
+        // update_all over loose states, as a streaming format keeps them.
+        let mut states: Vec<Hasher> = algs.iter().map(|&a| Hasher::new(a)).collect();
+        update_all(&mut states, &data);
+        for h in states {
+            assert_eq!(h.clone().finish(), reference(h.alg(), &data), "{:?}", h);
+        }
+    }
 
     #[test]
     fn ids_and_names_round_trip_and_are_unique() {

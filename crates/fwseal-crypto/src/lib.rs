@@ -21,7 +21,9 @@ pub mod signer;
 pub mod soft;
 pub mod verify;
 
-pub use alg::{DigestAlg, Digests, Family, Hasher, MultiHasher, SigAlg};
+pub use alg::{
+    update_all, DigestAlg, Digests, Family, Hasher, MultiHasher, SigAlg, PARALLEL_UPDATE_MIN,
+};
 pub use sig::{KeyId, Signature, SignatureSet, SignedMessage};
 pub use signer::Signer;
 pub use verify::PublicKey;

@@ -693,11 +693,12 @@ impl StreamPreparer for McubootStream {
                         let n = usize::try_from(end - self.pos)
                             .unwrap_or(usize::MAX)
                             .min(chunk.len());
-                        for c in &mut self.cands {
-                            for hs in &mut c.hashers {
-                                hs.update(&chunk[..n]);
-                            }
-                        }
+                        // Every state of every candidate header at once (in parallel for
+                        // large chunks).
+                        fwseal_crypto::update_all(
+                            self.cands.iter_mut().flat_map(|c| c.hashers.iter_mut()),
+                            &chunk[..n],
+                        );
                         chunk = &chunk[n..];
                         self.pos += n as u64;
                     } else {
