@@ -431,7 +431,6 @@ impl std::str::FromStr for SigAlg {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sha2::Digest as _;
 
     /// The reference: RustCrypto's one-shot digests.
     fn reference(alg: DigestAlg, data: &[u8]) -> Vec<u8> {
