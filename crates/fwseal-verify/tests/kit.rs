@@ -3,14 +3,13 @@
 //! Python verifiers (`tests/verifiers/kit.py`): verdict **and** reason of every vector, one-shot
 //! and streamed in small chunks, and the Python judge's verdicts against the manifest.
 
-use fwseal_verify::{verify, Error, Format, Policy, Require, TrustedKey, Verified, Verifier};
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::{repo_root, verify_chunked};
+use fwseal_verify::{verify, Error, Format, Policy, Require, TrustedKey, Verified};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
 
 fn require_judges() -> bool {
     std::env::var("FWSEAL_REQUIRE_JUDGES").as_deref() == Ok("1")
@@ -44,26 +43,6 @@ fn applies(v: &Value, verifier: &str) -> bool {
         .expect("verifiers")
         .iter()
         .any(|x| x == verifier)
-}
-
-fn chunked(
-    f: Format,
-    image: &[u8],
-    keys: &[TrustedKey<'_>],
-    policy: Policy,
-    chunk: usize,
-) -> Result<Verified, Error> {
-    let mut v = Verifier::new(f, image.len() as u64, keys, policy)?;
-    let mut reads = 0;
-    while let Some(r) = v.next_read() {
-        reads += 1;
-        assert!(reads < 16, "the verifier keeps asking for reads");
-        let bytes = &image[r.offset as usize..(r.offset + r.len) as usize];
-        if bytes.chunks(chunk).any(|c| v.update(c).is_err()) {
-            break;
-        }
-    }
-    v.finish()
 }
 
 fn code(r: &Result<Verified, Error>) -> &'static str {
@@ -115,7 +94,7 @@ fn fwseal_verify_agrees_with_every_vector() {
             ));
         }
         for chunk in [1, 61, 4096] {
-            let got = chunked(f, &image, &keys, policy, chunk);
+            let got = verify_chunked(f, &image, &keys, policy, chunk);
             if code(&got) != want {
                 bad.push(format!("{name}: chunks of {chunk}: {}", code(&got)));
             }
