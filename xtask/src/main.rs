@@ -35,6 +35,7 @@ const APT_PACKAGES: &[&str] = &[
     "libclang-dev",
     "make",
     "perl",
+    "faketime",
 ];
 
 /// Which command proves each package is installed.
@@ -55,6 +56,7 @@ const APT_PROBES: &[(&str, &str)] = &[
     ("libclang-dev", "/usr/lib/llvm-14/lib/libclang.so"),
     ("make", "make"),
     ("perl", "perl"),
+    ("faketime", "faketime"),
 ];
 
 /// PyPI packages: the MCUboot judge, the OVMF variable-store tool, DSSE and ML-DSA verifiers,

@@ -352,6 +352,7 @@ pub fn sign_remote<E: std::error::Error + 'static>(
             signatures: Vec::new(),
             certificates: g.certificates,
             public_keys: Vec::new(),
+            timestamps: Vec::new(),
         };
         // Classical first, as `sign_prepared` orders them.
         for want in [r.classical, r.pq].into_iter().flatten() {

@@ -67,9 +67,12 @@ pub mod codes {
     pub const OIDC_REQUIRED: &str = "oidc-required";
     /// 400: a client-asserted build claim contradicts the verified claim of the request's token.
     pub const CLAIM_CONTRADICTION: &str = "claim-contradiction";
+    /// 503: the product requires RFC 3161 timestamps (`[tsa] mode = "required"`) and no
+    /// configured Time-Stamping Authority answered with a valid token: nothing was signed.
+    pub const TSA_UNAVAILABLE: &str = "tsa-unavailable";
 
     /// Every code the daemon sends.
-    pub const ALL: [&str; 30] = [
+    pub const ALL: [&str; 31] = [
         BAD_REQUEST,
         UNAUTHENTICATED,
         FORBIDDEN,
@@ -100,6 +103,7 @@ pub mod codes {
         OIDC_UNAVAILABLE,
         OIDC_REQUIRED,
         CLAIM_CONTRADICTION,
+        TSA_UNAVAILABLE,
     ];
 }
 

@@ -107,6 +107,12 @@ struct VerifyArgs {
     /// Detached signature document. Default: IMAGE.sig.json, picked up if it exists.
     #[arg(long)]
     detached: Option<PathBuf>,
+    /// Trusted TSA certificate (PEM, repeatable): RFC 3161 timestamp tokens carried with the
+    /// signatures must verify against one, and a signing certificate given with --key must be
+    /// valid at the token's genTime (without a token: now). Without it tokens are shown, not
+    /// trusted.
+    #[arg(long = "tsa-cert")]
+    tsa_certs: Vec<PathBuf>,
     /// Accept images with only a classical signature.
     #[arg(long, conflicts_with = "pq_only")]
     classical_only: bool,
@@ -253,8 +259,13 @@ fn verify(a: &VerifyArgs, json: bool) -> Result<u8> {
         classical: !a.pq_only,
         pq: !a.classical_only,
     };
+    let mut tsa = Vec::new();
+    for p in &a.tsa_certs {
+        let pem = read_input(p)?;
+        tsa.extend(trust::pem_certificates(&pem).with_context(|| format!("{}", p.display()))?);
+    }
     let result =
-        trust::verify_image(format, &data, doc.as_ref(), &keys, need).and_then(|checked| {
+        trust::verify_image(format, &data, doc.as_ref(), &keys, need, &tsa).and_then(|checked| {
             // The signatures that bind a hash-locally provenance to this image.
             let mut sigs: Vec<String> = fwseal_formats::extract(format, &data)
                 .map(|x| x.signatures.iter().map(|s| sha256_hex(&s.bytes)).collect())
@@ -281,6 +292,18 @@ fn verify(a: &VerifyArgs, json: bool) -> Result<u8> {
                         "OK {} {} signature by {} ({})",
                         c.origin, c.alg, c.key_id, c.key_source
                     );
+                    if let Some(t) = &c.timestamp {
+                        println!(
+                            "   timestamp {} by {} ({})",
+                            t.gen_time,
+                            t.tsa,
+                            if t.verified {
+                                "verified"
+                            } else {
+                                "NOT verified: give --tsa-cert"
+                            }
+                        );
+                    }
                 }
                 for line in prov.iter().flat_map(gate::Outcome::lines) {
                     println!("{line}");

@@ -24,7 +24,7 @@ pub mod verify;
 pub use alg::{
     update_all, DigestAlg, Digests, Family, Hasher, MultiHasher, SigAlg, PARALLEL_UPDATE_MIN,
 };
-pub use sig::{KeyId, Signature, SignatureSet, SignedMessage};
+pub use sig::{KeyId, SigTimestamp, Signature, SignatureSet, SignedMessage};
 pub use signer::Signer;
 pub use verify::PublicKey;
 

@@ -105,6 +105,27 @@ pub struct Signature {
     pub bytes: Vec<u8>,
 }
 
+/// An RFC 3161 timestamp token over one signature of a [`SignatureSet`]
+/// (`formats/timestamp.md`): the token's message imprint is the hash of that signature's
+/// [`Signature::bytes`]. The signature is named by algorithm and key id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigTimestamp {
+    /// Algorithm of the timestamped signature.
+    pub alg: SigAlg,
+    /// Key id of the timestamped signature.
+    pub key_id: KeyId,
+    /// The `TimeStampToken` (a CMS `ContentInfo`, DER), base64 in JSON.
+    #[serde(with = "b64")]
+    pub token: Vec<u8>,
+}
+
+impl SigTimestamp {
+    /// Whether this token is the one of `sig` (same algorithm and key).
+    pub fn covers(&self, sig: &Signature) -> bool {
+        self.alg == sig.alg && self.key_id == sig.key_id
+    }
+}
+
 /// The signatures a format embeds for one image: typically one classical and one post-quantum.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignatureSet {
@@ -119,6 +140,10 @@ pub struct SignatureSet {
     /// key up here by key id. Optional; empty in older documents.
     #[serde(default, skip_serializing_if = "Vec::is_empty", with = "b64_vec")]
     pub public_keys: Vec<Vec<u8>>,
+    /// RFC 3161 timestamp tokens over some of [`SignatureSet::signatures`] (at most one per
+    /// signature; see [`SigTimestamp`]). Empty when no TSA is configured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timestamps: Vec<SigTimestamp>,
 }
 
 impl SignatureSet {
@@ -143,6 +168,14 @@ impl SignatureSet {
     /// The post-quantum half, if any.
     pub fn post_quantum(&self) -> Option<&Signature> {
         self.by_family(Family::PostQuantum)
+    }
+
+    /// The timestamp token over `sig`, if one was obtained.
+    pub fn timestamp_of(&self, sig: &Signature) -> Option<&[u8]> {
+        self.timestamps
+            .iter()
+            .find(|t| t.covers(sig))
+            .map(|t| t.token.as_slice())
     }
 }
 

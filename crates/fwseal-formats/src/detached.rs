@@ -34,6 +34,9 @@ pub struct DetachedDoc {
     pub product: String,
     /// Signatures (classical first).
     pub signatures: Vec<Signature>,
+    /// RFC 3161 timestamp tokens over some of the signatures (`formats/timestamp.md`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timestamps: Vec<fwseal_crypto::SigTimestamp>,
     /// DER certificates, base64 (Authenticode signer first).
     #[serde(default, skip_serializing_if = "Vec::is_empty", with = "b64_vec")]
     pub certificates: Vec<Vec<u8>>,
@@ -58,6 +61,7 @@ impl DetachedDoc {
             digests,
             product: plan.request().options.product.clone(),
             signatures: set.signatures.clone(),
+            timestamps: set.timestamps.clone(),
             certificates: set.certificates.clone(),
             extra: serde_json::Map::new(),
         }

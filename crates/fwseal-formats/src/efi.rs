@@ -83,6 +83,10 @@ const OID_RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.8
 const OID_SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
 const OID_ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 const OID_CONTENT_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.3");
+/// Authenticode's RFC 3161 countersignature (`SPC_RFC3161_OBJID`), an unsigned attribute of
+/// the SignerInfo whose value is a `TimeStampToken` over the SignerInfo's signature value.
+pub const OID_RFC3161_COUNTERSIGN: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.3.3.1");
 const OID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
 
 /// `SpcPeImageData` as every current signer writes it: empty flags, and the file link
@@ -524,7 +528,10 @@ impl EfiPlan {
                 parameters: Some(Null.into()),
             },
             signature: OctetString::new(sig.bytes.clone()).map_err(der_err("signature"))?,
-            unsigned_attrs: None,
+            unsigned_attrs: set
+                .timestamp_of(sig)
+                .map(countersignature_attrs)
+                .transpose()?,
         };
         let sd = SignedData {
             version: CmsVersion::V1,
@@ -568,6 +575,26 @@ impl EfiPlan {
         }
         Ok(out)
     }
+}
+
+/// The unsigned attributes carrying an RFC 3161 timestamp token (a DER `ContentInfo`) as
+/// Authenticode's countersignature.
+fn countersignature_attrs(token: &[u8]) -> Result<SetOfVec<Attribute>, FormatError> {
+    let ci = ContentInfo::from_der(token).map_err(|e| {
+        FormatError::Misuse(format!("timestamp token is not a DER ContentInfo: {e}"))
+    })?;
+    if ci.content_type != OID_SIGNED_DATA {
+        return Err(FormatError::Misuse(format!(
+            "timestamp token content type {} is not signedData",
+            ci.content_type
+        )));
+    }
+    let value = Any::encode_from(&ci).map_err(der_err("timestamp token"))?;
+    let attr = Attribute {
+        oid: OID_RFC3161_COUNTERSIGN,
+        values: SetOfVec::try_from(vec![value]).map_err(der_err("countersignature"))?,
+    };
+    SetOfVec::try_from(vec![attr]).map_err(der_err("unsigned attributes"))
 }
 
 impl Prepared for EfiPlan {
@@ -831,6 +858,22 @@ pub fn extract(data: &[u8]) -> Result<Extracted, FormatError> {
         }
     }
     let message = SignedMessage::Bytes(attrs.to_der().map_err(der_err("signed attributes"))?);
+    // An RFC 3161 countersignature, if the signer added one (a second one is refused rather
+    // than picking either).
+    let mut timestamp = None;
+    for a in si.unsigned_attrs.iter().flat_map(|s| s.iter()) {
+        if a.oid != OID_RFC3161_COUNTERSIGN {
+            continue;
+        }
+        if timestamp.is_some() || a.values.len() != 1 {
+            return Err(err(
+                p7_off,
+                "SignerInfo carries more than one RFC 3161 countersignature",
+            ));
+        }
+        let v = a.values.get(0).ok_or_else(|| err(p7_off, "empty countersignature"))?;
+        timestamp = Some(v.to_der().map_err(der_err("countersignature"))?);
+    }
     Ok(Extracted {
         format: Format::Efi,
         digest: (DigestAlg::Sha256, image_hash),
@@ -840,6 +883,7 @@ pub fn extract(data: &[u8]) -> Result<Extracted, FormatError> {
             key_hint: None,
             bytes: si.signature.as_bytes().to_vec(),
             message,
+            timestamp,
         }],
         certificates,
         product: None,

@@ -556,6 +556,7 @@ pub fn sign_prepared(
         signatures: Vec::new(),
         certificates,
         public_keys: Vec::new(),
+        timestamps: Vec::new(),
     };
     let mut pq_sig = None;
     match (req.pq, pq) {
@@ -673,6 +674,10 @@ pub struct FoundSignature {
     pub bytes: Vec<u8>,
     /// The message the signature must verify against.
     pub message: SignedMessage,
+    /// An RFC 3161 timestamp token over [`FoundSignature::bytes`] that the image carries with
+    /// the signature (`.efi`: the Authenticode RFC 3161 countersignature;
+    /// `formats/timestamp.md`). `None` where the format has no place for one.
+    pub timestamp: Option<Vec<u8>>,
 }
 
 impl FoundSignature {

@@ -1149,6 +1149,7 @@ pub fn extract(data: &[u8]) -> Result<Extracted, FormatError> {
                 alg: hash_alg,
                 digest: hash.clone(),
             },
+            timestamp: None,
         });
     }
     let mut security_counter = None;
@@ -1196,6 +1197,7 @@ pub fn extract(data: &[u8]) -> Result<Extracted, FormatError> {
                 key_hint: None,
                 bytes: sig.to_vec(),
                 message: pq_message_for(da, &da.hash(covered)),
+                timestamp: None,
             });
         }
     }

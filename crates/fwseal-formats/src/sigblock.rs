@@ -318,6 +318,7 @@ impl Decoded {
                 key_hint: None,
                 bytes: s.bytes.clone(),
                 message: SignedMessage::Bytes(m.clone()),
+                timestamp: None,
             })
             .collect()
     }
@@ -659,6 +660,7 @@ mod tests {
             ],
             certificates: vec![],
             public_keys: vec![],
+            timestamps: vec![],
         }
     }
 

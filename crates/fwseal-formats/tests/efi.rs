@@ -530,3 +530,85 @@ fn rsa_2048_and_4096() {
         }
     }
 }
+
+/// `osslsigncode verify` with the TSA's certificate as `-TSA-CAfile`.
+fn osslsigncode_ts(cert: &str, tsa: &Path, file: &str) -> Option<common::Run> {
+    let t = tool("osslsigncode")?;
+    Some(run(Command::new(t)
+        .args(["verify", "-CAfile", cert, "-TSA-CAfile"])
+        .arg(tsa)
+        .args(["-in", file])))
+}
+
+/// An RFC 3161 timestamp over the Authenticode signature travels as the RFC 3161
+/// countersignature (unsigned attribute 1.3.6.1.4.1.311.3.3.1): `osslsigncode verify` checks
+/// it against a TSA that fwseal did not write (`openssl ts -reply`), sbverify still accepts
+/// the image, `extract` returns the token, and a token over other bytes is refused by
+/// osslsigncode.
+#[test]
+fn timestamped_authenticode_passes_osslsigncode() {
+    let Some(tsa) = common::OpensslTsa::new(30) else {
+        return;
+    };
+    let (k, c) = keys();
+    let input = hello();
+    let (plan, mut set) = k.sign(Format::Efi, &input, &k.request(Mode::Embedded), vec![c.clone()]);
+    let sig = set.classical().expect("classical").clone();
+    let token = tsa.token_over(&sig.bytes);
+    set.timestamps.push(fwseal_crypto::SigTimestamp {
+        alg: sig.alg,
+        key_id: sig.key_id,
+        token: token.clone(),
+    });
+    let signed = assemble(&input, &plan.embed(&set).expect("embed")).expect("assemble");
+    let ex = extract(Format::Efi, &signed).expect("extract");
+    assert_eq!(ex.signatures[0].timestamp.as_deref(), Some(token.as_slice()));
+    assert_eq!(k.verify_extracted(Format::Efi, &signed), 1);
+    // The detached document's PKCS#7 carries it too, and the document lists it.
+    let doc = plan.detached(&set).expect("detached");
+    assert_eq!(doc.timestamps.len(), 1);
+
+    let dir = tempdir();
+    let cert = write(dir.path(), "cert.pem", cert::to_pem(c).as_bytes());
+    let out = write(dir.path(), "ts.efi", &signed);
+    if let Some(r) = osslsigncode_ts(&cert, &tsa.cert_pem, &out) {
+        let t = r.text();
+        assert!(r.ok, "osslsigncode failed on the timestamped image:\n{t}");
+        assert!(
+            t.contains("Timestamp Server Signature verification: ok"),
+            "osslsigncode did not check the timestamp:\n{t}"
+        );
+    }
+    if let Some(r) = sbverify(&cert, &out, None) {
+        assert!(r.ok, "sbverify failed on the timestamped image:\n{}", r.text());
+    }
+
+    // A token whose imprint is not the signature: osslsigncode refuses it.
+    let (plan2, mut set2) =
+        k.sign(Format::Efi, &input, &k.request(Mode::Embedded), vec![c.clone()]);
+    let s2 = set2.classical().expect("classical").clone();
+    set2.timestamps.push(fwseal_crypto::SigTimestamp {
+        alg: s2.alg,
+        key_id: s2.key_id,
+        token: tsa.token_over(b"not the signature"),
+    });
+    let wrong = assemble(&input, &plan2.embed(&set2).expect("embed")).expect("assemble");
+    let wp = write(dir.path(), "wrong-ts.efi", &wrong);
+    if let Some(r) = osslsigncode_ts(&cert, &tsa.cert_pem, &wp) {
+        assert!(
+            !r.ok || !r.text().contains("Timestamp Server Signature verification: ok"),
+            "osslsigncode accepted a timestamp over other bytes:\n{}",
+            r.text()
+        );
+    }
+    // Garbage as a token is refused when embedding, not written.
+    let (plan3, mut set3) =
+        k.sign(Format::Efi, &input, &k.request(Mode::Embedded), vec![c.clone()]);
+    let s3 = set3.classical().expect("classical").clone();
+    set3.timestamps.push(fwseal_crypto::SigTimestamp {
+        alg: s3.alg,
+        key_id: s3.key_id,
+        token: vec![0x30, 0x03, 0x02, 0x01, 0x01],
+    });
+    assert!(matches!(plan3.embed(&set3), Err(FormatError::Misuse(_))));
+}

@@ -75,6 +75,9 @@ pub struct Config {
     /// [`crate::oidc`]). Without it only static API tokens authenticate.
     #[serde(default)]
     pub oidc: crate::oidc::OidcConfig,
+    /// RFC 3161 timestamps over every signature (`[tsa]`; see [`crate::tsa`]). Without it no
+    /// timestamps are obtained.
+    pub tsa: Option<crate::tsa::TsaConfig>,
 }
 
 fn default_max_upload() -> u64 {
@@ -444,6 +447,9 @@ impl Config {
         let mut c = c;
         c.validate()?;
         c.oidc.load_files().map_err(ConfigError::Invalid)?;
+        if let Some(t) = c.tsa.as_mut() {
+            t.load().map_err(ConfigError::Invalid)?;
+        }
         Ok(c)
     }
 

@@ -28,6 +28,7 @@ mod routes;
 mod serve;
 pub mod service;
 pub mod tls;
+pub mod tsa;
 
 pub use routes::app;
 pub use serve::ConnInfo;

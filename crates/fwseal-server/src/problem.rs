@@ -307,6 +307,12 @@ impl From<&ServiceError> for Problem {
                 "OIDC verification unavailable",
                 d,
             ),
+            E::TsaUnavailable(d) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                codes::TSA_UNAVAILABLE,
+                "Timestamp authority unavailable",
+                d,
+            ),
             E::ClaimContradiction(d) => Problem::new(
                 StatusCode::BAD_REQUEST,
                 codes::CLAIM_CONTRADICTION,

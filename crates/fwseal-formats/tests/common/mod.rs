@@ -148,3 +148,69 @@ impl Keys {
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
 }
+
+/// A Time-Stamping Authority run by `openssl ts -reply` (a TSA fwseal did not write): an
+/// ECDSA P-256 key and a self-signed certificate with the critical `timeStamping` EKU, made by
+/// `openssl req` in a temp dir. `None` when openssl is not installed (and judges not required).
+pub struct OpensslTsa {
+    dir: tempfile::TempDir,
+    /// The TSA certificate (PEM): the trust anchor for `openssl ts -verify -CAfile` and
+    /// `osslsigncode verify -TSA-CAfile`.
+    pub cert_pem: PathBuf,
+}
+
+impl OpensslTsa {
+    /// A TSA whose certificate is valid from now for `days`.
+    pub fn new(days: u32) -> Option<Self> {
+        let openssl = tool("openssl")?;
+        let dir = tempdir();
+        let d = dir.path();
+        let cert_pem = d.join("tsa.pem");
+        let r = run(Command::new(&openssl)
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+            .args(["-nodes", "-subj", "/CN=openssl test TSA", "-days", &days.to_string()])
+            .args(["-addext", "extendedKeyUsage=critical,timeStamping"])
+            .args(["-addext", "keyUsage=critical,digitalSignature"])
+            .arg("-keyout")
+            .arg(d.join("tsa.key"))
+            .arg("-out")
+            .arg(&cert_pem));
+        assert!(r.ok, "openssl req (TSA certificate): {}", r.text());
+        std::fs::write(d.join("serial"), "01\n").expect("serial");
+        let cnf = format!(
+            "[ tsa ]\ndefault_tsa = t\n[ t ]\nserial = {s}\ncrypto_device = builtin\n\
+             signer_cert = {c}\ncerts = {c}\nsigner_key = {k}\nsigner_digest = sha256\n\
+             default_policy = 1.3.6.1.4.1.99999.1\nother_policies = 1.3.6.1.4.1.99999.2\n\
+             digests = sha256, sha384, sha512\naccuracy = secs:1\nordering = yes\n\
+             tsa_name = yes\ness_cert_id_chain = no\ness_cert_id_alg = sha256\n",
+            s = d.join("serial").display(),
+            c = cert_pem.display(),
+            k = d.join("tsa.key").display(),
+        );
+        std::fs::write(d.join("tsa.cnf"), cnf).expect("tsa.cnf");
+        Some(OpensslTsa { dir, cert_pem })
+    }
+
+    /// An RFC 3161 `TimeStampToken` (DER `ContentInfo`) whose message imprint is the SHA-256
+    /// of `data`.
+    pub fn token_over(&self, data: &[u8]) -> Vec<u8> {
+        let openssl = tool("openssl").expect("openssl");
+        let d = self.dir.path();
+        std::fs::write(d.join("data"), data).expect("data");
+        let r = run(Command::new(&openssl)
+            .args(["ts", "-query", "-sha256", "-cert", "-data"])
+            .arg(d.join("data"))
+            .arg("-out")
+            .arg(d.join("q.tsq")));
+        assert!(r.ok, "openssl ts -query: {}", r.text());
+        let r = run(Command::new(&openssl)
+            .args(["ts", "-reply", "-token_out", "-config"])
+            .arg(d.join("tsa.cnf"))
+            .arg("-queryfile")
+            .arg(d.join("q.tsq"))
+            .arg("-out")
+            .arg(d.join("token.der")));
+        assert!(r.ok, "openssl ts -reply: {}", r.text());
+        std::fs::read(d.join("token.der")).expect("token")
+    }
+}

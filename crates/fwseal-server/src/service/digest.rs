@@ -274,7 +274,9 @@ impl SigningService {
             claims: client_claims(claims),
             verified: who.verified(),
         };
-        let provenance = complete.then(|| self.provenance(&signing)).transpose()?;
+        let provenance = complete
+            .then(|| self.provenance(&signing).map(|(p, _)| p))
+            .transpose()?;
         let made_refs: Vec<&Signature> = made.iter().map(|(s, _)| s).collect();
         let sha_hex = |b: &[u8]| hex::encode(Sha256::digest(b));
         let ev = sign_entry(

@@ -23,6 +23,10 @@ pub enum ServiceError {
     /// refreshed, or its replay cache is full): fail closed (`503 oidc-unavailable`).
     #[error("{0}")]
     OidcUnavailable(String),
+    /// Timestamps are required (`[tsa] mode = "required"`) and no TSA gave a valid token
+    /// (`503 tsa-unavailable`; nothing is released).
+    #[error("{0}")]
+    TsaUnavailable(String),
     /// The product requires an OIDC token for this role and a static token was used.
     #[error("{0}")]
     OidcRequired(String),

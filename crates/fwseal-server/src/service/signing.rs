@@ -85,6 +85,30 @@ pub(crate) fn sign_entry(
     ev.with_extra(&extra)
 }
 
+/// Put a signing's timestamps into its audit record's `extra`: `timestamps` (the summary of
+/// every token, or why one is missing) and `provenance_timestamps` (the DSSE signatures'
+/// tokens themselves — the provenance envelope has no place for them, and the record travels in
+/// the bundle; the image's tokens are in the detached document).
+pub(crate) fn record_timestamps(
+    extra: &mut serde_json::Value,
+    image: Option<Stamped>,
+    provenance: Option<Stamped>,
+) {
+    let mut summary = Vec::new();
+    if let Some(st) = image {
+        summary.extend(st.audit);
+    }
+    if let Some(st) = provenance {
+        summary.extend(st.audit);
+        if !st.tokens.is_empty() {
+            extra["provenance_timestamps"] = serde_json::json!(st.tokens);
+        }
+    }
+    if !summary.is_empty() {
+        extra["timestamps"] = serde_json::Value::Array(summary);
+    }
+}
+
 /// Refuse client claims that contradict the verified claims of `who`'s token (if any),
 /// naming every contradicting claim.
 pub(crate) fn check_claims(
@@ -130,6 +154,15 @@ pub(crate) fn client_claims(c: &fwseal_api::BuildClaims) -> fwseal_provenance::C
         ci_run_url: c.ci_run_url.clone(),
         builder_id: c.builder_id.clone(),
     }
+}
+
+/// The timestamps of one group of signatures and the audit record's account of them.
+pub(crate) struct Stamped {
+    /// One token per signature (empty when best-effort failed).
+    pub(crate) tokens: Vec<fwseal_crypto::SigTimestamp>,
+    /// Per token: what it covers, genTime, TSA, serial, policy, the token's SHA-256 — or,
+    /// best-effort, why there is none.
+    pub(crate) audit: Vec<serde_json::Value>,
 }
 
 /// Who and what an upload or a released job is signed for, besides its intake.
@@ -183,9 +216,13 @@ impl SigningService {
         }
     }
 
-    /// The provenance of a signing, signed by the appliance's own keys, as one JSON line: the
-    /// one provenance builder for every path.
-    pub(crate) fn provenance(&self, s: &Signing<'_>) -> Result<String, ServiceError> {
+    /// The provenance of a signing, signed by the appliance's own keys, as one JSON line, and
+    /// its DSSE signatures (classical first) as [`Signature`]s: the one provenance builder for
+    /// every path.
+    pub(crate) fn provenance(
+        &self,
+        s: &Signing<'_>,
+    ) -> Result<(String, Vec<Signature>), ServiceError> {
         let (artifact_name, artifact_sha, input_sha, detached) = match &s.seen {
             Seen::Image {
                 input_sha256,
@@ -239,7 +276,60 @@ impl SigningService {
         let keys = self.keys.appliance_signers().map_err(|e| failed(&e))?;
         let env = fwseal_provenance::sign_record(&rec, keys.classical.as_ref(), keys.pq.as_ref())
             .map_err(|e| failed(&e))?;
-        Ok(env.to_jsonl())
+        let mut sigs = Vec::with_capacity(env.signatures.len());
+        for (es, k) in env
+            .signatures
+            .iter()
+            .zip([keys.classical.as_ref(), keys.pq.as_ref()])
+        {
+            use base64::Engine as _;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(&es.sig)
+                .map_err(|e| failed(&e))?;
+            sigs.push(Signature {
+                alg: k.alg(),
+                key_id: k.key_id(),
+                bytes,
+            });
+        }
+        Ok((env.to_jsonl(), sigs))
+    }
+
+    /// RFC 3161 timestamps over `sigs` (`formats/timestamp.md`) from the `[tsa]` authorities;
+    /// `None` when no `[tsa]` is configured. `prefix` names what was signed (`image`,
+    /// `provenance`) in the audit summary. When no TSA answers: `mode = "required"` refuses
+    /// ([`ServiceError::TsaUnavailable`]; the caller has released nothing yet),
+    /// `"best-effort"` returns no tokens and the reason for the audit record.
+    pub(crate) fn timestamp(
+        &self,
+        prefix: &str,
+        sigs: &[&Signature],
+    ) -> Result<Option<Stamped>, ServiceError> {
+        let cfg = self.config();
+        let Some(ts) = cfg.tsa.as_ref().and_then(|t| t.timestamper()) else {
+            return Ok(None);
+        };
+        match ts.stamp_all(prefix, sigs) {
+            Ok((tokens, audit)) => Ok(Some(Stamped { tokens, audit })),
+            Err(e) => match ts.mode {
+                crate::tsa::TsaMode::Required => {
+                    Err(ServiceError::TsaUnavailable(format!(
+                        "no RFC 3161 timestamp for the {prefix} signatures: {e}; [tsa] mode is \
+                         \"required\", so nothing was released"
+                    )))
+                }
+                crate::tsa::TsaMode::BestEffort => {
+                    tracing::warn!(error = %e, what = prefix, "no RFC 3161 timestamp (best-effort): signing without");
+                    Ok(Some(Stamped {
+                        tokens: Vec::new(),
+                        audit: vec![serde_json::json!({
+                            "covers": prefix,
+                            "missing": e.to_string(),
+                        })],
+                    }))
+                }
+            },
+        }
     }
 
     /// Before an upload is read: authorise `who` as a submitter of `product` and check the
@@ -363,7 +453,7 @@ impl SigningService {
         let pcfg = &fin.pcfg;
         let signers = self.signers(pcfg, format)?;
         let certs = signers.certificate.clone().into_iter().collect();
-        let set = sign_prepared(
+        let mut set = sign_prepared(
             plan.as_ref(),
             signers.classical.as_deref().map(|s| s as &dyn Signer),
             signers.pq.as_deref().map(|s| s as &dyn Signer),
@@ -373,6 +463,12 @@ impl SigningService {
             self.metrics.hsm_errors.inc();
             ServiceError::Signing(e.to_string())
         })?;
+        // Timestamps over the image's signatures, before anything is embedded or written
+        // (`.efi` carries the classical one inside its PKCS#7).
+        let image_ts = self.timestamp("image", &set.signatures.iter().collect::<Vec<_>>())?;
+        if let Some(st) = &image_ts {
+            set.timestamps = st.tokens.clone();
+        }
         let doc = plan.detached(&set)?.to_json().into_bytes();
         // The image artifact: the signed image (embedded) or the unchanged input (detached).
         let parts = match mode {
@@ -417,7 +513,9 @@ impl SigningService {
             claims: client_claims(&fin.q.claims()),
             verified: fin.verified.as_ref(),
         };
-        let prov_blob = self.blobs.stage(self.provenance(&signing)?.as_bytes())?;
+        let (prov, prov_sigs) = self.provenance(&signing)?;
+        let prov_ts = self.timestamp("provenance", &prov_sigs.iter().collect::<Vec<_>>())?;
+        let prov_blob = self.blobs.stage(prov.as_bytes())?;
         let prov_sha = prov_blob.sha256();
         let (da, dv) = plan.digest();
         let digest = DigestValue {
@@ -429,6 +527,7 @@ impl SigningService {
             "detached_sha256": hex::encode(doc_sha),
             "provenance_sha256": hex::encode(prov_sha),
         });
+        record_timestamps(&mut extra, image_ts, prov_ts);
         if let Some(job) = job {
             extra["job"] = serde_json::json!(job);
             extra["approvers"] =
