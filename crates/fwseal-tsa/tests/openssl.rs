@@ -1,5 +1,5 @@
 //! fwseal-tsa against real `openssl ts`: openssl verifies our replies, and we verify openssl's.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::cloned_ref_to_slice_refs)]
 
 use fwseal_crypto::soft::SoftKey;
 use fwseal_crypto::{DigestAlg, SigAlg, Signer};
@@ -249,7 +249,7 @@ fn openssl_tsa(ess_alg: &str) -> (tempfile::TempDir, PathBuf, Vec<u8>) {
     let cfg = format!(
         "[tsa]\ndefault_tsa = tsa1\n[tsa1]\ndir = {dir}\nserial = $dir/serial\nsigner_cert = $dir/tsa.pem\n\
          signer_key = $dir/tsa.key\nsigner_digest = sha256\ndefault_policy = 1.2.3.4.1\n\
-         digests = sha256, sha384, sha512\naccuracy = secs:1, millis:500\nordering = no\n\
+         digests = sha256, sha384, sha512\naccuracy = secs:1, millisecs:500\nordering = no\n\
          tsa_name = yes\ness_cert_id_chain = no\ness_cert_id_alg = {ess_alg}\n",
         dir = d.display()
     );
@@ -393,7 +393,8 @@ fn python_tsa(cfgp: &Path) -> (std::process::Child, u16) {
 fn client_against_openssl_tsa_with_failover() {
     use fwseal_tsa::client::TsaClient;
     let (_dir, cfgp, cert) = openssl_tsa("sha256");
-    let (mut child, port) = python_tsa(&cfgp);
+    let (child, port) = python_tsa(&cfgp);
+    let mut child = Kill(child);
     // A dead port: bind and drop.
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -421,8 +422,8 @@ fn client_against_openssl_tsa_with_failover() {
     .unwrap();
     let (_, info) = c.timestamp(b"failover").unwrap();
     assert_eq!(info.hash_alg, DigestAlg::Sha384);
-    let _ = child.kill();
-    let _ = child.wait();
+    let _ = child.0.kill();
+    let _ = child.0.wait();
     let c = TsaClient::new(
         vec![dead_url.clone(), dead_url],
         DigestAlg::Sha256,
@@ -450,4 +451,13 @@ fn inspect_never_panics_on_garbage() {
         Err(TsaError::Malformed { .. })
     ));
     let _ = Signer::alg(&SoftKey::generate(SigAlg::EcdsaP256Sha256).unwrap());
+}
+
+/// Kills the TSA child process even when the test panics.
+struct Kill(std::process::Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
