@@ -465,6 +465,10 @@ pub fn store_cases() -> Vec<(&'static str, StoreCase)> {
             tree_heads_are_signed_with_every_checkpoint,
         ),
         (
+            "artifact_record_is_the_record_committed_with_it",
+            artifact_record_is_the_record_committed_with_it,
+        ),
+        (
             "tree_heads_forged_or_mismatched_are_detected",
             tree_heads_forged_or_mismatched_are_detected,
         ),
@@ -2269,5 +2273,26 @@ fn tree_heads_forged_or_mismatched_are_detected(s: &dyn Store) -> CaseOutcome {
     let mut out = Vec::new();
     s.export(&mut out).ctx("export")?;
     check(&verify_export(&out, &keys.trusted()))?;
+    Ok(())
+}
+
+fn artifact_record_is_the_record_committed_with_it(s: &dyn Store) -> CaseOutcome {
+    fill(s, 1, 3)?;
+    let m = sample_artifact("art-1", "widget", None, 1, "2026-05-01T10:00:00Z");
+    let rec = s.commit(&sample_entry(4), Some(&m)).ctx("commit")?;
+    fill(s, 5, 6)?;
+    ensure_eq!(
+        s.artifact_record("art-1").ctx("artifact_record")?,
+        Some(rec)
+    );
+    ensure_eq!(s.artifact_record("nope").ctx("artifact_record")?, None);
+    // A failed commit (duplicate id) leaves the first association alone.
+    ensure!(s.commit(&sample_entry(7), Some(&m)).is_err());
+    ensure_eq!(
+        s.artifact_record("art-1")
+            .ctx("artifact_record")?
+            .map(|r| r.seq),
+        Some(4)
+    );
     Ok(())
 }

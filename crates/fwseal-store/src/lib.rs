@@ -220,6 +220,10 @@ pub trait AuditLog: Send + Sync {
     /// transaction as the records (so the tree always has one leaf per record).
     fn tree_hash(&self, level: u32, index: u64) -> Result<Option<Hash32>, StoreError>;
 
+    /// The record committed together with artifact `artifact_id` by
+    /// [`AuditLog::commit`] (the record that announced it), if any.
+    fn artifact_record(&self, artifact_id: &str) -> Result<Option<AuditRecord>, StoreError>;
+
     /// The tree size: the number of records.
     fn tree_size(&self) -> Result<u64, StoreError> {
         Ok(self.head()?.map_or(0, |(s, _)| s))

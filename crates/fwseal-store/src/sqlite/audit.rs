@@ -16,7 +16,9 @@ use rusqlite::{params, OptionalExtension, Row};
 /// Version 5: the Merkle tree over the records (`crate::tree`) and the checkpoints' signed
 /// tree heads. `audit_tree(level, idx, hash)`: level 0 = leaf hashes (leaf `idx` = record
 /// `idx + 1`), level `l` = complete subtree of leaves `[idx·2^l, (idx+1)·2^l)`; `hash` is 32
-/// raw bytes. Append-only like the log.
+/// raw bytes. Append-only like the log. `artifact_records(artifact, seq)`: the record each
+/// artifact was committed with (filled by the group commit; for artifacts older than version
+/// 5, the migration takes the `sign` record whose `extra.artifact` names it).
 pub(super) const SCHEMA_V5: &str = r#"
 CREATE TABLE audit_tree (
     level INTEGER NOT NULL,
@@ -29,6 +31,15 @@ CREATE TRIGGER audit_tree_no_update BEFORE UPDATE ON audit_tree
 CREATE TRIGGER audit_tree_no_delete BEFORE DELETE ON audit_tree
     BEGIN SELECT RAISE(ABORT, 'audit_tree is append-only'); END;
 ALTER TABLE audit_checkpoints ADD COLUMN note TEXT;
+CREATE TABLE artifact_records (
+    artifact TEXT PRIMARY KEY,
+    seq      INTEGER NOT NULL
+) STRICT;
+INSERT INTO artifact_records (artifact, seq)
+    SELECT json_extract(extra, '$.artifact'), MIN(seq) FROM audit_log
+    WHERE action = 'sign' AND decision = 'allow' AND json_valid(extra)
+      AND json_extract(extra, '$.artifact') IN (SELECT id FROM artifacts)
+    GROUP BY 1;
 "#;
 
 const AUDIT_COLUMNS: &str = "seq, prev_hash, hash, time, client, action, product, key_ids, \
@@ -326,6 +337,27 @@ impl AuditLog for SqliteStore {
             out.push(decode_checkpoint(row));
         }
         Ok(out)
+    }
+
+    fn artifact_record(&self, artifact_id: &str) -> Result<Option<AuditRecord>, StoreError> {
+        if self.schema < 5 {
+            return Ok(None);
+        }
+        let seq: Option<i64> = {
+            let conn = self.lock();
+            conn.query_row(
+                "SELECT seq FROM artifact_records WHERE artifact = ?1",
+                params![artifact_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .db()?
+        };
+        let Some(seq) = seq else {
+            return Ok(None);
+        };
+        let seq = u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("seq {seq}")))?;
+        Ok(self.records(seq, 1)?.into_iter().find(|r| r.seq == seq))
     }
 
     fn tree_hash(&self, level: u32, index: u64) -> Result<Option<Hash32>, StoreError> {

@@ -339,10 +339,16 @@ impl SqliteStore {
                 .db()?;
             let mut out = Vec::with_capacity(batch.len());
             for p in &batch {
-                out.push(audit::insert_audit(&tx, &p.entry)?);
+                let rec = audit::insert_audit(&tx, &p.entry)?;
                 if let Some(m) = &p.artifact {
                     artifacts::insert_artifact(&tx, m)?;
+                    tx.execute(
+                        "INSERT INTO artifact_records (artifact, seq) VALUES (?1, ?2)",
+                        rusqlite::params![m.id, seq_i64(rec.seq)?],
+                    )
+                    .db()?;
                 }
+                out.push(rec);
             }
             tx.commit().db()?;
             Ok(out)
