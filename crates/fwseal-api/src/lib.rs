@@ -18,10 +18,10 @@
 //! | `GET /v1/products/{p}/keys` | [`ProductKeys`] |
 //! | `GET /v1/appliance/keys` | [`ProductKeys`] (product [`APPLIANCE`]) |
 //! | `GET /v1/artifacts/{id}` | [`ArtifactView`] |
-| `GET /v1/artifacts/{id}/bundle` | [`Bundle`] |
-| `GET /v1/log/checkpoint` | the signed note, `text/plain` |
-| `GET /v1/log/inclusion` | [`InclusionProof`] |
-| `GET /v1/log/consistency` | [`ConsistencyProof`] |
+//! | `GET /v1/artifacts/{id}/bundle` | [`Bundle`] |
+//! | `GET /v1/log/checkpoint` | the signed note, `text/plain` |
+//! | `GET /v1/log/inclusion` | [`InclusionProof`] |
+//! | `GET /v1/log/consistency` | [`ConsistencyProof`] |
 //! | `GET /v1/jobs` | query [`JobsQuery`] → [`JobList`] |
 //! | `GET /v1/jobs/{id}` | [`JobView`] |
 //! | `POST /v1/jobs/{id}/approve` | [`ApproveBody`] → [`JobView`] |
