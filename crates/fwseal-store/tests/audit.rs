@@ -29,8 +29,24 @@ fn setup(keys: &Keys) -> Db {
 fn kinds_at(r: &fwseal_store::Report, seq: u64) -> Vec<ProblemKind> {
     r.problems
         .iter()
-        .filter(|p| p.seq == Some(seq))
+        .filter(|p| p.seq == Some(seq) && !is_tree_head(&p.kind))
         .map(|p| p.kind.clone())
+        .collect()
+}
+
+fn is_tree_head(k: &ProblemKind) -> bool {
+    matches!(
+        k,
+        ProblemKind::TreeHeadMismatch(_) | ProblemKind::TreeHeadBadSignature(_)
+    )
+}
+
+/// The checkpoint seqs whose signed tree head no longer matches the records.
+fn tree_head_mismatches(r: &fwseal_store::Report) -> Vec<u64> {
+    r.problems
+        .iter()
+        .filter(|p| matches!(p.kind, ProblemKind::TreeHeadMismatch(_)))
+        .filter_map(|p| p.seq)
         .collect()
 }
 
@@ -95,8 +111,20 @@ fn edited_record_is_detected_at_its_seq() {
     assert!(!rep.is_ok());
     assert_eq!(rep.first_bad_seq(), Some(4));
     assert_eq!(kinds_at(&rep, 4), vec![ProblemKind::HashMismatch]);
-    // Only that record is wrong: the later ones still chain to its stored hash.
-    assert_eq!(rep.problems.len(), 1, "{:?}", rep.problems);
+    // Only that record is wrong in the chain: the later ones still chain to its stored hash.
+    let chain: Vec<_> = rep
+        .problems
+        .iter()
+        .filter(|p| !is_tree_head(&p.kind))
+        .collect();
+    assert_eq!(chain.len(), 1, "{:?}", rep.problems);
+    // Every signed tree head covering seq 4 (checkpoints at 5 and 10) no longer matches the leaves.
+    assert_eq!(
+        tree_head_mismatches(&rep),
+        vec![5, 10],
+        "{:?}",
+        rep.problems
+    );
 }
 
 #[test]
@@ -135,6 +163,12 @@ fn edit_with_recomputed_hash_breaks_the_next_link() {
     let rep = verify_db(&db.path, &keys.trusted()).expect("verify");
     assert_eq!(rep.first_bad_seq(), Some(5));
     assert_eq!(kinds_at(&rep, 5), vec![ProblemKind::PrevHashMismatch]);
+    assert_eq!(
+        tree_head_mismatches(&rep),
+        vec![5, 10],
+        "{:?}",
+        rep.problems
+    );
 }
 
 #[test]
