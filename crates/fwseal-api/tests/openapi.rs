@@ -300,7 +300,6 @@ impl Sample for BatchItem {
     }
 }
 
-/// The minimal variants of the other bodies, for `BatchItem`.
 // Transparency log (`fwseal_api::log`).
 
 const B64H: &str = "3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
@@ -419,6 +418,7 @@ impl Sample for Bundle {
     }
 }
 
+/// The minimal variants of the other bodies, for `BatchItem`.
 fn batch_minimals() -> Vec<BatchItem> {
     vec![
         BatchItem::minimal(),
