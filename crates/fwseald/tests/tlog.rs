@@ -1,0 +1,285 @@
+//! The transparency log end to end (issue 13): real `fwseald` (SoftHSM2 dev token, SQLite),
+//! the `fwseal` CLI, and two independent judges of every served proof — `fwseal_tlog::proof`
+//! and `tests/verifiers/tlog.py` (written from `formats/log.md` alone).
+//!
+//! Run with `FWSEAL_REQUIRE_JUDGES=1 cargo test -p fwseald --test tlog`.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use base64::Engine;
+use common::*;
+use serde_json::Value;
+use std::process::Command;
+use std::time::Duration;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+const KEYS_JSON: &str = "appliance-keys.json";
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// `GET path` as the `ci` client: (status, body text).
+fn get(a: &Appliance, path: &str) -> (u16, String) {
+    let mut r = agent()
+        .get(&format!("{}{path}", a.url))
+        .header("Authorization", &format!("Bearer {TOKEN}"))
+        .call()
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.body_mut().read_to_string().unwrap_or_default())
+}
+
+fn get_json(a: &Appliance, path: &str) -> Value {
+    let (st, body) = get(a, path);
+    assert_eq!(st, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Save `GET /v1/appliance/keys` as `appliance-keys.json` (the `--log-key` file).
+fn save_log_keys(a: &Appliance) {
+    let (st, body) = get(a, "/v1/appliance/keys");
+    assert_eq!(st, 200, "{body}");
+    std::fs::write(a.path(KEYS_JSON), body).unwrap();
+}
+
+/// The appliance keys as the store's trust anchor.
+fn trusted(a: &Appliance) -> fwseal_store::TrustedKeys {
+    let pk: fwseal_api::ProductKeys =
+        serde_json::from_slice(&std::fs::read(a.path(KEYS_JSON)).unwrap()).unwrap();
+    let keys = pk
+        .keys
+        .iter()
+        .map(|k| fwseal_crypto::PublicKey::from_spki_pem(k.alg, &k.spki_pem).unwrap())
+        .collect();
+    fwseal_store::TrustedKeys::new(keys)
+}
+
+/// `fwseal --json sign ARGS` → the artifact id.
+fn sign_id(a: &Appliance, args: &[&str]) -> String {
+    let mut all = vec!["--json", "sign"];
+    all.extend_from_slice(args);
+    let r = a.cli_ok(&all);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    v[0]["artifact_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no artifact id:\n{}", r.text()))
+        .to_string()
+}
+
+fn max_seq(a: &Appliance) -> u64 {
+    a.sql("select max(seq) from audit_log").parse().unwrap()
+}
+
+fn hashes(v: &Value) -> Vec<[u8; 32]> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|h| B64.decode(h.as_str().unwrap()).unwrap().try_into().unwrap())
+        .collect()
+}
+
+/// The Rust judge of a served inclusion proof (or bundle): the note is signed by the appliance
+/// (both halves), names the proof's size, and the canonical encoding's leaf hash is included
+/// under its root.
+fn rust_inclusion(doc: &Value, keys: &fwseal_store::TrustedKeys) -> Result<(), String> {
+    let note = doc["checkpoint"].as_str().ok_or("no checkpoint")?;
+    let head = fwseal_store::tree::verify_tree_head(note, keys)?;
+    let size = doc["tree_size"].as_u64().ok_or("no tree_size")?;
+    if head.size != size {
+        return Err(format!("note size {} != tree_size {size}", head.size));
+    }
+    let leaf = B64
+        .decode(doc["canonical_encoding"].as_str().ok_or("no leaf")?)
+        .map_err(|e| e.to_string())?;
+    let proof = if doc.get("bundle_format").is_some() {
+        hashes(&doc["inclusion_proof"])
+    } else {
+        hashes(&doc["proof"])
+    };
+    fwseal_tlog::verify_inclusion(
+        &fwseal_tlog::leaf_hash(&leaf),
+        doc["leaf_index"].as_u64().ok_or("no leaf_index")?,
+        size,
+        &proof,
+        &head.root,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// `tlog.py --served…` on files in the appliance's dir: Some(accepted), None without python3
+/// (unless judges are required).
+fn py_served(a: &Appliance, args: &[&str]) -> Option<bool> {
+    let Some(py) = tool("python3") else {
+        assert!(!judges_required(), "python3 is required");
+        return None;
+    };
+    let r = run(Command::new(py)
+        .arg(py_verifier("tlog.py"))
+        .args(args)
+        .current_dir(a.dir.path()));
+    assert!(
+        matches!(r.code, Some(0) | Some(1)),
+        "tlog.py could not judge {args:?}:\n{}",
+        r.text()
+    );
+    Some(r.code == Some(0))
+}
+
+fn write_json(a: &Appliance, name: &str, v: &Value) {
+    std::fs::write(a.path(name), serde_json::to_vec(v).unwrap()).unwrap();
+}
+
+/// Both judges on `doc` (written to `name`): accepted by both or refused by both.
+fn both_judge_inclusion(
+    a: &Appliance,
+    keys: &fwseal_store::TrustedKeys,
+    name: &str,
+    doc: &Value,
+) -> bool {
+    write_json(a, name, doc);
+    let rust = rust_inclusion(doc, keys);
+    if let Some(py) = py_served(a, &["--served", name]) {
+        assert_eq!(py, rust.is_ok(), "{name}: judges disagree (rust: {rust:?})");
+    }
+    rust.is_ok()
+}
+
+/// Flip one bit of a base64 32-byte hash.
+fn flip(h: &str) -> String {
+    let mut b = B64.decode(h).unwrap();
+    b[0] ^= 1;
+    B64.encode(b)
+}
+
+/// Replace the root line of a signed note (the signatures stay).
+fn mutate_note_root(note: &str) -> String {
+    let mut lines: Vec<String> = note.split('\n').map(String::from).collect();
+    lines[2] = flip(&lines[2]);
+    lines.join("\n")
+}
+
+#[test]
+fn served_proofs_are_accepted_by_both_judges_and_mutations_fail() {
+    let a = Appliance::start("", "");
+    save_log_keys(&a);
+    let keys = trusted(&a);
+    for i in 0..3 {
+        std::fs::write(a.path(&format!("fw{i}.bin")), format!("firmware {i}")).unwrap();
+        sign_id(&a, &["-p", "widget", &format!("fw{i}.bin")]);
+    }
+    let n = max_seq(&a);
+    assert!(n >= 3, "{n} records");
+
+    // Inclusion: first, middle and last record; the newest is newer than any tree head, so the
+    // service signs one on demand.
+    let mut judged = 0;
+    for seq in [1, n / 2 + 1, n] {
+        let doc = get_json(&a, &format!("/v1/log/inclusion?seq={seq}"));
+        assert_eq!(doc["leaf_index"], seq - 1);
+        assert_eq!(doc["record"]["seq"], seq);
+        assert!(doc["tree_size"].as_u64().unwrap() >= seq);
+        assert!(
+            both_judge_inclusion(&a, &keys, "incl.json", &doc),
+            "served proof of {seq} refused"
+        );
+        judged += 1;
+
+        // Mutations: each must be refused by both judges.
+        let mut bad = doc.clone();
+        if let Some(p0) = bad["proof"].get(0).and_then(|h| h.as_str()).map(flip) {
+            bad["proof"][0] = p0.into();
+            assert!(!both_judge_inclusion(&a, &keys, "bad-proof.json", &bad));
+        }
+        let mut bad = doc.clone();
+        let mut leaf = B64
+            .decode(doc["canonical_encoding"].as_str().unwrap())
+            .unwrap();
+        let last = leaf.len() - 1;
+        leaf[last] ^= 1;
+        bad["canonical_encoding"] = B64.encode(leaf).into();
+        assert!(!both_judge_inclusion(&a, &keys, "bad-leaf.json", &bad));
+        let mut bad = doc.clone();
+        bad["tree_size"] = (doc["tree_size"].as_u64().unwrap() + 1).into();
+        assert!(!both_judge_inclusion(&a, &keys, "bad-size.json", &bad));
+        let mut bad = doc.clone();
+        bad["checkpoint"] = mutate_note_root(doc["checkpoint"].as_str().unwrap()).into();
+        assert!(!both_judge_inclusion(&a, &keys, "bad-note.json", &bad));
+    }
+    assert_eq!(judged, 3);
+
+    // The newest note is what GET /v1/log/checkpoint serves, byte for byte.
+    let (st, old_note) = get(&a, "/v1/log/checkpoint");
+    assert_eq!(st, 200);
+    let old = fwseal_store::tree::verify_tree_head(&old_note, &keys).unwrap();
+    std::fs::write(a.path("old.note"), &old_note).unwrap();
+
+    // Grow the log, get a newer tree head (on demand, through an inclusion proof), and judge
+    // the consistency proof between the two.
+    std::fs::write(a.path("fw9.bin"), "firmware 9").unwrap();
+    sign_id(&a, &["-p", "widget", "fw9.bin"]);
+    let n2 = max_seq(&a);
+    let doc = get_json(&a, &format!("/v1/log/inclusion?seq={n2}"));
+    let new_note = doc["checkpoint"].as_str().unwrap().to_string();
+    let new = fwseal_store::tree::verify_tree_head(&new_note, &keys).unwrap();
+    assert!(new.size > old.size, "{} !> {}", new.size, old.size);
+    std::fs::write(a.path("new.note"), &new_note).unwrap();
+    let cons = get_json(
+        &a,
+        &format!("/v1/log/consistency?old={}&new={}", old.size, new.size),
+    );
+    let rust = |c: &Value| {
+        fwseal_tlog::verify_consistency(
+            old.size,
+            new.size,
+            &old.root,
+            &new.root,
+            &hashes(&c["proof"]),
+        )
+    };
+    rust(&cons).unwrap();
+    write_json(&a, "cons.json", &cons);
+    let args = ["--served-consistency", "cons.json", "old.note", "new.note"];
+    assert_ne!(py_served(&a, &args), Some(false));
+    let r = a.cli(&[
+        "log",
+        "verify-consistency",
+        "old.note",
+        "new.note",
+        "--log-key",
+        KEYS_JSON,
+        "--proof",
+        "cons.json",
+    ]);
+    assert!(r.ok(), "{}", r.text());
+
+    let mut bad = cons.clone();
+    bad["proof"][0] = flip(cons["proof"][0].as_str().unwrap()).into();
+    assert!(rust(&bad).is_err());
+    write_json(&a, "cons.json", &bad);
+    assert_ne!(py_served(&a, &args), Some(true));
+    let r = a.cli(&[
+        "log",
+        "verify-consistency",
+        "old.note",
+        "new.note",
+        "--log-key",
+        KEYS_JSON,
+        "--proof",
+        "cons.json",
+    ]);
+    assert_eq!(r.code, Some(1), "{}", r.text());
+
+    // Out-of-range requests are the caller's error.
+    let (st, _) = get(&a, &format!("/v1/log/inclusion?seq={}", n2 + 100));
+    assert!((400..500).contains(&st), "{st}");
+    let (st, _) = get(&a, "/v1/log/consistency?old=5&new=2");
+    assert_eq!(st, 400);
+    a.assert_alive();
+}
