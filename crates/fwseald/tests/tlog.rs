@@ -283,3 +283,128 @@ fn served_proofs_are_accepted_by_both_judges_and_mutations_fail() {
     assert_eq!(st, 400);
     a.assert_alive();
 }
+
+/// `fwseal --json fetch ID -o DIR --bundle DIR/bundle.json` → (image path, bundle path), both
+/// relative to the appliance dir.
+fn fetch_bundle(a: &Appliance, id: &str, dir: &str) -> (String, String) {
+    let bundle = format!("{dir}/bundle.json");
+    let r = a.cli_ok(&["--json", "fetch", id, "-o", dir, "--bundle", &bundle]);
+    let v: Value = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("fetch --json: {e}\n{}", r.text()));
+    let image = v["image"].as_str().unwrap().to_string();
+    (image, bundle)
+}
+
+fn verify_bundle(a: &Appliance, image: &str, bundle: &str, keys: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["verify", image, "--bundle", bundle, "--log-key", keys];
+    args.extend_from_slice(extra);
+    a.cli(&args)
+}
+
+#[test]
+fn bundles_of_every_format_verify_offline_and_forgeries_fail() {
+    let a = start_with_keys("", "");
+    save_log_keys(&a);
+    let keys = trusted(&a);
+    let cases: [(&str, &str, bool); 7] = [
+        ("widget", "raw/sample.bin", false),
+        ("widget", "raw/sample.bin", true),
+        ("widget", "mcuboot/unsigned-h200.img", false),
+        ("widget", "hex/multi.hex", false),
+        ("widget", "dfu/dfuse.dfu", false),
+        ("widget", "dfu/dfu11.dfu", false),
+        ("uefi", "efi/hello.efi", false),
+    ];
+    let mut verified = Vec::new();
+    for (i, (product, fixture, detached)) in cases.iter().enumerate() {
+        let input = a.put_fixture(fixture);
+        let mut args = vec!["-p", *product];
+        if *detached {
+            args.push("--detached");
+        }
+        args.push(&input);
+        let id = sign_id(&a, &args);
+        let dir = format!("out{i}");
+        let (image, bundle) = fetch_bundle(&a, &id, &dir);
+        let doc: Value = serde_json::from_slice(&std::fs::read(a.path(&bundle)).unwrap()).unwrap();
+        assert_eq!(doc["bundle_format"], "fwseal-bundle/v1");
+        assert_eq!(doc["artifact"], id.as_str());
+        assert_eq!(doc["record"]["action"], "sign");
+        assert_eq!(doc["timestamps"], serde_json::json!([]));
+        assert!(
+            both_judge_inclusion(&a, &keys, "bundle-judged.json", &doc),
+            "{fixture}: bundle proof refused"
+        );
+        // Offline: the log inclusion alone, and together with the signature check.
+        let r = verify_bundle(&a, &image, &bundle, KEYS_JSON, &[]);
+        assert!(r.ok(), "{fixture}: {}", r.text());
+        assert!(r.stdout.contains("OK log"), "{}", r.text());
+        let (k1, k2) = if *product == "uefi" {
+            (UEFI_CERT, UEFI_PQ)
+        } else {
+            (EC, PQ)
+        };
+        let mut extra = vec!["-k", k1, "-k", k2];
+        extra.extend(provenance_args());
+        let r = verify_bundle(&a, &image, &bundle, KEYS_JSON, &extra);
+        assert!(r.ok(), "{fixture}: {}", r.text());
+        verified.push((image, bundle, doc));
+    }
+    assert_eq!(verified.len(), cases.len());
+
+    let (image0, bundle0, doc0) = &verified[0];
+    // Another image with this bundle: the record does not name it.
+    let (other_image, _, _) = &verified[2];
+    let r = verify_bundle(&a, other_image, bundle0, KEYS_JSON, &[]);
+    assert_eq!(r.code, Some(1), "{}", r.text());
+    assert!(r.stderr.contains("sha256"), "{}", r.text());
+
+    // A mutated inclusion proof / leaf index / note root.
+    let forge = |name: &str, f: &dyn Fn(&mut Value)| {
+        let mut d = doc0.clone();
+        f(&mut d);
+        write_json(&a, name, &d);
+        let r = verify_bundle(&a, image0, name, KEYS_JSON, &[]);
+        assert_eq!(r.code, Some(1), "{name}: {}", r.text());
+        assert!(r.stderr.contains("FAILED"), "{name}: {}", r.text());
+    };
+    if doc0["inclusion_proof"].get(0).is_some() {
+        forge("bad-proof.json", &|d| {
+            d["inclusion_proof"][0] = flip(d["inclusion_proof"][0].as_str().unwrap()).into()
+        });
+    }
+    forge("bad-size.json", &|d| {
+        d["tree_size"] = (d["tree_size"].as_u64().unwrap() + 1).into()
+    });
+    forge("bad-note.json", &|d| {
+        d["checkpoint"] = mutate_note_root(d["checkpoint"].as_str().unwrap()).into()
+    });
+
+    // A note signed by another appliance's keys: trusting those keys (under this log's origin,
+    // so the signature check is what refuses) fails, and so does this bundle's note against them.
+    let b = Appliance::start("", "");
+    save_log_keys(&b);
+    std::fs::copy(b.path(KEYS_JSON), a.path("other-keys.json")).unwrap();
+    let origin = doc0["checkpoint"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let r = verify_bundle(
+        &a,
+        image0,
+        bundle0,
+        "other-keys.json",
+        &["--origin", &origin],
+    );
+    assert_eq!(r.code, Some(1), "{}", r.text());
+    // And b's own tree head swapped into a's bundle is refused with a's keys.
+    let (st, b_note) = get(&b, "/v1/log/checkpoint");
+    assert_eq!(st, 200);
+    forge("foreign-note.json", &|d| {
+        d["checkpoint"] = b_note.clone().into()
+    });
+    a.assert_alive();
+}
