@@ -408,3 +408,134 @@ fn bundles_of_every_format_verify_offline_and_forgeries_fail() {
     });
     a.assert_alive();
 }
+
+fn monitor(a: &Appliance) -> Run {
+    a.cli(&[
+        "log",
+        "monitor",
+        "--state",
+        "monitor.note",
+        "--log-key",
+        KEYS_JSON,
+    ])
+}
+
+/// Sign a fresh image and fetch its bundle: the service signs a tree head covering it.
+fn sign_and_cover(a: &Appliance, name: &str) {
+    std::fs::write(a.path(name), format!("firmware {name}")).unwrap();
+    let id = sign_id(a, &["-p", "widget", name]);
+    fetch_bundle(a, &id, &format!("{name}.out"));
+}
+
+/// The issue's "Done when": a monitor that saw a tree head detects a rewrite of an old record
+/// (a fork), and the store's own verification still detects it against the old checkpoints.
+#[test]
+fn monitor_detects_a_rewritten_log_and_verify_still_catches_it() {
+    let mut a = Appliance::start("", "");
+    save_log_keys(&a);
+    let keys = trusted(&a);
+    sign_and_cover(&a, "a.bin");
+    sign_and_cover(&a, "b.bin");
+
+    // First run records the newest tree head; a second run after growth checks consistency.
+    let r = monitor(&a);
+    assert!(r.ok(), "{}", r.text());
+    assert!(r.stdout.contains("first run"), "{}", r.text());
+    let first = std::fs::read_to_string(a.path("monitor.note")).unwrap();
+    let first_head = fwseal_store::tree::verify_tree_head(&first, &keys).unwrap();
+    assert!(first_head.size >= 3, "{}", first_head.size);
+    sign_and_cover(&a, "c.bin");
+    let r = monitor(&a);
+    assert!(r.ok(), "{}", r.text());
+    assert!(r.stdout.contains("consistent"), "{}", r.text());
+    let seen = std::fs::read_to_string(a.path("monitor.note")).unwrap();
+    let seen_head = fwseal_store::tree::verify_tree_head(&seen, &keys).unwrap();
+    assert!(seen_head.size > first_head.size);
+
+    // The attacker (root on the appliance) stops it and rewrites record 2 with its hash and the
+    // chain after it recomputed, dropping the append-only triggers as crates/fwseal-store's
+    // tests do. The Merkle tree rows are dropped too: the store rebuilds them from the
+    // (rewritten) records on open, which is what an attacker recomputing them would write.
+    assert!(a.stop(), "fwseald did not stop cleanly");
+    let db = a.audit_db();
+    let recs = {
+        let s = fwseal_store::SqliteStore::open_read_only(&db).unwrap();
+        fwseal_store::AuditLog::records(&s, 1, 10_000).unwrap()
+    };
+    let mut sql = String::from(
+        "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_tree_no_delete; \
+         DELETE FROM audit_tree;",
+    );
+    let mut prev = recs[0].hash;
+    for r in &recs[1..] {
+        let mut e = r.entry.clone();
+        if r.seq == 2 {
+            e.client = "mallory".into();
+        }
+        let h = fwseal_store::record::record_hash(r.seq, &prev, &e);
+        sql.push_str(&format!(
+            "UPDATE audit_log SET client = '{}', prev_hash = '{}', hash = '{}' WHERE seq = {};",
+            e.client.replace('\'', "''"),
+            hex::encode(prev),
+            hex::encode(h),
+            r.seq
+        ));
+        prev = h;
+    }
+    sqlite(&db, &sql);
+    assert_eq!(
+        a.sql("select client from audit_log where seq = 2"),
+        "mallory"
+    );
+
+    // Restarted, the appliance signs new tree heads with the same keys over the rewritten log.
+    a.relaunch();
+    sign_and_cover(&a, "d.bin");
+    let (st, note) = get(&a, "/v1/log/checkpoint");
+    assert_eq!(st, 200);
+    let head = fwseal_store::tree::verify_tree_head(&note, &keys).unwrap();
+    assert!(head.size > seen_head.size);
+
+    let r = monitor(&a);
+    assert_eq!(
+        r.code,
+        Some(1),
+        "monitor accepted a rewritten log:\n{}",
+        r.text()
+    );
+    assert!(r.stderr.contains("FORK"), "{}", r.text());
+    assert!(r.stderr.contains("not consistent"), "{}", r.text());
+    // The state file still holds the last good tree head.
+    assert_eq!(
+        std::fs::read_to_string(a.path("monitor.note")).unwrap(),
+        seen
+    );
+
+    // The store's verification detects the rewrite against the checkpoints signed before it:
+    // their v1 (seq, head) signatures and their tree heads no longer match the records.
+    assert!(a.stop());
+    let rep = fwseal_store::verify_db(&db, &keys).unwrap();
+    assert!(!rep.is_ok(), "verify accepted the rewritten log");
+    let kinds: Vec<_> = rep.problems.iter().map(|p| p.kind.clone()).collect();
+    assert!(
+        kinds
+            .iter()
+            .any(|k| matches!(k, fwseal_store::ProblemKind::CheckpointHeadMismatch)),
+        "{kinds:?}"
+    );
+    // (A checkpoint whose v1 head already mismatches is reported once, as that.) The tree
+    // heads the monitor saw are not the roots of the rewritten log either.
+    let s = fwseal_store::SqliteStore::open_read_only(&db).unwrap();
+    for h in [&first_head, &seen_head] {
+        let root = fwseal_store::AuditLog::tree_root(&s, h.size).unwrap();
+        assert_ne!(root, h.root, "size {}", h.size);
+    }
+    // Every problem is at a checkpoint signed before the rewrite.
+    assert!(
+        rep.problems
+            .iter()
+            .all(|p| p.seq.is_some_and(|s| s <= seen_head.size + 10)),
+        "{:?}",
+        rep.problems
+    );
+}
