@@ -539,3 +539,102 @@ fn monitor_detects_a_rewritten_log_and_verify_still_catches_it() {
         rep.problems
     );
 }
+
+const OTHER_TOKEN: &str = "secret-other";
+
+fn get_as(a: &Appliance, token: Option<&str>, path: &str) -> u16 {
+    let mut req = agent().get(&format!("{}{path}", a.url));
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    req.call().unwrap().status().as_u16()
+}
+
+fn on_demand_checkpoints(a: &Appliance) -> u64 {
+    a.sql("select count(*) from audit_log where action = 'checkpoint'")
+        .parse()
+        .unwrap()
+}
+
+/// On-demand tree heads: concurrent proof requests for a record newer than the newest tree
+/// head share one signing, signings are at least `log_checkpoint_min_interval_ms` apart, and
+/// who may read what follows docs/api.md.
+#[test]
+fn on_demand_tree_heads_are_coalesced_bounded_and_access_checked() {
+    let other = format!(
+        "[[client]]\nname = \"other\"\ntoken_sha256 = \"{}\"\nroles = {{ \"uefi\" = [\"factory\"] }}\n",
+        sha256_hex(OTHER_TOKEN.as_bytes())
+    );
+    let a = Appliance::start("log_checkpoint_min_interval_ms = 1500", &other);
+    save_log_keys(&a);
+    let keys = trusted(&a);
+    std::fs::write(a.path("x.bin"), "firmware x").unwrap();
+    sign_id(&a, &["-p", "widget", "x.bin"]);
+    let seq = max_seq(&a);
+    let before = on_demand_checkpoints(&a);
+
+    let notes: Vec<String> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    let doc = get_json(&a, &format!("/v1/log/inclusion?seq={seq}"));
+                    doc["checkpoint"].as_str().unwrap().to_string()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        on_demand_checkpoints(&a),
+        before + 1,
+        "8 concurrent callers must share one signing"
+    );
+    assert!(notes.iter().all(|n| n == &notes[0]), "different tree heads");
+    let head = fwseal_store::tree::verify_tree_head(&notes[0], &keys).unwrap();
+    assert!(head.size >= seq);
+    let first_done = std::time::Instant::now();
+
+    // A second on-demand signing waits out the rest of the interval.
+    std::fs::write(a.path("y.bin"), "firmware y").unwrap();
+    sign_id(&a, &["-p", "widget", "y.bin"]);
+    let seq2 = max_seq(&a);
+    let doc = get_json(&a, &format!("/v1/log/inclusion?seq={seq2}"));
+    assert!(
+        first_done.elapsed() >= Duration::from_millis(1400),
+        "two on-demand tree heads {:?} apart",
+        first_done.elapsed()
+    );
+    assert_eq!(on_demand_checkpoints(&a), before + 2);
+    let head2 =
+        fwseal_store::tree::verify_tree_head(doc["checkpoint"].as_str().unwrap(), &keys).unwrap();
+    assert!(head2.size >= seq2 && head2.size > head.size);
+    // Covered now: no further signing.
+    get_json(&a, &format!("/v1/log/inclusion?seq={seq2}"));
+    assert_eq!(on_demand_checkpoints(&a), before + 2);
+
+    // Access: no token → 401 everywhere; a client with a role on another product reads tree
+    // heads and consistency proofs but not a widget record's inclusion proof.
+    for p in [
+        "/v1/log/checkpoint".to_string(),
+        format!("/v1/log/inclusion?seq={seq}"),
+        "/v1/log/consistency?old=1&new=2".to_string(),
+    ] {
+        assert_eq!(get_as(&a, None, &p), 401, "{p}");
+    }
+    assert_eq!(get_as(&a, Some(OTHER_TOKEN), "/v1/log/checkpoint"), 200);
+    assert_eq!(
+        get_as(&a, Some(OTHER_TOKEN), "/v1/log/consistency?old=1&new=2"),
+        200
+    );
+    let st = get_as(
+        &a,
+        Some(OTHER_TOKEN),
+        &format!("/v1/log/inclusion?seq={seq}"),
+    );
+    assert!(st == 403 || st == 404, "{st}");
+    let denied: u64 = a
+        .sql("select count(*) from audit_log where client = 'other' and decision = 'deny'")
+        .parse()
+        .unwrap();
+    assert!(denied >= 1, "the refusal is audited");
+}
