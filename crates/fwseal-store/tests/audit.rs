@@ -525,3 +525,62 @@ fn checkpoint_signatures_are_standard() {
     cp.verify_signatures(&TrustedKeys::new(vec![]))
         .expect_err("no trusted keys");
 }
+
+/// A schema-4 database (records and checkpoints, no tree, no notes) verifies read-only as
+/// before, and opening it read-write migrates it: the tree is built from the records, and new
+/// checkpoints carry tree heads.
+#[test]
+fn schema_4_database_verifies_and_migrates_to_the_tree() {
+    let keys = Keys::new();
+    let db = setup(&keys);
+    let encodings: Vec<Vec<u8>> = {
+        let s = db.open();
+        s.records(1, 100)
+            .expect("read")
+            .iter()
+            .map(|r| r.canonical_encoding())
+            .collect()
+    };
+    // Turn it back into what schema 4 wrote.
+    attacker(&db.path)
+        .execute_batch(
+            "DROP TRIGGER audit_tree_no_update; DROP TRIGGER audit_tree_no_delete;
+             DROP TABLE audit_tree; DROP TABLE artifact_records;
+             ALTER TABLE audit_checkpoints DROP COLUMN note;
+             PRAGMA user_version = 4;",
+        )
+        .expect("downgrade");
+    let rep = verify_db(&db.path, &keys.trusted()).expect("verify v4");
+    assert!(rep.is_ok(), "{:?}", rep.problems);
+    assert_eq!(rep.checkpoints_ok, 2);
+
+    let s = db.open();
+    let v: i64 = rusqlite::Connection::open(&db.path)
+        .expect("open")
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(v, 5);
+    let mut mem = fwseal_tlog::MemoryTree::new();
+    for e in &encodings {
+        mem.push(e);
+    }
+    for size in [1u64, 5, 7, 10] {
+        assert_eq!(
+            s.tree_root(size).expect("root"),
+            fwseal_tlog::root(&mem, size).expect("mem root"),
+            "size {size}"
+        );
+    }
+    assert!(s.latest_tree_head().expect("latest").is_none());
+    fill(&s, 11, 12);
+    let cp = s.checkpoint(&keys.ecdsa, &keys.mldsa).expect("checkpoint");
+    let note = cp
+        .note
+        .as_deref()
+        .expect("a tree head with the new checkpoint");
+    let head = fwseal_store::tree::verify_tree_head(note, &keys.trusted()).expect("verifies");
+    assert_eq!(head.size, 12);
+    let rep = verify_db(&db.path, &keys.trusted()).expect("verify");
+    assert!(rep.is_ok(), "{:?}", rep.problems);
+    assert_eq!(rep.checkpoints_ok, 3);
+}
