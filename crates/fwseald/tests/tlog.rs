@@ -458,6 +458,17 @@ fn monitor_detects_a_rewritten_log_and_verify_still_catches_it() {
     // (rewritten) records on open, which is what an attacker recomputing them would write.
     assert!(a.stop(), "fwseald did not stop cleanly");
     let db = a.audit_db();
+    // The shutdown checkpoint (the periodic checkpointer's path) signed a tree head too: every
+    // checkpoint row carries a note.
+    assert_eq!(
+        a.sql("select count(*) from audit_checkpoints where note is null"),
+        "0"
+    );
+    let shutdown_seq: u64 = a
+        .sql("select max(seq) from audit_checkpoints")
+        .parse()
+        .unwrap();
+    assert_eq!(shutdown_seq, max_seq(&a), "no checkpoint at shutdown");
     let recs = {
         let s = fwseal_store::SqliteStore::open_read_only(&db).unwrap();
         fwseal_store::AuditLog::records(&s, 1, 10_000).unwrap()
