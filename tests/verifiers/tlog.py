@@ -8,6 +8,15 @@ nothing shared with the Rust implementation):
                                {"id": ..., "ok": true|false, "reason": "..."}
 Exit status 0 when every case was judged (valid or not); 2 on unreadable input.
 
+  tlog.py --served PROOF.json  -> one verdict for a proof as the appliance serves it: the JSON of
+                               GET /v1/log/inclusion, or a fwseal-bundle/v1 (formats/log.md),
+                               whose "checkpoint" note body gives the root and must name the
+                               proof's tree size. Exit 0 valid, 1 rejected, 2 unreadable.
+  tlog.py --served-consistency PROOF.json OLD_NOTE NEW_NOTE
+                            -> the JSON of GET /v1/log/consistency between the two notes' trees.
+The served modes check the note *body* (origin, size, root lines, C2SP tlog-checkpoint); the
+signature lines are not checked here (that needs the appliance's keys).
+
 A case is a proof object of formats/log.md with an extra "id":
   {"id": "...", "type": "inclusion", "tree_size": N, "leaf_index": I,
    "leaf": base64 leaf bytes, "root": base64, "proof": [base64, ...]}
@@ -174,7 +183,90 @@ def judge(case):
         raise Reject("unknown type")
 
 
+def note_body(text, what):
+    """C2SP signed note -> (origin, size, root) from its tlog-checkpoint body."""
+    if not isinstance(text, str):
+        raise Reject(what + " is not a string")
+    body, sep, _sigs = text.partition("\n\n")
+    if not sep:
+        raise Reject(what + " has no blank line before its signatures")
+    lines = body.split("\n")
+    if len(lines) < 3:
+        raise Reject(what + " body has fewer than 3 lines")
+    origin, size_s, root_s = lines[0], lines[1], lines[2]
+    if not origin:
+        raise Reject(what + " origin is empty")
+    if not size_s.isdigit() or (size_s != "0" and size_s.startswith("0")):
+        raise Reject(what + " size is not a decimal without leading zeros")
+    return origin, int(size_s), b64_hash(root_s, what + " root")
+
+
+def served_inclusion(doc):
+    if not isinstance(doc, dict):
+        raise Reject("not a JSON object")
+    if "bundle_format" in doc:
+        if doc.get("bundle_format") != "fwseal-bundle/v1":
+            raise Reject("unknown bundle_format")
+        proof = doc.get("inclusion_proof")
+    else:
+        proof = doc.get("proof")
+    rec = doc.get("record")
+    if not isinstance(rec, dict) or rec.get("seq") != doc.get("leaf_index", -1) + 1:
+        raise Reject("record seq is not leaf_index + 1")
+    _origin, size, root = note_body(doc.get("checkpoint"), "checkpoint")
+    if size != doc.get("tree_size"):
+        raise Reject("checkpoint size differs from tree_size")
+    leaf_b64 = doc.get("canonical_encoding")
+    try:
+        leaf = base64.b64decode(leaf_b64 or "", validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise Reject("canonical_encoding is not base64")
+    if not isinstance(rec.get("hash"), str) or hashlib.sha256(leaf).hexdigest() != rec["hash"]:
+        raise Reject("record hash is not SHA-256 of the canonical encoding")
+    inclusion({"tree_size": doc.get("tree_size"), "leaf_index": doc.get("leaf_index"),
+               "leaf": leaf_b64, "root": base64.b64encode(root).decode(), "proof": proof})
+
+
+def served_consistency(doc, old_note, new_note):
+    o_origin, o_size, o_root = note_body(old_note, "old note")
+    n_origin, n_size, n_root = note_body(new_note, "new note")
+    if o_origin != n_origin:
+        raise Reject("the notes name different origins")
+    if not isinstance(doc, dict) or doc.get("old_size") != o_size or doc.get("new_size") != n_size:
+        raise Reject("proof sizes differ from the notes'")
+    consistency({"old_size": o_size, "new_size": n_size,
+                 "old_root": base64.b64encode(o_root).decode(),
+                 "new_root": base64.b64encode(n_root).decode(), "proof": doc.get("proof")})
+
+
+def served_main(argv):
+    try:
+        with open(argv[0]) as f:
+            doc = json.load(f)
+        notes = []
+        for n in argv[1:]:
+            with open(n) as f:
+                notes.append(f.read())
+    except (OSError, ValueError) as e:
+        print("cannot read input: %s" % e, file=sys.stderr)
+        return 2
+    try:
+        if notes:
+            served_consistency(doc, notes[0], notes[1])
+        else:
+            served_inclusion(doc)
+    except Reject as e:
+        print(json.dumps({"ok": False, "reason": str(e)}))
+        return 1
+    print(json.dumps({"ok": True, "reason": ""}))
+    return 0
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--served":
+        return served_main(sys.argv[2:])
+    if len(sys.argv) == 5 and sys.argv[1] == "--served-consistency":
+        return served_main(sys.argv[2:])
     if len(sys.argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2

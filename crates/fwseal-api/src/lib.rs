@@ -18,6 +18,10 @@
 //! | `GET /v1/products/{p}/keys` | [`ProductKeys`] |
 //! | `GET /v1/appliance/keys` | [`ProductKeys`] (product [`APPLIANCE`]) |
 //! | `GET /v1/artifacts/{id}` | [`ArtifactView`] |
+//! | `GET /v1/artifacts/{id}/bundle` | [`Bundle`] |
+//! | `GET /v1/log/checkpoint` | the signed note, `text/plain` |
+//! | `GET /v1/log/inclusion` | [`InclusionProof`] |
+//! | `GET /v1/log/consistency` | [`ConsistencyProof`] |
 //! | `GET /v1/jobs` | query [`JobsQuery`] → [`JobList`] |
 //! | `GET /v1/jobs/{id}` | [`JobView`] |
 //! | `POST /v1/jobs/{id}/approve` | [`ApproveBody`] → [`JobView`] |
@@ -28,6 +32,7 @@
 
 pub mod digest;
 mod jobs;
+pub mod log;
 mod problem;
 mod sign;
 
@@ -39,6 +44,9 @@ pub use digest::{
 pub use jobs::{
     ApproveBody, JobApproval, JobLinks, JobList, JobState, JobView, JobsFilter, JobsQuery,
     RejectBody,
+};
+pub use log::{
+    Bundle, BundleTimestamp, ConsistencyProof, InclusionProof, LogRecord, BUNDLE_FORMAT,
 };
 pub use problem::{codes, ProblemDoc};
 pub use sign::{

@@ -300,6 +300,124 @@ impl Sample for BatchItem {
     }
 }
 
+// Transparency log (`fwseal_api::log`).
+
+const B64H: &str = "3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+impl Sample for LogRecord {
+    fn full() -> Vec<Self> {
+        ["allow", "deny"]
+            .iter()
+            .map(|d| LogRecord {
+                seq: 7,
+                prev_hash: HEX.into(),
+                hash: HEX.into(),
+                time: "2026-11-28T16:19:00Z".into(),
+                client: "ci".into(),
+                action: "sign".into(),
+                product: Some("widget".into()),
+                key_ids: vec![HEX.into()],
+                cert_sha256: Some(HEX.into()),
+                input_sha256: Some(HEX.into()),
+                output_sha256: Some(HEX.into()),
+                format: Some("raw".into()),
+                mode: Some("embedded".into()),
+                decision: (*d).into(),
+                reason: Some("ok".into()),
+                extra: Some("{\"n\":1}".into()),
+            })
+            .collect()
+    }
+    fn minimal() -> Self {
+        LogRecord {
+            product: None,
+            key_ids: vec![],
+            cert_sha256: None,
+            input_sha256: None,
+            output_sha256: None,
+            format: None,
+            mode: None,
+            reason: None,
+            extra: None,
+            ..pick(0)
+        }
+    }
+}
+
+impl Sample for InclusionProof {
+    fn full() -> Vec<Self> {
+        every::<LogRecord>()
+            .into_iter()
+            .map(|record| InclusionProof {
+                leaf_index: 6,
+                tree_size: 9,
+                proof: vec![B64H.into()],
+                record,
+                canonical_encoding: "AAAA".into(),
+                checkpoint: Some("origin\n9\nroot\n\n— sig\n".into()),
+            })
+            .collect()
+    }
+    fn minimal() -> Self {
+        InclusionProof {
+            proof: vec![],
+            checkpoint: None,
+            ..pick(0)
+        }
+    }
+}
+
+impl Sample for ConsistencyProof {
+    fn full() -> Vec<Self> {
+        vec![ConsistencyProof {
+            old_size: 3,
+            new_size: 9,
+            proof: vec![B64H.into()],
+        }]
+    }
+    fn minimal() -> Self {
+        ConsistencyProof {
+            proof: vec![],
+            ..pick(0)
+        }
+    }
+}
+
+impl Sample for Bundle {
+    fn full() -> Vec<Self> {
+        every::<LogRecord>()
+            .into_iter()
+            .map(|record| Bundle {
+                bundle_format: BUNDLE_FORMAT.into(),
+                artifact: ID.into(),
+                output_sha256: HEX.into(),
+                input_sha256: HEX.into(),
+                detached: Some("{}".into()),
+                provenance: Some("{}".into()),
+                record,
+                canonical_encoding: "AAAA".into(),
+                leaf_index: 6,
+                tree_size: 9,
+                inclusion_proof: vec![B64H.into()],
+                checkpoint: "origin\n9\nroot\n\n— sig\n".into(),
+                timestamps: vec![BundleTimestamp {
+                    covers: "checkpoint".into(),
+                    token: "AAAA".into(),
+                }],
+            })
+            .collect()
+    }
+    fn minimal() -> Self {
+        Bundle {
+            detached: None,
+            provenance: None,
+            inclusion_proof: vec![],
+            timestamps: vec![],
+            ..pick(0)
+        }
+    }
+}
+
 /// The minimal variants of the other bodies, for `BatchItem`.
 fn batch_minimals() -> Vec<BatchItem> {
     vec![
@@ -1207,6 +1325,24 @@ fn uses() -> Vec<Use> {
             "/v1/jobs/{id}/reject",
             At::Response("200", JSON),
             samples::<JobView>(),
+        ),
+        u(
+            "get",
+            "/v1/artifacts/{id}/bundle",
+            At::Response("200", JSON),
+            samples::<Bundle>(),
+        ),
+        u(
+            "get",
+            "/v1/log/inclusion",
+            At::Response("200", JSON),
+            samples::<InclusionProof>(),
+        ),
+        u(
+            "get",
+            "/v1/log/consistency",
+            At::Response("200", JSON),
+            samples::<ConsistencyProof>(),
         ),
     ]
 }

@@ -139,6 +139,22 @@ impl Client {
         Unreachable(e.to_string()).into()
     }
 
+    /// GET a text answer (a signed note, a bundle), at most 16 MiB.
+    pub fn get_text(&self, path: &str) -> Result<String> {
+        let resp = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .header("Authorization", &self.authorization()?)
+            .call()
+            .map_err(Self::unreachable)?;
+        let mut resp = Self::check(resp)?;
+        Ok(resp
+            .body_mut()
+            .with_config()
+            .limit(16 << 20)
+            .read_to_string()?)
+    }
+
     /// GET a JSON answer as `T` (a `fwseal_api` type).
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let resp = self

@@ -12,6 +12,7 @@ mod client;
 mod gate;
 mod hashlocal;
 mod jobs;
+mod log;
 mod names;
 mod oidc_token;
 mod online;
@@ -70,6 +71,9 @@ enum Cmd {
     /// The audit log.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// The transparency log: signed tree heads, consistency, monitoring.
+    #[command(subcommand)]
+    Log(log::LogCmd),
 }
 
 #[derive(Subcommand)]
@@ -102,8 +106,19 @@ struct VerifyArgs {
     /// Image file (signed, or the unsigned image with --detached).
     input: PathBuf,
     /// Trusted public key: PEM/DER SubjectPublicKeyInfo or X.509 certificate (repeatable).
-    #[arg(long = "key", short = 'k', required = true)]
+    /// Optional with --bundle (then only the log inclusion is checked).
+    #[arg(long = "key", short = 'k', required_unless_present = "bundle")]
     keys: Vec<PathBuf>,
+    /// A bundle (`fwseal fetch --bundle`): check offline that its audit record names this
+    /// image and is included under a tree head signed by the --log-key appliance keys.
+    #[arg(long, requires = "log_key")]
+    bundle: Option<PathBuf>,
+    /// The appliance keys (JSON of `GET /v1/appliance/keys`) that sign the log's tree heads.
+    #[arg(long = "log-key")]
+    log_key: Option<PathBuf>,
+    /// The log's origin (default: derived from the appliance's ECDSA key).
+    #[arg(long)]
+    origin: Option<String>,
     /// Detached signature document. Default: IMAGE.sig.json, picked up if it exists.
     #[arg(long)]
     detached: Option<PathBuf>,
@@ -233,6 +248,51 @@ fn inspect(a: &InspectArgs, json: bool) -> Result<u8> {
 
 fn verify(a: &VerifyArgs, json: bool) -> Result<u8> {
     let data = read_input(&a.input)?;
+    if let (Some(bundle), Some(log_key)) = (&a.bundle, &a.log_key) {
+        let trust = log::load_trust(&log::LogKeyArgs {
+            log_key: log_key.clone(),
+            origin: a.origin.clone(),
+        })?;
+        match log::verify_bundle(&data, bundle, &trust) {
+            Ok(ok) => {
+                if !json {
+                    println!(
+                        "OK log: record {} (this image) is included in the tree head of size {} \
+                         of {}, signed by the appliance's ECDSA P-256 and ML-DSA-65 keys",
+                        ok.seq, ok.tree_size, ok.origin
+                    );
+                }
+                if a.keys.is_empty() {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({"ok": true, "log": {"seq": ok.seq, "tree_size": ok.tree_size, "origin": ok.origin}})
+                        );
+                    } else {
+                        println!("{}: included in the log", a.input.display());
+                    }
+                    return Ok(0);
+                }
+            }
+            Err(e) => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"ok": false, "error": format!("{e:#}")})
+                    );
+                }
+                eprintln!(
+                    "fwseal: {}: bundle verification FAILED: {e:#}",
+                    a.input.display()
+                );
+                return Ok(if e.downcast_ref::<log::LogFailure>().is_some() {
+                    EXIT_FAILED
+                } else {
+                    EXIT_INPUT
+                });
+            }
+        }
+    }
     let format = match detect_for(&data, &a.input, a.format.format) {
         Ok(f) => f,
         Err(e) => {
@@ -392,6 +452,7 @@ fn main() -> ExitCode {
         Cmd::Keys(KeysCmd::Export(a)) => online_cmd(online::keys_export(a, cli.json), cli.json),
         Cmd::Audit(audit::AuditCmd::Export(a)) => online_cmd(audit::export(a, cli.json), cli.json),
         Cmd::Audit(audit::AuditCmd::Verify(a)) => audit::verify(a, cli.json),
+        Cmd::Log(c) => Ok(log::run(c, cli.json)),
     };
     match r {
         Ok(code) => ExitCode::from(code),

@@ -297,6 +297,10 @@ pub struct FetchArgs {
     /// Directory to write into.
     #[arg(long, short = 'o', default_value = ".")]
     pub dir: PathBuf,
+    /// Also write the artifact's bundle (`fwseal-bundle/v1`: record, inclusion proof, signed
+    /// tree head) to this file, for `fwseal verify --bundle`.
+    #[arg(long)]
+    pub bundle: Option<PathBuf>,
     /// Server URL (default: $FWSEAL_URL).
     #[arg(long)]
     pub url: Option<String>,
@@ -335,6 +339,16 @@ pub fn fetch(a: &FetchArgs, json: bool) -> Result<serde_json::Value> {
     }
     let prov = names::provenance_for(&image);
     client.download(&format!("/v1/artifacts/{}/provenance", a.id), &prov, json)?;
+    if let Some(out) = &a.bundle {
+        let path = format!("/v1/artifacts/{}/bundle", a.id);
+        let text = client.get_text(&path)?;
+        serde_json::from_str::<fwseal_api::Bundle>(&text)
+            .with_context(|| format!("unexpected answer to {path}"))?;
+        crate::client::write_atomic(out, text.as_bytes())?;
+        if !json {
+            println!("{}", out.display());
+        }
+    }
     if !json {
         println!("{}", image.display());
         if let Some(doc) = &doc {
@@ -343,7 +357,8 @@ pub fn fetch(a: &FetchArgs, json: bool) -> Result<serde_json::Value> {
         println!("{}", prov.display());
     }
     Ok(serde_json::json!({
-        "artifact": meta, "image": image, "detached": doc, "provenance": prov
+        "artifact": meta, "image": image, "detached": doc, "provenance": prov,
+        "bundle": a.bundle,
     }))
 }
 

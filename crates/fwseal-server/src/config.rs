@@ -54,6 +54,15 @@ pub struct Config {
     /// How often to sign an audit checkpoint, seconds (also at shutdown).
     #[serde(default = "default_checkpoint_secs")]
     pub checkpoint_interval_secs: u64,
+    /// The transparency log's origin (first line of every signed tree head, and the note
+    /// key name): a valid note key name. Default: `fwseal.invalid/audit/<first 16 hex of the
+    /// appliance's ECDSA key id>` (`fwseal_store::tree::default_origin`).
+    #[serde(default)]
+    pub log_origin: Option<String>,
+    /// On-demand tree heads (a proof or bundle newer than the newest one) are signed at most
+    /// once per this many milliseconds (default 1000).
+    #[serde(default = "default_log_checkpoint_ms")]
+    pub log_checkpoint_min_interval_ms: u64,
     /// Unauthenticated requests are audited as one full record per interval plus one summary
     /// record (count, bounded sample) of the others, seconds (default 60; 0 records each).
     #[serde(default = "default_denial_summary_secs")]
@@ -88,6 +97,9 @@ fn default_random_access_limit() -> u64 {
 }
 fn default_checkpoint_secs() -> u64 {
     300
+}
+fn default_log_checkpoint_ms() -> u64 {
+    1000
 }
 fn default_denial_summary_secs() -> u64 {
     60
@@ -477,6 +489,16 @@ impl Config {
             if v == 0 || v > 24 * 3600 {
                 return bad(format!("[http] {name} must be 1..=86400 seconds, not {v}"));
             }
+        }
+        if let Some(o) = &self.log_origin {
+            if !fwseal_store::tree::valid_origin(o) {
+                return bad(format!(
+                    "log_origin {o:?} must be a note key name: non-empty, at most 256 bytes, no white space or '+'"
+                ));
+            }
+        }
+        if self.log_checkpoint_min_interval_ms > 60_000 {
+            return bad("log_checkpoint_min_interval_ms must be at most 60000".into());
         }
         if self.identity.trim().is_empty() {
             return bad("identity (the provenance builder id) must not be empty".into());

@@ -32,6 +32,11 @@ pub struct Checkpoint {
     pub head_hash: Hash32,
     /// One signature per provenance key (classical and post-quantum).
     pub signatures: Vec<Signature>,
+    /// The signed tree head over the same size (= `seq`) and the Merkle root of records
+    /// `1..=seq`: a C2SP signed note (`formats/log.md`), signed by the same two keys. Absent
+    /// on checkpoints made before the log had a tree (schema < 5, older exports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Checkpoint {
@@ -46,6 +51,7 @@ impl Checkpoint {
             seq,
             head_hash,
             signatures,
+            note: None,
         })
     }
 

@@ -456,6 +456,22 @@ pub fn store_cases() -> Vec<(&'static str, StoreCase)> {
             jobs_finish_and_fail,
         ),
         ("jobs_fail_interrupted", jobs_fail_interrupted),
+        (
+            "tree_roots_and_proofs_match_the_records",
+            tree_roots_and_proofs_match_the_records,
+        ),
+        (
+            "tree_heads_are_signed_with_every_checkpoint",
+            tree_heads_are_signed_with_every_checkpoint,
+        ),
+        (
+            "artifact_record_is_the_record_committed_with_it",
+            artifact_record_is_the_record_committed_with_it,
+        ),
+        (
+            "tree_heads_forged_or_mismatched_are_detected",
+            tree_heads_forged_or_mismatched_are_detected,
+        ),
     ]
 }
 
@@ -720,6 +736,13 @@ fn audit_concurrent_commits_form_one_chain(s: &dyn Store) -> CaseOutcome {
     ensure!(rep.is_ok(), "{:?}", rep.problems);
     ensure_eq!(rep.records, THREADS * EACH);
     ensure_eq!(rep.last_good_checkpoint, Some(THREADS * EACH));
+    // The tree the group commits stored is the tree of the records, in seq order.
+    let leaves: Vec<Hash32> = recs.iter().map(|r| r.leaf_hash()).collect();
+    let n = THREADS * EACH;
+    ensure_eq!(
+        s.tree_root(n).ctx("tree_root")?,
+        fwseal_tlog::root(&fwseal_tlog::LeafHashes(&leaves), n).ctx("root")?
+    );
     Ok(())
 }
 
@@ -2024,5 +2047,252 @@ fn blob_concurrent_writes(b: &dyn BlobStore, _: &Corrupter<'_>) -> CaseOutcome {
     }
     ensure_eq!(b.check(&want).ctx("check")?, Some(true));
     ensure_eq!(read_blob(b, &want)?, data);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Merkle tree and signed tree heads
+// ---------------------------------------------------------------------------------------------
+
+fn tree_roots_and_proofs_match_the_records(s: &dyn Store) -> CaseOutcome {
+    use fwseal_tlog::{verify_consistency, verify_inclusion, LeafHashes, TreeError};
+    ensure_eq!(s.tree_size().ctx("size")?, 0);
+    ensure_eq!(s.tree_root(0).ctx("empty root")?, fwseal_tlog::EMPTY_ROOT);
+    const N: u64 = 21;
+    fill(s, 1, N)?;
+    ensure_eq!(s.tree_size().ctx("size")?, N);
+    let recs = s.records(1, 100).ctx("records")?;
+    // Leaf i is the canonical encoding of record i + 1.
+    let leaves: Vec<Hash32> = recs
+        .iter()
+        .map(|r| {
+            fwseal_tlog::leaf_hash(&crate::record::canonical_encoding(
+                r.seq,
+                &r.prev_hash,
+                &r.entry,
+            ))
+        })
+        .collect();
+    for (i, l) in leaves.iter().enumerate() {
+        ensure_eq!(s.tree_hash(0, i as u64).ctx("leaf")?, Some(*l), "leaf {i}");
+    }
+    ensure_eq!(
+        s.tree_hash(0, N).ctx("leaf")?,
+        None,
+        "no leaf beyond the log"
+    );
+    let reference = |size: u64| fwseal_tlog::root(&LeafHashes(&leaves), size);
+    let mut roots = Vec::new();
+    for size in 0..=N {
+        let r = s.tree_root(size).ctx("tree_root")?;
+        ensure_eq!(
+            r,
+            reference(size).ctx("reference root")?,
+            "root of size {size}"
+        );
+        roots.push(r);
+    }
+    for size in 1..=N {
+        let root = roots[size as usize];
+        for i in 0..size {
+            let p = s.inclusion_proof(i, size).ctx("inclusion_proof")?;
+            ensure!(
+                verify_inclusion(&leaves[i as usize], i, size, &p, &root).is_ok(),
+                "inclusion of {i} in {size}"
+            );
+            // Another leaf, or a flipped proof hash, fails.
+            let other = leaves[((i + 1) % N) as usize];
+            ensure!(verify_inclusion(&other, i, size, &p, &root).is_err());
+            if let Some(first) = p.first() {
+                let mut bad = p.clone();
+                bad[0] = [first[0] ^ 1; 32];
+                ensure!(verify_inclusion(&leaves[i as usize], i, size, &bad, &root).is_err());
+            }
+        }
+        for old in 0..=size {
+            let p = s.consistency_proof(old, size).ctx("consistency_proof")?;
+            ensure!(
+                verify_consistency(old, size, &roots[old as usize], &root, &p).is_ok(),
+                "consistency {old} -> {size}"
+            );
+            if 0 < old && old < size {
+                ensure!(
+                    verify_consistency(old, size, &roots[old as usize], &[7u8; 32], &p).is_err(),
+                    "consistency {old} -> {size} against another root"
+                );
+            }
+        }
+    }
+    // Out of range: typed tree errors, not panics.
+    ensure!(matches!(
+        s.inclusion_proof(N, N),
+        Err(StoreError::Tree(TreeError::IndexOutOfRange { .. }))
+    ));
+    ensure!(matches!(
+        s.inclusion_proof(0, N + 1),
+        Err(StoreError::Tree(TreeError::SizeBeyondSource { .. }))
+    ));
+    ensure!(matches!(
+        s.consistency_proof(5, 4),
+        Err(StoreError::Tree(TreeError::SizeOrder { .. }))
+    ));
+    ensure!(s.tree_root(N + 1).is_err());
+    // Proofs are short: at most ceil(log2 n) hashes.
+    ensure!(s.inclusion_proof(0, N).ctx("proof")?.len() <= 5);
+    Ok(())
+}
+
+fn tree_heads_are_signed_with_every_checkpoint(s: &dyn Store) -> CaseOutcome {
+    use crate::tree::{default_origin, note_trust};
+    let keys = TestKeys::generate()?;
+    ensure_eq!(s.latest_tree_head().ctx("latest")?, None);
+    let origin = default_origin(keys.ecdsa.public_key());
+    ensure!(origin.starts_with("fwseal.invalid/audit/") && origin.len() == 21 + 16);
+    let trust = note_trust(&origin, &keys.trusted());
+    // Empty log: size 0, MTH({}).
+    let cp0 = s.checkpoint(&keys.ecdsa, &keys.mldsa).ctx("checkpoint")?;
+    let th = fwseal_tlog::verify_checkpoint(cp0.note.as_deref().ctx("note")?, &trust)
+        .ctx("tree head 0 verifies")?;
+    ensure_eq!((th.size, th.root), (0, fwseal_tlog::EMPTY_ROOT));
+    setup(s, &keys)?;
+    let latest = s.latest_tree_head().ctx("latest")?.ctx("a tree head")?;
+    ensure_eq!(latest.seq, 10);
+    let note = latest.note.as_deref().ctx("note")?;
+    let th = fwseal_tlog::verify_checkpoint(note, &trust).ctx("tree head verifies")?;
+    ensure_eq!(th.origin, origin);
+    ensure_eq!(th.size, 10, "size = the v1 checkpoint's seq");
+    ensure_eq!(th.root, s.tree_root(10).ctx("root")?);
+    // Both halves: ECDSA alone is not enough.
+    let mut only_ec = trust.clone();
+    only_ec
+        .keys
+        .retain(|k| k.sig_type() == fwseal_tlog::SigType::EcdsaP256);
+    ensure!(fwseal_tlog::verify_checkpoint(note, &only_ec).is_err());
+    // Another log's origin is refused.
+    let other = note_trust("example.com/other", &keys.trusted());
+    ensure!(fwseal_tlog::verify_checkpoint(note, &other).is_err());
+    // A configured origin; an invalid one is refused before anything is stored.
+    let before = s.checkpoints().ctx("checkpoints")?.len();
+    ensure!(matches!(
+        s.checkpoint_as("has a space", &keys.ecdsa, &keys.mldsa),
+        Err(StoreError::Misuse(_))
+    ));
+    ensure_eq!(s.checkpoints().ctx("checkpoints")?.len(), before);
+    fill(s, 11, 12)?;
+    let cp = s
+        .checkpoint_as("log.example.com/fwseal", &keys.ecdsa, &keys.mldsa)
+        .ctx("checkpoint_as")?;
+    let th = fwseal_tlog::verify_checkpoint(
+        cp.note.as_deref().ctx("note")?,
+        &note_trust("log.example.com/fwseal", &keys.trusted()),
+    )
+    .ctx("configured origin")?;
+    ensure_eq!((th.size, th.root), (12, s.tree_root(12).ctx("root")?));
+    ensure_eq!(s.latest_tree_head().ctx("latest")?, Some(cp.clone()));
+    // Consistency between two signed heads, from the store's proof.
+    let old = fwseal_tlog::verify_checkpoint(note, &trust).ctx("old")?;
+    let p = s.consistency_proof(old.size, th.size).ctx("proof")?;
+    ensure!(fwseal_tlog::verify_consistency(old.size, th.size, &old.root, &th.root, &p).is_ok());
+    // Stored and listed with the note; the whole log verifies, export included.
+    let stored = s.checkpoints().ctx("checkpoints")?;
+    ensure!(stored
+        .iter()
+        .all(|c| c.as_ref().is_ok_and(|c| c.note.is_some())));
+    let rep = s.verify(&keys.trusted()).ctx("verify")?;
+    ensure!(rep.is_ok(), "{:?}", rep.problems);
+    ensure_eq!(rep.checkpoints_ok, 4);
+    let mut out = Vec::new();
+    s.export(&mut out).ctx("export")?;
+    let text = String::from_utf8(out.clone()).ctx("utf-8")?;
+    ensure!(text.contains("\"note\":"), "export carries the notes");
+    let rep = verify_export(&out, &keys.trusted());
+    ensure!(rep.is_ok(), "{:?}", rep.problems);
+    ensure_eq!(rep.checkpoints_ok, 4);
+    Ok(())
+}
+
+fn tree_heads_forged_or_mismatched_are_detected(s: &dyn Store) -> CaseOutcome {
+    use crate::tree::{default_origin, sign_tree_head};
+    let keys = TestKeys::generate()?;
+    setup(s, &keys)?;
+    let origin = default_origin(keys.ecdsa.public_key());
+    let (seq, head) = s.head().ctx("head")?.ctx("head")?;
+    let root = s.tree_root(seq).ctx("root")?;
+    let with_note = |note: String| -> Result<Checkpoint, String> {
+        let mut cp = Checkpoint::sign(seq, head, &[&keys.ecdsa, &keys.mldsa]).ctx("sign")?;
+        cp.note = Some(note);
+        Ok(cp)
+    };
+    // 1. The right v1 head, a tree head with another root (a tree that is not the records').
+    let wrong_root =
+        sign_tree_head(&origin, seq, &[5u8; 32], &keys.ecdsa, &keys.mldsa).ctx("sign")?;
+    s.store_checkpoint(&with_note(wrong_root)?).ctx("store")?;
+    // 2. A tree head of another size.
+    let r9 = s.tree_root(9).ctx("root 9")?;
+    let wrong_size = sign_tree_head(&origin, 9, &r9, &keys.ecdsa, &keys.mldsa).ctx("sign")?;
+    s.store_checkpoint(&with_note(wrong_size)?).ctx("store")?;
+    // 3. A tree head signed by keys the verifier does not trust.
+    let mallory = TestKeys::generate()?;
+    let forged = sign_tree_head(&origin, seq, &root, &mallory.ecdsa, &mallory.mldsa).ctx("sign")?;
+    s.store_checkpoint(&with_note(forged)?).ctx("store")?;
+    // 4. The classical half only (the ML-DSA line removed).
+    let good = sign_tree_head(&origin, seq, &root, &keys.ecdsa, &keys.mldsa).ctx("sign")?;
+    let half: String = {
+        let mut lines: Vec<&str> = good.split_inclusive('\n').collect();
+        lines.pop();
+        lines.concat()
+    };
+    s.store_checkpoint(&with_note(half)?).ctx("store")?;
+    // 5. A text edit under intact signatures.
+    let edited = good.replacen(&format!("\n{seq}\n"), &format!("\n{}\n", seq + 1), 1);
+    ensure!(edited != good);
+    s.store_checkpoint(&with_note(edited)?).ctx("store")?;
+    // 6. Not a note at all.
+    s.store_checkpoint(&with_note("garbage".into())?)
+        .ctx("store")?;
+
+    let check = |rep: &Report| -> CaseOutcome {
+        let at = kinds_at(rep, seq);
+        let mismatches = at
+            .iter()
+            .filter(|k| matches!(k, ProblemKind::TreeHeadMismatch(_)))
+            .count();
+        let bad_sigs = at
+            .iter()
+            .filter(|k| matches!(k, ProblemKind::TreeHeadBadSignature(_)))
+            .count();
+        ensure_eq!(mismatches, 2, "wrong root, wrong size: {at:?}");
+        ensure_eq!(bad_sigs, 4, "untrusted, half, edited, garbage: {at:?}");
+        ensure_eq!(rep.problems.len(), 6, "{:?}", rep.problems);
+        ensure!(rep.problems.iter().all(|p| p.is_checkpoint()));
+        ensure_eq!(rep.checkpoints_ok, 2, "only the originals");
+        ensure_eq!(rep.last_good_checkpoint, Some(10));
+        Ok(())
+    };
+    check(&s.verify(&keys.trusted()).ctx("verify")?)?;
+    let mut out = Vec::new();
+    s.export(&mut out).ctx("export")?;
+    check(&verify_export(&out, &keys.trusted()))?;
+    Ok(())
+}
+
+fn artifact_record_is_the_record_committed_with_it(s: &dyn Store) -> CaseOutcome {
+    fill(s, 1, 3)?;
+    let m = sample_artifact("art-1", "widget", None, 1, "2026-05-01T10:00:00Z");
+    let rec = s.commit(&sample_entry(4), Some(&m)).ctx("commit")?;
+    fill(s, 5, 6)?;
+    ensure_eq!(
+        s.artifact_record("art-1").ctx("artifact_record")?,
+        Some(rec)
+    );
+    ensure_eq!(s.artifact_record("nope").ctx("artifact_record")?, None);
+    // A failed commit (duplicate id) leaves the first association alone.
+    ensure!(s.commit(&sample_entry(7), Some(&m)).is_err());
+    ensure_eq!(
+        s.artifact_record("art-1")
+            .ctx("artifact_record")?
+            .map(|r| r.seq),
+        Some(4)
+    );
     Ok(())
 }

@@ -43,6 +43,7 @@ pub mod meta;
 pub mod record;
 pub mod sqlite;
 pub mod time;
+pub mod tree;
 pub mod verify;
 
 pub use blob::fs::{FsBlobStore, FsBlobWriter};
@@ -95,6 +96,11 @@ pub enum StoreError {
     /// A group commit this write was part of failed (the message is the batch's error).
     #[error("audit batch commit failed: {0}")]
     Batch(String),
+    /// A Merkle root or proof could not be made: a leaf index or size beyond the tree
+    /// (`TreeError::IndexOutOfRange`, `SizeBeyondSource`, `SizeOrder`: the caller asked for
+    /// something the log does not have), or a stored node missing (`Source`).
+    #[error("tree: {0}")]
+    Tree(#[from] fwseal_tlog::TreeError),
 }
 
 /// A stored record that could not be decoded (only possible after tampering or damage).
@@ -156,15 +162,33 @@ pub trait AuditLog: Send + Sync {
     fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError>;
 
     /// Sign the current head with the appliance's provenance keys (classical and
-    /// post-quantum) and store the checkpoint. Appends may continue meanwhile: the checkpoint
-    /// covers the head read at the start. An empty log gets a seq-0 checkpoint.
+    /// post-quantum) and store the checkpoint, with its signed tree head under the default
+    /// origin ([`tree::default_origin`] of the classical key): see [`AuditLog::checkpoint_as`].
     fn checkpoint(
         &self,
         classical: &dyn Signer,
         pq: &dyn Signer,
     ) -> Result<Checkpoint, StoreError> {
+        let origin = tree::default_origin(classical.public_key());
+        self.checkpoint_as(&origin, classical, pq)
+    }
+
+    /// Sign the current head with the appliance's provenance keys and store the checkpoint:
+    /// the v1 `(seq, head hash)` signatures and, over the same size (= `seq`) and the Merkle
+    /// root of records `1..=seq`, a C2SP signed note for the log `origin` signed by the same
+    /// two keys (`formats/log.md`). Appends may continue meanwhile: the checkpoint covers
+    /// the head read at the start. An empty log gets a seq-0 checkpoint (root `MTH({})`).
+    fn checkpoint_as(
+        &self,
+        origin: &str,
+        classical: &dyn Signer,
+        pq: &dyn Signer,
+    ) -> Result<Checkpoint, StoreError> {
         let (seq, head) = self.head()?.unwrap_or((0, GENESIS_PREV_HASH));
-        let cp = Checkpoint::sign(seq, head, &[classical, pq])?;
+        let root = self.tree_root(seq)?;
+        let note = tree::sign_tree_head(origin, seq, &root, classical, pq)?;
+        let mut cp = Checkpoint::sign(seq, head, &[classical, pq])?;
+        cp.note = Some(note);
         self.store_checkpoint(&cp)?;
         Ok(cp)
     }
@@ -176,6 +200,61 @@ pub trait AuditLog: Send + Sync {
             .into_iter()
             .filter_map(Result::ok)
             .max_by_key(|c| c.seq))
+    }
+
+    /// The newest stored checkpoint that carries a signed tree head (not verified), if any.
+    /// Among equal sizes the last stored wins.
+    fn latest_tree_head(&self) -> Result<Option<Checkpoint>, StoreError> {
+        let mut best: Option<Checkpoint> = None;
+        for c in self.checkpoints()?.into_iter().filter_map(Result::ok) {
+            if c.note.is_some() && best.as_ref().is_none_or(|b| c.seq >= b.seq) {
+                best = Some(c);
+            }
+        }
+        Ok(best)
+    }
+
+    /// A stored Merkle tree hash: level 0 is leaf `index`'s leaf hash, level `l > 0` the hash
+    /// of the complete subtree of leaves `[index·2^l, (index+1)·2^l)`. `None` when not
+    /// stored. A backend stores exactly the nodes [`tree::append_nodes`] names, in the same
+    /// transaction as the records (so the tree always has one leaf per record).
+    fn tree_hash(&self, level: u32, index: u64) -> Result<Option<Hash32>, StoreError>;
+
+    /// The record committed together with artifact `artifact_id` by
+    /// [`AuditLog::commit`] (the record that announced it), if any.
+    fn artifact_record(&self, artifact_id: &str) -> Result<Option<AuditRecord>, StoreError>;
+
+    /// The tree size: the number of records.
+    fn tree_size(&self) -> Result<u64, StoreError> {
+        Ok(self.head()?.map_or(0, |(s, _)| s))
+    }
+
+    /// `MTH` of the first `size` leaves (records `1..=size`).
+    fn tree_root(&self, size: u64) -> Result<Hash32, StoreError> {
+        let src = tree::LogSource {
+            log: self,
+            size: self.tree_size()?,
+        };
+        Ok(fwseal_tlog::root(&src, size)?)
+    }
+
+    /// The RFC 9162 inclusion proof of leaf `leaf_index` (record `leaf_index + 1`) in the tree
+    /// of `tree_size` leaves.
+    fn inclusion_proof(&self, leaf_index: u64, tree_size: u64) -> Result<Vec<Hash32>, StoreError> {
+        let src = tree::LogSource {
+            log: self,
+            size: self.tree_size()?,
+        };
+        Ok(fwseal_tlog::inclusion_proof(&src, leaf_index, tree_size)?)
+    }
+
+    /// The RFC 9162 consistency proof from the tree of `old_size` leaves to `new_size`.
+    fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash32>, StoreError> {
+        let src = tree::LogSource {
+            log: self,
+            size: self.tree_size()?,
+        };
+        Ok(fwseal_tlog::consistency_proof(&src, old_size, new_size)?)
     }
 
     /// Write the whole log as JSON Lines (see [`export`]). Fails on a row that does not

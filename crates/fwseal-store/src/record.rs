@@ -285,6 +285,17 @@ impl AuditRecord {
     pub fn computed_hash(&self) -> Hash32 {
         record_hash(self.seq, &self.prev_hash, &self.entry)
     }
+
+    /// The record's canonical encoding v1 ([`canonical_encoding`]): leaf `seq - 1` of the
+    /// log's Merkle tree.
+    pub fn canonical_encoding(&self) -> Vec<u8> {
+        canonical_encoding(self.seq, &self.prev_hash, &self.entry)
+    }
+
+    /// Its Merkle leaf hash, `SHA-256(0x00 ‖ canonical encoding)` (RFC 9162).
+    pub fn leaf_hash(&self) -> Hash32 {
+        fwseal_tlog::leaf_hash(&self.canonical_encoding())
+    }
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {

@@ -2,6 +2,8 @@
 
 use crate::checkpoint::{Checkpoint, TrustedKeys};
 use crate::record::{AuditRecord, Hash32, GENESIS_PREV_HASH};
+use crate::tree::verify_tree_head;
+use fwseal_tlog::{MemoryTree, EMPTY_ROOT};
 use std::collections::BTreeMap;
 
 /// At most this many problems are listed in a [`Report`]; more set `problems_truncated`.
@@ -40,6 +42,14 @@ pub enum ProblemKind {
     CheckpointMissingRecord,
     /// A checkpoint could not be decoded.
     CheckpointMalformed(String),
+    /// A checkpoint's signed tree head does not verify: untrusted key, bad signature, not
+    /// hybrid, or a note or checkpoint body that does not parse.
+    TreeHeadBadSignature(String),
+    /// A checkpoint's signed tree head names another size than the checkpoint's seq, or a
+    /// root that is not the Merkle root recomputed from records `1..=seq`. (Reported only
+    /// when the v1 head matched: a rewritten record is one finding per checkpoint,
+    /// [`ProblemKind::CheckpointHeadMismatch`].)
+    TreeHeadMismatch(String),
 }
 
 impl std::fmt::Display for ProblemKind {
@@ -72,6 +82,8 @@ impl std::fmt::Display for ProblemKind {
                 f.write_str("checkpoint covers a record that is not in the log")
             }
             ProblemKind::CheckpointMalformed(m) => write!(f, "malformed checkpoint: {m}"),
+            ProblemKind::TreeHeadBadSignature(m) => write!(f, "signed tree head: {m}"),
+            ProblemKind::TreeHeadMismatch(m) => write!(f, "signed tree head mismatch: {m}"),
         }
     }
 }
@@ -96,6 +108,8 @@ impl Problem {
                 | ProblemKind::CheckpointHeadMismatch
                 | ProblemKind::CheckpointMissingRecord
                 | ProblemKind::CheckpointMalformed(_)
+                | ProblemKind::TreeHeadBadSignature(_)
+                | ProblemKind::TreeHeadMismatch(_)
         )
     }
 }
@@ -162,11 +176,18 @@ impl Report {
     }
 }
 
-/// Streaming verifier: give it the checkpoints first, then every record in log order.
+/// A checkpoint waiting for its record: the v1 checkpoint, its export line, and the verified
+/// tree head's root (`None`: no note).
+type PendingCheckpoint = (Checkpoint, Option<usize>, Option<Hash32>);
+
+/// Streaming verifier: give it the checkpoints first, then every record in log order. It
+/// rebuilds the Merkle tree from the records (one leaf per record read, in order) to check
+/// each signed tree head's root.
 pub struct ChainVerifier {
-    pending: BTreeMap<u64, Vec<(Checkpoint, Option<usize>)>>,
+    pending: BTreeMap<u64, Vec<PendingCheckpoint>>,
     expected: u64,
     prev: Option<Hash32>,
+    tree: MemoryTree,
     report: Report,
 }
 
@@ -177,14 +198,34 @@ impl ChainVerifier {
             pending: BTreeMap::new(),
             expected: 1,
             prev: Some(GENESIS_PREV_HASH),
+            tree: MemoryTree::new(),
             report: Report::default(),
         };
         for (cp, line) in checkpoints {
             v.report.checkpoints += 1;
-            match cp.verify_signatures(keys) {
-                Err(m) => v.problem(Some(cp.seq), line, ProblemKind::CheckpointBadSignature(m)),
-                Ok(()) if cp.seq == 0 => v.checkpoint_result(&cp, line, &GENESIS_PREV_HASH),
-                Ok(()) => v.pending.entry(cp.seq).or_default().push((cp, line)),
+            if let Err(m) = cp.verify_signatures(keys) {
+                v.problem(Some(cp.seq), line, ProblemKind::CheckpointBadSignature(m));
+                continue;
+            }
+            let root = match &cp.note {
+                None => None,
+                Some(note) => match verify_tree_head(note, keys) {
+                    Err(m) => {
+                        v.problem(Some(cp.seq), line, ProblemKind::TreeHeadBadSignature(m));
+                        continue;
+                    }
+                    Ok(th) if th.size != cp.seq => {
+                        let m = format!("tree size {} for checkpoint seq {}", th.size, cp.seq);
+                        v.problem(Some(cp.seq), line, ProblemKind::TreeHeadMismatch(m));
+                        continue;
+                    }
+                    Ok(th) => Some(th.root),
+                },
+            };
+            if cp.seq == 0 {
+                v.checkpoint_result(&cp, line, &GENESIS_PREV_HASH, root, &EMPTY_ROOT);
+            } else {
+                v.pending.entry(cp.seq).or_default().push((cp, line, root));
             }
         }
         v
@@ -198,13 +239,26 @@ impl ChainVerifier {
         }
     }
 
-    fn checkpoint_result(&mut self, cp: &Checkpoint, line: Option<usize>, computed: &Hash32) {
-        if &cp.head_hash == computed {
+    fn checkpoint_result(
+        &mut self,
+        cp: &Checkpoint,
+        line: Option<usize>,
+        computed: &Hash32,
+        signed_root: Option<Hash32>,
+        computed_root: &Hash32,
+    ) {
+        if &cp.head_hash != computed {
+            self.problem(Some(cp.seq), line, ProblemKind::CheckpointHeadMismatch);
+        } else if signed_root.is_some_and(|r| &r != computed_root) {
+            let m = format!(
+                "signed root is not the Merkle root of records 1..={} recomputed from the log",
+                cp.seq
+            );
+            self.problem(Some(cp.seq), line, ProblemKind::TreeHeadMismatch(m));
+        } else {
             self.report.checkpoints_ok += 1;
             let best = self.report.last_good_checkpoint.unwrap_or(0).max(cp.seq);
             self.report.last_good_checkpoint = Some(best);
-        } else {
-            self.problem(Some(cp.seq), line, ProblemKind::CheckpointHeadMismatch);
         }
     }
 
@@ -273,9 +327,17 @@ impl ChainVerifier {
             // reported on its own.
             self.problem(Some(r.seq), line, ProblemKind::Malformed(e.to_string()));
         }
+        self.tree.push(&r.canonical_encoding());
         if let Some(cps) = self.pending.remove(&r.seq) {
-            for (cp, l) in cps {
-                self.checkpoint_result(&cp, l, &computed);
+            // The tree holds one leaf per record read; when records are missing or out of
+            // order its size differs from `seq` and the root cannot match.
+            let root = if self.tree.len() == r.seq {
+                self.tree.root()
+            } else {
+                [0u8; 32]
+            };
+            for (cp, l, signed_root) in cps {
+                self.checkpoint_result(&cp, l, &computed, signed_root, &root);
             }
         }
         self.prev = Some(r.hash);
@@ -287,7 +349,7 @@ impl ChainVerifier {
     pub fn finish(mut self) -> Report {
         let pending = std::mem::take(&mut self.pending);
         for (seq, cps) in pending {
-            for (_, line) in cps {
+            for (_, line, _) in cps {
                 self.problem(Some(seq), line, ProblemKind::CheckpointMissingRecord);
             }
         }

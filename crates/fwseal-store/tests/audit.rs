@@ -29,8 +29,24 @@ fn setup(keys: &Keys) -> Db {
 fn kinds_at(r: &fwseal_store::Report, seq: u64) -> Vec<ProblemKind> {
     r.problems
         .iter()
-        .filter(|p| p.seq == Some(seq))
+        .filter(|p| p.seq == Some(seq) && !is_tree_head(&p.kind))
         .map(|p| p.kind.clone())
+        .collect()
+}
+
+fn is_tree_head(k: &ProblemKind) -> bool {
+    matches!(
+        k,
+        ProblemKind::TreeHeadMismatch(_) | ProblemKind::TreeHeadBadSignature(_)
+    )
+}
+
+/// The checkpoint seqs whose signed tree head no longer matches the records.
+fn tree_head_mismatches(r: &fwseal_store::Report) -> Vec<u64> {
+    r.problems
+        .iter()
+        .filter(|p| matches!(p.kind, ProblemKind::TreeHeadMismatch(_)))
+        .filter_map(|p| p.seq)
         .collect()
 }
 
@@ -95,8 +111,20 @@ fn edited_record_is_detected_at_its_seq() {
     assert!(!rep.is_ok());
     assert_eq!(rep.first_bad_seq(), Some(4));
     assert_eq!(kinds_at(&rep, 4), vec![ProblemKind::HashMismatch]);
-    // Only that record is wrong: the later ones still chain to its stored hash.
-    assert_eq!(rep.problems.len(), 1, "{:?}", rep.problems);
+    // Only that record is wrong in the chain: the later ones still chain to its stored hash.
+    let chain: Vec<_> = rep
+        .problems
+        .iter()
+        .filter(|p| !is_tree_head(&p.kind))
+        .collect();
+    assert_eq!(chain.len(), 1, "{:?}", rep.problems);
+    // Every signed tree head covering seq 4 (checkpoints at 5 and 10) no longer matches the leaves.
+    assert_eq!(
+        tree_head_mismatches(&rep),
+        vec![5, 10],
+        "{:?}",
+        rep.problems
+    );
 }
 
 #[test]
@@ -135,6 +163,12 @@ fn edit_with_recomputed_hash_breaks_the_next_link() {
     let rep = verify_db(&db.path, &keys.trusted()).expect("verify");
     assert_eq!(rep.first_bad_seq(), Some(5));
     assert_eq!(kinds_at(&rep, 5), vec![ProblemKind::PrevHashMismatch]);
+    assert_eq!(
+        tree_head_mismatches(&rep),
+        vec![5, 10],
+        "{:?}",
+        rep.problems
+    );
 }
 
 #[test]
@@ -490,4 +524,63 @@ fn checkpoint_signatures_are_standard() {
     let _ = SoftKey::generate(SigAlg::EcdsaP256Sha256).expect("gen");
     cp.verify_signatures(&TrustedKeys::new(vec![]))
         .expect_err("no trusted keys");
+}
+
+/// A schema-4 database (records and checkpoints, no tree, no notes) verifies read-only as
+/// before, and opening it read-write migrates it: the tree is built from the records, and new
+/// checkpoints carry tree heads.
+#[test]
+fn schema_4_database_verifies_and_migrates_to_the_tree() {
+    let keys = Keys::new();
+    let db = setup(&keys);
+    let encodings: Vec<Vec<u8>> = {
+        let s = db.open();
+        s.records(1, 100)
+            .expect("read")
+            .iter()
+            .map(|r| r.canonical_encoding())
+            .collect()
+    };
+    // Turn it back into what schema 4 wrote.
+    attacker(&db.path)
+        .execute_batch(
+            "DROP TRIGGER audit_tree_no_update; DROP TRIGGER audit_tree_no_delete;
+             DROP TABLE audit_tree; DROP TABLE artifact_records;
+             ALTER TABLE audit_checkpoints DROP COLUMN note;
+             PRAGMA user_version = 4;",
+        )
+        .expect("downgrade");
+    let rep = verify_db(&db.path, &keys.trusted()).expect("verify v4");
+    assert!(rep.is_ok(), "{:?}", rep.problems);
+    assert_eq!(rep.checkpoints_ok, 2);
+
+    let s = db.open();
+    let v: i64 = rusqlite::Connection::open(&db.path)
+        .expect("open")
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(v, 5);
+    let mut mem = fwseal_tlog::MemoryTree::new();
+    for e in &encodings {
+        mem.push(e);
+    }
+    for size in [1u64, 5, 7, 10] {
+        assert_eq!(
+            s.tree_root(size).expect("root"),
+            fwseal_tlog::root(&mem, size).expect("mem root"),
+            "size {size}"
+        );
+    }
+    assert!(s.latest_tree_head().expect("latest").is_none());
+    fill(&s, 11, 12);
+    let cp = s.checkpoint(&keys.ecdsa, &keys.mldsa).expect("checkpoint");
+    let note = cp
+        .note
+        .as_deref()
+        .expect("a tree head with the new checkpoint");
+    let head = fwseal_store::tree::verify_tree_head(note, &keys.trusted()).expect("verifies");
+    assert_eq!(head.size, 12);
+    let rep = verify_db(&db.path, &keys.trusted()).expect("verify");
+    assert!(rep.is_ok(), "{:?}", rep.problems);
+    assert_eq!(rep.checkpoints_ok, 3);
 }

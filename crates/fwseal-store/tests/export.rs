@@ -255,4 +255,32 @@ fn python_judge_recomputes_the_export() {
     let o = run("bad.jsonl");
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("BAD seq=2 hash"));
+
+    // Every checkpoint line carries its signed tree head, which the judge checks (root
+    // recomputed from the records, both signatures): a note with another root is refused.
+    let text =
+        String::from_utf8(std::fs::read(dir.join("audit.jsonl")).expect("read")).expect("utf8");
+    let mut lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let cp = lines
+        .iter_mut()
+        .find(|l| l["type"] == "checkpoint")
+        .expect("a checkpoint line");
+    let note = cp["note"]
+        .as_str()
+        .expect("checkpoint line has a note")
+        .to_string();
+    let mut parts: Vec<&str> = note.split('\n').collect();
+    let forged_root = if parts[2].starts_with('A') { "B" } else { "A" }.to_string()
+        + parts[2].get(1..).unwrap_or_default();
+    parts[2] = &forged_root;
+    cp["note"] = parts.join("\n").into();
+    let forged: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(dir.join("bad-note.jsonl"), forged).expect("write");
+    let o = run("bad-note.jsonl");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(!o.status.success(), "{stdout}");
+    assert!(stdout.contains("note root"), "{stdout}");
 }

@@ -5,6 +5,11 @@ only (no fwseal code). Used by the Rust tests as an outside judge.
 usage: verify_export.py EXPORT.jsonl [--ecdsa PUB.pem] [--mldsa PUB.pem]
        verify_export.py --worked-example
 Prints "OK <records> <checkpoints>" and exits 0, or prints "BAD seq=<n> <why>" and exits 1.
+
+A checkpoint line's optional "note" (the signed tree head, formats/log.md) is checked too: its
+size is the checkpoint's seq, its root is the RFC 9162 Merkle root of the canonical encodings of
+records 1..seq (recomputed here), and with the keys given both its signature lines verify
+(ECDSA P-256 type 0x02, ML-DSA-65 type 0xff "fwseal/ml-dsa-65/v1", key name = origin).
 """
 import base64, hashlib, json, struct, sys
 
@@ -40,6 +45,67 @@ def encode(r):
     out += s(r["decision"])
     out += opt_s(r.get("reason")) + opt_s(r.get("extra"))
     return out
+
+
+def mth(leaves):
+    """RFC 9162 2.1.1 Merkle tree hash of a list of leaf hashes."""
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    return hashlib.sha256(b"\x01" + mth(leaves[:k]) + mth(leaves[k:])).digest()
+
+
+MLDSA_TYPE = b"\xfffwseal/ml-dsa-65/v1"
+
+
+def check_note(c, leaf_hashes, keys):
+    """The checkpoint's signed tree head (formats/log.md sections 4, 5)."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    note = c["note"]
+    cut = note.rfind("\n\n")
+    if cut < 0:
+        bad(c["seq"], "note has no signature block")
+    text, sigs = note[: cut + 1], note[cut + 2 :]
+    lines = text.split("\n")
+    if len(lines) < 4 or lines[-1] != "":
+        bad(c["seq"], "note body is not origin/size/root")
+    origin, size, root = lines[0], lines[1], lines[2]
+    if size != str(c["seq"]):
+        bad(c["seq"], "note size is not the checkpoint seq")
+    if base64.b64decode(root, validate=True) != mth(leaf_hashes[: c["seq"]]):
+        bad(c["seq"], "note root is not the Merkle root of the records")
+    if not keys:
+        return
+    ec_pub = keys["--ecdsa"]
+    ec_id = hashlib.sha256(
+        ec_pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    ).digest()[:4]
+    ml_raw = keys["--mldsa"].public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    ml_id = hashlib.sha256(origin.encode() + b"\n" + MLDSA_TYPE + ml_raw).digest()[:4]
+    ok = set()
+    for line in sigs.split("\n"):
+        if not line:
+            continue
+        if not line.startswith("\u2014 "):
+            bad(c["seq"], "note signature line")
+        name, _, b64 = line[2:].rpartition(" ")
+        raw = base64.b64decode(b64, validate=True)
+        if name != origin:
+            continue
+        kid, sig = raw[:4], raw[4:]
+        if kid == ec_id:
+            ec_pub.verify(sig, text.encode(), ec.ECDSA(hashes.SHA256()))
+            ok.add("ecdsa")
+        elif kid == ml_id:
+            keys["--mldsa"].verify(sig, text.encode())
+            ok.add("mldsa")
+    if ok != {"ecdsa", "mldsa"}:
+        bad(c["seq"], "note not signed by both keys")
 
 
 def bad(seq, why):
@@ -79,6 +145,7 @@ def main(argv):
     prev = bytes(32)
     expected = 1
     hashes_by_seq = {0: bytes(32)}
+    leaf_hashes = []
     cps = []
     for o in objs[1:]:
         if o["type"] == "checkpoint":
@@ -91,6 +158,7 @@ def main(argv):
         if bytes.fromhex(o["prev_hash"]) != prev:
             bad(o["seq"], "prev_hash")
         h = hashlib.sha256(encode(o)).digest()
+        leaf_hashes.append(hashlib.sha256(b"\x00" + encode(o)).digest())
         if h.hex() != o["hash"]:
             bad(o["seq"], "hash")
         hashes_by_seq[o["seq"]] = h
@@ -112,6 +180,8 @@ def main(argv):
             algs.add(sig["alg"])
         if algs != {"ecdsa-p256-sha256", "ml-dsa-65"}:
             bad(c["seq"], "checkpoint not hybrid")
+        if c.get("note") is not None:
+            check_note(c, leaf_hashes, keys)
     print(f"OK {expected - 1} {len(cps)}")
 
 

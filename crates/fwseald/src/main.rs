@@ -627,16 +627,16 @@ fn run(cfg_path: &Path) -> Result<(), Exit> {
             }
         });
 
-        // Periodic signed audit checkpoints (and one at shutdown).
-        let (ks, ss) = (keys.clone(), store.clone());
+        // Periodic signed audit checkpoints, each with its signed tree head (and one at
+        // shutdown).
+        let st = state.clone();
         let checkpointer = tokio::spawn(async move {
             let mut t = tokio::time::interval(std::time::Duration::from_secs(interval));
             t.tick().await;
             loop {
                 t.tick().await;
-                let (ks, ss) = (ks.clone(), ss.clone());
-                let _ =
-                    tokio::task::spawn_blocking(move || checkpoint(ks.as_ref(), ss.as_ref())).await;
+                let st = st.clone();
+                let _ = tokio::task::spawn_blocking(move || checkpoint(&st)).await;
             }
         });
         // Summaries of anonymous denials: written when their interval ends (checked every few
@@ -651,6 +651,7 @@ fn run(cfg_path: &Path) -> Result<(), Exit> {
             }
         });
         let last = state.clone();
+        let at_exit = state.clone();
         let served = match tls {
             Some(tls) => fwseal_server::tls::run_tls(listener, state, tls, shutdown).await,
             None => fwseal_server::run(listener, state, shutdown).await,
@@ -659,20 +660,15 @@ fn run(cfg_path: &Path) -> Result<(), Exit> {
         let _ = tokio::task::spawn_blocking(move || last.flush_denials(true)).await;
         checkpointer.abort();
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-        let _ =
-            tokio::task::spawn_blocking(move || checkpoint(keys.as_ref(), store.as_ref())).await;
+        let _ = tokio::task::spawn_blocking(move || checkpoint(&at_exit)).await;
         served.map_err(|e| Exit(1, e.into()))
     })
 }
 
-fn checkpoint(keys: &hsm_keys::HsmKeys, store: &fwseal_store::SqliteStore) {
-    use fwseal_server::keys::KeyService;
-    match keys.appliance_signers() {
-        Ok(a) => match store.checkpoint(a.classical.as_ref(), a.pq.as_ref()) {
-            Ok(_) => tracing::debug!("audit checkpoint signed"),
-            Err(e) => tracing::warn!(error = %e, "audit checkpoint failed"),
-        },
-        Err(e) => tracing::warn!(error = %e, "audit checkpoint: appliance keys unavailable"),
+fn checkpoint(state: &fwseal_server::AppState) {
+    match state.checkpoint_now() {
+        Ok(_) => tracing::debug!("audit checkpoint and tree head signed"),
+        Err(e) => tracing::warn!(error = %e, "audit checkpoint failed"),
     }
 }
 

@@ -56,7 +56,8 @@ pub(super) async fn meta(
     reply(blocking(move || st.artifact(&who, &id)).await)
 }
 
-/// `GET /v1/artifacts/{id}/{image|detached|provenance}`.
+/// `GET /v1/artifacts/{id}/{image|detached|provenance}`, and `.../bundle` (JSON,
+/// `fwseal-bundle/v1`).
 pub(super) async fn part(
     State(st): State<Shared>,
     Path((id, part)): Path<(String, String)>,
@@ -66,6 +67,9 @@ pub(super) async fn part(
         Ok(w) => w,
         Err(r) => return r,
     };
+    if part == "bundle" {
+        return reply(blocking(move || st.artifact_bundle(&who, &id)).await);
+    }
     match blocking(move || st.artifact_part(&who, &id, &part)).await {
         Ok(p) => download(p.blob, p.content_type, &p.file_name),
         Err(e) => problem(&e),

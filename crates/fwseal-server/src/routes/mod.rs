@@ -6,7 +6,7 @@
 //! documents only through `Problem::from(&ServiceError)`.
 //!
 //! One file per endpoint family: `sign` (sign, sign-batch, sign-params, sign-digest), `jobs`,
-//! `artifacts`, `keys`, `audit`, `health`.
+//! `artifacts` (with the bundle), `keys`, `audit`, `log`, `health`.
 
 mod artifacts;
 mod audit;
@@ -14,6 +14,7 @@ mod guard;
 mod health;
 mod jobs;
 mod keys;
+mod log;
 mod sign;
 
 use crate::auth::{bearer, Identity};
@@ -50,6 +51,9 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/artifacts/{id}", get(artifacts::meta))
         .route("/v1/artifacts/{id}/{part}", get(artifacts::part))
         .route("/v1/audit/export", get(audit::export))
+        .route("/v1/log/checkpoint", get(log::checkpoint))
+        .route("/v1/log/inclusion", get(log::inclusion))
+        .route("/v1/log/consistency", get(log::consistency))
         .route("/v1/jobs", get(jobs::list))
         .route("/v1/jobs/{id}", get(jobs::show))
         .route("/v1/jobs/{id}/input", get(jobs::input))

@@ -36,7 +36,7 @@ pub struct ListFilter {
 impl SigningService {
     /// An artifact the caller may fetch (factory or submitter role on its product); a missing
     /// and a forbidden artifact look the same.
-    fn fetchable(&self, who: &Identity, id: &str) -> Result<ArtifactMeta, ServiceError> {
+    pub(super) fn fetchable(&self, who: &Identity, id: &str) -> Result<ArtifactMeta, ServiceError> {
         let missing = |reason: String| ServiceError::NoSuchArtifact {
             id: id.to_string(),
             reason,

@@ -12,6 +12,7 @@
 //! - [`digest`]: hash-locally (`sign-params`, `sign-digest`).
 //! - [`jobs`]: M-of-N approvals (submit, list, show, input, approve, reject, release).
 //! - [`artifacts`]: fetch and list artifacts, product keys, audit export.
+//! - [`log`]: the transparency log: tree heads, proofs, bundles, on-demand checkpoints.
 //!
 //! Every refusal is audited where it happens: [`SigningService::audited`] wraps an operation and
 //! records a `deny` entry with the error's text as its reason — except
@@ -24,6 +25,7 @@ pub mod digest;
 mod error;
 pub mod intake;
 pub mod jobs;
+pub mod log;
 mod release;
 pub mod signing;
 
@@ -57,6 +59,8 @@ pub struct SigningService {
     denials: Mutex<Denials>,
     /// OIDC key and replay caches (`crate::oidc`), reconfigured with the configuration.
     oidc: crate::oidc::Oidc,
+    /// Transparency log: the checkpoint-signing mutex (`log`).
+    tlog: log::LogState,
 }
 
 impl SigningService {
@@ -99,6 +103,7 @@ impl SigningService {
             metrics: Metrics::default(),
             spool,
             denials: Mutex::new(Denials::default()),
+            tlog: log::LogState::default(),
         })
     }
 

@@ -45,9 +45,10 @@ impl<T> DbResult<T> for rusqlite::Result<T> {
 
 /// Schema version stored in `PRAGMA user_version`. Version 2 added the approval jobs
 /// (`jobs`, `job_approvals`), version 3 the artifacts' input `name` (older rows keep `NULL`),
-/// version 4 OIDC identities on jobs and approvals (`jobs::SCHEMA_V4`); an older database is
-/// migrated in place on open.
-pub const SCHEMA_VERSION: i64 = 4;
+/// version 4 OIDC identities on jobs and approvals (`jobs::SCHEMA_V4`), version 5 the audit
+/// log's Merkle tree (`audit::SCHEMA_V5`: `audit_tree`, the checkpoints' `note`); an older
+/// database is migrated in place on open (the tree is built from the existing records).
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Version 3: the input's name in the artifact index.
 const SCHEMA_V3: &str = "ALTER TABLE artifacts ADD COLUMN name TEXT;";
@@ -115,6 +116,9 @@ CREATE INDEX artifacts_by_output ON artifacts(output_sha256);
 /// read-only connection, so verification and export do not block appends.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// `PRAGMA user_version` when opened (read-only handles accept older versions, whose
+    /// checkpoints have no `note` column and which have no tree).
+    schema: i64,
     /// Writes waiting for the next group commit ([`SqliteStore::commit`]).
     queue: Mutex<Vec<Pending>>,
     path: PathBuf,
@@ -150,6 +154,7 @@ impl SqliteStore {
         migrate(&mut conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            schema: SCHEMA_VERSION,
             queue: Mutex::new(Vec::new()),
             path,
         })
@@ -160,8 +165,12 @@ impl SqliteStore {
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         let conn = read_only(&path)?;
+        let schema: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .db()?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            schema,
             queue: Mutex::new(Vec::new()),
             path,
         })
@@ -201,8 +210,8 @@ fn read_only(path: &Path) -> Result<Connection, StoreError> {
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .db()?;
-    // The audit tables are the same in every version; versions 2 to 4 only added the job
-    // tables and columns.
+    // Versions 2 to 4 only added the job tables and columns; version 5 added the tree and the
+    // checkpoints' notes, which readers of older versions do without.
     if !(1..=SCHEMA_VERSION).contains(&v) {
         return Err(StoreError::Corrupt(format!(
             "schema version {v}, this build reads 1..={SCHEMA_VERSION}"
@@ -228,7 +237,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             if v < 3 {
                 tx.execute_batch(SCHEMA_V3).db()?;
             }
-            tx.execute_batch(jobs::SCHEMA_V4).db()?;
+            if v < 4 {
+                tx.execute_batch(jobs::SCHEMA_V4).db()?;
+            }
+            tx.execute_batch(audit::SCHEMA_V5).db()?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .db()?;
         }
@@ -239,6 +251,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             )))
         }
     }
+    // A database migrated from version 4 has records but no tree yet: build it (once, O(n)).
+    audit::complete_tree(&tx)?;
     tx.commit().db()?;
     Ok(())
 }
@@ -325,10 +339,16 @@ impl SqliteStore {
                 .db()?;
             let mut out = Vec::with_capacity(batch.len());
             for p in &batch {
-                out.push(audit::insert_audit(&tx, &p.entry)?);
+                let rec = audit::insert_audit(&tx, &p.entry)?;
                 if let Some(m) = &p.artifact {
                     artifacts::insert_artifact(&tx, m)?;
+                    tx.execute(
+                        "INSERT INTO artifact_records (artifact, seq) VALUES (?1, ?2)",
+                        rusqlite::params![m.id, seq_i64(rec.seq)?],
+                    )
+                    .db()?;
                 }
+                out.push(rec);
             }
             tx.commit().db()?;
             Ok(out)

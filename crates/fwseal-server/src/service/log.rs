@@ -1,0 +1,316 @@
+//! The transparency log (issue 13): signed tree heads, inclusion and consistency proofs, the
+//! artifact bundle, and on-demand checkpoints.
+//!
+//! Access (documented in `docs/api.md`):
+//! - the newest tree head and consistency proofs reveal only tree sizes and roots: **any
+//!   authenticated client** (as `GET /v1/appliance/keys`); not audited when allowed (a
+//!   monitor polls them), refused requests are audited as everywhere;
+//! - an inclusion proof discloses its record: the `auditor` (or `admin`) role on `"*"`, a role
+//!   (any) on the record's product, or being the record's own client; allowed reads are
+//!   audited (`audit-read`);
+//! - a bundle is an artifact read: whoever may fetch the artifact (factory or submitter on its
+//!   product), audited as a `fetch`.
+//!
+//! On-demand checkpoints: a proof or bundle whose record is newer than the newest tree head
+//! makes the service sign one. Signings are serialised by one mutex, and a caller re-checks
+//! "is it covered now?" once it holds it, so concurrent callers share one signing; on-demand
+//! signings are at most one per `log_checkpoint_min_interval_ms` (a caller waits out the
+//! rest of the interval). Each is preceded by an audit record (`checkpoint`, naming the
+//! requester and the seq), which the new tree head covers.
+
+use super::{entry, entry_by, ServiceError, SigningService};
+use crate::auth::{allowed, roles, Identity};
+use crate::config::Role;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use fwseal_api::{Bundle, ConsistencyProof, InclusionProof, LogRecord, BUNDLE_FORMAT};
+use fwseal_store::{Action, AuditRecord, Checkpoint, Decision, StoreError};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The service's log state: the signing mutex and when the last on-demand signing was.
+#[derive(Debug, Default)]
+pub struct LogState {
+    last_on_demand: Mutex<Option<Instant>>,
+}
+
+/// The action name of an on-demand checkpoint's audit record.
+pub const CHECKPOINT_ACTION: &str = "checkpoint";
+
+/// The export-line view of a record.
+pub fn log_record(r: &AuditRecord) -> LogRecord {
+    let h = |x: &[u8; 32]| hex::encode(x);
+    let e = &r.entry;
+    LogRecord {
+        seq: r.seq,
+        prev_hash: h(&r.prev_hash),
+        hash: h(&r.hash),
+        time: e.time.clone(),
+        client: e.client.clone(),
+        action: e.action.as_str().to_string(),
+        product: e.product.clone(),
+        key_ids: e.key_ids.iter().map(|k| k.to_hex()).collect(),
+        cert_sha256: e.cert_sha256.as_ref().map(h),
+        input_sha256: e.input_sha256.as_ref().map(h),
+        output_sha256: e.output_sha256.as_ref().map(h),
+        format: e.format.clone(),
+        mode: e.mode.clone(),
+        decision: e.decision.as_str().to_string(),
+        reason: e.reason.clone(),
+        extra: e.extra.clone(),
+    }
+}
+
+fn b64_all(hashes: &[[u8; 32]]) -> Vec<String> {
+    hashes.iter().map(|h| B64.encode(h)).collect()
+}
+
+/// A store error of proof generation: out-of-range requests are the caller's.
+fn tree_error(e: StoreError) -> ServiceError {
+    use fwseal_tlog::TreeError;
+    match e {
+        StoreError::Tree(
+            t @ (TreeError::IndexOutOfRange { .. }
+            | TreeError::SizeOrder { .. }
+            | TreeError::SizeTooLarge { .. }
+            | TreeError::SizeBeyondSource { .. }),
+        ) => ServiceError::BadRequest(t.to_string()),
+        e => ServiceError::Store(e),
+    }
+}
+
+impl SigningService {
+    /// Sign a checkpoint (v1 + tree head) of the current head with the appliance keys, under
+    /// the configured origin (`log_origin`, else [`fwseal_store::tree::default_origin`]). The
+    /// periodic checkpointer and the shutdown checkpoint call this.
+    pub fn checkpoint_now(&self) -> Result<Checkpoint, ServiceError> {
+        let _g = self
+            .tlog
+            .last_on_demand
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.sign_checkpoint_locked()
+    }
+
+    fn sign_checkpoint_locked(&self) -> Result<Checkpoint, ServiceError> {
+        let a = self.keys.appliance_signers()?;
+        let origin = match &self.config().log_origin {
+            Some(o) => o.clone(),
+            None => fwseal_store::tree::default_origin(a.classical.public_key()),
+        };
+        Ok(self
+            .store
+            .checkpoint_as(&origin, a.classical.as_ref(), a.pq.as_ref())?)
+    }
+
+    /// The newest tree head of size ≥ `seq`, signing one on demand if there is none
+    /// (coalesced, bounded: see the module documentation).
+    fn tree_head_covering(&self, who: &Identity, seq: u64) -> Result<Checkpoint, ServiceError> {
+        let covers = |c: &Option<Checkpoint>| c.as_ref().is_some_and(|c| c.seq >= seq);
+        let latest = self.store.latest_tree_head()?;
+        if covers(&latest) {
+            return latest.ok_or_else(|| ServiceError::internal("tree head vanished"));
+        }
+        let mut last = self
+            .tlog
+            .last_on_demand
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let latest = self.store.latest_tree_head()?;
+        if covers(&latest) {
+            // Someone signed while we waited for the mutex.
+            return latest.ok_or_else(|| ServiceError::internal("tree head vanished"));
+        }
+        let min = Duration::from_millis(self.config().log_checkpoint_min_interval_ms);
+        if let Some(t) = *last {
+            let since = t.elapsed();
+            if since < min {
+                std::thread::sleep(min - since);
+            }
+        }
+        let ev = entry(
+            "fwseald",
+            Action::Other(CHECKPOINT_ACTION.into()),
+            None,
+            Decision::Allow,
+        )
+        .with_extra(&serde_json::json!({
+            "on_demand": true,
+            "requested_by": who.name,
+            "seq": seq,
+        }));
+        self.audit(&ev)?;
+        let cp = self.sign_checkpoint_locked()?;
+        *last = Some(Instant::now());
+        Ok(cp)
+    }
+
+    /// `GET /v1/log/checkpoint`: the newest signed tree head (note text). An appliance that
+    /// has signed none yet signs one now.
+    pub fn log_checkpoint(&self, who: &Identity) -> Result<String, ServiceError> {
+        self.audited(who, Action::AuditRead, None, || {
+            let cp = match self.store.latest_tree_head()? {
+                Some(c) => c,
+                None => self.tree_head_covering(who, 0)?,
+            };
+            cp.note
+                .ok_or_else(|| ServiceError::internal("tree head without a note"))
+        })
+    }
+
+    /// `GET /v1/log/consistency?old=A&new=B`.
+    pub fn log_consistency(
+        &self,
+        who: &Identity,
+        old: u64,
+        new: u64,
+    ) -> Result<ConsistencyProof, ServiceError> {
+        self.audited(who, Action::AuditRead, None, || {
+            let proof = self.store.consistency_proof(old, new).map_err(tree_error)?;
+            Ok(ConsistencyProof {
+                old_size: old,
+                new_size: new,
+                proof: b64_all(&proof),
+            })
+        })
+    }
+
+    /// Whether `who` may see record `r` (see the module documentation).
+    fn may_see_record(&self, who: &Identity, r: &AuditRecord) -> bool {
+        let cfg = self.config();
+        let global = roles(&cfg, who)
+            .and_then(|m| m.get("*"))
+            .is_some_and(|rs| rs.contains(&Role::Auditor) || rs.contains(&Role::Admin));
+        let on_product = r.entry.product.as_deref().is_some_and(|p| {
+            [
+                Role::Factory,
+                Role::Submitter,
+                Role::Auditor,
+                Role::ReleaseApprover,
+            ]
+            .iter()
+            .any(|role| allowed(&cfg, who, p, *role))
+        });
+        global || on_product || r.entry.client == who.name
+    }
+
+    /// `GET /v1/log/inclusion?seq=N[&size=M]`: `size` defaults to the newest tree head's
+    /// (signed on demand when record `seq` is newer).
+    pub fn log_inclusion(
+        &self,
+        who: &Identity,
+        seq: u64,
+        size: Option<u64>,
+    ) -> Result<InclusionProof, ServiceError> {
+        let rec = self.audited(who, Action::AuditRead, None, || {
+            let tree = self.store.tree_size()?;
+            if seq == 0 || seq > tree {
+                return Err(ServiceError::BadRequest(format!(
+                    "seq {seq} is not in the log (records 1..={tree})"
+                )));
+            }
+            let rec = self
+                .store
+                .records(seq, 1)?
+                .into_iter()
+                .find(|r| r.seq == seq)
+                .ok_or_else(|| ServiceError::internal(format!("record {seq} missing")))?;
+            if !self.may_see_record(who, &rec) {
+                return Err(ServiceError::Forbidden(format!(
+                    "record {seq} is not visible to this client (it needs the auditor role on \
+                     \"*\", a role on the record's product, or to be the record's client)"
+                )));
+            }
+            Ok(rec)
+        })?;
+        let product = rec.entry.product.clone();
+        self.audited(who, Action::AuditRead, product.as_deref(), || {
+            let (tree_size, note) = match size {
+                Some(m) => {
+                    let note = self
+                        .store
+                        .checkpoints()?
+                        .into_iter()
+                        .filter_map(Result::ok)
+                        .filter(|c| c.seq == m)
+                        .find_map(|c| c.note);
+                    (m, note)
+                }
+                None => {
+                    let cp = self.tree_head_covering(who, seq)?;
+                    (cp.seq, cp.note)
+                }
+            };
+            let proof = self
+                .store
+                .inclusion_proof(seq - 1, tree_size)
+                .map_err(tree_error)?;
+            let mut ev = entry_by(who, Action::AuditRead, product.as_deref(), Decision::Allow);
+            ev.output_sha256 = rec.entry.output_sha256;
+            self.audit(&ev.with_extra(&serde_json::json!({
+                "log": "inclusion", "seq": seq, "size": tree_size,
+            })))?;
+            Ok(InclusionProof {
+                leaf_index: seq - 1,
+                tree_size,
+                proof: b64_all(&proof),
+                record: log_record(&rec),
+                canonical_encoding: B64.encode(rec.canonical_encoding()),
+                checkpoint: note,
+            })
+        })
+    }
+
+    /// `GET /v1/artifacts/{id}/bundle`: the artifact's digests, detached document,
+    /// provenance, its `sign` record with an inclusion proof, and the tree head it proves
+    /// against (signed on demand when the record is newer than the newest one).
+    pub fn artifact_bundle(&self, who: &Identity, id: &str) -> Result<Bundle, ServiceError> {
+        let meta = self.fetchable(who, id)?;
+        self.audited(who, Action::Fetch, Some(&meta.product), || {
+            let rec = self.store.artifact_record(id)?.ok_or_else(|| {
+                ServiceError::Unsupported(format!(
+                    "artifact {id} has no audit record in the log's tree (signed before the \
+                     log had one?)"
+                ))
+            })?;
+            let read = |sha: Option<[u8; 32]>| -> Result<Option<String>, ServiceError> {
+                let Some(sha) = sha else { return Ok(None) };
+                let mut blob = self.blobs.open(&sha)?.ok_or_else(|| {
+                    ServiceError::internal("artifact content missing from the store")
+                })?;
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut blob.reader, &mut s)
+                    .map_err(|e| ServiceError::internal(format!("artifact part: {e}")))?;
+                Ok(Some(s))
+            };
+            let detached = read(meta.detached_sha256)?;
+            let provenance = read(meta.provenance_sha256)?;
+            let mut ev = entry_by(who, Action::Fetch, Some(&meta.product), Decision::Allow);
+            ev.output_sha256 = Some(meta.output_sha256);
+            self.audit(&ev.with_extra(&serde_json::json!({"artifact": id, "part": "bundle"})))?;
+            let cp = self.tree_head_covering(who, rec.seq)?;
+            let note = cp
+                .note
+                .ok_or_else(|| ServiceError::internal("tree head without a note"))?;
+            let proof = self
+                .store
+                .inclusion_proof(rec.seq - 1, cp.seq)
+                .map_err(tree_error)?;
+            Ok(Bundle {
+                bundle_format: BUNDLE_FORMAT.into(),
+                artifact: id.to_string(),
+                output_sha256: hex::encode(meta.output_sha256),
+                input_sha256: hex::encode(meta.input_sha256),
+                detached,
+                provenance,
+                canonical_encoding: B64.encode(rec.canonical_encoding()),
+                leaf_index: rec.seq - 1,
+                record: log_record(&rec),
+                tree_size: cp.seq,
+                inclusion_proof: b64_all(&proof),
+                checkpoint: note,
+                timestamps: Vec::new(),
+            })
+        })
+    }
+}
