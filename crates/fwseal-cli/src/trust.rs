@@ -111,7 +111,9 @@ fn now_unix() -> i64 {
 fn rfc3339(t: i64) -> String {
     u64::try_from(t)
         .ok()
-        .and_then(|s| der::asn1::GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(s)).ok())
+        .and_then(|s| {
+            der::asn1::GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(s)).ok()
+        })
         .map(|g| {
             let dt = g.to_date_time();
             format!(
@@ -204,7 +206,10 @@ fn check(
         if let Some((nb, na)) = k.validity {
             let (t, when) = match &ts {
                 Some((seen, t)) if seen.verified => (*t, "its timestamp's genTime"),
-                Some(_) => (now_unix(), "now (its timestamp is not trusted: no --tsa-cert)"),
+                Some(_) => (
+                    now_unix(),
+                    "now (its timestamp is not trusted: no --tsa-cert)",
+                ),
                 None => (now_unix(), "now (it has no timestamp)"),
             };
             if t < nb || t > na {
@@ -327,7 +332,8 @@ pub fn verify_image(
 
 /// Every `CERTIFICATE` in a PEM file, as DER (at least one).
 pub fn pem_certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>> {
-    let certs = x509_cert::Certificate::load_pem_chain(pem).context("not a PEM certificate file")?;
+    let certs =
+        x509_cert::Certificate::load_pem_chain(pem).context("not a PEM certificate file")?;
     if certs.is_empty() {
         bail!("no CERTIFICATE in the file");
     }

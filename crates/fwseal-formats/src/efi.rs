@@ -871,7 +871,10 @@ pub fn extract(data: &[u8]) -> Result<Extracted, FormatError> {
                 "SignerInfo carries more than one RFC 3161 countersignature",
             ));
         }
-        let v = a.values.get(0).ok_or_else(|| err(p7_off, "empty countersignature"))?;
+        let v = a
+            .values
+            .get(0)
+            .ok_or_else(|| err(p7_off, "empty countersignature"))?;
         timestamp = Some(v.to_der().map_err(der_err("countersignature"))?);
     }
     Ok(Extracted {

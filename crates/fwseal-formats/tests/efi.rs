@@ -552,7 +552,12 @@ fn timestamped_authenticode_passes_osslsigncode() {
     };
     let (k, c) = keys();
     let input = hello();
-    let (plan, mut set) = k.sign(Format::Efi, &input, &k.request(Mode::Embedded), vec![c.clone()]);
+    let (plan, mut set) = k.sign(
+        Format::Efi,
+        &input,
+        &k.request(Mode::Embedded),
+        vec![c.clone()],
+    );
     let sig = set.classical().expect("classical").clone();
     let token = tsa.token_over(&sig.bytes);
     set.timestamps.push(fwseal_crypto::SigTimestamp {
@@ -562,7 +567,10 @@ fn timestamped_authenticode_passes_osslsigncode() {
     });
     let signed = assemble(&input, &plan.embed(&set).expect("embed")).expect("assemble");
     let ex = extract(Format::Efi, &signed).expect("extract");
-    assert_eq!(ex.signatures[0].timestamp.as_deref(), Some(token.as_slice()));
+    assert_eq!(
+        ex.signatures[0].timestamp.as_deref(),
+        Some(token.as_slice())
+    );
     assert_eq!(k.verify_extracted(Format::Efi, &signed), 1);
     // The detached document's PKCS#7 carries it too, and the document lists it.
     let doc = plan.detached(&set).expect("detached");
@@ -580,12 +588,20 @@ fn timestamped_authenticode_passes_osslsigncode() {
         );
     }
     if let Some(r) = sbverify(&cert, &out, None) {
-        assert!(r.ok, "sbverify failed on the timestamped image:\n{}", r.text());
+        assert!(
+            r.ok,
+            "sbverify failed on the timestamped image:\n{}",
+            r.text()
+        );
     }
 
     // A token whose imprint is not the signature: osslsigncode refuses it.
-    let (plan2, mut set2) =
-        k.sign(Format::Efi, &input, &k.request(Mode::Embedded), vec![c.clone()]);
+    let (plan2, mut set2) = k.sign(
+        Format::Efi,
+        &input,
+        &k.request(Mode::Embedded),
+        vec![c.clone()],
+    );
     let s2 = set2.classical().expect("classical").clone();
     set2.timestamps.push(fwseal_crypto::SigTimestamp {
         alg: s2.alg,
@@ -596,14 +612,21 @@ fn timestamped_authenticode_passes_osslsigncode() {
     let wp = write(dir.path(), "wrong-ts.efi", &wrong);
     if let Some(r) = osslsigncode_ts(&cert, &tsa.cert_pem, &wp) {
         assert!(
-            !r.ok || !r.text().contains("Timestamp Server Signature verification: ok"),
+            !r.ok
+                || !r
+                    .text()
+                    .contains("Timestamp Server Signature verification: ok"),
             "osslsigncode accepted a timestamp over other bytes:\n{}",
             r.text()
         );
     }
     // Garbage as a token is refused when embedding, not written.
-    let (plan3, mut set3) =
-        k.sign(Format::Efi, &input, &k.request(Mode::Embedded), vec![c.clone()]);
+    let (plan3, mut set3) = k.sign(
+        Format::Efi,
+        &input,
+        &k.request(Mode::Embedded),
+        vec![c.clone()],
+    );
     let s3 = set3.classical().expect("classical").clone();
     set3.timestamps.push(fwseal_crypto::SigTimestamp {
         alg: s3.alg,

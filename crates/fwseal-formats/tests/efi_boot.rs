@@ -179,8 +179,12 @@ fn ovmf_secure_boot_boots_signed_and_refuses_unsigned() {
     // With an RFC 3161 countersignature (unsigned attribute, from `openssl ts -reply`), the
     // image still boots: Secure Boot ignores unsigned attributes (formats/timestamp.md).
     if let Some(tsa) = common::OpensslTsa::new(30) {
-        let (plan, mut set) =
-            k.sign(Format::Efi, &unsigned, &k.request(Mode::Embedded), vec![c.clone()]);
+        let (plan, mut set) = k.sign(
+            Format::Efi,
+            &unsigned,
+            &k.request(Mode::Embedded),
+            vec![c.clone()],
+        );
         let sig = set.classical().expect("classical").clone();
         set.timestamps.push(fwseal_crypto::SigTimestamp {
             alg: sig.alg,
@@ -189,7 +193,9 @@ fn ovmf_secure_boot_boots_signed_and_refuses_unsigned() {
         });
         let stamped = fwseal_formats::assemble(&unsigned, &plan.embed(&set).expect("embed"))
             .expect("assemble");
-        assert!(fwseal_formats::extract(Format::Efi, &stamped).expect("extract").signatures[0]
+        assert!(fwseal_formats::extract(Format::Efi, &stamped)
+            .expect("extract")
+            .signatures[0]
             .timestamp
             .is_some());
         let (o, log) = boot(&qemu, dir.path(), &vars, &stamped, "timestamped");

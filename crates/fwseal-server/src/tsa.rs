@@ -119,9 +119,11 @@ impl Timestamper {
             }
         }
         if cfg.trusted_certs.is_empty() {
-            return Err("[tsa] trusted_certs is empty: a token that verifies against no \
+            return Err(
+                "[tsa] trusted_certs is empty: a token that verifies against no \
                         certificate is not evidence"
-                .into());
+                    .into(),
+            );
         }
         if cfg.timeout_ms == 0 || cfg.timeout_ms > 120_000 {
             return Err("[tsa] timeout_ms must be 1..=120000".into());

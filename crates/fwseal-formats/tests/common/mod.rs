@@ -167,8 +167,21 @@ impl OpensslTsa {
         let d = dir.path();
         let cert_pem = d.join("tsa.pem");
         let r = run(Command::new(&openssl)
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
-            .args(["-nodes", "-subj", "/CN=openssl test TSA", "-days", &days.to_string()])
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args([
+                "-nodes",
+                "-subj",
+                "/CN=openssl test TSA",
+                "-days",
+                &days.to_string(),
+            ])
             .args(["-addext", "extendedKeyUsage=critical,timeStamping"])
             .args(["-addext", "keyUsage=critical,digitalSignature"])
             .arg("-keyout")

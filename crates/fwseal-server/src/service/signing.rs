@@ -312,12 +312,10 @@ impl SigningService {
         match ts.stamp_all(prefix, sigs) {
             Ok((tokens, audit)) => Ok(Some(Stamped { tokens, audit })),
             Err(e) => match ts.mode {
-                crate::tsa::TsaMode::Required => {
-                    Err(ServiceError::TsaUnavailable(format!(
-                        "no RFC 3161 timestamp for the {prefix} signatures: {e}; [tsa] mode is \
+                crate::tsa::TsaMode::Required => Err(ServiceError::TsaUnavailable(format!(
+                    "no RFC 3161 timestamp for the {prefix} signatures: {e}; [tsa] mode is \
                          \"required\", so nothing was released"
-                    )))
-                }
+                ))),
                 crate::tsa::TsaMode::BestEffort => {
                     tracing::warn!(error = %e, what = prefix, "no RFC 3161 timestamp (best-effort): signing without");
                     Ok(Some(Stamped {
