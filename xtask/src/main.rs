@@ -309,6 +309,8 @@ fn fuzz(args: &[String]) -> Result<()> {
     targets.push(("verify", "fuzz/seeds/verify"));
     // The transparency log: signed notes, checkpoints, proofs (crates/fwseal-tlog).
     targets.push(("tlog", "fuzz/seeds/tlog"));
+    // RFC 3161: the built-in TSA's responder and the token parsers (crates/fwseal-tsa).
+    targets.push(("tsa", "fuzz/seeds/tsa"));
     let mut summary = Vec::new();
     for (t, seeds) in targets {
         let corpus = Path::new("fuzz/corpus").join(t);

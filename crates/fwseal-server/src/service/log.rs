@@ -17,13 +17,21 @@
 //! signings are at most one per `log_checkpoint_min_interval_ms` (a caller waits out the
 //! rest of the interval). Each is preceded by an audit record (`checkpoint`, naming the
 //! requester and the seq), which the new tree head covers.
+//!
+//! Checkpoint timestamps (`formats/timestamp.md`): with `[tsa]` configured, every signed tree
+//! head gets an RFC 3161 token over its note text, recorded in the log itself as a
+//! `checkpoint-timestamp` record (genTime, TSA, serial, the note's SHA-256 and the token) — the
+//! next tree head covers it. A tree head that adds nothing but such records since the last
+//! timestamped one is not timestamped again (otherwise every periodic checkpoint would add a
+//! record for the next one to stamp). A checkpoint is never refused for want of a token: when
+//! no TSA answers, one deny record per outage says so and the next checkpoint tries again.
 
 use super::{entry, entry_by, ServiceError, SigningService};
 use crate::auth::{allowed, roles, Identity};
 use crate::config::Role;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use fwseal_api::{Bundle, ConsistencyProof, InclusionProof, LogRecord, BUNDLE_FORMAT};
+use fwseal_api::{Bundle, BundleTimestamp, ConsistencyProof, InclusionProof, LogRecord, BUNDLE_FORMAT};
 use fwseal_store::{Action, AuditRecord, Checkpoint, Decision, StoreError};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -32,10 +40,25 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Default)]
 pub struct LogState {
     last_on_demand: Mutex<Option<Instant>>,
+    /// The last checkpoint timestamp attempt failed (one deny record per outage).
+    stamp_failing: std::sync::atomic::AtomicBool,
 }
 
 /// The action name of an on-demand checkpoint's audit record.
 pub const CHECKPOINT_ACTION: &str = "checkpoint";
+/// A timestamped tree head: size, note text, token.
+struct StampedHead {
+    size: u64,
+    note: String,
+    token: Vec<u8>,
+}
+
+/// The action name of a checkpoint timestamp's audit record.
+pub const CHECKPOINT_TIMESTAMP_ACTION: &str = "checkpoint-timestamp";
+/// How far after a checkpoint of size N [`SigningService::checkpoint_timestamp`] looks for its
+/// `checkpoint-timestamp` record (it is appended right after the signing, but signings by
+/// other requests may come between).
+const STAMP_LOOKAHEAD: usize = 256;
 
 /// The export-line view of a record.
 pub fn log_record(r: &AuditRecord) -> LogRecord {
@@ -98,9 +121,153 @@ impl SigningService {
             Some(o) => o.clone(),
             None => fwseal_store::tree::default_origin(a.classical.public_key()),
         };
-        Ok(self
+        let cp = self
             .store
-            .checkpoint_as(&origin, a.classical.as_ref(), a.pq.as_ref())?)
+            .checkpoint_as(&origin, a.classical.as_ref(), a.pq.as_ref())?;
+        self.stamp_checkpoint(&cp);
+        Ok(cp)
+    }
+
+    /// Whether the tree head of size `seq` adds anything but `checkpoint-timestamp` records
+    /// to the last timestamped one (found among the 8 records before it; further back counts
+    /// as "adds something").
+    fn needs_stamp(&self, seq: u64) -> Result<bool, ServiceError> {
+        if seq == 0 {
+            return Ok(false);
+        }
+        let from = seq.saturating_sub(7).max(1);
+        let recent = self.store.records(from, 8)?;
+        for r in recent.iter().rev().filter(|r| r.seq <= seq) {
+            let is_stamp = r.entry.action.as_str() == CHECKPOINT_TIMESTAMP_ACTION;
+            if !is_stamp {
+                return Ok(true);
+            }
+            if r.entry.decision == Decision::Allow {
+                // Everything after the timestamped head is stamps: nothing new to stamp.
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Timestamp a just-signed tree head (see the module documentation). Failures are logged
+    /// and audited, never returned: the checkpoint itself stands.
+    fn stamp_checkpoint(&self, cp: &Checkpoint) {
+        use sha2::Digest as _;
+        use std::sync::atomic::Ordering;
+        let cfg = self.config();
+        let Some(ts) = cfg.tsa.as_ref().and_then(|t| t.timestamper()) else {
+            return;
+        };
+        let Some(note) = cp.note.as_deref() else {
+            return;
+        };
+        match self.needs_stamp(cp.seq) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "checkpoint timestamp: cannot read the log head");
+                return;
+            }
+        }
+        let note_sha = hex::encode(sha2::Sha256::digest(note.as_bytes()));
+        let ev = entry(
+            "fwseald",
+            Action::Other(CHECKPOINT_TIMESTAMP_ACTION.into()),
+            None,
+            Decision::Allow,
+        );
+        let written = match ts.stamp(note.as_bytes()) {
+            Ok(stamp) => {
+                let mut extra = stamp.audit("checkpoint");
+                extra["checkpoint_seq"] = cp.seq.into();
+                extra["note_sha256"] = note_sha.into();
+                extra["token"] = B64.encode(&stamp.token).into();
+                let ok = self.audit(&ev.with_extra(&extra));
+                if ok.is_ok() {
+                    self.tlog.stamp_failing.store(false, Ordering::Relaxed);
+                }
+                ok
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, seq = cp.seq, "no RFC 3161 timestamp for the checkpoint");
+                if self.tlog.stamp_failing.swap(true, Ordering::Relaxed) {
+                    return;
+                }
+                let mut ev = ev.with_extra(&serde_json::json!({
+                    "checkpoint_seq": cp.seq,
+                    "note_sha256": note_sha,
+                }));
+                ev.decision = Decision::Deny;
+                ev.reason = Some(format!("no RFC 3161 timestamp for the checkpoint: {e}"));
+                self.audit(&ev)
+            }
+        };
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "checkpoint timestamp: audit append failed");
+        }
+    }
+
+    /// The first timestamped tree head whose `checkpoint-timestamp` record is among the
+    /// [`STAMP_LOOKAHEAD`] records after `after` and whose size satisfies `fits`: its size,
+    /// note text (several notes of one size may exist; the token covers one) and token.
+    fn stamped_tree_head(
+        &self,
+        after: u64,
+        fits: impl Fn(u64) -> bool,
+    ) -> Result<Option<StampedHead>, ServiceError> {
+        use sha2::Digest as _;
+        let found = self
+            .store
+            .records(after + 1, STAMP_LOOKAHEAD)?
+            .into_iter()
+            .find_map(|r| {
+                let e = &r.entry;
+                if e.action.as_str() != CHECKPOINT_TIMESTAMP_ACTION || e.decision != Decision::Allow
+                {
+                    return None;
+                }
+                let x: serde_json::Value = serde_json::from_str(e.extra.as_deref()?).ok()?;
+                let size = x.get("checkpoint_seq")?.as_u64()?;
+                if !fits(size) {
+                    return None;
+                }
+                let token = B64.decode(x.get("token")?.as_str()?).ok()?;
+                Some((size, x.get("note_sha256")?.as_str()?.to_string(), token))
+            });
+        let Some((size, note_sha, token)) = found else {
+            return Ok(None);
+        };
+        let note = self
+            .store
+            .checkpoints()?
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|c| c.seq == size)
+            .filter_map(|c| c.note)
+            .find(|n| hex::encode(sha2::Sha256::digest(n.as_bytes())) == note_sha);
+        Ok(note.map(|note| StampedHead { size, note, token }))
+    }
+
+    /// The tree head a bundle for record `seq` proves against, with its timestamp token when
+    /// one can be found: the first timestamped tree head covering the record, else the newest
+    /// tree head covering it (signed on demand) and its token if it has one.
+    fn bundle_tree_head(
+        &self,
+        who: &Identity,
+        seq: u64,
+    ) -> Result<(u64, String, Option<Vec<u8>>), ServiceError> {
+        if let Some(h) = self.stamped_tree_head(seq, |size| size >= seq)? {
+            return Ok((h.size, h.note, Some(h.token)));
+        }
+        let cp = self.tree_head_covering(who, seq)?;
+        if let Some(h) = self.stamped_tree_head(cp.seq, |size| size == cp.seq)? {
+            return Ok((h.size, h.note, Some(h.token)));
+        }
+        let note = cp
+            .note
+            .ok_or_else(|| ServiceError::internal("tree head without a note"))?;
+        Ok((cp.seq, note, None))
     }
 
     /// The newest tree head of size ≥ `seq`, signing one on demand if there is none
@@ -288,14 +455,18 @@ impl SigningService {
             let mut ev = entry_by(who, Action::Fetch, Some(&meta.product), Decision::Allow);
             ev.output_sha256 = Some(meta.output_sha256);
             self.audit(&ev.with_extra(&serde_json::json!({"artifact": id, "part": "bundle"})))?;
-            let cp = self.tree_head_covering(who, rec.seq)?;
-            let note = cp
-                .note
-                .ok_or_else(|| ServiceError::internal("tree head without a note"))?;
+            let (size, note, cp_token) = self.bundle_tree_head(who, rec.seq)?;
             let proof = self
                 .store
-                .inclusion_proof(rec.seq - 1, cp.seq)
+                .inclusion_proof(rec.seq - 1, size)
                 .map_err(tree_error)?;
+            let mut timestamps = Vec::new();
+            if let Some(t) = cp_token {
+                timestamps.push(BundleTimestamp {
+                    covers: "checkpoint".into(),
+                    token: B64.encode(t),
+                });
+            }
             Ok(Bundle {
                 bundle_format: BUNDLE_FORMAT.into(),
                 artifact: id.to_string(),
@@ -306,10 +477,10 @@ impl SigningService {
                 canonical_encoding: B64.encode(rec.canonical_encoding()),
                 leaf_index: rec.seq - 1,
                 record: log_record(&rec),
-                tree_size: cp.seq,
+                tree_size: size,
                 inclusion_proof: b64_all(&proof),
                 checkpoint: note,
-                timestamps: Vec::new(),
+                timestamps,
             })
         })
     }
