@@ -23,7 +23,7 @@ use crate::auth::{allowed, roles, Identity};
 use crate::config::Role;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use fwseal_api::{Bundle, ConsistencyProof, InclusionProof, LogRecord, BUNDLE_FORMAT};
+use fwseal_api::{Bundle, BundleTimestamp, ConsistencyProof, InclusionProof, LogRecord, BUNDLE_FORMAT};
 use fwseal_store::{Action, AuditRecord, Checkpoint, Decision, StoreError};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -77,6 +77,38 @@ fn tree_error(e: StoreError) -> ServiceError {
         ) => ServiceError::BadRequest(t.to_string()),
         e => ServiceError::Store(e),
     }
+}
+
+/// The RFC 3161 tokens of a bundle (`formats/log.md` §7): the detached document's
+/// `timestamps[]` (`image:<alg>:<key id hex>`, over that signature's bytes) then the signing
+/// record's `extra.provenance_timestamps` (`provenance:<alg>:<key id hex>`, over the decoded
+/// DSSE signature), each as the audit record's `extra.timestamps[].covers` names it.
+fn bundle_timestamps(
+    detached: Option<&str>,
+    extra: Option<&str>,
+) -> Result<Vec<BundleTimestamp>, ServiceError> {
+    let mut out = Vec::new();
+    let entry = |prefix: &str, t: &fwseal_crypto::SigTimestamp| BundleTimestamp {
+        covers: format!("{prefix}:{}:{}", t.alg, t.key_id.to_hex()),
+        token: B64.encode(&t.token),
+    };
+    if let Some(doc) = detached {
+        let doc = fwseal_formats::detached::DetachedDoc::from_json(doc.as_bytes())
+            .map_err(|e| ServiceError::internal(format!("stored detached document: {e}")))?;
+        out.extend(doc.timestamps.iter().map(|t| entry("image", t)));
+    }
+    if let Some(extra) = extra {
+        let v: serde_json::Value = serde_json::from_str(extra)
+            .map_err(|e| ServiceError::internal(format!("stored audit extra: {e}")))?;
+        if let Some(p) = v.get("provenance_timestamps") {
+            let toks: Vec<fwseal_crypto::SigTimestamp> = serde_json::from_value(p.clone())
+                .map_err(|e| {
+                    ServiceError::internal(format!("stored provenance_timestamps: {e}"))
+                })?;
+            out.extend(toks.iter().map(|t| entry("provenance", t)));
+        }
+    }
+    Ok(out)
 }
 
 impl SigningService {
@@ -285,6 +317,7 @@ impl SigningService {
             };
             let detached = read(meta.detached_sha256)?;
             let provenance = read(meta.provenance_sha256)?;
+            let timestamps = bundle_timestamps(detached.as_deref(), rec.entry.extra.as_deref())?;
             let mut ev = entry_by(who, Action::Fetch, Some(&meta.product), Decision::Allow);
             ev.output_sha256 = Some(meta.output_sha256);
             self.audit(&ev.with_extra(&serde_json::json!({"artifact": id, "part": "bundle"})))?;
@@ -309,7 +342,7 @@ impl SigningService {
                 tree_size: cp.seq,
                 inclusion_proof: b64_all(&proof),
                 checkpoint: note,
-                timestamps: Vec::new(),
+                timestamps,
             })
         })
     }
