@@ -511,7 +511,9 @@ fn covered_bytes(b: &Bundle, covers: &str) -> Result<Vec<u8>> {
         }
         "provenance" => {
             let Some(env) = &b.provenance else {
-                return fail(format!("covers {covers:?}, but the bundle has no provenance"));
+                return fail(format!(
+                    "covers {covers:?}, but the bundle has no provenance"
+                ));
             };
             let env = fwseal_provenance::Envelope::from_json(env.as_bytes())
                 .map_err(|e| LogFailure(format!("the bundle's provenance: {e}")))?;
@@ -543,8 +545,7 @@ fn check_bundle_token(
     let token = B64
         .decode(&t.token)
         .map_err(|e| at(format!("token is not base64: {e}")))?;
-    let data = covered_bytes(b, &t.covers)
-        .map_err(|e| at(format!("{e:#}")))?;
+    let data = covered_bytes(b, &t.covers).map_err(|e| at(format!("{e:#}")))?;
     if t.covers != "checkpoint" {
         let sha = hex::encode(fwseal_crypto::DigestAlg::Sha256.hash(&token));
         let listed = extra

@@ -80,7 +80,11 @@ fn openssl(dir: &Path, faketime: Option<&str>, args: &[&str]) -> Out {
         None => Command::new("openssl"),
     };
     let r = run(cmd.args(args).current_dir(dir));
-    assert!(r.ok(), "openssl {args:?} (faketime {faketime:?}): {}", r.text());
+    assert!(
+        r.ok(),
+        "openssl {args:?} (faketime {faketime:?}): {}",
+        r.text()
+    );
     r
 }
 
@@ -204,10 +208,9 @@ fn expired_certificate_verifies_only_with_a_timestamp_inside_its_validity() {
 
     // One Authenticode signature, three images: timestamped three days ago (inside the
     // validity), timestamped now (after notAfter), not timestamped.
-    let input = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/efi/hello.efi"),
-    )
-    .unwrap();
+    let input =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/efi/hello.efi"))
+            .unwrap();
     let req = Request {
         classical: Some(SigAlg::RsaPkcs1Sha256),
         pq: None,
@@ -265,6 +268,14 @@ fn expired_certificate_verifies_only_with_a_timestamp_inside_its_validity() {
     let r = verify(&past, true);
     assert!(r.ok(), "timestamped inside the validity: {}", r.text());
     assert!(r.stdout.contains("(verified)"), "{}", r.text());
+    let three_days_ago =
+        run(Command::new("faketime").args(["3 days ago", "date", "-u", "+%Y-%m-%dT"]));
+    assert!(
+        r.stdout
+            .contains(&format!("timestamp {}", three_days_ago.stdout.trim())),
+        "the token's genTime is not three days ago: {}",
+        r.text()
+    );
     // Not trusted (no --tsa-cert): the current time applies, and the certificate has expired.
     let r = verify(&past, false);
     assert_eq!(r.code, Some(1), "no --tsa-cert: {}", r.text());

@@ -25,7 +25,8 @@ const POLICY: &str = "1.3.6.1.4.1.99999.7";
 /// A loopback TSA run by `openssl ts -reply` (ECDSA P-256 key, self-signed certificate with
 /// the critical timeStamping EKU, made by `openssl req`). Killed on drop.
 struct Tsa {
-    dir: tempfile::TempDir,
+    /// Holds the key, certificate, config and serial file.
+    _dir: tempfile::TempDir,
     /// The TSA certificate (PEM): the trust anchor.
     cert: PathBuf,
     url: String,
@@ -103,7 +104,7 @@ fn start_tsa(name: &str) -> Option<Tsa> {
     Some(Tsa {
         cert: d.join("tsa.pem"),
         url: format!("http://127.0.0.1:{port}/"),
-        dir,
+        _dir: dir,
         child,
     })
 }
@@ -489,8 +490,8 @@ fn daemon_timestamps_every_signature_and_outside_judges_accept_them() {
     assert_eq!(verified_stamps(&r), 2, "{}", r.text());
     // A tampered token, and the two tokens swapped between the signatures: refused.
     let mut bad = bin_doc.clone();
-    bad["timestamps"][0]["token"] = tamper_token(bad["timestamps"][0]["token"].as_str().unwrap())
-        .into();
+    bad["timestamps"][0]["token"] =
+        tamper_token(bad["timestamps"][0]["token"].as_str().unwrap()).into();
     write_json(&a, "tampered.sig.json", &bad);
     let r = verify_doc("tampered.sig.json", tsa_pem);
     assert_eq!(r.code, Some(1), "tampered token accepted: {}", r.text());
@@ -517,40 +518,25 @@ fn daemon_timestamps_every_signature_and_outside_judges_accept_them() {
         let signed = embedded_name(&input);
         let (st, body) = get(&a, &format!("/v1/artifacts/{id}/detached"));
         assert_eq!(st, 200);
-        let doc_name = format!("{input}.artifact.sig.json");
-        std::fs::write(a.path(&doc_name), &body).unwrap();
         let doc: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
-            judge_signing(
-                &a,
-                &tsa,
-                &id,
-                &doc,
-                &format!("{signed}.intoto.jsonl"),
-                2
-            ),
+            judge_signing(&a, &tsa, &id, &doc, &format!("{signed}.intoto.jsonl"), 2),
             4,
             "{fixture}"
         );
-        // The document describes the input: verified with its tokens.
-        let mut args = vec![
+        // The signed image verifies as before (its block has no place for a token, so
+        // there is none to check: the tokens travel in the document and the bundle, below).
+        let r = a.cli_ok(&[
             "verify",
-            input.as_str(),
-            "--detached",
-            &doc_name,
+            signed.as_str(),
             "--tsa-cert",
             tsa_pem,
             "-k",
             EC,
             "-k",
             PQ,
-        ];
-        let r = a.cli_ok(&args);
-        assert_eq!(verified_stamps(&r), 2, "{fixture}: {}", r.text());
-        // And the signed image itself verifies as before.
-        args.truncate(1);
-        args.extend([signed.as_str(), "-k", EC, "-k", PQ]);
-        a.cli_ok(&args);
+        ]);
+        assert_eq!(verified_stamps(&r), 0, "{fixture}: {}", r.text());
         embedded.push((id, input));
     }
 
@@ -802,7 +788,10 @@ fn best_effort_mode_with_the_tsa_down_signs_and_records_the_absence() {
         for (e, covers) in ts.iter().zip(["image", "provenance"]) {
             assert_eq!(e["covers"], covers, "{extra}");
             let why = e["missing"].as_str().unwrap();
-            assert!(why.contains("TSA unavailable") && why.contains(&dead), "{why}");
+            assert!(
+                why.contains("TSA unavailable") && why.contains(&dead),
+                "{why}"
+            );
         }
         assert!(extra.get("provenance_timestamps").is_none(), "{extra}");
     }
