@@ -815,3 +815,23 @@ fn failover_to_the_second_tsa() {
     );
     a.assert_alive();
 }
+
+/// A TSA that answers, but whose certificate is not among `trusted_certs`: its tokens are not
+/// evidence, so `mode = "required"` refuses exactly as if it were down.
+#[test]
+fn a_tsa_outside_trusted_certs_is_refused() {
+    let (Some(trusted), Some(rogue)) = (start_tsa("openssl e2e TSA"), start_tsa("rogue TSA"))
+    else {
+        return;
+    };
+    let a = start_with_keys(&tsa_section(&[&rogue.url], &trusted.cert, "required"), "");
+    let bin = a.put_fixture("raw/sample.bin");
+    let files = a.artifact_count();
+    let (st, p) = post_sign(&a, "widget", &std::fs::read(a.path(&bin)).unwrap());
+    assert_eq!(st, 503, "{p}");
+    assert_eq!(p["code"], "tsa-unavailable", "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("not trusted"), "{p}");
+    assert_eq!(a.artifact_count(), files);
+    assert_eq!(allowed_signs(&a), 0);
+    assert_eq!(denies(&a), 1);
+}
