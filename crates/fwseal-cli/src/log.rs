@@ -350,6 +350,22 @@ pub struct BundleOk {
     pub tree_size: u64,
     /// The log's origin.
     pub origin: String,
+    /// Its RFC 3161 tokens, in bundle order.
+    pub timestamps: Vec<BundleTokenOk>,
+}
+
+/// One bundle token that was checked.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BundleTokenOk {
+    /// What it covers (`image:<alg>:<key id>`, `provenance:<alg>:<key id>`, `checkpoint`).
+    pub covers: String,
+    /// `genTime` as the token states it.
+    pub gen_time: String,
+    /// The TSA (signer certificate subject).
+    pub tsa: String,
+    /// Verified against a `--tsa-cert` (false: none was given; the token was decoded and its
+    /// imprint compared, but it is not trusted).
+    pub verified: bool,
 }
 
 /// `fwseal verify IMAGE --bundle FILE --log-key KEYS`, offline: the bundle's `sign` record
@@ -360,6 +376,7 @@ pub fn verify_bundle(
     image: &[u8],
     bundle_path: &Path,
     trust: &fwseal_tlog::TrustedKeys,
+    tsa: &[Vec<u8>],
 ) -> Result<BundleOk> {
     let text = std::fs::read_to_string(bundle_path)
         .with_context(|| format!("read {}", bundle_path.display()))?;
@@ -425,9 +442,147 @@ pub fn verify_bundle(
             rec.seq, head.size
         ));
     }
+    // 5. The detached document and provenance are the ones the record names, and every
+    //    timestamp token covers what it says it covers.
+    let extra: serde_json::Value = match &b.record.extra {
+        Some(x) => serde_json::from_str(x).context("the bundle's record extra is not JSON")?,
+        None => serde_json::Value::Null,
+    };
+    for (field, text) in [
+        ("detached_sha256", &b.detached),
+        ("provenance_sha256", &b.provenance),
+    ] {
+        if let (Some(want), Some(text)) = (extra.get(field).and_then(|v| v.as_str()), text) {
+            let got = hex::encode(fwseal_crypto::DigestAlg::Sha256.hash(text.as_bytes()));
+            if got != want {
+                return fail(format!(
+                    "the bundle's {} has sha256 {got}, its record names {want}",
+                    field.trim_end_matches("_sha256")
+                ));
+            }
+        }
+    }
+    let timestamps = b
+        .timestamps
+        .iter()
+        .enumerate()
+        .map(|(i, t)| check_bundle_token(&b, &extra, i, t, tsa))
+        .collect::<Result<Vec<_>>>()?;
     Ok(BundleOk {
         seq: rec.seq,
         tree_size: head.size,
         origin: head.origin,
+        timestamps,
+    })
+}
+
+/// The bytes a bundle token's `covers` names (`formats/log.md` §7): an image signature's bytes
+/// in the detached document, a decoded DSSE signature of the provenance, or the checkpoint
+/// note's text.
+fn covered_bytes(b: &Bundle, covers: &str) -> Result<Vec<u8>> {
+    if covers == "checkpoint" {
+        return Ok(b.checkpoint.as_bytes().to_vec());
+    }
+    let Some((what, alg_key)) = covers.split_once(':') else {
+        return fail(format!("unknown covers value {covers:?}"));
+    };
+    let Some((alg, key)) = alg_key.rsplit_once(':') else {
+        return fail(format!("unknown covers value {covers:?}"));
+    };
+    match what {
+        "image" => {
+            let Some(doc) = &b.detached else {
+                return fail(format!(
+                    "covers {covers:?}, but the bundle has no detached document"
+                ));
+            };
+            let doc = fwseal_formats::detached::DetachedDoc::from_json(doc.as_bytes())
+                .map_err(|e| LogFailure(format!("the bundle's detached document: {e}")))?;
+            match doc
+                .signatures
+                .iter()
+                .find(|s| s.alg.name() == alg && s.key_id.to_hex() == key)
+            {
+                Some(s) => Ok(s.bytes.clone()),
+                None => fail(format!(
+                    "covers {covers:?}: the detached document has no {alg} signature by key {key}"
+                )),
+            }
+        }
+        "provenance" => {
+            let Some(env) = &b.provenance else {
+                return fail(format!(
+                    "covers {covers:?}, but the bundle has no provenance"
+                ));
+            };
+            let env = fwseal_provenance::Envelope::from_json(env.as_bytes())
+                .map_err(|e| LogFailure(format!("the bundle's provenance: {e}")))?;
+            match env.signatures.iter().find(|s| s.keyid == key) {
+                Some(s) => B64.decode(&s.sig).map_err(|e| {
+                    LogFailure(format!("covers {covers:?}: DSSE sig is not base64: {e}")).into()
+                }),
+                None => fail(format!(
+                    "covers {covers:?}: the provenance has no DSSE signature by key {key}"
+                )),
+            }
+        }
+        _ => fail(format!("unknown covers value {covers:?}")),
+    }
+}
+
+/// Check bundle token `i`: its covers value names bytes in the bundle, its imprint is their
+/// hash, an image or provenance token is the one the signing record lists under the same
+/// covers (`extra.timestamps[].token_sha256`), and — given TSA certificates — it verifies
+/// (`formats/timestamp.md`, "Verifying a token").
+fn check_bundle_token(
+    b: &Bundle,
+    extra: &serde_json::Value,
+    i: usize,
+    t: &fwseal_api::BundleTimestamp,
+    tsa: &[Vec<u8>],
+) -> Result<BundleTokenOk> {
+    let at = |m: String| LogFailure(format!("timestamps[{i}] ({}): {m}", t.covers));
+    let token = B64
+        .decode(&t.token)
+        .map_err(|e| at(format!("token is not base64: {e}")))?;
+    let data = covered_bytes(b, &t.covers).map_err(|e| at(format!("{e:#}")))?;
+    if t.covers != "checkpoint" {
+        let sha = hex::encode(fwseal_crypto::DigestAlg::Sha256.hash(&token));
+        let listed = extra
+            .get("timestamps")
+            .and_then(|v| v.as_array())
+            .is_some_and(|ts| {
+                ts.iter().any(|r| {
+                    r.get("covers").and_then(|c| c.as_str()) == Some(t.covers.as_str())
+                        && r.get("token_sha256").and_then(|c| c.as_str()) == Some(sha.as_str())
+                })
+            });
+        if !listed {
+            return Err(at(format!(
+                "the signing record does not list this token (sha256 {sha}) for {}",
+                t.covers
+            ))
+            .into());
+        }
+    }
+    let info = if tsa.is_empty() {
+        let info = fwseal_tsa::inspect(&token).map_err(|e| at(e.to_string()))?;
+        if info.imprint != info.hash_alg.hash(&data) {
+            return Err(at(format!(
+                "the token's message imprint is not the {} of what it covers",
+                info.hash_alg
+            ))
+            .into());
+        }
+        info
+    } else {
+        fwseal_tsa::verify(&token, &data, tsa)
+            .map_err(|e| at(format!("the token does not verify: {e}")))?
+    };
+    Ok(BundleTokenOk {
+        covers: t.covers.clone(),
+        gen_time: info.gen_time,
+        tsa: info.tsa,
+        verified: !tsa.is_empty(),
     })
 }

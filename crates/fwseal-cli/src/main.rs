@@ -248,12 +248,17 @@ fn inspect(a: &InspectArgs, json: bool) -> Result<u8> {
 
 fn verify(a: &VerifyArgs, json: bool) -> Result<u8> {
     let data = read_input(&a.input)?;
+    let mut tsa = Vec::new();
+    for p in &a.tsa_certs {
+        let pem = read_input(p)?;
+        tsa.extend(trust::pem_certificates(&pem).with_context(|| format!("{}", p.display()))?);
+    }
     if let (Some(bundle), Some(log_key)) = (&a.bundle, &a.log_key) {
         let trust = log::load_trust(&log::LogKeyArgs {
             log_key: log_key.clone(),
             origin: a.origin.clone(),
         })?;
-        match log::verify_bundle(&data, bundle, &trust) {
+        match log::verify_bundle(&data, bundle, &trust, &tsa) {
             Ok(ok) => {
                 if !json {
                     println!(
@@ -261,12 +266,26 @@ fn verify(a: &VerifyArgs, json: bool) -> Result<u8> {
                          of {}, signed by the appliance's ECDSA P-256 and ML-DSA-65 keys",
                         ok.seq, ok.tree_size, ok.origin
                     );
+                    for t in &ok.timestamps {
+                        println!(
+                            "{} bundle timestamp over {}: genTime {} by {}{}",
+                            if t.verified { "OK" } else { "UNVERIFIED" },
+                            t.covers,
+                            t.gen_time,
+                            t.tsa,
+                            if t.verified {
+                                ""
+                            } else {
+                                " (NOT verified: give --tsa-cert)"
+                            }
+                        );
+                    }
                 }
                 if a.keys.is_empty() {
                     if json {
                         println!(
                             "{}",
-                            serde_json::json!({"ok": true, "log": {"seq": ok.seq, "tree_size": ok.tree_size, "origin": ok.origin}})
+                            serde_json::json!({"ok": true, "log": {"seq": ok.seq, "tree_size": ok.tree_size, "origin": ok.origin, "timestamps": ok.timestamps}})
                         );
                     } else {
                         println!("{}: included in the log", a.input.display());
@@ -319,11 +338,6 @@ fn verify(a: &VerifyArgs, json: bool) -> Result<u8> {
         classical: !a.pq_only,
         pq: !a.classical_only,
     };
-    let mut tsa = Vec::new();
-    for p in &a.tsa_certs {
-        let pem = read_input(p)?;
-        tsa.extend(trust::pem_certificates(&pem).with_context(|| format!("{}", p.display()))?);
-    }
     let result =
         trust::verify_image(format, &data, doc.as_ref(), &keys, need, &tsa).and_then(|checked| {
             // The signatures that bind a hash-locally provenance to this image.

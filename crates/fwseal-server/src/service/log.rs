@@ -31,7 +31,9 @@ use crate::auth::{allowed, roles, Identity};
 use crate::config::Role;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use fwseal_api::{Bundle, BundleTimestamp, ConsistencyProof, InclusionProof, LogRecord, BUNDLE_FORMAT};
+use fwseal_api::{
+    Bundle, BundleTimestamp, ConsistencyProof, InclusionProof, LogRecord, BUNDLE_FORMAT,
+};
 use fwseal_store::{Action, AuditRecord, Checkpoint, Decision, StoreError};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -55,7 +57,7 @@ struct StampedHead {
 
 /// The action name of a checkpoint timestamp's audit record.
 pub const CHECKPOINT_TIMESTAMP_ACTION: &str = "checkpoint-timestamp";
-/// How far after a checkpoint of size N [`SigningService::checkpoint_timestamp`] looks for its
+/// How far after a checkpoint of size N `stamped_tree_head` looks for its
 /// `checkpoint-timestamp` record (it is appended right after the signing, but signings by
 /// other requests may come between).
 const STAMP_LOOKAHEAD: usize = 256;
@@ -100,6 +102,38 @@ fn tree_error(e: StoreError) -> ServiceError {
         ) => ServiceError::BadRequest(t.to_string()),
         e => ServiceError::Store(e),
     }
+}
+
+/// The RFC 3161 tokens of a bundle (`formats/log.md` §7): the detached document's
+/// `timestamps[]` (`image:<alg>:<key id hex>`, over that signature's bytes) then the signing
+/// record's `extra.provenance_timestamps` (`provenance:<alg>:<key id hex>`, over the decoded
+/// DSSE signature), each as the audit record's `extra.timestamps[].covers` names it.
+fn bundle_timestamps(
+    detached: Option<&str>,
+    extra: Option<&str>,
+) -> Result<Vec<BundleTimestamp>, ServiceError> {
+    let mut out = Vec::new();
+    let entry = |prefix: &str, t: &fwseal_crypto::SigTimestamp| BundleTimestamp {
+        covers: format!("{prefix}:{}:{}", t.alg, t.key_id.to_hex()),
+        token: B64.encode(&t.token),
+    };
+    if let Some(doc) = detached {
+        let doc = fwseal_formats::detached::DetachedDoc::from_json(doc.as_bytes())
+            .map_err(|e| ServiceError::internal(format!("stored detached document: {e}")))?;
+        out.extend(doc.timestamps.iter().map(|t| entry("image", t)));
+    }
+    if let Some(extra) = extra {
+        let v: serde_json::Value = serde_json::from_str(extra)
+            .map_err(|e| ServiceError::internal(format!("stored audit extra: {e}")))?;
+        if let Some(p) = v.get("provenance_timestamps") {
+            let toks: Vec<fwseal_crypto::SigTimestamp> = serde_json::from_value(p.clone())
+                .map_err(|e| {
+                    ServiceError::internal(format!("stored provenance_timestamps: {e}"))
+                })?;
+            out.extend(toks.iter().map(|t| entry("provenance", t)));
+        }
+    }
+    Ok(out)
 }
 
 impl SigningService {
@@ -452,6 +486,8 @@ impl SigningService {
             };
             let detached = read(meta.detached_sha256)?;
             let provenance = read(meta.provenance_sha256)?;
+            let mut timestamps =
+                bundle_timestamps(detached.as_deref(), rec.entry.extra.as_deref())?;
             let mut ev = entry_by(who, Action::Fetch, Some(&meta.product), Decision::Allow);
             ev.output_sha256 = Some(meta.output_sha256);
             self.audit(&ev.with_extra(&serde_json::json!({"artifact": id, "part": "bundle"})))?;
@@ -460,7 +496,6 @@ impl SigningService {
                 .store
                 .inclusion_proof(rec.seq - 1, size)
                 .map_err(tree_error)?;
-            let mut timestamps = Vec::new();
             if let Some(t) = cp_token {
                 timestamps.push(BundleTimestamp {
                     covers: "checkpoint".into(),
