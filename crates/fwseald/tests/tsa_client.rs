@@ -835,3 +835,237 @@ fn a_tsa_outside_trusted_certs_is_refused() {
     assert_eq!(allowed_signs(&a), 0);
     assert_eq!(denies(&a), 1);
 }
+
+/// The `checkpoint-timestamp` records: (decision, extra), in log order.
+fn checkpoint_stamps(a: &Appliance) -> Vec<(String, Value)> {
+    a.sql(
+        "select decision, extra from audit_log where action = 'checkpoint-timestamp' order by seq",
+    )
+    .lines()
+    .map(|l| {
+        let (d, x) = l.split_once('|').unwrap();
+        (d.to_string(), serde_json::from_str(x).unwrap())
+    })
+    .collect()
+}
+
+/// The note texts of the signed tree heads of size `seq`.
+fn notes_of_size(a: &Appliance, seq: u64) -> Vec<String> {
+    a.sql(&format!(
+        "select hex(note) from audit_checkpoints where seq = {seq} and note is not null"
+    ))
+    .lines()
+    .map(|h| String::from_utf8(hex::decode(h).unwrap()).unwrap())
+    .collect()
+}
+
+fn checkpoint_count(a: &Appliance) -> usize {
+    a.sql("select count(*) from audit_checkpoints")
+        .parse()
+        .unwrap()
+}
+
+/// Checkpoint timestamps (`formats/timestamp.md`, "Checkpoint timestamps"): every tree head
+/// that adds records gets a token over its note text, judged by `openssl ts -verify`; an idle
+/// appliance does not stamp its own stamps; the bundle carries the token and verifies with it;
+/// with the TSA gone, one deny record per outage and the checkpoints go on; a TSA given by a
+/// config reload stamps again.
+#[test]
+fn checkpoints_are_timestamped_and_bundles_carry_the_token() {
+    let Some(tsa) = start_tsa("checkpoint TSA") else {
+        assert!(!judges_required(), "openssl and python3 are required");
+        return;
+    };
+    let top = format!(
+        "checkpoint_interval_secs = 1\n{}",
+        tsa_section(&[&tsa.url], &tsa.cert, "best-effort")
+    );
+    let mut a = Appliance::start(&top, "");
+    let input = a.put_fixture("raw/sample.bin");
+    let id = sign_id(&a, &["-p", "widget", "--detached", &input]);
+    let sign_seq: u64 = a
+        .sql(&format!(
+            "select seq from audit_log where action = 'sign' and extra like '%{id}%'"
+        ))
+        .parse()
+        .unwrap();
+
+    // A periodic tree head covering the signing is stamped; openssl accepts the token over
+    // the exact note text the record names.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let stamp = loop {
+        let s = checkpoint_stamps(&a)
+            .into_iter()
+            .find(|(d, x)| d == "allow" && x["checkpoint_seq"].as_u64().unwrap() >= sign_seq);
+        if let Some(s) = s {
+            break s.1;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint timestamp"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let size = stamp["checkpoint_seq"].as_u64().unwrap();
+    let token = B64.decode(stamp["token"].as_str().unwrap()).unwrap();
+    assert_eq!(stamp["covers"], "checkpoint");
+    assert_eq!(stamp["token_sha256"], sha256_hex(&token));
+    let note = notes_of_size(&a, size)
+        .into_iter()
+        .find(|n| sha256_hex(n.as_bytes()) == stamp["note_sha256"].as_str().unwrap())
+        .expect("the stamped note is stored");
+    let dir = a.dir.path().to_path_buf();
+    assert!(openssl_verifies(
+        &dir,
+        "cp",
+        note.as_bytes(),
+        &token,
+        &tsa.cert
+    ));
+    let mut other = note.clone().into_bytes();
+    other[0] ^= 1;
+    assert!(!openssl_verifies(&dir, "cp-bad", &other, &token, &tsa.cert));
+    let text = token_text(&dir, "cp", &token);
+    assert_eq!(
+        openssl_time(stamp["gen_time"].as_str().unwrap()),
+        text_field(&text, "Time stamp:"),
+        "{text}"
+    );
+
+    // Idle: tree heads keep being signed, but a head that adds only stamps is not stamped.
+    let wait_idle = || {
+        let mut last = (checkpoint_stamps(&a).len(), checkpoint_count(&a));
+        for _ in 0..50 {
+            std::thread::sleep(Duration::from_millis(500));
+            let now = (checkpoint_stamps(&a).len(), checkpoint_count(&a));
+            if now.0 == last.0 && now.1 >= last.1 + 3 {
+                return now.0;
+            }
+            last = (now.0, last.1.min(now.1));
+        }
+        panic!("the stamps did not settle: {:?}", checkpoint_stamps(&a));
+    };
+    let settled = wait_idle();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        checkpoint_stamps(&a).len(),
+        settled,
+        "an idle appliance stamps its stamps"
+    );
+
+    // The bundle carries the checkpoint token for the note it proves against.
+    let (st, keys) = get(&a, "/v1/appliance/keys");
+    assert_eq!(st, 200);
+    std::fs::write(a.path(KEYS_JSON), keys).unwrap();
+    let out = a.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let out = out.display().to_string();
+    let bundle = format!("{out}/bundle.json");
+    let r = a.cli_ok(&["--json", "fetch", &id, "-o", &out, "--bundle", &bundle]);
+    let image = serde_json::from_str::<Value>(&r.stdout).unwrap()["image"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = read_json(&a, &bundle);
+    let cp_tokens: Vec<&Value> = b["timestamps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["covers"] == "checkpoint")
+        .collect();
+    assert_eq!(cp_tokens.len(), 1, "{}", b["timestamps"]);
+    let cp_token = B64.decode(cp_tokens[0]["token"].as_str().unwrap()).unwrap();
+    let cp_note = b["checkpoint"].as_str().unwrap();
+    assert!(openssl_verifies(
+        &dir,
+        "bundle-cp",
+        cp_note.as_bytes(),
+        &cp_token,
+        &tsa.cert
+    ));
+    let tsa_pem = tsa.cert.display().to_string();
+    let r = a.cli_ok(&[
+        "verify",
+        &image,
+        "--bundle",
+        &bundle,
+        "--log-key",
+        KEYS_JSON,
+        "--tsa-cert",
+        &tsa_pem,
+    ]);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("OK bundle timestamp over checkpoint")),
+        "{}",
+        r.text()
+    );
+
+    // The TSA goes away: checkpoints go on, one deny record for the outage however many
+    // tree heads could not be stamped.
+    let cert_copy = a.path("tsa-old.pem");
+    std::fs::copy(&tsa.cert, &cert_copy).unwrap();
+    drop(tsa);
+    let before = checkpoint_stamps(&a).len();
+    let cps = checkpoint_count(&a);
+    for _ in 0..3 {
+        a.cli_ok(&["list", "-p", "widget"]);
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    assert!(checkpoint_count(&a) >= cps + 3, "checkpoints stopped");
+    let stamps = checkpoint_stamps(&a);
+    let denies: Vec<&(String, Value)> = stamps[before..]
+        .iter()
+        .filter(|(d, _)| d == "deny")
+        .collect();
+    assert_eq!(stamps.len() - before, 1, "{:?}", &stamps[before..]);
+    assert_eq!(denies.len(), 1);
+    let reason = a.sql(
+        "select reason from audit_log where action = 'checkpoint-timestamp' and decision = 'deny'",
+    );
+    assert!(reason.contains("no RFC 3161 timestamp"), "{reason}");
+
+    // A new TSA by config reload: the next tree head is stamped again.
+    let tsa2 = start_tsa("checkpoint TSA 2").unwrap();
+    let cfg = std::fs::read_to_string(&a.config).unwrap();
+    let old_section = cfg
+        .lines()
+        .skip_while(|l| *l != "[tsa]")
+        .take(5)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(old_section.starts_with("[tsa]"), "{cfg}");
+    let cfg = cfg.replace(
+        &old_section,
+        tsa_section(&[&tsa2.url], &tsa2.cert, "best-effort").trim_end(),
+    );
+    std::fs::write(&a.config, cfg).unwrap();
+    a.sighup();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = checkpoint_stamps(&a);
+        if let Some((_, x)) = s.last().filter(|(d, _)| d == "allow") {
+            let t = B64.decode(x["token"].as_str().unwrap()).unwrap();
+            let n = notes_of_size(&a, x["checkpoint_seq"].as_u64().unwrap())
+                .into_iter()
+                .find(|n| sha256_hex(n.as_bytes()) == x["note_sha256"].as_str().unwrap())
+                .unwrap();
+            assert!(openssl_verifies(&dir, "cp2", n.as_bytes(), &t, &tsa2.cert));
+            assert!(!openssl_verifies(
+                &dir,
+                "cp2-old",
+                n.as_bytes(),
+                &t,
+                &cert_copy
+            ));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not stamped after the reload: {s:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(a.stop());
+}
