@@ -567,7 +567,10 @@ fn daemon_timestamps_every_signature_and_outside_judges_accept_them() {
         let (image, bundle) = fetch(id, dir);
         let b = read_json(&a, &bundle);
         let ts = b["timestamps"].as_array().unwrap();
-        assert_eq!(ts.len(), 4, "{id}: {}", b["timestamps"]);
+        // Two image, two provenance tokens, and the token of the tree head (signed and
+        // timestamped on demand for this bundle).
+        assert_eq!(ts.len(), 5, "{id}: {}", b["timestamps"]);
+        assert_eq!(ts[4]["covers"], "checkpoint", "{id}: {}", b["timestamps"]);
         let covers: Vec<&str> = ts.iter().map(|t| t["covers"].as_str().unwrap()).collect();
         assert_eq!(
             covers.iter().filter(|c| c.starts_with("image:")).count(),
@@ -582,9 +585,9 @@ fn daemon_timestamps_every_signature_and_outside_judges_accept_them() {
             2,
             "{covers:?}"
         );
-        // Each bundle token is the record's, under the same covers.
+        // Each signature's bundle token is the record's, under the same covers.
         let extra = sign_extra(&a, id);
-        for t in ts {
+        for t in &ts[..4] {
             let sha = sha256_hex(&B64.decode(t["token"].as_str().unwrap()).unwrap());
             assert!(
                 extra["timestamps"]
@@ -602,7 +605,7 @@ fn daemon_timestamps_every_signature_and_outside_judges_accept_them() {
             .lines()
             .filter(|l| l.starts_with("OK bundle timestamp over "))
             .count();
-        assert_eq!(ok, 4, "{}", r.text());
+        assert_eq!(ok, 5, "{}", r.text());
         assert!(r.stdout.contains("genTime 20"), "{}", r.text());
         // Without --tsa-cert: listed as unverified, not accepted silently.
         let r = verify_bundle(&image, &bundle, None);
@@ -613,7 +616,7 @@ fn daemon_timestamps_every_signature_and_outside_judges_accept_them() {
                 .filter(|l| l.starts_with("UNVERIFIED bundle timestamp over ")
                     && l.contains("NOT verified"))
                 .count(),
-            4,
+            5,
             "{}",
             r.text()
         );
