@@ -46,6 +46,20 @@ pub fn token_from_response(
     digest: &[u8],
     nonce: u64,
 ) -> Result<Vec<u8>, TsaError> {
+    let token_der = granted_token(resp_der)?;
+    let parsed = Parsed::new(&token_der)?;
+    let want = uint_to_int(&nonce.to_be_bytes())?;
+    if parsed.tst.nonce.as_ref() != Some(&want) {
+        return Err(TsaError::NonceMismatch);
+    }
+    check_imprint(&parsed.tst, alg, digest)?;
+    Ok(token_der)
+}
+
+/// The TimeStampToken (ContentInfo DER) of a granted TimeStampResp, or
+/// [`TsaError::Status`] for any other status (with its statusString and failure info). Checks
+/// nothing against a request: the built-in TSA uses it on its own replies.
+pub fn granted_token(resp_der: &[u8]) -> Result<Vec<u8>, TsaError> {
     bound(resp_der, "TimeStampResp")?;
     let resp =
         TimeStampResp::from_der(resp_der).map_err(|e| malformed(format!("TimeStampResp: {e}")))?;
@@ -73,16 +87,9 @@ pub fn token_from_response(
     let token = resp
         .time_stamp_token
         .ok_or_else(|| malformed("TimeStampResp: status granted but no timeStampToken"))?;
-    let token_der = token
+    token
         .to_der()
-        .map_err(|e| malformed(format!("timeStampToken: {e}")))?;
-    let parsed = Parsed::new(&token_der)?;
-    let want = uint_to_int(&nonce.to_be_bytes())?;
-    if parsed.tst.nonce.as_ref() != Some(&want) {
-        return Err(TsaError::NonceMismatch);
-    }
-    check_imprint(&parsed.tst, alg, digest)?;
-    Ok(token_der)
+        .map_err(|e| malformed(format!("timeStampToken: {e}")))
 }
 
 fn check_imprint(tst: &TstInfo, alg: DigestAlg, digest: &[u8]) -> Result<(), TsaError> {
