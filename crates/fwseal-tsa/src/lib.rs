@@ -22,8 +22,8 @@ pub mod client;
 use const_oid::ObjectIdentifier;
 use fwseal_crypto::DigestAlg;
 
-pub use sign::{respond, tsa_certificate, TsaConfig};
-pub use verify::{granted_token, inspect, token_from_response, verify, verify_digest};
+pub use sign::{respond, respond_detailed, tsa_certificate, Failure, Outcome, Reply, TsaConfig};
+pub use verify::{inspect, token_from_response, verify, verify_digest};
 
 /// Largest token or response accepted.
 pub const MAX_DER: usize = 64 * 1024;

@@ -68,7 +68,7 @@ pub(super) async fn timestamp(
         Ok(b) => b,
         Err(r) => return r,
     };
-    match blocking(move || st.timestamp(&who, source.as_deref(), &body)).await {
+    match blocking(move || st.tsa_timestamp(&who, source.as_deref(), &body)).await {
         Ok(der) => ([(header::CONTENT_TYPE, "application/timestamp-reply")], der).into_response(),
         Err(e) => problem(&e),
     }

@@ -111,7 +111,7 @@ impl SigningService {
     /// peer address (recorded). A granted token's `timestamp` record (serial, genTime, policy,
     /// imprint, token SHA-256) is committed before the reply is returned; a rejection is a
     /// reply too, recorded as `deny` with its reason.
-    pub fn timestamp(
+    pub fn tsa_timestamp(
         &self,
         who: &Identity,
         source: Option<&str>,
@@ -125,7 +125,7 @@ impl SigningService {
                 inner: signer.as_ref(),
                 failed: Mutex::new(None),
             };
-            let reply = fwseal_tsa::respond(
+            let reply = fwseal_tsa::respond_detailed(
                 request,
                 &ts.responder(),
                 &watched,
@@ -151,8 +151,8 @@ impl SigningService {
                     })
                     .inc();
             };
-            match fwseal_tsa::granted_token(&reply) {
-                Ok(token) => {
+            match reply.outcome {
+                fwseal_tsa::Outcome::Granted { token } => {
                     let info = fwseal_tsa::inspect(&token)
                         .map_err(|e| ServiceError::internal(format!("TSA token: {e}")))?;
                     let token_sha = sha256(&token);
@@ -172,16 +172,14 @@ impl SigningService {
                     // Durable before the token leaves: no record, no token.
                     self.audit(&e)?;
                     outcome("granted");
-                    Ok(reply)
+                    Ok(reply.der)
                 }
-                Err(fwseal_tsa::TsaError::Status {
-                    text, failure_info, ..
-                }) => {
+                fwseal_tsa::Outcome::Rejected { failure, text } => {
                     self.deny_extra(
                         who,
                         Action::Timestamp,
                         Some(TSA_PRODUCT),
-                        format!("time-stamp request rejected: {text} ({failure_info})"),
+                        format!("time-stamp request rejected ({}): {text}", failure.name()),
                         Some(serde_json::json!({
                             "request_sha256": hex::encode(sha256(request)),
                             "request_bytes": request.len(),
@@ -189,9 +187,8 @@ impl SigningService {
                         })),
                     );
                     outcome("rejected");
-                    Ok(reply)
+                    Ok(reply.der)
                 }
-                Err(e) => Err(ServiceError::internal(format!("TSA reply: {e}"))),
             }
         })
     }
