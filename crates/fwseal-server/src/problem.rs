@@ -349,12 +349,9 @@ impl From<&ServiceError> for Problem {
             },
             E::ApprovalRequired(_) => conflict("approval-required", "Approval required"),
             E::DigestMismatch(_) => conflict("digest-mismatch", "Digest mismatch"),
-            E::NotConfigured(d) => Problem::new(
-                StatusCode::NOT_FOUND,
-                codes::NOT_FOUND,
-                "Not found",
-                d,
-            ),
+            E::NotConfigured(d) => {
+                Problem::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "Not found", d)
+            }
             E::UnsupportedMediaType(d) => Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 codes::UNSUPPORTED_MEDIA_TYPE,

@@ -84,8 +84,7 @@ impl TsaServerConfig {
             ));
         }
         if let Some(cn) = &self.subject_cn {
-            if cn.trim().is_empty() || cn.chars().count() > 64 || cn.chars().any(char::is_control)
-            {
+            if cn.trim().is_empty() || cn.chars().count() > 64 || cn.chars().any(char::is_control) {
                 return Err(format!(
                     "[tsa_server] subject_cn {cn:?} must be 1-64 characters without control characters"
                 ));
@@ -183,7 +182,7 @@ impl SerialBlocks {
 
     /// The next serial; reserves a new block (one durable write) when the current one is used
     /// up.
-    pub fn next(&mut self) -> Result<u128, SerialError> {
+    pub fn allocate(&mut self) -> Result<u128, SerialError> {
         if self.next >= self.limit {
             let limit = self
                 .next
@@ -223,7 +222,7 @@ mod tests {
     fn serials_increase_across_reopen_and_skip_after_a_crash() {
         let d = tempfile::tempdir().unwrap();
         let mut a = SerialBlocks::open(d.path()).unwrap();
-        let first: Vec<u128> = (0..3).map(|_| a.next().unwrap()).collect();
+        let first: Vec<u128> = (0..3).map(|_| a.allocate().unwrap()).collect();
         assert_eq!(first, [1, 2, 3]);
         assert_eq!(
             std::fs::read_to_string(d.path().join(SERIAL_FILE)).unwrap(),
@@ -232,11 +231,11 @@ mod tests {
         // A "crash": the allocator is dropped with most of its block unused.
         drop(a);
         let mut b = SerialBlocks::open(d.path()).unwrap();
-        let s = b.next().unwrap();
+        let s = b.allocate().unwrap();
         assert_eq!(s, 1 + SERIAL_BLOCK);
         let mut last = s;
         for _ in 0..(SERIAL_BLOCK + 5) {
-            let n = b.next().unwrap();
+            let n = b.allocate().unwrap();
             assert!(n > last);
             last = n;
         }

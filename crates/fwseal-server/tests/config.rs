@@ -193,17 +193,31 @@ fn tsa_server_section_is_validated() {
     assert_eq!(t.subject_cn(&c.identity), "fwseal TSA acme");
     assert!(!t.anonymous);
 
-    let with = |section: &str| cfg(&format!("[tsa_server]\n{section}\n[[product]]\nname = \"q\""), &[]);
+    let with = |section: &str| {
+        cfg(
+            &format!("[tsa_server]\n{section}\n[[product]]\nname = \"q\""),
+            &[],
+        )
+    };
     let ok = with("policy_oid = \"1.2.3.4\"").unwrap();
     let t = ok.tsa_server.unwrap();
-    assert_eq!((t.accuracy_ms, t.certificate_days, t.anonymous), (1000, 3650, false));
+    assert_eq!(
+        (t.accuracy_ms, t.certificate_days, t.anonymous),
+        (1000, 3650, false)
+    );
     assert_eq!(t.hash_algs.len(), 3);
     assert_eq!(t.subject_cn("i"), "fwseal TSA i");
     invalid(with("accuracy_ms = 5"), "policy_oid");
     invalid(with("policy_oid = \"x.y\""), "policy_oid");
     invalid(with("policy_oid = \"1.2.3\"\nhash_algs = []"), "hash_algs");
-    invalid(with("policy_oid = \"1.2.3\"\nhash_algs = [\"sha1\"]"), "sha1");
-    invalid(with("policy_oid = \"1.2.3\"\ncertificate_days = 0"), "certificate_days");
+    invalid(
+        with("policy_oid = \"1.2.3\"\nhash_algs = [\"sha1\"]"),
+        "sha1",
+    );
+    invalid(
+        with("policy_oid = \"1.2.3\"\ncertificate_days = 0"),
+        "certificate_days",
+    );
     invalid(with("policy_oid = \"1.2.3\"\nbogus = 1"), "bogus");
     invalid(
         cfg("[[product]]\nname = \"fwseal-tsa\"", &[]),

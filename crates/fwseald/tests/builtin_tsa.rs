@@ -199,7 +199,11 @@ fn openssl_judges_the_builtin_tsa() {
             how.extend_from_slice(&["-untrusted", "tsa.pem"]);
         }
         let r = verify(&a, &how, &out, "tsa.pem");
-        assert!(!verified(&r), "other data verified ({args:?}): {}", r.text());
+        assert!(
+            !verified(&r),
+            "other data verified ({args:?}): {}",
+            r.text()
+        );
         let text = reply_text(&a, &out);
         assert!(text.contains("Status: Granted"), "{text}");
         assert!(text.contains(&format!("Policy OID: {POLICY}")), "{text}");
@@ -218,11 +222,23 @@ fn openssl_judges_the_builtin_tsa() {
 
     // Serials strictly increase: across requests, a clean restart and a SIGKILL.
     a.restart();
-    stamp(&a, "data.bin", &["-sha256", "-cert"], Some(TOKEN), "after-restart.tsr");
+    stamp(
+        &a,
+        "data.bin",
+        &["-sha256", "-cert"],
+        Some(TOKEN),
+        "after-restart.tsr",
+    );
     serials.push(serial(&reply_text(&a, "after-restart.tsr")));
     a.crash();
     a.relaunch();
-    stamp(&a, "data.bin", &["-sha256", "-cert"], Some(TOKEN), "after-crash.tsr");
+    stamp(
+        &a,
+        "data.bin",
+        &["-sha256", "-cert"],
+        Some(TOKEN),
+        "after-crash.tsr",
+    );
     serials.push(serial(&reply_text(&a, "after-crash.tsr")));
     let r = verify(&a, &["-data", "data.bin"], "after-crash.tsr", "tsa.pem");
     assert!(verified(&r), "{}", r.text());
@@ -233,10 +249,10 @@ fn openssl_judges_the_builtin_tsa() {
     for s in &serials {
         assert_audited(&a, *s);
     }
-    let extra = a.sql(&format!(
+    let extra = a.sql(
         "select extra from audit_log where action = 'timestamp' and decision = 'allow' \
-         order by seq desc limit 1"
-    ));
+         order by seq desc limit 1",
+    );
     let x: serde_json::Value = serde_json::from_str(&extra).unwrap();
     assert_eq!(x["policy"], POLICY, "{x}");
     assert_eq!(x["hash_alg"], "sha256", "{x}");
@@ -256,7 +272,12 @@ fn openssl_judges_the_builtin_tsa() {
             .unwrap()
     };
     let before = denies();
-    let (st, _, body) = post_tsa(&a, Some(TOKEN), "application/timestamp-query", b"\x30\x03garbage");
+    let (st, _, body) = post_tsa(
+        &a,
+        Some(TOKEN),
+        "application/timestamp-query",
+        b"\x30\x03garbage",
+    );
     assert_eq!(st, 200);
     std::fs::write(a.path("garbled.tsr"), &body).unwrap();
     let text = reply_text(&a, "garbled.tsr");
@@ -266,7 +287,12 @@ fn openssl_judges_the_builtin_tsa() {
         "{text}"
     );
     // A hash the TSA does not accept (SHA-1).
-    let r = openssl(&a, &["ts", "-query", "-data", "data.bin", "-sha1", "-out", "sha1.tsq"]);
+    let r = openssl(
+        &a,
+        &[
+            "ts", "-query", "-data", "data.bin", "-sha1", "-out", "sha1.tsq",
+        ],
+    );
     assert!(r.ok(), "{}", r.text());
     let (st, _, body) = post_tsa(
         &a,
@@ -278,11 +304,25 @@ fn openssl_judges_the_builtin_tsa() {
     std::fs::write(a.path("sha1.tsr"), &body).unwrap();
     let text = reply_text(&a, "sha1.tsr");
     assert!(text.contains("Status: Rejected"), "{text}");
-    assert!(text.to_lowercase().contains("unrecognized or unsupported algorithm"), "{text}");
+    assert!(
+        text.to_lowercase()
+            .contains("unrecognized or unsupported algorithm"),
+        "{text}"
+    );
     // A policy the TSA does not offer.
     let r = openssl(
         &a,
-        &["ts", "-query", "-data", "data.bin", "-sha256", "-tspolicy", "1.2.3.4", "-out", "pol.tsq"],
+        &[
+            "ts",
+            "-query",
+            "-data",
+            "data.bin",
+            "-sha256",
+            "-tspolicy",
+            "1.2.3.4",
+            "-out",
+            "pol.tsq",
+        ],
     );
     assert!(r.ok(), "{}", r.text());
     let (st, _, body) = post_tsa(
@@ -325,25 +365,41 @@ fn openssl_judges_the_builtin_tsa() {
     let (st, m) = get(&a, "/metrics", Some(TOKEN));
     assert_eq!(st, 200);
     assert!(
-        m.contains(&format!("fwseal_timestamps_total{{outcome=\"rejected\"}} 3")),
+        m.contains("fwseal_timestamps_total{outcome=\"rejected\"} 3"),
         "{m}"
     );
 
     // Rotation: a new key and certificate; new tokens verify with the new certificate only.
-    run_ok(
-        Command::new(daemon_bin())
-            .arg("-c")
-            .arg(&a.config)
-            .args(["keys", "rotate", "-p", "fwseal-tsa"]),
-    );
+    run_ok(Command::new(daemon_bin()).arg("-c").arg(&a.config).args([
+        "keys",
+        "rotate",
+        "-p",
+        "fwseal-tsa",
+    ]));
     let new_pem = save_cert(&a, Some(TOKEN), "tsa2.pem");
     assert_ne!(new_pem, pem);
-    stamp(&a, "data.bin", &["-sha256", "-cert"], Some(TOKEN), "rotated.tsr");
+    stamp(
+        &a,
+        "data.bin",
+        &["-sha256", "-cert"],
+        Some(TOKEN),
+        "rotated.tsr",
+    );
     let s = serial(&reply_text(&a, "rotated.tsr"));
     assert!(s > *serials.last().unwrap());
     assert_audited(&a, s);
-    assert!(verified(&verify(&a, &["-data", "data.bin"], "rotated.tsr", "tsa2.pem")));
-    assert!(!verified(&verify(&a, &["-data", "data.bin"], "rotated.tsr", "tsa.pem")));
+    assert!(verified(&verify(
+        &a,
+        &["-data", "data.bin"],
+        "rotated.tsr",
+        "tsa2.pem"
+    )));
+    assert!(!verified(&verify(
+        &a,
+        &["-data", "data.bin"],
+        "rotated.tsr",
+        "tsa.pem"
+    )));
     a.assert_alive();
 }
 
@@ -378,14 +434,33 @@ fn anonymous_tsa_serves_stock_clients() {
     let r = openssl(
         &a,
         &[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "signer.key", "-out",
-            "signer.pem", "-subj", "/CN=throwaway signer", "-days", "2",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "signer.key",
+            "-out",
+            "signer.pem",
+            "-subj",
+            "/CN=throwaway signer",
+            "-days",
+            "2",
         ],
     );
     assert!(r.ok(), "{}", r.text());
     let url = format!("{}/v1/tsa", a.url);
     let r = run(Command::new(&ossl)
-        .args(["sign", "-h", "sha256", "-certs", "signer.pem", "-key", "signer.key"])
+        .args([
+            "sign",
+            "-h",
+            "sha256",
+            "-certs",
+            "signer.pem",
+            "-key",
+            "signer.key",
+        ])
         .args(["-ts", &url, "-in", &efi, "-out", "stamped.efi"])
         .current_dir(a.dir.path()));
     assert!(r.ok(), "osslsigncode sign -ts: {}", r.text());
@@ -395,7 +470,8 @@ fn anonymous_tsa_serves_stock_clients() {
         .current_dir(a.dir.path()));
     assert!(r.ok(), "osslsigncode verify: {}", r.text());
     assert!(
-        r.stdout.contains("Timestamp Server Signature verification: ok"),
+        r.stdout
+            .contains("Timestamp Server Signature verification: ok"),
         "{}",
         r.text()
     );
@@ -415,10 +491,12 @@ fn without_tsa_server_the_endpoints_are_404() {
     assert_eq!(st, 404, "{}", String::from_utf8_lossy(&body));
     assert_eq!(problem_code(&body), "not-found");
     assert_eq!(get(&a, "/v1/tsa/certificate", Some(TOKEN)).0, 404);
-    let r = run(Command::new(daemon_bin())
-        .arg("-c")
-        .arg(&a.config)
-        .args(["keys", "create", "-p", "fwseal-tsa"]));
+    let r = run(Command::new(daemon_bin()).arg("-c").arg(&a.config).args([
+        "keys",
+        "create",
+        "-p",
+        "fwseal-tsa",
+    ]));
     assert_eq!(r.code, Some(2), "{}", r.text());
     assert!(r.stderr.contains("[tsa_server]"), "{}", r.text());
     assert!(!Path::new(&a.state.join("tsa-serial")).exists());

@@ -84,7 +84,11 @@ pub(super) async fn certificate(State(st): State<Shared>, creds: Credentials) ->
         Err(r) => return r,
     };
     match blocking(move || st.tsa_certificate(&who)).await {
-        Ok(pem) => ([(header::CONTENT_TYPE, "application/pem-certificate-chain")], pem).into_response(),
+        Ok(pem) => (
+            [(header::CONTENT_TYPE, "application/pem-certificate-chain")],
+            pem,
+        )
+            .into_response(),
         Err(e) => problem(&e),
     }
 }

@@ -82,18 +82,13 @@ impl SigningService {
     }
 
     fn next_serial(&self) -> Result<u128, ServiceError> {
-        let mut g = self
-            .tsa
-            .serials
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut g = self.tsa.serials.lock().unwrap_or_else(|p| p.into_inner());
         if g.is_none() {
-            *g = Some(
-                SerialBlocks::open(&self.config().state_dir).map_err(ServiceError::internal)?,
-            );
+            *g =
+                Some(SerialBlocks::open(&self.config().state_dir).map_err(ServiceError::internal)?);
         }
         match g.as_mut() {
-            Some(s) => s.next().map_err(ServiceError::internal),
+            Some(s) => s.allocate().map_err(ServiceError::internal),
             None => Err(ServiceError::internal("TSA serial allocator missing")),
         }
     }
@@ -156,7 +151,8 @@ impl SigningService {
                     let info = fwseal_tsa::inspect(&token)
                         .map_err(|e| ServiceError::internal(format!("TSA token: {e}")))?;
                     let token_sha = sha256(&token);
-                    let mut e = entry_by(who, Action::Timestamp, Some(TSA_PRODUCT), Decision::Allow);
+                    let mut e =
+                        entry_by(who, Action::Timestamp, Some(TSA_PRODUCT), Decision::Allow);
                     e.key_ids = vec![signer.key_id()];
                     e.cert_sha256 = Some(sha256(&cert));
                     e.output_sha256 = Some(token_sha);
