@@ -369,6 +369,28 @@ fn openssl_judges_the_builtin_tsa() {
         "{m}"
     );
 
+    // No durable record, no token: with the audit log refusing `timestamp` grants (a trigger
+    // in the live database), the answer is a 500 problem, not a TimeStampResp.
+    let granted = || -> u64 {
+        a.sql("select count(*) from audit_log where action = 'timestamp' and decision = 'allow'")
+            .parse()
+            .unwrap()
+    };
+    let n = granted();
+    a.sql(
+        "create trigger refuse_grants before insert on audit_log \
+         when new.action = 'timestamp' and new.decision = 'allow' \
+         begin select raise(abort, 'test: audit refused'); end",
+    );
+    let (st, ct, body) = post_tsa(&a, Some(TOKEN), "application/timestamp-query", &query);
+    assert_eq!(st, 500, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(ct, "application/problem+json");
+    assert_eq!(problem_code(&body), "internal");
+    a.sql("drop trigger refuse_grants");
+    assert_eq!(granted(), n);
+    stamp(&a, "data.bin", &["-sha256", "-cert"], Some(TOKEN), "after-audit.tsr");
+    assert_eq!(granted(), n + 1);
+
     // Rotation: a new key and certificate; new tokens verify with the new certificate only.
     run_ok(Command::new(daemon_bin()).arg("-c").arg(&a.config).args([
         "keys",
