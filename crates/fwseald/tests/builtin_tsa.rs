@@ -388,7 +388,13 @@ fn openssl_judges_the_builtin_tsa() {
     assert_eq!(problem_code(&body), "internal");
     a.sql("drop trigger refuse_grants");
     assert_eq!(granted(), n);
-    stamp(&a, "data.bin", &["-sha256", "-cert"], Some(TOKEN), "after-audit.tsr");
+    stamp(
+        &a,
+        "data.bin",
+        &["-sha256", "-cert"],
+        Some(TOKEN),
+        "after-audit.tsr",
+    );
     assert_eq!(granted(), n + 1);
 
     // Rotation: a new key and certificate; new tokens verify with the new certificate only.
@@ -422,6 +428,22 @@ fn openssl_judges_the_builtin_tsa() {
         "rotated.tsr",
         "tsa.pem"
     )));
+
+    // Without a usable TSA key (every version retired) the answer is 503, as for signing.
+    for v in ["1", "2"] {
+        run_ok(Command::new(daemon_bin()).arg("-c").arg(&a.config).args([
+            "keys",
+            "retire",
+            "-p",
+            "fwseal-tsa",
+            "--version",
+            v,
+        ]));
+    }
+    let (st, _, body) = post_tsa(&a, Some(TOKEN), "application/timestamp-query", &query);
+    assert_eq!(st, 503, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(problem_code(&body), "hsm-unavailable");
+    assert_eq!(get(&a, "/v1/tsa/certificate", Some(TOKEN)).0, 503);
     a.assert_alive();
 }
 
