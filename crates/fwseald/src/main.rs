@@ -550,6 +550,12 @@ fn check(cfg_path: &Path) -> Result<(), Exit> {
             );
         }
     }
+    if cfg.tsa_server.is_some() && reg.products.get(TSA).and_then(|k| k.current()).is_none() {
+        println!(
+            "warning: [tsa_server] is configured but {TSA} has no key yet \
+             (`fwseald run` creates it, or `fwseald keys create -p {TSA}`)"
+        );
+    }
     println!(
         "config {} OK; token {:?} reachable and logged in",
         cfg_path.display(),
