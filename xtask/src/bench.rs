@@ -78,7 +78,7 @@ fn target_dir(root: &Path) -> std::path::PathBuf {
 
 struct Opts {
     quick: bool,
-    /// `--only primitives|digest|daemon|rss|verify`: one section (profiling aid; the daemon section
+    /// `--only primitives|digest|daemon|rss|tsa|verify`: one section (profiling aid; the daemon section
     /// then has no bound unless primitives run too).
     only: Option<String>,
     scale: u64,
@@ -118,7 +118,7 @@ impl Opts {
         }
     }
     fn needs_daemon(&self) -> bool {
-        self.runs("daemon") || self.runs("rss")
+        self.runs("daemon") || self.runs("rss") || self.runs("tsa")
     }
     fn runs(&self, section: &str) -> bool {
         self.only.as_deref().is_none_or(|o| o == section)
@@ -877,6 +877,14 @@ pub fn inner(root: &Path, args: &[String]) -> Result<()> {
                 rss(root, &appliance, &dir, &o, &mut sections)?;
             }
         }
+        if o.runs("tsa") {
+            crate::bench_tsa::section(
+                &fwseald,
+                &target_dir(root).join("bench/tsa"),
+                o.load_secs(),
+                &mut sections,
+            )?;
+        }
         if o.runs("verify") {
             crate::bench_verify::section(root, o.quick, o.scale as usize, &mut sections)?;
         }
@@ -884,6 +892,7 @@ pub fn inner(root: &Path, args: &[String]) -> Result<()> {
     })();
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(target_dir(root).join("bench/daemon"));
+    let _ = std::fs::remove_dir_all(target_dir(root).join("bench/tsa"));
     result?;
     for s in &sections {
         s.print();

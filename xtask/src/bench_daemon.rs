@@ -9,15 +9,15 @@ use hyper_util::rt::TokioIo;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-type Body = BoxBody<Bytes, std::io::Error>;
+pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
 
 pub use crate::appliance::{Appliance, PRODUCT, PRODUCT_EFI};
 
-fn full(b: Bytes) -> Body {
+pub(crate) fn full(b: Bytes) -> Body {
     Full::new(b).map_err(|never| match never {}).boxed()
 }
 
-async fn connect(addr: &str) -> Result<hyper::client::conn::http1::SendRequest<Body>> {
+pub(crate) async fn connect(addr: &str) -> Result<hyper::client::conn::http1::SendRequest<Body>> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
@@ -69,7 +69,7 @@ pub struct Load {
     pub p99_ms: f64,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

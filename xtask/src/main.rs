@@ -10,6 +10,7 @@ mod bench_daemon;
 mod bench_digest;
 mod bench_inputs;
 mod bench_tools;
+mod bench_tsa;
 mod bench_verify;
 mod cortex_m;
 mod demo;

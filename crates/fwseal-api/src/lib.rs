@@ -22,6 +22,8 @@
 //! | `GET /v1/log/checkpoint` | the signed note, `text/plain` |
 //! | `GET /v1/log/inclusion` | [`InclusionProof`] |
 //! | `GET /v1/log/consistency` | [`ConsistencyProof`] |
+//! | `POST /v1/tsa` | DER `TimeStampReq` → DER `TimeStampResp` (RFC 3161; no JSON) |
+//! | `GET /v1/tsa/certificate` | the TSA certificate, PEM |
 //! | `GET /v1/jobs` | query [`JobsQuery`] → [`JobList`] |
 //! | `GET /v1/jobs/{id}` | [`JobView`] |
 //! | `POST /v1/jobs/{id}/approve` | [`ApproveBody`] → [`JobView`] |
@@ -61,6 +63,10 @@ pub use fwseal_formats::{Format, ImageVersion, Mode, SignOptions};
 /// The reserved product name of the appliance's own provenance / checkpoint keys. It is never a
 /// signing product; `GET /v1/appliance/keys` answers with its public keys under this name.
 pub const APPLIANCE: &str = "fwseal-appliance";
+
+/// The reserved product name of the built-in RFC 3161 Time-Stamping Authority's key (ECDSA
+/// P-256 plus its certificate). Never a signing product; `POST /v1/tsa` signs with it.
+pub const TSA_PRODUCT: &str = "fwseal-tsa";
 
 /// Both signing modes, in declaration order (`fwseal_formats::Mode` has no such list).
 pub const MODES: [Mode; 2] = [Mode::Embedded, Mode::Detached];

@@ -70,9 +70,12 @@ pub mod codes {
     /// 503: the product requires RFC 3161 timestamps (`[tsa] mode = "required"`) and no
     /// configured Time-Stamping Authority answered with a valid token: nothing was signed.
     pub const TSA_UNAVAILABLE: &str = "tsa-unavailable";
+    /// 415: the request body's content type is not the one the endpoint takes (`POST /v1/tsa`
+    /// takes `application/timestamp-query`).
+    pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported-media-type";
 
     /// Every code the daemon sends.
-    pub const ALL: [&str; 31] = [
+    pub const ALL: [&str; 32] = [
         BAD_REQUEST,
         UNAUTHENTICATED,
         FORBIDDEN,
@@ -104,6 +107,7 @@ pub mod codes {
         OIDC_REQUIRED,
         CLAIM_CONTRADICTION,
         TSA_UNAVAILABLE,
+        UNSUPPORTED_MEDIA_TYPE,
     ];
 }
 

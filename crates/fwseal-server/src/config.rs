@@ -87,6 +87,10 @@ pub struct Config {
     /// RFC 3161 timestamps over every signature (`[tsa]`; see [`crate::tsa`]). Without it no
     /// timestamps are obtained.
     pub tsa: Option<crate::tsa::TsaConfig>,
+    /// The built-in RFC 3161 Time-Stamping Authority (`[tsa_server]`; see
+    /// [`crate::tsa_server`]). Without it `POST /v1/tsa` and `GET /v1/tsa/certificate` are
+    /// `404`.
+    pub tsa_server: Option<crate::tsa_server::TsaServerConfig>,
 }
 
 fn default_max_upload() -> u64 {
@@ -522,6 +526,12 @@ impl Config {
                     p.name
                 ));
             }
+            if p.name == fwseal_api::TSA_PRODUCT {
+                return bad(format!(
+                    "product name {:?} is reserved for the built-in TSA's key ([tsa_server])",
+                    p.name
+                ));
+            }
             if !names.insert(p.name.as_str()) {
                 return bad(format!("product {:?} is defined twice", p.name));
             }
@@ -684,6 +694,9 @@ impl Config {
                     if holders.is_empty() { "none".to_string() } else { holders.join(", ") }
                 ));
             }
+        }
+        if let Some(t) = &self.tsa_server {
+            t.validate().map_err(ConfigError::Invalid)?;
         }
         let products: std::collections::HashSet<&str> =
             self.products.iter().map(|p| p.name.as_str()).collect();

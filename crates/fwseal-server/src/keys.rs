@@ -60,4 +60,12 @@ pub trait KeyService: Send + Sync {
         let _ = product;
         Ok(None)
     }
+    /// The built-in TSA's signer (reserved product [`fwseal_api::TSA_PRODUCT`], current key
+    /// version) and its certificate (DER). A backend without one answers `Missing`.
+    fn tsa_signer(&self) -> Result<(Arc<dyn Signer>, Vec<u8>), KeyError> {
+        Err(KeyError::Missing {
+            product: fwseal_api::TSA_PRODUCT.into(),
+            alg: SigAlg::EcdsaP256Sha256,
+        })
+    }
 }

@@ -29,6 +29,7 @@ mod serve;
 pub mod service;
 pub mod tls;
 pub mod tsa;
+pub mod tsa_server;
 
 pub use routes::app;
 pub use serve::ConnInfo;

@@ -38,6 +38,13 @@ pub struct ScopeLabels {
     pub scope: String,
 }
 
+/// Labels of the built-in TSA's answers.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `granted` or `rejected`.
+    pub outcome: String,
+}
+
 /// All metrics.
 pub struct Metrics {
     registry: Registry,
@@ -53,6 +60,8 @@ pub struct Metrics {
     pub rate_limited: Family<ScopeLabels, Counter>,
     /// Connections closed at once: their source already held `max_connections_per_ip`.
     pub connections_refused: Counter,
+    /// Built-in TSA replies, by outcome (`granted`, `rejected`).
+    pub timestamps: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -66,6 +75,12 @@ impl Default for Metrics {
         let hsm_errors = Counter::default();
         let rate_limited = Family::<ScopeLabels, Counter>::default();
         let connections_refused = Counter::default();
+        let timestamps = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "timestamps",
+            "Built-in TSA replies, by outcome (granted, rejected)",
+            timestamps.clone(),
+        );
         registry.register(
             "connections_refused",
             "Connections closed at once because their source held max_connections_per_ip",
@@ -104,6 +119,7 @@ impl Default for Metrics {
             hsm_errors,
             rate_limited,
             connections_refused,
+            timestamps,
         }
     }
 }

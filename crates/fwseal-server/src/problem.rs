@@ -136,6 +136,7 @@ impl Problem {
             413 => ("too-large", "Request too large"),
             422 => ("bad-request", "Bad request"),
             414 => ("uri-too-long", "Request target too long"),
+            415 => ("unsupported-media-type", "Unsupported media type"),
             431 => ("headers-too-large", "Request header fields too large"),
             s if s >= 500 => ("internal", "Internal error"),
             _ => ("bad-request", "Bad request"),
@@ -348,6 +349,15 @@ impl From<&ServiceError> for Problem {
             },
             E::ApprovalRequired(_) => conflict("approval-required", "Approval required"),
             E::DigestMismatch(_) => conflict("digest-mismatch", "Digest mismatch"),
+            E::NotConfigured(d) => {
+                Problem::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, "Not found", d)
+            }
+            E::UnsupportedMediaType(d) => Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                codes::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported media type",
+                d,
+            ),
             E::BadRequest(d) => Problem::bad_request(d),
             E::BodyTooLarge { limit } => Problem::body_too_large(*limit),
             E::RequestTimeout(d) => Problem::request_timeout(d),

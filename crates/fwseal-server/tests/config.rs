@@ -171,3 +171,56 @@ fn the_appliance_product_name_is_reserved() {
         "reserved",
     );
 }
+
+/// The commented `[tsa_server]` example of `hsm-config/fwseal.toml`, uncommented, is valid;
+/// bad values are refused at load with messages naming the key.
+#[test]
+fn tsa_server_section_is_validated() {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hsm-config/fwseal.toml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let start = text.find("# [tsa_server]").expect("example [tsa_server]");
+    let mut doc = text[..start].to_string();
+    for line in text[start..].lines() {
+        let l = line.strip_prefix("# ").unwrap_or(line);
+        if !l.starts_with('#') {
+            doc.push_str(l);
+            doc.push('\n');
+        }
+    }
+    let c = Config::parse(&doc, &p).unwrap();
+    let t = c.tsa_server.expect("the example enables [tsa_server]");
+    assert_eq!(t.policy_oid, "1.3.6.1.4.1.55555.7.1");
+    assert_eq!(t.subject_cn(&c.identity), "fwseal TSA acme");
+    assert!(!t.anonymous);
+
+    let with = |section: &str| {
+        cfg(
+            &format!("[tsa_server]\n{section}\n[[product]]\nname = \"q\""),
+            &[],
+        )
+    };
+    let ok = with("policy_oid = \"1.2.3.4\"").unwrap();
+    let t = ok.tsa_server.unwrap();
+    assert_eq!(
+        (t.accuracy_ms, t.certificate_days, t.anonymous),
+        (1000, 3650, false)
+    );
+    assert_eq!(t.hash_algs.len(), 3);
+    assert_eq!(t.subject_cn("i"), "fwseal TSA i");
+    invalid(with("accuracy_ms = 5"), "policy_oid");
+    invalid(with("policy_oid = \"x.y\""), "policy_oid");
+    invalid(with("policy_oid = \"1.2.3\"\nhash_algs = []"), "hash_algs");
+    invalid(
+        with("policy_oid = \"1.2.3\"\nhash_algs = [\"sha1\"]"),
+        "sha1",
+    );
+    invalid(
+        with("policy_oid = \"1.2.3\"\ncertificate_days = 0"),
+        "certificate_days",
+    );
+    invalid(with("policy_oid = \"1.2.3\"\nbogus = 1"), "bogus");
+    invalid(
+        cfg("[[product]]\nname = \"fwseal-tsa\"", &[]),
+        "reserved for the built-in TSA",
+    );
+}

@@ -54,12 +54,15 @@ pub enum Action {
     /// At start-up, staged blobs of committed records were published and blobs no record
     /// references were deleted (`blob-recovery`).
     BlobRecovery,
+    /// The built-in Time-Stamping Authority answered a request (`timestamp`): `allow` for a
+    /// granted token, `deny` for a rejection.
+    Timestamp,
     /// Any other name.
     Other(String),
 }
 
 impl Action {
-    const KNOWN: [Action; 16] = [
+    const KNOWN: [Action; 17] = [
         Action::Sign,
         Action::Fetch,
         Action::List,
@@ -76,6 +79,7 @@ impl Action {
         Action::Authenticate,
         Action::KeysRead,
         Action::BlobRecovery,
+        Action::Timestamp,
     ];
 
     /// The stored and hashed name.
@@ -97,6 +101,7 @@ impl Action {
             Action::Authenticate => "authenticate",
             Action::KeysRead => "keys",
             Action::BlobRecovery => "blob-recovery",
+            Action::Timestamp => "timestamp",
             Action::Other(s) => s,
         }
     }

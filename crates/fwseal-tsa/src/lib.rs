@@ -22,7 +22,7 @@ pub mod client;
 use const_oid::ObjectIdentifier;
 use fwseal_crypto::DigestAlg;
 
-pub use sign::{respond, tsa_certificate, TsaConfig};
+pub use sign::{respond, respond_detailed, tsa_certificate, Failure, Outcome, Reply, TsaConfig};
 pub use verify::{inspect, token_from_response, verify, verify_digest};
 
 /// Largest token or response accepted.

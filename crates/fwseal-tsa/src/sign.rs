@@ -6,7 +6,7 @@ use crate::{
     OID_ATTR_CONTENT_TYPE, OID_ATTR_MESSAGE_DIGEST, OID_ATTR_SIGNING_CERT_V2, OID_CT_TSTINFO,
     OID_KP_TIME_STAMPING, OID_SIGNED_DATA,
 };
-use cmpv2::status::{PkiFailureInfoValues, PkiStatus, PkiStatusInfo};
+use cmpv2::status::{PkiStatus, PkiStatusInfo};
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::{
@@ -45,16 +45,132 @@ fn misuse(e: impl std::fmt::Display) -> TsaError {
     TsaError::Misuse(e.to_string())
 }
 
-fn reject(fail: PkiFailureInfoValues, text: &str) -> Result<Vec<u8>, TsaError> {
-    let resp = TimeStampResp {
-        status: PkiStatusInfo {
-            status: PkiStatus::Rejection,
+/// PKIFailureInfo bits a rejection names (RFC 3161 §2.4.2; the bit positions, which
+/// `cmpv2` 0.2's `PkiFailureInfoValues` gets wrong: it stores positions as masks and cannot
+/// hold bit 16).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// `badAlg` (0): unrecognized or unsupported algorithm.
+    BadAlg = 0,
+    /// `badRequest` (2): transaction not permitted or supported.
+    BadRequest = 2,
+    /// `badDataFormat` (5): the data submitted has the wrong format.
+    BadDataFormat = 5,
+    /// `unacceptedPolicy` (15): the requested TSA policy is not supported.
+    UnacceptedPolicy = 15,
+    /// `unacceptedExtension` (16): the requested extension is not supported.
+    UnacceptedExtension = 16,
+}
+
+impl Failure {
+    /// The RFC 3161 name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Failure::BadAlg => "badAlg",
+            Failure::BadRequest => "badRequest",
+            Failure::BadDataFormat => "badDataFormat",
+            Failure::UnacceptedPolicy => "unacceptedPolicy",
+            Failure::UnacceptedExtension => "unacceptedExtension",
+        }
+    }
+
+    /// The DER named-bit BIT STRING with only this bit set (no trailing zero bits).
+    fn bits(self) -> Result<BitString, TsaError> {
+        let n = self as usize;
+        let mut bytes = vec![0u8; n / 8 + 1];
+        if let Some(b) = bytes.last_mut() {
+            *b = 0x80 >> (n % 8);
+        }
+        BitString::new(u8::try_from(7 - n % 8).map_err(misuse)?, bytes).map_err(misuse)
+    }
+}
+
+/// What [`respond_detailed`] answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Status granted; the `TimeStampToken` (ContentInfo DER) inside the reply.
+    Granted {
+        /// The token.
+        token: Vec<u8>,
+    },
+    /// Status rejection.
+    Rejected {
+        /// The failure info bit.
+        failure: Failure,
+        /// The statusString.
+        text: &'static str,
+    },
+}
+
+/// A reply: the DER `TimeStampResp` and what it says.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// DER `TimeStampResp`.
+    pub der: Vec<u8>,
+    /// Granted or rejected, and why.
+    pub outcome: Outcome,
+}
+
+/// `PKIStatusInfo` with the `failInfo` BIT STRING as is (see [`Failure`]).
+#[derive(der::Sequence)]
+pub(crate) struct StatusDer<'a> {
+    pub status: u8,
+    #[asn1(optional = "true")]
+    pub status_string: Option<Vec<Utf8StringRef<'a>>>,
+    #[asn1(optional = "true")]
+    pub fail_info: Option<BitString>,
+}
+
+/// `TimeStampResp` with that status (a rejection is encoded, any reply decoded, with it).
+#[derive(der::Sequence)]
+pub(crate) struct RespDer<'a> {
+    pub status: StatusDer<'a>,
+    #[asn1(optional = "true")]
+    pub token: Option<Any>,
+}
+
+/// The RFC 3161 / RFC 4210 names of the bits set in a `failInfo`.
+pub(crate) fn failure_names(bits: &BitString) -> String {
+    const NAMES: [(usize, &str); 8] = [
+        (0, "badAlg"),
+        (2, "badRequest"),
+        (5, "badDataFormat"),
+        (14, "timeNotAvailable"),
+        (15, "unacceptedPolicy"),
+        (16, "unacceptedExtension"),
+        (17, "addInfoNotAvailable"),
+        (25, "systemFailure"),
+    ];
+    let raw = bits.raw_bytes();
+    let set: Vec<String> = (0..bits.bit_len())
+        .filter(|i| raw.get(i / 8).is_some_and(|b| b & (0x80 >> (i % 8)) != 0))
+        .map(|i| {
+            NAMES
+                .iter()
+                .find(|(n, _)| *n == i)
+                .map_or_else(|| format!("bit {i}"), |(_, name)| (*name).to_string())
+        })
+        .collect();
+    if set.is_empty() {
+        "none".into()
+    } else {
+        set.join(", ")
+    }
+}
+
+fn reject(failure: Failure, text: &'static str) -> Result<Reply, TsaError> {
+    let resp = RespDer {
+        status: StatusDer {
+            status: PkiStatus::Rejection as u8,
             status_string: Some(vec![Utf8StringRef::new(text).map_err(misuse)?]),
-            fail_info: Some(fail.into()),
+            fail_info: Some(failure.bits()?),
         },
-        time_stamp_token: None,
+        token: None,
     };
-    resp.to_der().map_err(misuse)
+    Ok(Reply {
+        der: resp.to_der().map_err(misuse)?,
+        outcome: Outcome::Rejected { failure, text },
+    })
 }
 
 /// Answer a DER TimeStampReq. Never fails on bad *input*: a malformed or unsupported request
@@ -70,7 +186,21 @@ pub fn respond(
     serial: u128,
     now: SystemTime,
 ) -> Result<Vec<u8>, TsaError> {
-    use PkiFailureInfoValues as F;
+    respond_detailed(req_der, cfg, signer, cert_der, chain_der, serial, now).map(|r| r.der)
+}
+
+/// [`respond`], also saying what the reply is ([`Outcome`]): the token of a granted reply, or
+/// the failure and text of a rejection, without decoding the reply again.
+pub fn respond_detailed(
+    req_der: &[u8],
+    cfg: &TsaConfig,
+    signer: &dyn Signer,
+    cert_der: &[u8],
+    chain_der: &[Vec<u8>],
+    serial: u128,
+    now: SystemTime,
+) -> Result<Reply, TsaError> {
+    use Failure as F;
     let policy = ObjectIdentifier::from_str(&cfg.policy_oid)
         .map_err(|e| misuse(format!("policy OID {:?}: {e}", cfg.policy_oid)))?;
     let cert =
@@ -230,6 +360,7 @@ pub fn respond(
         content_type: OID_SIGNED_DATA,
         content: Any::encode_from(&sd).map_err(misuse)?,
     };
+    let token_der = token.to_der().map_err(misuse)?;
     let resp = TimeStampResp {
         status: PkiStatusInfo {
             status: PkiStatus::Accepted,
@@ -242,7 +373,10 @@ pub fn respond(
     if out.len() > MAX_DER {
         return Err(malformed("the reply would exceed 64 KiB (chain too large)"));
     }
-    Ok(out)
+    Ok(Reply {
+        der: out,
+        outcome: Outcome::Granted { token: token_der },
+    })
 }
 
 /// Critical extended key usage.

@@ -14,7 +14,7 @@ use const_oid::ObjectIdentifier;
 use der::{Decode, Encode};
 use fwseal_crypto::{DigestAlg, PublicKey, SigAlg, SignedMessage};
 use x509_cert::Certificate;
-use x509_tsp::{TimeStampResp, TstInfo};
+use x509_tsp::TstInfo;
 
 const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const OID_SHA256_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
@@ -46,36 +46,7 @@ pub fn token_from_response(
     digest: &[u8],
     nonce: u64,
 ) -> Result<Vec<u8>, TsaError> {
-    bound(resp_der, "TimeStampResp")?;
-    let resp =
-        TimeStampResp::from_der(resp_der).map_err(|e| malformed(format!("TimeStampResp: {e}")))?;
-    match resp.status.status {
-        PkiStatus::Accepted | PkiStatus::GrantedWithMods => {}
-        other => {
-            let text = resp
-                .status
-                .status_string
-                .as_ref()
-                .map(|v| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; "))
-                .unwrap_or_default();
-            let failure_info = resp
-                .status
-                .fail_info
-                .map(|f| format!("{f:?}"))
-                .unwrap_or_else(|| "none".into());
-            return Err(TsaError::Status {
-                status: other as u8,
-                text,
-                failure_info,
-            });
-        }
-    }
-    let token = resp
-        .time_stamp_token
-        .ok_or_else(|| malformed("TimeStampResp: status granted but no timeStampToken"))?;
-    let token_der = token
-        .to_der()
-        .map_err(|e| malformed(format!("timeStampToken: {e}")))?;
+    let token_der = granted_token(resp_der)?;
     let parsed = Parsed::new(&token_der)?;
     let want = uint_to_int(&nonce.to_be_bytes())?;
     if parsed.tst.nonce.as_ref() != Some(&want) {
@@ -83,6 +54,40 @@ pub fn token_from_response(
     }
     check_imprint(&parsed.tst, alg, digest)?;
     Ok(token_der)
+}
+
+/// The TimeStampToken (ContentInfo DER) of a granted TimeStampResp, or
+/// [`TsaError::Status`] for any other status (with its statusString and failure info by RFC
+/// 3161 name). The status is decoded with [`crate::sign::RespDer`], not `cmpv2`'s
+/// `PkiFailureInfo`, which cannot decode correctly encoded failure bits above 4.
+fn granted_token(resp_der: &[u8]) -> Result<Vec<u8>, TsaError> {
+    bound(resp_der, "TimeStampResp")?;
+    let resp = crate::sign::RespDer::from_der(resp_der)
+        .map_err(|e| malformed(format!("TimeStampResp: {e}")))?;
+    let st = &resp.status;
+    if st.status != PkiStatus::Accepted as u8 && st.status != PkiStatus::GrantedWithMods as u8 {
+        let text = st
+            .status_string
+            .as_ref()
+            .map(|v| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; "))
+            .unwrap_or_default();
+        let failure_info = st
+            .fail_info
+            .as_ref()
+            .map(crate::sign::failure_names)
+            .unwrap_or_else(|| "none".into());
+        return Err(TsaError::Status {
+            status: st.status,
+            text,
+            failure_info,
+        });
+    }
+    let token = resp
+        .token
+        .ok_or_else(|| malformed("TimeStampResp: status granted but no timeStampToken"))?;
+    token
+        .to_der()
+        .map_err(|e| malformed(format!("timeStampToken: {e}")))
 }
 
 fn check_imprint(tst: &TstInfo, alg: DigestAlg, digest: &[u8]) -> Result<(), TsaError> {

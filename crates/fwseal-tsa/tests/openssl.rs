@@ -144,13 +144,25 @@ fn respond_rejects_bad_requests() {
     let cert = tsa_certificate("t", &key, None, ago(60), 1).unwrap();
     let mut c = cfg();
     c.hash_algs = vec![DigestAlg::Sha256];
-    for req in [
-        b"garbage".to_vec(),
-        request_der(DigestAlg::Sha512, &[0u8; 64], 1, true).unwrap(),
+    for (req, bit, says) in [
+        (
+            b"garbage".to_vec(),
+            "badDataFormat",
+            "the data submitted has the wrong format",
+        ),
+        (
+            request_der(DigestAlg::Sha512, &[0u8; 64], 1, true).unwrap(),
+            "badAlg",
+            "unrecognized or unsupported algorithm identifier",
+        ),
     ] {
         let resp = respond(&req, &c, &key, &cert, &[], 1, SystemTime::now()).unwrap();
         match token_from_response(&resp, DigestAlg::Sha256, &[0u8; 32], 1) {
-            Err(TsaError::Status { status: 2, .. }) => {}
+            Err(TsaError::Status {
+                status: 2,
+                failure_info,
+                ..
+            }) => assert_eq!(failure_info, bit),
             other => panic!("expected a rejection, got {other:?}"),
         }
         let dir = tempfile::tempdir().unwrap();
@@ -161,7 +173,14 @@ fn respond_rejects_bad_requests() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Rejected"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Rejected"), "{text}");
+        // Exactly the one failure bit, by openssl's name for it.
+        let info = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Failure info: "))
+            .unwrap_or_default();
+        assert_eq!(info, says, "{text}");
     }
 }
 

@@ -2,7 +2,7 @@
 //! Keys are opened with their pinned key ids from the registry, so a token whose objects were
 //! swapped is refused rather than used.
 
-use crate::registry::{KeyEntry, Registry, Version, APPLIANCE};
+use crate::registry::{KeyEntry, Registry, Version, APPLIANCE, TSA};
 use anyhow::{anyhow, bail, Context, Result};
 use fwseal_crypto::{Family, KeyId, SigAlg, Signer};
 use fwseal_hsm::{keys, ClassicalKind, HsmSigner, PqMode, ProductId, Token};
@@ -81,8 +81,9 @@ impl KeyService for HsmKeys {
         classical: Option<SigAlg>,
         pq: Option<SigAlg>,
     ) -> Result<ProductSigners, KeyError> {
-        if product == APPLIANCE {
-            // Structurally impossible to reach the appliance keys through a product request.
+        if product == APPLIANCE || product == TSA {
+            // Structurally impossible to reach the appliance's or the TSA's keys through a
+            // product request.
             return Err(KeyError::Missing {
                 product: product.into(),
                 alg: classical.or(pq).unwrap_or(SigAlg::EcdsaP256Sha256),
@@ -145,6 +146,22 @@ impl KeyService for HsmKeys {
             classical: self.signer(APPLIANCE, version, c.alg, &c.key_id)?,
             pq: self.signer(APPLIANCE, version, q.alg, &q.key_id)?,
         })
+    }
+
+    fn tsa_signer(&self) -> Result<(Arc<dyn Signer>, Vec<u8>), KeyError> {
+        let missing = || KeyError::Missing {
+            product: TSA.into(),
+            alg: SigAlg::EcdsaP256Sha256,
+        };
+        let (version, v) = self.current(TSA)?;
+        let c = v.classical.as_ref().ok_or_else(missing)?;
+        let cert = v
+            .certificate_pem
+            .as_deref()
+            .and_then(|p| fwseal_crypto::verify::spki_pem_decode(p).ok())
+            .map(|(_, der)| der)
+            .ok_or_else(missing)?;
+        Ok((self.signer(TSA, version, c.alg, &c.key_id)?, cert))
     }
 
     fn health(&self) -> Result<(), KeyError> {
@@ -235,6 +252,53 @@ pub fn create_version(
         });
     }
     pk.versions.insert(version, v);
+    reg.save(state_dir).context("save key registry")?;
+    Ok(version)
+}
+
+/// Create key version `next` of the built-in TSA (reserved product `fwseal-tsa`): an ECDSA
+/// P-256 key in the token (non-extractable, like every classical key) and its certificate
+/// (`fwseal_tsa::tsa_certificate`: self-signed, critical EKU id-kp-timeStamping, valid from now
+/// for `days`), recorded together in one registry write.
+pub fn create_tsa_version(
+    token: &Token,
+    state_dir: &std::path::Path,
+    subject_cn: &str,
+    days: u32,
+) -> Result<u32> {
+    let mut reg = Registry::load(state_dir)?;
+    let pk = reg.products.entry(TSA.to_string()).or_default();
+    let version = pk.next_version();
+    let pid = ProductId::new(TSA).map_err(|e| anyhow!("{e}"))?;
+    let alg = SigAlg::EcdsaP256Sha256;
+    let kind = ClassicalKind::for_alg(alg, 0).map_err(|e| anyhow!("{e}"))?;
+    let pubk =
+        keys::create_classical(token, &pid, version, alg, kind).map_err(|e| anyhow!("{e}"))?;
+    let signer = HsmSigner::open_pinned(token, &pid, version, alg, pubk.key_id())
+        .map_err(|e| anyhow!("{e}"))?;
+    let cert = fwseal_tsa::tsa_certificate(
+        subject_cn,
+        &signer,
+        None,
+        std::time::SystemTime::now(),
+        days,
+    )
+    .map_err(|e| anyhow!("TSA certificate: {e}"))?;
+    pk.versions.insert(
+        version,
+        Version {
+            created: now(),
+            classical: Some(KeyEntry {
+                alg,
+                key_id: pubk.key_id().to_hex(),
+                spki_pem: pubk.spki_pem(),
+                pq_mode: None,
+            }),
+            pq: None,
+            certificate_pem: Some(fwseal_crypto::verify::pem_encode("CERTIFICATE", &cert)),
+            retired: false,
+        },
+    );
     reg.save(state_dir).context("save key registry")?;
     Ok(version)
 }

@@ -14,7 +14,7 @@ use fwseal_crypto::SigAlg;
 use fwseal_hsm::{softhsm::DevToken, PinSource, Token, TokenConfig};
 use fwseal_server::config::{Config, HsmConfig};
 use fwseal_store::AuditLog;
-use registry::{Registry, APPLIANCE};
+use registry::{Registry, APPLIANCE, TSA};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -47,9 +47,10 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum KeysCmd {
-    /// Create the first key version of a product (and the appliance keys if missing).
+    /// Create the first key version of a product (and the appliance keys, and with
+    /// `[tsa_server]` the TSA key, if missing).
     Create {
-        /// Product name from the config.
+        /// Product name from the config, or `fwseal-tsa` (the built-in TSA's key).
         #[arg(long, short = 'p')]
         product: String,
         /// RSA modulus size for RSA products.
@@ -91,7 +92,8 @@ enum KeysCmd {
     },
     /// Export a product's public material into a directory.
     Export {
-        /// Product (or `fwseal-appliance` for the provenance keys).
+        /// Product (or `fwseal-appliance` for the provenance keys, `fwseal-tsa` for the
+        /// built-in TSA's key and certificate).
         #[arg(long, short = 'p')]
         product: String,
         /// Output directory.
@@ -189,6 +191,66 @@ fn ensure_appliance_keys(
     Ok(())
 }
 
+/// With `[tsa_server]` configured, make sure the built-in TSA has a key and certificate.
+/// Returns the version created, if one was.
+fn ensure_tsa_key(token: &Token, cfg: &Config) -> Result<Option<u32>> {
+    let Some(ts) = &cfg.tsa_server else {
+        return Ok(None);
+    };
+    let reg = Registry::load(&cfg.state_dir)?;
+    let has = reg
+        .products
+        .get(TSA)
+        .and_then(|p| p.current())
+        .is_some_and(|(_, v)| v.classical.is_some() && v.certificate_pem.is_some());
+    if has {
+        return Ok(None);
+    }
+    let v = create_tsa(token, cfg, ts)?;
+    tracing::info!(
+        version = v,
+        "created the built-in TSA key (ECDSA P-256) and its certificate"
+    );
+    Ok(Some(v))
+}
+
+/// A new TSA key version with its certificate, audited as `key-create` / `key-rotate`.
+fn create_tsa(
+    token: &Token,
+    cfg: &Config,
+    ts: &fwseal_server::tsa_server::TsaServerConfig,
+) -> Result<u32> {
+    let v = hsm_keys::create_tsa_version(
+        token,
+        &cfg.state_dir,
+        &ts.subject_cn(&cfg.identity),
+        ts.certificate_days,
+    )?;
+    let reg = Registry::load(&cfg.state_dir)?;
+    let key = reg
+        .products
+        .get(TSA)
+        .and_then(|p| p.versions.get(&v))
+        .and_then(|x| x.classical.as_ref())
+        .map(|k| format!("{} {}", k.alg, k.key_id))
+        .unwrap_or_default();
+    audit_admin(
+        cfg,
+        if v == 1 {
+            fwseal_store::Action::KeyCreate
+        } else {
+            fwseal_store::Action::KeyRotate
+        },
+        TSA,
+        format!(
+            "version {v}: {key}; TSA certificate CN={}, {} days",
+            ts.subject_cn(&cfg.identity),
+            ts.certificate_days
+        ),
+    )?;
+    Ok(v)
+}
+
 /// Read the config file once, hash exactly those bytes and validate them; refuse changes that
 /// only take effect at a restart. On failure the error and the hash of what was read.
 fn reload(path: &Path, current: &Config) -> Result<(Config, String), (String, String)> {
@@ -222,6 +284,10 @@ fn reload(path: &Path, current: &Config) -> Result<(Config, String), (String, St
     }
     if c.http != current.http {
         restart.push("http");
+    }
+    // Turning the built-in TSA on may need its key created (done at start-up).
+    if c.tsa_server.is_some() != current.tsa_server.is_some() {
+        restart.push("tsa_server");
     }
     if !restart.is_empty() {
         return Err((
@@ -264,12 +330,33 @@ fn whoami() -> String {
 fn keys_cmd(cfg: &Config, cmd: &KeysCmd) -> Result<(), Exit> {
     let state = &cfg.state_dir;
     match cmd {
+        KeysCmd::Create { product, .. } | KeysCmd::Rotate { product, .. } if product == TSA => {
+            let ts = cfg.tsa_server.as_ref().ok_or_else(|| {
+                cfg_err(anyhow!(
+                    "the built-in TSA is not configured: add a [tsa_server] section first"
+                ))
+            })?;
+            let token = open_token(cfg)?;
+            ensure_appliance_keys(&token, state, cfg.hsm.pq_keys).map_err(|e| Exit(1, e))?;
+            let reg = Registry::load(state).map_err(|e| Exit(1, e))?;
+            let exists = reg.products.get(TSA).and_then(|k| k.current()).is_some();
+            if matches!(cmd, KeysCmd::Create { .. }) && exists {
+                return Err(Exit(
+                    1,
+                    anyhow!("{TSA} already has a key; use `fwseald keys rotate -p {TSA}`"),
+                ));
+            }
+            let v = create_tsa(&token, cfg, ts).map_err(|e| Exit(1, e))?;
+            println!("{TSA}: key version {v} (ECDSA P-256, TSA certificate)");
+            Ok(())
+        }
         KeysCmd::Create { product, rsa_bits } | KeysCmd::Rotate { product, rsa_bits } => {
             let p = cfg
                 .product(product)
                 .ok_or_else(|| cfg_err(anyhow!("product {product:?} is not in the config")))?;
             let token = open_token(cfg)?;
             ensure_appliance_keys(&token, state, cfg.hsm.pq_keys).map_err(|e| Exit(1, e))?;
+            ensure_tsa_key(&token, cfg).map_err(|e| Exit(1, e))?;
             let reg = Registry::load(state).map_err(|e| Exit(1, e))?;
             let exists = reg
                 .products
@@ -463,6 +550,12 @@ fn check(cfg_path: &Path) -> Result<(), Exit> {
             );
         }
     }
+    if cfg.tsa_server.is_some() && reg.products.get(TSA).and_then(|k| k.current()).is_none() {
+        println!(
+            "warning: [tsa_server] is configured but {TSA} has no key yet \
+             (`fwseald run` creates it, or `fwseald keys create -p {TSA}`)"
+        );
+    }
     println!(
         "config {} OK; token {:?} reachable and logged in",
         cfg_path.display(),
@@ -555,6 +648,7 @@ fn run(cfg_path: &Path) -> Result<(), Exit> {
     };
     let token = open_token(&cfg)?;
     ensure_appliance_keys(&token, &cfg.state_dir, cfg.hsm.pq_keys).map_err(|e| Exit(1, e))?;
+    ensure_tsa_key(&token, &cfg).map_err(|e| Exit(1, e))?;
     let reg = Registry::load(&cfg.state_dir).map_err(|e| Exit(1, e))?;
     for p in &cfg.products {
         if reg

@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 /// shared with the wire types and the server).
 pub use fwseal_api::APPLIANCE;
 
+/// The reserved product name of the built-in TSA's key and certificate.
+pub use fwseal_api::TSA_PRODUCT as TSA;
+
 /// One half of a key version.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct KeyEntry {
@@ -33,7 +36,8 @@ pub struct Version {
     pub classical: Option<KeyEntry>,
     /// Post-quantum half.
     pub pq: Option<KeyEntry>,
-    /// Self-signed certificate of the classical key (PEM), for RSA/.efi products.
+    /// Certificate of the classical key (PEM): self-signed code signing for RSA/.efi products,
+    /// the TSA certificate for `fwseal-tsa`.
     pub certificate_pem: Option<String>,
     /// Retired versions never sign; they stay exported for verification.
     pub retired: bool,

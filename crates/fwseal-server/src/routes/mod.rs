@@ -6,7 +6,7 @@
 //! documents only through `Problem::from(&ServiceError)`.
 //!
 //! One file per endpoint family: `sign` (sign, sign-batch, sign-params, sign-digest), `jobs`,
-//! `artifacts` (with the bundle), `keys`, `audit`, `log`, `health`.
+//! `artifacts` (with the bundle), `keys`, `audit`, `log`, `tsa` (the built-in TSA), `health`.
 
 mod artifacts;
 mod audit;
@@ -16,6 +16,7 @@ mod jobs;
 mod keys;
 mod log;
 mod sign;
+mod tsa;
 
 use crate::auth::{bearer, Identity};
 use crate::problem::Problem;
@@ -54,6 +55,8 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/log/checkpoint", get(log::checkpoint))
         .route("/v1/log/inclusion", get(log::inclusion))
         .route("/v1/log/consistency", get(log::consistency))
+        .route("/v1/tsa", post(tsa::timestamp))
+        .route("/v1/tsa/certificate", get(tsa::certificate))
         .route("/v1/jobs", get(jobs::list))
         .route("/v1/jobs/{id}", get(jobs::show))
         .route("/v1/jobs/{id}/input", get(jobs::input))

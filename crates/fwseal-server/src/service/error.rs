@@ -79,6 +79,13 @@ pub enum ServiceError {
     /// Hash-locally refused for a product whose images need M-of-N approval.
     #[error("{0}")]
     ApprovalRequired(String),
+    /// The endpoint belongs to a feature this appliance does not have configured (the
+    /// built-in TSA without `[tsa_server]`): `404 not-found`, as if it did not exist.
+    #[error("{0}")]
+    NotConfigured(String),
+    /// The request body's content type is not the one the endpoint takes (`415`).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// A malformed request (parameters, body).
     #[error("{0}")]
     BadRequest(String),

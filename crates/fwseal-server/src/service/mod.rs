@@ -13,6 +13,7 @@
 //! - [`jobs`]: M-of-N approvals (submit, list, show, input, approve, reject, release).
 //! - [`artifacts`]: fetch and list artifacts, product keys, audit export.
 //! - [`log`]: the transparency log: tree heads, proofs, bundles, on-demand checkpoints.
+//! - `timestamp`: the built-in RFC 3161 TSA (`[tsa_server]`): serials, tokens, their records.
 //!
 //! Every refusal is audited where it happens: [`SigningService::audited`] wraps an operation and
 //! records a `deny` entry with the error's text as its reason — except
@@ -28,6 +29,7 @@ pub mod jobs;
 pub mod log;
 mod release;
 pub mod signing;
+mod timestamp;
 
 pub use error::ServiceError;
 
@@ -61,6 +63,8 @@ pub struct SigningService {
     oidc: crate::oidc::Oidc,
     /// Transparency log: the checkpoint-signing mutex (`log`).
     tlog: log::LogState,
+    /// The built-in TSA's serial allocator (`timestamp`).
+    tsa: timestamp::TsaState,
 }
 
 impl SigningService {
@@ -104,6 +108,7 @@ impl SigningService {
             spool,
             denials: Mutex::new(Denials::default()),
             tlog: log::LogState::default(),
+            tsa: timestamp::TsaState::default(),
         })
     }
 
