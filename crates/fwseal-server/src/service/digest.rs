@@ -292,20 +292,20 @@ impl SigningService {
             .unwrap_or_default();
         let sha_hex = |b: &[u8]| hex::encode(Sha256::digest(b));
         let mut extra = serde_json::json!({
-                "hash_locally": true,
-                "seen": "digest only: the appliance did not see the image",
-                "invocation": invocation,
-                "name": it.name,
-                "version": it.version,
-                "claimed_input_sha256": hex::encode(c.input_sha256),
-                "claimed_digest": {"alg": c.digest.0, "value": hex::encode(&c.digest.1)},
-                "messages_sha256": c.sign.iter().map(|(a, m)| serde_json::json!({
-                    "alg": a, "sha256": sha_hex(message_bytes(m))
-                })).collect::<Vec<_>>(),
-                "signature_sha256": made_refs.iter().map(|s| sha_hex(&s.bytes)).collect::<Vec<_>>(),
-                "carried_signature_sha256": c.carried.iter().map(|(_, s)| sha_hex(&s.bytes)).collect::<Vec<_>>(),
-                "complete": complete,
-                "provenance_sha256": provenance.as_ref().map(|p| sha_hex(p.as_bytes())),
+            "hash_locally": true,
+            "seen": "digest only: the appliance did not see the image",
+            "invocation": invocation,
+            "name": it.name,
+            "version": it.version,
+            "claimed_input_sha256": hex::encode(c.input_sha256),
+            "claimed_digest": {"alg": c.digest.0, "value": hex::encode(&c.digest.1)},
+            "messages_sha256": c.sign.iter().map(|(a, m)| serde_json::json!({
+                "alg": a, "sha256": sha_hex(message_bytes(m))
+            })).collect::<Vec<_>>(),
+            "signature_sha256": made_refs.iter().map(|s| sha_hex(&s.bytes)).collect::<Vec<_>>(),
+            "carried_signature_sha256": c.carried.iter().map(|(_, s)| sha_hex(&s.bytes)).collect::<Vec<_>>(),
+            "complete": complete,
+            "provenance_sha256": provenance.as_ref().map(|p| sha_hex(p.as_bytes())),
         });
         super::signing::record_timestamps(&mut extra, image_ts, prov_ts);
         let ev = sign_entry(&signing, &made_refs, extra);
