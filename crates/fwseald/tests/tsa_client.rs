@@ -956,3 +956,108 @@ fn hash_locally_signatures_are_timestamped_too() {
     assert_eq!(verified_stamps(&r), 3, "{}", r.text());
     a.assert_alive();
 }
+
+/// A TSA front that forwards the first `n` queries to `upstream` and answers every later one
+/// with HTTP 503: the TSA fails in the middle of a signing. Killed on drop.
+struct FlakyTsa {
+    url: String,
+    child: Child,
+}
+
+impl Drop for FlakyTsa {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const FLAKY_PY: &str = r#"
+import http.server, sys, urllib.request
+UP, N = sys.argv[1], int(sys.argv[2])
+seen = 0
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        global seen
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        seen += 1
+        if seen > N:
+            self.send_error(503)
+            return
+        req = urllib.request.Request(UP, data=body, headers={"Content-Type": "application/timestamp-query"})
+        reply = urllib.request.urlopen(req, timeout=30).read()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/timestamp-reply")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+    def log_message(self, *a):
+        pass
+srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"#;
+
+fn flaky_tsa(upstream: &str, n: usize) -> FlakyTsa {
+    let mut child = Command::new(tool("python3").unwrap())
+        .args(["-c", FLAKY_PY, upstream, &n.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the flaky TSA");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().parse().unwrap();
+    FlakyTsa {
+        url: format!("http://127.0.0.1:{port}/"),
+        child,
+    }
+}
+
+/// Every file under the appliance's artifact store (published and staged).
+fn store_files(a: &Appliance) -> usize {
+    fn walk(p: &Path) -> usize {
+        std::fs::read_dir(p).map_or(0, |rd| {
+            rd.flatten()
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk(&p)
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+    }
+    walk(&a.state.join("artifacts"))
+}
+
+/// Required mode, the TSA failing after the image's two tokens, at the provenance's: the
+/// image, its document and provenance were already staged — the refusal leaves none of them
+/// (published or staged), no allowed record, one deny.
+#[test]
+fn a_tsa_failing_mid_signing_leaves_nothing_behind() {
+    let Some(tsa) = start_tsa("openssl e2e TSA") else {
+        return;
+    };
+    let flaky = flaky_tsa(&tsa.url, 2);
+    let a = start_with_keys(&tsa_section(&[&flaky.url], &tsa.cert, "required"), "");
+    let bin = a.put_fixture("raw/sample.bin");
+    let files = store_files(&a);
+    let (st, p) = post_sign(&a, "widget", &std::fs::read(a.path(&bin)).unwrap());
+    assert_eq!(st, 503, "{p}");
+    assert_eq!(p["code"], "tsa-unavailable", "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("provenance"),
+        "not refused at the provenance tokens: {p}"
+    );
+    assert_eq!(
+        store_files(&a),
+        files,
+        "a staged or published blob was left"
+    );
+    assert_eq!(allowed_signs(&a), 0);
+    assert_eq!(denies(&a), 1);
+    a.assert_alive();
+}
