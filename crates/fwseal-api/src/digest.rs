@@ -16,7 +16,9 @@
 //! item's provenance. See docs/api.md.
 
 use base64::Engine as _;
-use fwseal_crypto::{DigestAlg, Family, PublicKey, SigAlg, Signature, SignatureSet, SignedMessage};
+use fwseal_crypto::{
+    DigestAlg, Family, PublicKey, SigAlg, SigTimestamp, Signature, SignatureSet, SignedMessage,
+};
 use fwseal_formats::{Format, Mode, Prepared, Request, SignOptions};
 use serde::{Deserialize, Serialize};
 
@@ -214,6 +216,11 @@ pub struct DigestItemResult {
     /// The signed provenance (one DSSE JSON line) once the item is complete.
     #[serde(default)]
     pub provenance: Option<String>,
+    /// RFC 3161 tokens over the signatures made now, one per signature, when the appliance
+    /// has `[tsa]` (`formats/timestamp.md`); absent otherwise. The client puts them in the
+    /// image (`.efi`) and the detached document as the daemon would.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timestamps: Vec<SigTimestamp>,
 }
 
 /// Body of a successful `sign-digest` answer.
@@ -342,6 +349,7 @@ pub fn sign_remote<E: std::error::Error + 'static>(
             got[i].sigs.extend(g.sigs);
             got[i].certificates.extend(g.certificates);
             got[i].provenance = g.provenance;
+            got[i].timestamps.extend(g.timestamps);
         }
     }
 
@@ -364,6 +372,12 @@ pub fn sign_remote<E: std::error::Error + 'static>(
             set.signatures.push(s.clone());
             set.public_keys.push(pk.clone());
         }
+        // The tokens of the signatures kept, in their order.
+        for s in &set.signatures {
+            if let Some(t) = g.timestamps.iter().find(|t| t.covers(s)) {
+                set.timestamps.push(t.clone());
+            }
+        }
         out.push(RemoteSigned {
             set,
             provenance: g.provenance,
@@ -378,6 +392,7 @@ struct Got {
     sigs: Vec<(WireMessage, Signature, Vec<u8>)>,
     certificates: Vec<Vec<u8>>,
     provenance: Option<String>,
+    timestamps: Vec<SigTimestamp>,
 }
 
 /// Check an answer against its request and collect verified signatures.
@@ -423,6 +438,15 @@ fn absorb<E: std::error::Error + 'static>(
                 .push(b64(c, "certificate").map_err(RemoteError::Answer)?);
         }
         sink.provenance = res.provenance.clone();
+        for t in &res.timestamps {
+            if !res.signatures.iter().any(|s| t.covers(s)) {
+                return Err(RemoteError::Answer(format!(
+                    "{}: a timestamp token for a {} signature the answer does not have",
+                    item.name, t.alg
+                )));
+            }
+            sink.timestamps.push(t.clone());
+        }
     }
     Ok(())
 }

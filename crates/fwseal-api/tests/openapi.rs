@@ -759,6 +759,11 @@ impl Sample for DigestSignResponse {
                 certificates: vec!["AAAA".into()],
                 complete: true,
                 provenance: Some("{\"payloadType\":\"…\"}".into()),
+                timestamps: vec![fwseal_crypto::SigTimestamp {
+                    alg: SigAlg::MlDsa65,
+                    key_id: fwseal_crypto::KeyId([7; 32]),
+                    token: vec![0x30, 0x03, 0x02, 0x01, 0x01],
+                }],
             }],
         }]
     }
@@ -771,6 +776,7 @@ impl Sample for DigestSignResponse {
                 certificates: vec![],
                 complete: false,
                 provenance: None,
+                timestamps: vec![],
             }],
         }
     }

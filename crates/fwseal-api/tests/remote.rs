@@ -51,6 +51,7 @@ fn answer(keys: &Keys, req: &DigestSignRequest) -> DigestSignResponse {
                     certificates: vec![],
                     complete: true,
                     provenance: None,
+                    timestamps: vec![],
                 }
             })
             .collect(),

@@ -124,7 +124,8 @@ struct VerifyArgs {
     detached: Option<PathBuf>,
     /// Trusted TSA certificate (PEM, repeatable): RFC 3161 timestamp tokens carried with the
     /// signatures must verify against one, and a signing certificate given with --key must be
-    /// valid at the token's genTime (without a token: now). Without it tokens are shown, not
+    /// valid at the token's genTime (without a token: now); with --bundle, every token of the
+    /// bundle must verify over what its `covers` names. Without it tokens are shown, not
     /// trusted.
     #[arg(long = "tsa-cert")]
     tsa_certs: Vec<PathBuf>,

@@ -301,12 +301,12 @@ fn judge_signing(
     a: &Appliance,
     tsa: &Tsa,
     id: &str,
+    extra: &Value,
     doc: &Value,
     envelope_file: &str,
     n_sigs: usize,
 ) -> usize {
     let d = a.dir.path();
-    let extra = sign_extra(a, id);
     let env: Value = serde_json::from_str(
         std::fs::read_to_string(a.path(envelope_file))
             .unwrap()
@@ -315,7 +315,7 @@ fn judge_signing(
     .unwrap();
     let mut all = doc_tokens(doc);
     assert_eq!(all.len(), n_sigs, "{id}: one token per image signature");
-    let prov = provenance_tokens(&env, &extra);
+    let prov = provenance_tokens(&env, extra);
     assert_eq!(prov.len(), 2, "{id}: one token per DSSE signature");
     all.extend(prov);
     let summary = extra["timestamps"]
@@ -439,6 +439,7 @@ fn daemon_timestamps_every_signature_and_outside_judges_accept_them() {
         &a,
         &tsa,
         &efi_id,
+        &sign_extra(&a, &efi_id),
         &efi_doc,
         &format!("{signed_efi}.intoto.jsonl"),
         2,
@@ -464,6 +465,7 @@ fn daemon_timestamps_every_signature_and_outside_judges_accept_them() {
             &a,
             &tsa,
             &bin_id,
+            &sign_extra(&a, &bin_id),
             &bin_doc,
             &format!("{bin}.intoto.jsonl"),
             2
@@ -520,7 +522,15 @@ fn daemon_timestamps_every_signature_and_outside_judges_accept_them() {
         assert_eq!(st, 200);
         let doc: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
-            judge_signing(&a, &tsa, &id, &doc, &format!("{signed}.intoto.jsonl"), 2),
+            judge_signing(
+                &a,
+                &tsa,
+                &id,
+                &sign_extra(&a, &id),
+                &doc,
+                &format!("{signed}.intoto.jsonl"),
+                2
+            ),
             4,
             "{fixture}"
         );
@@ -744,6 +754,24 @@ fn required_mode_with_the_tsa_down_refuses_and_releases_nothing() {
         );
         assert_eq!(denies(&a), deny + 2, "{fixture}");
         assert_eq!(a.artifact_count(), files, "{fixture}");
+
+        // Client-side hashing is refused the same way: no signature leaves untimestamped.
+        let r = a.cli(&[
+            "sign",
+            "-p",
+            product,
+            "--hash-locally",
+            "--detached",
+            &input,
+        ]);
+        assert_eq!(r.code, Some(1), "{fixture}: {}", r.text());
+        assert!(
+            r.stderr.contains("503") && r.stderr.contains("tsa-unavailable"),
+            "{fixture}: {}",
+            r.text()
+        );
+        assert!(!a.path(&format!("{input}.sig.json")).exists(), "{fixture}");
+        assert_eq!(denies(&a), deny + 3, "{fixture}");
     }
     assert_eq!(allowed_signs(&a), 0);
     for product in ["widget", "uefi"] {
@@ -813,7 +841,15 @@ fn failover_to_the_second_tsa() {
     let id = sign_id(&a, &["-p", "widget", "--detached", &bin]);
     let doc = read_json(&a, &format!("{bin}.sig.json"));
     assert_eq!(
-        judge_signing(&a, &tsa, &id, &doc, &format!("{bin}.intoto.jsonl"), 2),
+        judge_signing(
+            &a,
+            &tsa,
+            &id,
+            &sign_extra(&a, &id),
+            &doc,
+            &format!("{bin}.intoto.jsonl"),
+            2
+        ),
         4
     );
     a.assert_alive();
@@ -1071,4 +1107,194 @@ fn checkpoints_are_timestamped_and_bundles_carry_the_token() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(a.stop());
+}
+
+/// The last hash-locally signing record's extra.
+fn last_hash_locally_extra(a: &Appliance) -> Value {
+    let row = a.sql(
+        "select extra from audit_log where action = 'sign' and decision = 'allow' \
+         and json_extract(extra, '$.hash_locally') = 1 order by seq desc limit 1",
+    );
+    serde_json::from_str(&row).unwrap_or_else(|e| panic!("{e}: {row:?}"))
+}
+
+/// `fwseal sign --hash-locally`: the daemon timestamps the signatures it makes for the client
+/// exactly as for an uploaded image, and the client puts the tokens where the daemon would
+/// (the detached document; `.efi`: the Authenticode countersignature). MCUboot's classical
+/// half is signed in a second request: the tokens of both requests are kept.
+#[test]
+fn hash_locally_signatures_are_timestamped_too() {
+    let Some(tsa) = start_tsa("openssl e2e TSA") else {
+        return;
+    };
+    let a = start_with_keys(&tsa_section(&[&tsa.url], &tsa.cert, "required"), "");
+    let tsa_pem = tsa.cert.to_str().unwrap();
+    let d = a.dir.path();
+
+    let bin = a.put_fixture("raw/sample.bin");
+    a.cli_ok(&["sign", "-p", "widget", "--hash-locally", "--detached", &bin]);
+    let doc = read_json(&a, &format!("{bin}.sig.json"));
+    let extra = last_hash_locally_extra(&a);
+    assert_eq!(
+        judge_signing(
+            &a,
+            &tsa,
+            "hl-bin",
+            &extra,
+            &doc,
+            &format!("{bin}.intoto.jsonl"),
+            2
+        ),
+        4
+    );
+    let r = a.cli_ok(&["verify", &bin, "--tsa-cert", tsa_pem, "-k", EC, "-k", PQ]);
+    assert_eq!(verified_stamps(&r), 2, "{}", r.text());
+
+    let img = a.put_fixture("mcuboot/unsigned-h200.img");
+    a.cli_ok(&["sign", "-p", "widget", "--hash-locally", "--detached", &img]);
+    let doc = read_json(&a, &format!("{img}.sig.json"));
+    let toks = doc_tokens(&doc);
+    assert_eq!(toks.len(), 2, "{doc}");
+    for (i, (covers, data, token)) in toks.iter().enumerate() {
+        assert!(
+            openssl_verifies(d, &format!("hl-img-{i}"), data, token, &tsa.cert),
+            "{covers}"
+        );
+    }
+    let r = a.cli_ok(&["verify", &img, "--tsa-cert", tsa_pem, "-k", EC, "-k", PQ]);
+    assert_eq!(verified_stamps(&r), 2, "{}", r.text());
+
+    let efi = a.put_fixture("efi/hello.efi");
+    a.cli_ok(&["sign", "-p", "uefi", "--hash-locally", &efi]);
+    let signed = embedded_name(&efi);
+    if let Some(t) = tool("osslsigncode") {
+        let r = run(Command::new(t)
+            .args(["verify", "-CAfile", UEFI_CERT, "-TSA-CAfile", tsa_pem])
+            .args(["-in", &signed])
+            .current_dir(d));
+        assert!(
+            r.ok()
+                && r.text()
+                    .contains("Timestamp Server Signature verification: ok"),
+            "osslsigncode: {}",
+            r.text()
+        );
+    }
+    let r = a.cli_ok(&[
+        "verify",
+        &signed,
+        "--tsa-cert",
+        tsa_pem,
+        "-k",
+        UEFI_CERT,
+        "-k",
+        UEFI_PQ,
+    ]);
+    assert_eq!(verified_stamps(&r), 3, "{}", r.text());
+    a.assert_alive();
+}
+
+/// A TSA front that forwards the first `n` queries to `upstream` and answers every later one
+/// with HTTP 503: the TSA fails in the middle of a signing. Killed on drop.
+struct FlakyTsa {
+    url: String,
+    child: Child,
+}
+
+impl Drop for FlakyTsa {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const FLAKY_PY: &str = r#"
+import http.server, sys, urllib.request
+UP, N = sys.argv[1], int(sys.argv[2])
+seen = 0
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        global seen
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        seen += 1
+        if seen > N:
+            self.send_error(503)
+            return
+        req = urllib.request.Request(UP, data=body, headers={"Content-Type": "application/timestamp-query"})
+        reply = urllib.request.urlopen(req, timeout=30).read()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/timestamp-reply")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+    def log_message(self, *a):
+        pass
+srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"#;
+
+fn flaky_tsa(upstream: &str, n: usize) -> FlakyTsa {
+    let mut child = Command::new(tool("python3").unwrap())
+        .args(["-c", FLAKY_PY, upstream, &n.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the flaky TSA");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().parse().unwrap();
+    FlakyTsa {
+        url: format!("http://127.0.0.1:{port}/"),
+        child,
+    }
+}
+
+/// Every file under the appliance's artifact store (published and staged).
+fn store_files(a: &Appliance) -> usize {
+    fn walk(p: &Path) -> usize {
+        std::fs::read_dir(p).map_or(0, |rd| {
+            rd.flatten()
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk(&p)
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+    }
+    walk(&a.state.join("artifacts"))
+}
+
+/// Required mode, the TSA failing after the image's two tokens, at the provenance's: the
+/// image, its document and provenance were already staged — the refusal leaves none of them
+/// (published or staged), no allowed record, one deny.
+#[test]
+fn a_tsa_failing_mid_signing_leaves_nothing_behind() {
+    let Some(tsa) = start_tsa("openssl e2e TSA") else {
+        return;
+    };
+    let flaky = flaky_tsa(&tsa.url, 2);
+    let a = start_with_keys(&tsa_section(&[&flaky.url], &tsa.cert, "required"), "");
+    let bin = a.put_fixture("raw/sample.bin");
+    let files = store_files(&a);
+    let (st, p) = post_sign(&a, "widget", &std::fs::read(a.path(&bin)).unwrap());
+    assert_eq!(st, 503, "{p}");
+    assert_eq!(p["code"], "tsa-unavailable", "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("provenance"),
+        "not refused at the provenance tokens: {p}"
+    );
+    assert_eq!(
+        store_files(&a),
+        files,
+        "a staged or published blob was left"
+    );
+    assert_eq!(allowed_signs(&a), 0);
+    assert_eq!(denies(&a), 1);
+    a.assert_alive();
 }

@@ -246,6 +246,10 @@ impl SigningService {
             .iter()
             .any(|(s, _)| s.alg.family() == Family::Classical);
         let certificate = signers.certificate.as_deref().filter(|_| made_classical);
+        // Timestamps over the signatures made now, as for an uploaded image (`[tsa]`; required
+        // mode refuses here, before anything is recorded or released).
+        let made_refs: Vec<&Signature> = made.iter().map(|(s, _)| s).collect();
+        let image_ts = self.timestamp("image", &made_refs)?;
         let mut all: Vec<&Signature> = c.carried.iter().map(|(_, s)| s).collect();
         all.extend(made.iter().map(|(s, _)| s));
         // Classical first, as in an uploaded signing's provenance.
@@ -274,31 +278,37 @@ impl SigningService {
             claims: client_claims(claims),
             verified: who.verified(),
         };
-        let provenance = complete
-            .then(|| self.provenance(&signing).map(|(p, _)| p))
-            .transpose()?;
-        let made_refs: Vec<&Signature> = made.iter().map(|(s, _)| s).collect();
+        let (provenance, prov_ts) = match complete.then(|| self.provenance(&signing)) {
+            Some(made) => {
+                let (p, sigs) = made?;
+                let ts = self.timestamp("provenance", &sigs.iter().collect::<Vec<_>>())?;
+                (Some(p), ts)
+            }
+            None => (None, None),
+        };
+        let timestamps = image_ts
+            .as_ref()
+            .map(|st| st.tokens.clone())
+            .unwrap_or_default();
         let sha_hex = |b: &[u8]| hex::encode(Sha256::digest(b));
-        let ev = sign_entry(
-            &signing,
-            &made_refs,
-            serde_json::json!({
-                "hash_locally": true,
-                "seen": "digest only: the appliance did not see the image",
-                "invocation": invocation,
-                "name": it.name,
-                "version": it.version,
-                "claimed_input_sha256": hex::encode(c.input_sha256),
-                "claimed_digest": {"alg": c.digest.0, "value": hex::encode(&c.digest.1)},
-                "messages_sha256": c.sign.iter().map(|(a, m)| serde_json::json!({
-                    "alg": a, "sha256": sha_hex(message_bytes(m))
-                })).collect::<Vec<_>>(),
-                "signature_sha256": made_refs.iter().map(|s| sha_hex(&s.bytes)).collect::<Vec<_>>(),
-                "carried_signature_sha256": c.carried.iter().map(|(_, s)| sha_hex(&s.bytes)).collect::<Vec<_>>(),
-                "complete": complete,
-                "provenance_sha256": provenance.as_ref().map(|p| sha_hex(p.as_bytes())),
-            }),
-        );
+        let mut extra = serde_json::json!({
+            "hash_locally": true,
+            "seen": "digest only: the appliance did not see the image",
+            "invocation": invocation,
+            "name": it.name,
+            "version": it.version,
+            "claimed_input_sha256": hex::encode(c.input_sha256),
+            "claimed_digest": {"alg": c.digest.0, "value": hex::encode(&c.digest.1)},
+            "messages_sha256": c.sign.iter().map(|(a, m)| serde_json::json!({
+                "alg": a, "sha256": sha_hex(message_bytes(m))
+            })).collect::<Vec<_>>(),
+            "signature_sha256": made_refs.iter().map(|s| sha_hex(&s.bytes)).collect::<Vec<_>>(),
+            "carried_signature_sha256": c.carried.iter().map(|(_, s)| sha_hex(&s.bytes)).collect::<Vec<_>>(),
+            "complete": complete,
+            "provenance_sha256": provenance.as_ref().map(|p| sha_hex(p.as_bytes())),
+        });
+        super::signing::record_timestamps(&mut extra, image_ts, prov_ts);
+        let ev = sign_entry(&signing, &made_refs, extra);
         Ok((
             DigestItemResult {
                 name: it.name.clone(),
@@ -307,6 +317,7 @@ impl SigningService {
                 certificates: certificate.map(b64).into_iter().collect(),
                 complete,
                 provenance,
+                timestamps,
             },
             ev,
         ))
