@@ -103,7 +103,8 @@ fn load(addr: &str, token: &str, qs: &[Bytes], concurrency: usize, secs: f64) ->
 /// The "Built-in TSA" section.
 pub fn section(fwseald: &Path, dir: &Path, secs: f64, out: &mut Vec<Section>) -> Result<()> {
     let a = Appliance::provision_products(fwseald, dir, &[PRODUCT])?;
-    a.append_config("[tsa_server]\npolicy_oid = \"1.3.6.1.4.1.55555.7.1\"")?;
+    // Anonymous, so the second appliance's `[tsa]` client (which sends no token) can use it.
+    a.append_config("[tsa_server]\npolicy_oid = \"1.3.6.1.4.1.55555.7.1\"\nanonymous = true")?;
     let d = a.start()?;
     let qs = queries()?;
     let mut sec = Section::new("Built-in TSA");
@@ -125,6 +126,7 @@ pub fn section(fwseald: &Path, dir: &Path, secs: f64, out: &mut Vec<Section>) ->
             format!("{:.2} / {:.2} ms", l.p50_ms, l.p99_ms),
         );
     }
+    signing_cost(fwseald, &a, &d.addr, dir, secs, &mut sec)?;
     sec.notes.push(format!(
         "`POST /v1/tsa` on the release daemon, ECDSA P-256 TSA key in SoftHSM2; {secs} s per \
          concurrency level after one warm-up request per connection, one keep-alive HTTP/1.1 \
@@ -135,5 +137,67 @@ pub fn section(fwseald: &Path, dir: &Path, secs: f64, out: &mut Vec<Section>) ->
          SQLite commit per token (group commit across concurrent requests)."
     ));
     out.push(sec);
+    Ok(())
+}
+
+/// What timestamping adds to a signing: the same 64 KiB hybrid raw signings (image +
+/// provenance, audit) on the TSA appliance itself (no `[tsa]`) and on a second appliance whose
+/// `[tsa]` points at the first's built-in TSA (four tokens per signing: two image signatures, two
+/// provenance signatures), same run, same machine.
+fn signing_cost(
+    fwseald: &Path,
+    tsa: &Appliance,
+    tsa_addr: &str,
+    dir: &Path,
+    secs: f64,
+    sec: &mut Section,
+) -> Result<()> {
+    let signer_dir = dir.with_file_name("tsa-signer");
+    let b = Appliance::provision_products(fwseald, &signer_dir, &[PRODUCT])?;
+    let export = signer_dir.join("tsa-cert");
+    crate::appliance::check(
+        std::process::Command::new(fwseald)
+            .arg("-c")
+            .arg(tsa.config())
+            .args(["keys", "export", "-p", "fwseal-tsa", "-o"])
+            .arg(&export)
+            .env("FWSEAL_LOG", "warn"),
+    )?;
+    let cert = export.join("fwseal-tsa-v1-cert.pem");
+    b.append_config(&format!(
+        "[tsa]\nurls = [\"http://{tsa_addr}/v1/tsa\"]\ntrusted_certs = [{:?}]\nmode = \"required\"",
+        cert.display().to_string()
+    ))?;
+    let signer = b.start()?;
+    let body = crate::bench_inputs::Prng::new(0x75a).bytes(64 << 10);
+    let path = format!("/v1/products/{PRODUCT}/sign?format=raw&name=tsa-bench.bin");
+    for c in [1usize, 8] {
+        let without = crate::bench_daemon::load(tsa_addr, &tsa.token, &path, &body, 0, c, secs)?;
+        let with = crate::bench_daemon::load(&signer.addr, &b.token, &path, &body, 0, c, secs)?;
+        println!(
+            "signing c={c}: without [tsa] {:.0}/s p50 {:.1} ms, with {:.0}/s p50 {:.1} ms",
+            without.per_sec, without.p50_ms, with.per_sec, with.p50_ms
+        );
+        sec.row(
+            format!("signing c={c}, 64 KiB hybrid + provenance: images/s without / with `[tsa]`"),
+            format!(
+                "{:.0} / {:.0} /s = {:.2}×",
+                without.per_sec,
+                with.per_sec,
+                with.per_sec / without.per_sec
+            ),
+        );
+        sec.row(
+            format!("signing c={c}: p50 without / with `[tsa]` (added per signing)"),
+            format!(
+                "{:.1} / {:.1} ms (+{:.1} ms)",
+                without.p50_ms,
+                with.p50_ms,
+                with.p50_ms - without.p50_ms
+            ),
+        );
+    }
+    drop(signer);
+    let _ = std::fs::remove_dir_all(&signer_dir);
     Ok(())
 }
