@@ -99,6 +99,10 @@ pub struct Links {
     pub detached: String,
     /// The DSSE provenance envelope.
     pub provenance: String,
+    /// The artifact's bundle ([`crate::Bundle`]: record, inclusion proof, signed tree head,
+    /// timestamp tokens). Empty from servers that predate it.
+    #[serde(default)]
+    pub bundle: String,
 }
 
 impl Links {
@@ -109,6 +113,7 @@ impl Links {
             image: format!("{base}/image"),
             detached: format!("{base}/detached"),
             provenance: format!("{base}/provenance"),
+            bundle: format!("{base}/bundle"),
             self_: base,
         }
     }

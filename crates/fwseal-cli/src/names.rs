@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 pub const DETACHED_SUFFIX: &str = ".sig.json";
 /// Suffix of a provenance envelope.
 pub const PROVENANCE_SUFFIX: &str = ".intoto.jsonl";
+/// Suffix of a bundle (`fwseal sign --bundle`).
+pub const BUNDLE_SUFFIX: &str = ".bundle.json";
 
 fn suffixed(p: &Path, suffix: &str) -> PathBuf {
     let mut s: OsString = p.as_os_str().to_owned();
@@ -37,17 +39,33 @@ pub fn provenance_for(image: &Path) -> PathBuf {
     suffixed(image, PROVENANCE_SUFFIX)
 }
 
-/// The provenance that goes with a detached document `D`: for `X.sig.json`, `X.intoto.jsonl`
-/// (the same file as [`provenance_for`] of the image); otherwise `D.intoto.jsonl`.
-pub fn provenance_for_detached(doc: &Path) -> PathBuf {
+/// `X.bundle.json`: the bundle (`fwseal sign --bundle`) of image `X`.
+pub fn bundle_for(image: &Path) -> PathBuf {
+    suffixed(image, BUNDLE_SUFFIX)
+}
+
+/// The image a detached document `D` names: `X` for `X.sig.json`, else `D` itself.
+fn image_of_detached(doc: &Path) -> &Path {
     match doc
         .to_str()
         .and_then(|s| s.strip_suffix(DETACHED_SUFFIX))
         .filter(|stem| !stem.is_empty() && !stem.ends_with('/'))
     {
-        Some(stem) => provenance_for(Path::new(stem)),
-        None => provenance_for(doc),
+        Some(stem) => Path::new(stem),
+        None => doc,
     }
+}
+
+/// The provenance that goes with a detached document `D`: for `X.sig.json`, `X.intoto.jsonl`
+/// (the same file as [`provenance_for`] of the image); otherwise `D.intoto.jsonl`.
+pub fn provenance_for_detached(doc: &Path) -> PathBuf {
+    provenance_for(image_of_detached(doc))
+}
+
+/// The bundle that goes with a detached document `D`: for `X.sig.json`, `X.bundle.json`;
+/// otherwise `D.bundle.json`.
+pub fn bundle_for_detached(doc: &Path) -> PathBuf {
+    bundle_for(image_of_detached(doc))
 }
 
 /// The signed image's name for input `X` in embedded mode: `stem.signed.ext` (`stem.signed`

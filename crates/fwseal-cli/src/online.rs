@@ -62,9 +62,24 @@ pub struct SignArgs {
     /// With --wait: seconds between polls.
     #[arg(long, value_name = "SECS", default_value_t = 2)]
     pub poll_interval: u64,
+    /// Also write each artifact's bundle (record, inclusion proof, signed tree head, timestamp
+    /// tokens; for `fwseal verify --bundle`) next to the output: `OUT.bundle.json` (detached:
+    /// `IN.bundle.json`).
+    #[arg(long, conflicts_with = "hash_locally")]
+    pub bundle: bool,
     /// Server URL (default: $FWSEAL_URL).
     #[arg(long)]
     pub url: Option<String>,
+}
+
+/// Download artifact `id`'s bundle (`GET /v1/artifacts/{id}/bundle`) to `out`, checking that
+/// it is one.
+pub(crate) fn write_bundle(client: &Client, id: &str, out: &Path) -> Result<()> {
+    let path = format!("/v1/artifacts/{id}/bundle");
+    let text = client.get_text(&path)?;
+    serde_json::from_str::<fwseal_api::Bundle>(&text)
+        .with_context(|| format!("unexpected answer to {path}"))?;
+    crate::client::write_atomic(out, text.as_bytes())
 }
 
 /// Where `sign` writes its main output for `input` (see [`crate::names`]): the detached
@@ -226,6 +241,18 @@ pub fn sign(a: &SignArgs, json: bool) -> Result<serde_json::Value> {
         }
         let prov = provenance_output(&out, a.detached);
         client.download(&links.provenance, &prov, json)?;
+        if a.bundle {
+            let b = if a.detached {
+                names::bundle_for_detached(&out)
+            } else {
+                names::bundle_for(&out)
+            };
+            write_bundle(&client, &resp.artifact_id, &b)?;
+            shown["bundle_file"] = serde_json::Value::String(b.display().to_string());
+            if !json {
+                println!("{} bundle -> {}", input.display(), b.display());
+            }
+        }
         if !json {
             let algs: Vec<&str> = resp.signatures.iter().map(|s| s.alg.name()).collect();
             println!(
@@ -340,11 +367,7 @@ pub fn fetch(a: &FetchArgs, json: bool) -> Result<serde_json::Value> {
     let prov = names::provenance_for(&image);
     client.download(&format!("/v1/artifacts/{}/provenance", a.id), &prov, json)?;
     if let Some(out) = &a.bundle {
-        let path = format!("/v1/artifacts/{}/bundle", a.id);
-        let text = client.get_text(&path)?;
-        serde_json::from_str::<fwseal_api::Bundle>(&text)
-            .with_context(|| format!("unexpected answer to {path}"))?;
-        crate::client::write_atomic(out, text.as_bytes())?;
+        write_bundle(&client, &a.id, out)?;
         if !json {
             println!("{}", out.display());
         }

@@ -921,7 +921,11 @@ fn checkpoints_are_timestamped_and_bundles_carry_the_token() {
     );
     let mut a = Appliance::start(&top, "");
     let input = a.put_fixture("raw/sample.bin");
-    let id = sign_id(&a, &["-p", "widget", "--detached", &input]);
+    // `fwseal sign --bundle` writes IN.bundle.json (its tree head signed and stamped on demand).
+    let id = sign_id(&a, &["-p", "widget", "--detached", "--bundle", &input]);
+    let signed_bundle = format!("{input}.bundle.json");
+    let sb = read_json(&a, &signed_bundle);
+    assert_eq!(sb["artifact"], id.as_str());
     let sign_seq: u64 = a
         .sql(&format!(
             "select seq from audit_log where action = 'sign' and extra like '%{id}%'"
@@ -1028,6 +1032,24 @@ fn checkpoints_are_timestamped_and_bundles_carry_the_token() {
         &image,
         "--bundle",
         &bundle,
+        "--log-key",
+        KEYS_JSON,
+        "--tsa-cert",
+        &tsa_pem,
+    ]);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("OK bundle timestamp over checkpoint")),
+        "{}",
+        r.text()
+    );
+    // The bundle `sign --bundle` wrote verifies too, tree head token included.
+    let r = a.cli_ok(&[
+        "verify",
+        &input,
+        "--bundle",
+        &signed_bundle,
         "--log-key",
         KEYS_JSON,
         "--tsa-cert",
