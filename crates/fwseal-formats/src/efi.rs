@@ -341,6 +341,17 @@ impl Pe {
 
     /// Authenticode image hash with each of `algs`.
     fn digests(&self, d: &[u8], algs: &[DigestAlg]) -> Result<Digests, FormatError> {
+        self.digests_with(d, algs, |_| {})
+    }
+
+    /// [`Pe::digests`], calling `alongside(n)` after each piece of `n` hashed bytes (at most
+    /// 1 MiB), so the caller can do other work on its thread while the worker threads hash.
+    fn digests_with(
+        &self,
+        d: &[u8],
+        algs: &[DigestAlg],
+        mut alongside: impl FnMut(usize),
+    ) -> Result<Digests, FormatError> {
         let mut h = MultiHasher::new(algs);
         let secdir = self.secdir_off.ok_or_else(|| {
             err(
@@ -352,7 +363,10 @@ impl Pe {
             let s = d
                 .get(a..b)
                 .ok_or_else(|| err(a, format!("hash range [{a}, {b}) is outside the file")))?;
-            h.update(s);
+            for piece in s.chunks(1 << 20) {
+                h.update(piece);
+                alongside(piece.len());
+            }
             Ok(())
         };
         feed(0, self.checksum_off)?;
@@ -707,18 +721,31 @@ pub fn prepare(data: &[u8], req: &Request) -> Result<Box<dyn Prepared>, FormatEr
             )))
         }
     }
-    let digests = pe.digests(data, &req.digest_algs(DigestAlg::Sha256))?;
+    // The body's share of the PE checksum, summed on this thread while the worker threads
+    // hash (as many bytes per step as were just hashed).
+    let body = data
+        .get(pe.size_of_headers..pe.content_len)
+        .unwrap_or_default();
+    let mut body_sum = 0u64;
+    let mut summed = 0usize;
+    let digests = pe.digests_with(data, &req.digest_algs(DigestAlg::Sha256), |n| {
+        let end = summed.saturating_add(n).min(body.len());
+        checksum_add(
+            &mut body_sum,
+            pe.size_of_headers + summed,
+            body.get(summed..end).unwrap_or_default(),
+        );
+        summed = end;
+    })?;
+    checksum_add(
+        &mut body_sum,
+        pe.size_of_headers + summed,
+        body.get(summed..).unwrap_or_default(),
+    );
     let headers = data
         .get(..pe.size_of_headers)
         .ok_or_else(|| err(0, "headers outside the file"))?
         .to_vec();
-    let mut body_sum = 0u64;
-    checksum_add(
-        &mut body_sum,
-        pe.size_of_headers,
-        data.get(pe.size_of_headers..pe.content_len)
-            .unwrap_or_default(),
-    );
     let image_hash = digests
         .get(DigestAlg::Sha256)
         .ok_or_else(|| FormatError::Misuse("no SHA-256".into()))?;

@@ -86,7 +86,8 @@ struct Record {
     eol: &'static str,
     rtype: u8,
     offset: u16,
-    data: Vec<u8>,
+    /// The record's data bytes in `Parsed::bytes`.
+    data: std::ops::Range<usize>,
 }
 
 /// Part of a data record placed at a contiguous range of addresses.
@@ -116,6 +117,8 @@ impl Seg {
 /// A parsed file.
 struct Parsed {
     records: Vec<Record>,
+    /// Every record's data bytes, one after the other (no allocation per record).
+    bytes: Vec<u8>,
     /// Data chunks sorted by address (non-overlapping).
     chunks: Vec<Chunk>,
     /// Index of the EOF record in `records`.
@@ -153,7 +156,30 @@ fn hexval(c: u8) -> Option<u8> {
 /// Longest well-formed record: count, address (2), type, 255 data bytes, checksum.
 const MAX_RECORD: usize = 1 + 2 + 1 + 255 + 1;
 
-fn parse_record(content: &[u8], line: u64) -> Result<(u8, u16, Vec<u8>), FormatError> {
+/// Decode the hex digits of a well-formed record in one pass (two table look-ups per byte, no
+/// branch per digit). `None` if any digit is not a hex digit, the count is odd or the record is
+/// too long: [`parse_record`] then takes the slow path, which names the exact fault.
+fn decode_fast(digits: &[u8], buf: &mut [u8; MAX_RECORD]) -> Option<usize> {
+    let n = digits.len() / 2;
+    if digits.len() % 2 != 0 || n > MAX_RECORD {
+        return None;
+    }
+    let mut bad = 0u8;
+    for (slot, pair) in buf.iter_mut().zip(digits.chunks_exact(2)) {
+        let (h, l) = (HEXVAL[usize::from(pair[0])], HEXVAL[usize::from(pair[1])]);
+        // A digit's value is at most 0x0f; a non-digit is 0xff.
+        bad |= h | l;
+        *slot = h << 4 | (l & 0x0f);
+    }
+    (bad & 0xf0 == 0).then_some(n)
+}
+
+/// Parse one record (without its line terminator); its data bytes are appended to `out`.
+fn parse_record(
+    content: &[u8],
+    line: u64,
+    out: &mut Vec<u8>,
+) -> Result<(u8, u16, std::ops::Range<usize>), FormatError> {
     match content.first() {
         Some(b':') => {}
         Some(&c) => {
@@ -169,7 +195,10 @@ fn parse_record(content: &[u8], line: u64) -> Result<(u8, u16, Vec<u8>), FormatE
     // still decoded to the end so the errors below report what it holds.
     let mut buf = [0u8; MAX_RECORD];
     let mut n = 0usize;
-    for (i, pair) in digits.chunks(2).enumerate() {
+    if let Some(fast) = decode_fast(digits, &mut buf) {
+        n = fast;
+    } else {
+      for (i, pair) in digits.chunks(2).enumerate() {
         let col = 2 + 2 * i;
         let hi = pair.first().copied().unwrap_or(b'?');
         let Some(h) = hexval(hi) else {
@@ -197,6 +226,7 @@ fn parse_record(content: &[u8], line: u64) -> Result<(u8, u16, Vec<u8>), FormatE
             *slot = h << 4 | l;
         }
         n += 1;
+      }
     }
     if n < 5 {
         return Err(err(
@@ -230,12 +260,14 @@ fn parse_record(content: &[u8], line: u64) -> Result<(u8, u16, Vec<u8>), FormatE
     }
     let offset = u16::from_be_bytes([bytes[1], bytes[2]]);
     let rtype = bytes[3];
-    let data = bytes[4..4 + count].to_vec();
-    Ok((rtype, offset, data))
+    let at = out.len();
+    out.extend_from_slice(&bytes[4..4 + count]);
+    Ok((rtype, offset, at..at + count))
 }
 
 fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
     let mut records = Vec::new();
+    let mut arena: Vec<u8> = Vec::with_capacity(data.len() / 2);
     let mut chunks = Vec::new();
     let mut eof = None;
     let mut start_address: Option<(u8, u32, u64)> = None;
@@ -247,7 +279,7 @@ fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
     while pos < data.len() {
         line += 1;
         let rest = data.get(pos..).unwrap_or_default();
-        let (content_end, next, eol) = match rest.iter().position(|&b| b == b'\n') {
+        let (content_end, next, eol) = match memchr::memchr(b'\n', rest) {
             Some(i) => {
                 if i > 0 && rest.get(i - 1) == Some(&b'\r') {
                     (pos + i - 1, pos + i + 1, "\r\n")
@@ -276,7 +308,8 @@ fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
                 format!("data after the end-of-file record (line {})", e.line),
             ));
         }
-        let (rtype, offset, bytes) = parse_record(content, line)?;
+        let (rtype, offset, range) = parse_record(content, line, &mut arena)?;
+        let bytes = arena.get(range.clone()).unwrap_or_default();
         let want_len = |n: usize, what: &str| {
             if bytes.len() == n {
                 Ok(())
@@ -348,7 +381,7 @@ fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
                         format!("second start address record (the first is on line {first})"),
                     ));
                 }
-                let v = Reader::new(Format::Ihex, &bytes, 0).u32_be("start address")?;
+                let v = Reader::new(Format::Ihex, bytes, 0).u32_be("start address")?;
                 start_address = Some((rtype, v, line));
             }
             t => return Err(err(line, format!("unknown record type 0x{t:02x}"))),
@@ -360,7 +393,7 @@ fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
             eol,
             rtype,
             offset,
-            data: bytes,
+            data: range,
         });
     }
     let eof = eof.ok_or_else(|| {
@@ -393,6 +426,7 @@ fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
     }
     Ok(Parsed {
         records,
+        bytes: arena,
         chunks,
         eof,
         start_address,
@@ -401,10 +435,15 @@ fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
 }
 
 impl Parsed {
+    /// A record's data bytes.
+    fn data(&self, r: &Record) -> &[u8] {
+        self.bytes.get(r.data.clone()).unwrap_or_default()
+    }
+
     fn bytes_of(&self, c: &Chunk) -> &[u8] {
         self.records
             .get(c.rec)
-            .and_then(|r| r.data.get(c.from..c.from + c.len))
+            .and_then(|r| self.data(r).get(c.from..c.from + c.len))
             .unwrap_or_default()
     }
 
@@ -528,7 +567,8 @@ fn image_range(p: &Parsed, segs: &[Seg]) -> Result<(u64, u64), FormatError> {
 
 /// Hash the memory image, gaps filled with `fill`, without materialising the gaps.
 fn image_digests(segs: &[Seg], algs: &[DigestAlg], fill: u8) -> Digests {
-    let mut h = MultiHasher::new(algs);
+    // Every digest on a worker thread: this thread is busy decoding text.
+    let mut h = MultiHasher::offloaded(algs);
     let fill_buf = [fill; FILL_CHUNK];
     let mut at: Option<u64> = None;
     for s in segs {
@@ -752,7 +792,7 @@ pub fn prepare(data: &[u8], req: &Request) -> Result<Box<dyn Prepared>, FormatEr
             Fate::Drop => flush(&mut run, &mut head),
             Fate::Truncate(n) => {
                 flush(&mut run, &mut head);
-                let d = r.data.get(..*n).unwrap_or_default();
+                let d = p.data(r).get(..*n).unwrap_or_default();
                 head.push(Part::Bytes(record(0x00, r.offset, d, r.eol).into_bytes()));
             }
         }

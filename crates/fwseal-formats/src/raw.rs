@@ -68,13 +68,8 @@ impl RawStream {
 
 impl StreamPreparer for RawStream {
     fn update(&mut self, chunk: &[u8]) -> Result<(), FormatError> {
-        self.tail.extend_from_slice(chunk);
-        if self.tail.len() > 2 * HOLD {
-            let n = self.tail.len() - HOLD;
-            self.hasher.update(&self.tail[..n]);
-            self.hashed += n as u64;
-            self.tail.drain(..n);
-        }
+        let hasher = &mut self.hasher;
+        self.hashed += hold_back(&mut self.tail, chunk, HOLD, |b| hasher.update(b));
         Ok(())
     }
 
@@ -111,6 +106,38 @@ impl StreamPreparer for RawStream {
             layout: Appended { len },
         }))
     }
+}
+
+/// Stream `chunk` through `tail`, which keeps the last `hold` bytes seen (a trailer that may
+/// have to be excluded): bytes that can no longer be part of it go to `flush`, in order, and
+/// their count is returned. Flushes only once more than `2 × hold` bytes are held, so the held
+/// bytes move rarely; bytes that go straight from `chunk` to `flush` are not copied.
+pub(crate) fn hold_back(
+    tail: &mut Vec<u8>,
+    chunk: &[u8],
+    hold: usize,
+    mut flush: impl FnMut(&[u8]),
+) -> u64 {
+    let total = tail.len() + chunk.len();
+    if total <= 2 * hold {
+        tail.extend_from_slice(chunk);
+        return 0;
+    }
+    let n = total - hold;
+    if n <= tail.len() {
+        flush(&tail[..n]);
+        tail.drain(..n);
+        tail.extend_from_slice(chunk);
+    } else {
+        let from_chunk = n - tail.len();
+        if !tail.is_empty() {
+            flush(tail);
+        }
+        flush(&chunk[..from_chunk]);
+        tail.clear();
+        tail.extend_from_slice(&chunk[from_chunk..]);
+    }
+    n as u64
 }
 
 /// Raw layout: the block is appended to the image.
