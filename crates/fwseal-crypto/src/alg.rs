@@ -77,22 +77,28 @@ impl std::fmt::Display for DigestAlg {
 
 /// An incremental hasher for any [`DigestAlg`] (cloneable, so a state can be forked).
 ///
-/// SHA-256 is RustCrypto's `sha2` (SHA-NI where the CPU has it). SHA-384 and SHA-512 are
-/// AWS-LC's (`aws-lc-rs`, feature `aws-lc`, on by default): x86-64 has no SHA-512
-/// instructions, and AWS-LC's assembly runs at `openssl dgst -sha512` speed, ~1.4× `sha2`'s on
-/// this project's bench machine (BENCHMARKS.md); without the feature, `sha2` throughout.
+/// SHA-256 is RustCrypto's `sha2` (SHA-NI where the CPU has it). SHA-384 and SHA-512 — x86-64
+/// has no instructions for them, so they are the slow half of a hybrid request — come from the
+/// fastest maintained backend built in: the system OpenSSL (feature `openssl`, on by default:
+/// its AVX2 code path, ~1.4× the others on this project's bench machine, BENCHMARKS.md), else
+/// AWS-LC (`aws-lc-rs`, feature `aws-lc`), else `sha2`. Every backend computes the same
+/// function; tests check each against `sha2`.
 #[derive(Clone)]
 pub struct Hasher(HasherState);
 
 #[derive(Clone)]
 enum HasherState {
     Sha256(sha2::Sha256),
-    #[cfg(not(feature = "aws-lc"))]
-    Sha384(sha2::Sha384),
-    #[cfg(not(feature = "aws-lc"))]
-    Sha512(sha2::Sha512),
-    #[cfg(feature = "aws-lc")]
+    #[cfg(feature = "openssl")]
+    OsslSha384(openssl::sha::Sha384),
+    #[cfg(feature = "openssl")]
+    OsslSha512(openssl::sha::Sha512),
+    #[cfg(all(feature = "aws-lc", not(feature = "openssl")))]
     AwsLc(DigestAlg, aws_lc_rs::digest::Context),
+    #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
+    Sha384(sha2::Sha384),
+    #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
+    Sha512(sha2::Sha512),
 }
 
 impl std::fmt::Debug for Hasher {
@@ -106,20 +112,24 @@ impl Hasher {
     pub fn new(alg: DigestAlg) -> Self {
         Hasher(match alg {
             DigestAlg::Sha256 => HasherState::Sha256(sha2::Sha256::new()),
-            #[cfg(not(feature = "aws-lc"))]
-            DigestAlg::Sha384 => HasherState::Sha384(sha2::Sha384::new()),
-            #[cfg(not(feature = "aws-lc"))]
-            DigestAlg::Sha512 => HasherState::Sha512(sha2::Sha512::new()),
-            #[cfg(feature = "aws-lc")]
+            #[cfg(feature = "openssl")]
+            DigestAlg::Sha384 => HasherState::OsslSha384(openssl::sha::Sha384::new()),
+            #[cfg(feature = "openssl")]
+            DigestAlg::Sha512 => HasherState::OsslSha512(openssl::sha::Sha512::new()),
+            #[cfg(all(feature = "aws-lc", not(feature = "openssl")))]
             DigestAlg::Sha384 => HasherState::AwsLc(
                 alg,
                 aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA384),
             ),
-            #[cfg(feature = "aws-lc")]
+            #[cfg(all(feature = "aws-lc", not(feature = "openssl")))]
             DigestAlg::Sha512 => HasherState::AwsLc(
                 alg,
                 aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA512),
             ),
+            #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
+            DigestAlg::Sha384 => HasherState::Sha384(sha2::Sha384::new()),
+            #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
+            DigestAlg::Sha512 => HasherState::Sha512(sha2::Sha512::new()),
         })
     }
 
@@ -127,12 +137,16 @@ impl Hasher {
     pub fn alg(&self) -> DigestAlg {
         match &self.0 {
             HasherState::Sha256(_) => DigestAlg::Sha256,
-            #[cfg(not(feature = "aws-lc"))]
-            HasherState::Sha384(_) => DigestAlg::Sha384,
-            #[cfg(not(feature = "aws-lc"))]
-            HasherState::Sha512(_) => DigestAlg::Sha512,
-            #[cfg(feature = "aws-lc")]
+            #[cfg(feature = "openssl")]
+            HasherState::OsslSha384(_) => DigestAlg::Sha384,
+            #[cfg(feature = "openssl")]
+            HasherState::OsslSha512(_) => DigestAlg::Sha512,
+            #[cfg(all(feature = "aws-lc", not(feature = "openssl")))]
             HasherState::AwsLc(a, _) => *a,
+            #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
+            HasherState::Sha384(_) => DigestAlg::Sha384,
+            #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
+            HasherState::Sha512(_) => DigestAlg::Sha512,
         }
     }
 
@@ -140,12 +154,16 @@ impl Hasher {
     pub fn update(&mut self, data: &[u8]) {
         match &mut self.0 {
             HasherState::Sha256(h) => h.update(data),
-            #[cfg(not(feature = "aws-lc"))]
-            HasherState::Sha384(h) => h.update(data),
-            #[cfg(not(feature = "aws-lc"))]
-            HasherState::Sha512(h) => h.update(data),
-            #[cfg(feature = "aws-lc")]
+            #[cfg(feature = "openssl")]
+            HasherState::OsslSha384(h) => h.update(data),
+            #[cfg(feature = "openssl")]
+            HasherState::OsslSha512(h) => h.update(data),
+            #[cfg(all(feature = "aws-lc", not(feature = "openssl")))]
             HasherState::AwsLc(_, h) => h.update(data),
+            #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
+            HasherState::Sha384(h) => h.update(data),
+            #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
+            HasherState::Sha512(h) => h.update(data),
         }
     }
 
@@ -153,12 +171,16 @@ impl Hasher {
     pub fn finish(self) -> Vec<u8> {
         match self.0 {
             HasherState::Sha256(h) => h.finalize().to_vec(),
-            #[cfg(not(feature = "aws-lc"))]
-            HasherState::Sha384(h) => h.finalize().to_vec(),
-            #[cfg(not(feature = "aws-lc"))]
-            HasherState::Sha512(h) => h.finalize().to_vec(),
-            #[cfg(feature = "aws-lc")]
+            #[cfg(feature = "openssl")]
+            HasherState::OsslSha384(h) => h.finish().to_vec(),
+            #[cfg(feature = "openssl")]
+            HasherState::OsslSha512(h) => h.finish().to_vec(),
+            #[cfg(all(feature = "aws-lc", not(feature = "openssl")))]
             HasherState::AwsLc(_, h) => h.finish().as_ref().to_vec(),
+            #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
+            HasherState::Sha384(h) => h.finalize().to_vec(),
+            #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
+            HasherState::Sha512(h) => h.finalize().to_vec(),
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::{
     Request,
 };
 use fwseal_crypto::{DigestAlg, Digests, MultiHasher, SigAlg};
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Largest memory span (lowest to highest address, gaps included) fwseal hashes: 256 MiB.
@@ -101,16 +102,27 @@ struct Chunk {
     len: usize,
 }
 
-/// A contiguous run of memory.
+/// A contiguous run of memory: borrowed from the decoded data when its records are in address
+/// order (the usual case: no copy), else assembled.
 #[derive(Clone, Debug)]
-struct Seg {
+struct Seg<'a> {
     start: u64,
-    bytes: Vec<u8>,
+    bytes: Cow<'a, [u8]>,
+    /// Where `bytes` starts in `Parsed::bytes`, while it is borrowed from there.
+    at: Option<usize>,
 }
 
-impl Seg {
+impl Seg<'_> {
     fn end(&self) -> u64 {
         self.start + self.bytes.len() as u64
+    }
+
+    /// Keep the first `n` bytes.
+    fn truncate(&mut self, n: usize) {
+        match &mut self.bytes {
+            Cow::Borrowed(b) => *b = b.get(..n).unwrap_or(b),
+            Cow::Owned(v) => v.truncate(n),
+        }
     }
 }
 
@@ -198,35 +210,35 @@ fn parse_record(
     if let Some(fast) = decode_fast(digits, &mut buf) {
         n = fast;
     } else {
-      for (i, pair) in digits.chunks(2).enumerate() {
-        let col = 2 + 2 * i;
-        let hi = pair.first().copied().unwrap_or(b'?');
-        let Some(h) = hexval(hi) else {
-            return Err(err(
-                line,
-                format!("bad hex digit {:?} at column {col}", char::from(hi)),
-            ));
-        };
-        let Some(&lo) = pair.get(1) else {
-            return Err(err(
-                line,
-                format!(
-                    "odd number of hex digits ({}): truncated record",
-                    digits.len()
-                ),
-            ));
-        };
-        let Some(l) = hexval(lo) else {
-            return Err(err(
-                line,
-                format!("bad hex digit {:?} at column {}", char::from(lo), col + 1),
-            ));
-        };
-        if let Some(slot) = buf.get_mut(n) {
-            *slot = h << 4 | l;
+        for (i, pair) in digits.chunks(2).enumerate() {
+            let col = 2 + 2 * i;
+            let hi = pair.first().copied().unwrap_or(b'?');
+            let Some(h) = hexval(hi) else {
+                return Err(err(
+                    line,
+                    format!("bad hex digit {:?} at column {col}", char::from(hi)),
+                ));
+            };
+            let Some(&lo) = pair.get(1) else {
+                return Err(err(
+                    line,
+                    format!(
+                        "odd number of hex digits ({}): truncated record",
+                        digits.len()
+                    ),
+                ));
+            };
+            let Some(l) = hexval(lo) else {
+                return Err(err(
+                    line,
+                    format!("bad hex digit {:?} at column {}", char::from(lo), col + 1),
+                ));
+            };
+            if let Some(slot) = buf.get_mut(n) {
+                *slot = h << 4 | l;
+            }
+            n += 1;
         }
-        n += 1;
-      }
     }
     if n < 5 {
         return Err(err(
@@ -448,15 +460,26 @@ impl Parsed {
     }
 
     /// The memory image as contiguous segments.
-    fn memory(&self) -> Vec<Seg> {
-        let mut segs: Vec<Seg> = Vec::new();
+    fn memory(&self) -> Vec<Seg<'_>> {
+        let mut segs: Vec<Seg<'_>> = Vec::new();
         for c in &self.chunks {
             let b = self.bytes_of(c);
+            let at = self.records.get(c.rec).map(|r| r.data.start + c.from);
             match segs.last_mut() {
-                Some(s) if s.end() == c.addr => s.bytes.extend_from_slice(b),
+                Some(s) if s.end() == c.addr => match (&mut s.bytes, s.at, at) {
+                    // The next bytes of the decoded data: widen the borrowed slice.
+                    (Cow::Borrowed(cur), Some(from), Some(at)) if from + cur.len() == at => {
+                        *cur = self.bytes.get(from..at + b.len()).unwrap_or(cur);
+                    }
+                    (bytes, _, _) => {
+                        bytes.to_mut().extend_from_slice(b);
+                        s.at = None;
+                    }
+                },
                 _ => segs.push(Seg {
                     start: c.addr,
-                    bytes: b.to_vec(),
+                    bytes: Cow::Borrowed(b),
+                    at,
                 }),
             }
         }
@@ -498,7 +521,7 @@ struct FoundBlock {
 
 /// Find the signature block whose footer ends at the highest address, and remove it from
 /// `segs`. `Ok(None)` if the memory does not end with the footer magic.
-fn take_block(p: &Parsed, segs: &mut Vec<Seg>) -> Result<Option<FoundBlock>, FormatError> {
+fn take_block(p: &Parsed, segs: &mut Vec<Seg<'_>>) -> Result<Option<FoundBlock>, FormatError> {
     let Some(top) = segs.last() else {
         return Ok(None);
     };
@@ -535,7 +558,7 @@ fn take_block(p: &Parsed, segs: &mut Vec<Seg>) -> Result<Option<FoundBlock>, For
     let decoded = sigblock::decode(Format::Ihex, block, addr).map_err(|e| p.relocate(e))?;
     let len = claimed as u64;
     if let Some(top) = segs.last_mut() {
-        top.bytes.truncate(off);
+        top.truncate(off);
         if top.bytes.is_empty() {
             segs.pop();
         }
@@ -544,7 +567,7 @@ fn take_block(p: &Parsed, segs: &mut Vec<Seg>) -> Result<Option<FoundBlock>, For
 }
 
 /// `(lowest address, span)` of the image, checking the span limit.
-fn image_range(p: &Parsed, segs: &[Seg]) -> Result<(u64, u64), FormatError> {
+fn image_range(p: &Parsed, segs: &[Seg<'_>]) -> Result<(u64, u64), FormatError> {
     let (Some(first), Some(last)) = (segs.first(), segs.last()) else {
         return Err(err(
             p.lines.max(1),
@@ -566,7 +589,7 @@ fn image_range(p: &Parsed, segs: &[Seg]) -> Result<(u64, u64), FormatError> {
 }
 
 /// Hash the memory image, gaps filled with `fill`, without materialising the gaps.
-fn image_digests(segs: &[Seg], algs: &[DigestAlg], fill: u8) -> Digests {
+fn image_digests(segs: &[Seg<'_>], algs: &[DigestAlg], fill: u8) -> Digests {
     // Every digest on a worker thread: this thread is busy decoding text.
     let mut h = MultiHasher::offloaded(algs);
     let fill_buf = [fill; FILL_CHUNK];
@@ -935,8 +958,8 @@ mod tests {
         let p = parse(&f).expect("parse");
         let m = p.memory();
         assert_eq!(m.len(), 2);
-        assert_eq!((m[0].start, m[0].bytes.clone()), (0x10000, vec![3, 4]));
-        assert_eq!((m[1].start, m[1].bytes.clone()), (0x1fffe, vec![1, 2]));
+        assert_eq!((m[0].start, m[0].bytes.to_vec()), (0x10000, vec![3, 4]));
+        assert_eq!((m[1].start, m[1].bytes.to_vec()), (0x1fffe, vec![1, 2]));
     }
 
     #[test]
@@ -944,11 +967,13 @@ mod tests {
         let segs = vec![
             Seg {
                 start: 10,
-                bytes: vec![1, 2, 3],
+                bytes: vec![1, 2, 3].into(),
+                at: None,
             },
             Seg {
                 start: 10 + 3 + 3 * FILL_CHUNK as u64 + 17,
-                bytes: vec![4],
+                bytes: vec![4].into(),
+                at: None,
             },
         ];
         let mut flat = vec![1, 2, 3];

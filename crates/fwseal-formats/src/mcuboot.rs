@@ -19,8 +19,7 @@ use crate::{
 };
 use fwseal_crypto::{
     DigestAlg, Digests, Family, Hasher, KeyId, MultiHasher, PublicKey, SigAlg, Signature,
-    SignatureSet,
-    SignedMessage,
+    SignatureSet, SignedMessage,
 };
 use serde::{Deserialize, Serialize};
 

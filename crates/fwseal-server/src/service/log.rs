@@ -31,7 +31,9 @@ use crate::auth::{allowed, roles, Identity};
 use crate::config::Role;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use fwseal_api::{Bundle, BundleTimestamp, ConsistencyProof, InclusionProof, LogRecord, BUNDLE_FORMAT};
+use fwseal_api::{
+    Bundle, BundleTimestamp, ConsistencyProof, InclusionProof, LogRecord, BUNDLE_FORMAT,
+};
 use fwseal_store::{Action, AuditRecord, Checkpoint, Decision, StoreError};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
