@@ -75,6 +75,13 @@ fn err(line: u64, what: impl Into<String>) -> FormatError {
     FormatError::line(Format::Ihex, line, what)
 }
 
+/// The line terminators a record may end with, by [`Record::eol_code`].
+const EOLS: [&str; 4] = ["", "\n", "\r\n", "\r"];
+const EOL_NONE: u8 = 0;
+const EOL_LF: u8 = 1;
+const EOL_CRLF: u8 = 2;
+const EOL_CR: u8 = 3;
+
 /// One record as found in the file.
 #[derive(Clone, Debug)]
 struct Record {
@@ -83,23 +90,45 @@ struct Record {
     /// Byte range of the line in the file, including its line terminator.
     start: usize,
     end: usize,
-    /// The line terminator (`""`, `"\n"` or `"\r\n"`).
-    eol: &'static str,
+    /// The line terminator: an index into [`EOLS`].
+    eol_code: u8,
     rtype: u8,
     offset: u16,
     /// The record's data bytes in `Parsed::bytes`.
     data: std::ops::Range<usize>,
 }
 
-/// Part of a data record placed at a contiguous range of addresses.
+/// Part of a data record placed at a contiguous range of addresses (16 bytes: a large file has
+/// a million of them).
 #[derive(Clone, Copy, Debug)]
 struct Chunk {
     addr: u64,
     /// Index into `Parsed::records`.
-    rec: usize,
-    /// Range of the record's data bytes.
-    from: usize,
-    len: usize,
+    rec_idx: u32,
+    /// Range of the record's data bytes (a record has at most 255).
+    from_byte: u16,
+    n_bytes: u16,
+}
+
+impl Chunk {
+    fn new(addr: u64, rec: u32, from: usize, len: usize) -> Self {
+        // A record carries at most 255 data bytes.
+        Chunk {
+            addr,
+            rec_idx: rec,
+            from_byte: from as u16,
+            n_bytes: len as u16,
+        }
+    }
+    fn rec(&self) -> usize {
+        self.rec_idx as usize
+    }
+    fn from(&self) -> usize {
+        usize::from(self.from_byte)
+    }
+    fn len(&self) -> usize {
+        usize::from(self.n_bytes)
+    }
 }
 
 /// A contiguous run of memory: borrowed from the decoded data when its records are in address
@@ -110,6 +139,13 @@ struct Seg<'a> {
     bytes: Cow<'a, [u8]>,
     /// Where `bytes` starts in `Parsed::bytes`, while it is borrowed from there.
     at: Option<usize>,
+}
+
+impl Record {
+    /// The line terminator (`""`, `"\n"`, `"\r\n"` or `"\r"`).
+    fn eol(&self) -> &'static str {
+        EOLS.get(usize::from(self.eol_code)).copied().unwrap_or("")
+    }
 }
 
 impl Seg<'_> {
@@ -294,16 +330,16 @@ fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
         let (content_end, next, eol) = match memchr::memchr(b'\n', rest) {
             Some(i) => {
                 if i > 0 && rest.get(i - 1) == Some(&b'\r') {
-                    (pos + i - 1, pos + i + 1, "\r\n")
+                    (pos + i - 1, pos + i + 1, EOL_CRLF)
                 } else {
-                    (pos + i, pos + i + 1, "\n")
+                    (pos + i, pos + i + 1, EOL_LF)
                 }
             }
             None => {
                 if rest.last() == Some(&b'\r') {
-                    (data.len() - 1, data.len(), "\r")
+                    (data.len() - 1, data.len(), EOL_CR)
                 } else {
-                    (data.len(), data.len(), "")
+                    (data.len(), data.len(), EOL_NONE)
                 }
             }
         };
@@ -336,6 +372,7 @@ fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
             }
         };
         let idx = records.len();
+        let idx32 = u32::try_from(idx).map_err(|_| err(line, "more than 2^32 records"))?;
         match rtype {
             0x00 => {
                 let n = bytes.len();
@@ -343,18 +380,8 @@ fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
                 if segment_mode && off + n as u64 > 0x1_0000 {
                     // Intel: segment addressing wraps within the 64 KiB segment.
                     let first = (0x1_0000 - off) as usize;
-                    chunks.push(Chunk {
-                        addr: base + off,
-                        rec: idx,
-                        from: 0,
-                        len: first,
-                    });
-                    chunks.push(Chunk {
-                        addr: base,
-                        rec: idx,
-                        from: first,
-                        len: n - first,
-                    });
+                    chunks.push(Chunk::new(base + off, idx32, 0, first));
+                    chunks.push(Chunk::new(base, idx32, first, n - first));
                 } else if n > 0 {
                     let addr = base + off;
                     if addr + n as u64 > FOUR_GIB {
@@ -363,12 +390,7 @@ fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
                             format!("data record at 0x{addr:x} with {n} bytes wraps past 4 GiB"),
                         ));
                     }
-                    chunks.push(Chunk {
-                        addr,
-                        rec: idx,
-                        from: 0,
-                        len: n,
-                    });
+                    chunks.push(Chunk::new(addr, idx32, 0, n));
                 }
             }
             0x01 => {
@@ -402,7 +424,7 @@ fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
             line,
             start,
             end: next,
-            eol,
+            eol_code: eol,
             rtype,
             offset,
             data: range,
@@ -420,7 +442,7 @@ fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
     for c in &chunks {
         if let Some((end, prev)) = reach {
             if c.addr < end {
-                let (a, b) = (records[prev].line, records[c.rec].line);
+                let (a, b) = (records[prev].line, records[c.rec()].line);
                 let (first, second) = (a.min(b), a.max(b));
                 return Err(err(
                     second,
@@ -431,9 +453,9 @@ fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
                 ));
             }
         }
-        let end = c.addr + c.len as u64;
+        let end = c.addr + c.len() as u64;
         if reach.is_none_or(|(e, _)| end > e) {
-            reach = Some((end, c.rec));
+            reach = Some((end, c.rec()));
         }
     }
     Ok(Parsed {
@@ -454,8 +476,8 @@ impl Parsed {
 
     fn bytes_of(&self, c: &Chunk) -> &[u8] {
         self.records
-            .get(c.rec)
-            .and_then(|r| self.data(r).get(c.from..c.from + c.len))
+            .get(c.rec())
+            .and_then(|r| self.data(r).get(c.from()..c.from() + c.len()))
             .unwrap_or_default()
     }
 
@@ -464,7 +486,7 @@ impl Parsed {
         let mut segs: Vec<Seg<'_>> = Vec::new();
         for c in &self.chunks {
             let b = self.bytes_of(c);
-            let at = self.records.get(c.rec).map(|r| r.data.start + c.from);
+            let at = self.records.get(c.rec()).map(|r| r.data.start + c.from());
             match segs.last_mut() {
                 Some(s) if s.end() == c.addr => match (&mut s.bytes, s.at, at) {
                     // The next bytes of the decoded data: widen the borrowed slice.
@@ -491,8 +513,8 @@ impl Parsed {
         let i = self.chunks.partition_point(|c| c.addr <= addr);
         i.checked_sub(1)
             .and_then(|i| self.chunks.get(i))
-            .filter(|c| addr < c.addr + c.len as u64)
-            .and_then(|c| self.records.get(c.rec))
+            .filter(|c| addr < c.addr + c.len() as u64)
+            .and_then(|c| self.records.get(c.rec()))
             .map_or(self.lines.max(1), |r| r.line)
     }
 
@@ -697,15 +719,15 @@ fn fates(p: &Parsed, block: Option<(u64, u64)>) -> Result<Vec<Fate>, FormatError
         .map(|r| vec![false; r.data.len()])
         .collect();
     for c in &p.chunks {
-        let (s, e) = (c.addr, c.addr + c.len as u64);
+        let (s, e) = (c.addr, c.addr + c.len() as u64);
         if e <= bs || s >= be {
             continue;
         }
-        if let Some(flags) = inside.get_mut(c.rec) {
-            for k in 0..c.len {
+        if let Some(flags) = inside.get_mut(c.rec()) {
+            for k in 0..c.len() {
                 let a = s + k as u64;
                 if a >= bs && a < be {
-                    if let Some(f) = flags.get_mut(c.from + k) {
+                    if let Some(f) = flags.get_mut(c.from() + k) {
                         *f = true;
                     }
                 }
@@ -816,7 +838,7 @@ pub fn prepare(data: &[u8], req: &Request) -> Result<Box<dyn Prepared>, FormatEr
             Fate::Truncate(n) => {
                 flush(&mut run, &mut head);
                 let d = p.data(r).get(..*n).unwrap_or_default();
-                head.push(Part::Bytes(record(0x00, r.offset, d, r.eol).into_bytes()));
+                head.push(Part::Bytes(record(0x00, r.offset, d, r.eol()).into_bytes()));
             }
         }
         pos = r.end;
@@ -828,7 +850,7 @@ pub fn prepare(data: &[u8], req: &Request) -> Result<Box<dyn Prepared>, FormatEr
         });
     }
     flush(&mut run, &mut head);
-    let eol = match p.records.first().map(|r| r.eol) {
+    let eol = match p.records.first().map(|r| r.eol()) {
         Some("\r\n") => "\r\n",
         _ => "\n",
     };

@@ -268,4 +268,40 @@ mod tests {
             Err(FormatError::NotSigned(Format::Raw))
         ));
     }
+
+    #[test]
+    fn hold_back_keeps_the_last_bytes_and_flushes_the_rest_in_order() {
+        let hold = 1000;
+        let input: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 253) as u8).collect();
+        // Chunk sizes below, at and above the hold, and around twice it.
+        for sizes in [
+            vec![1],
+            vec![999, 1000, 1001],
+            vec![1999, 2000, 2001, 3],
+            vec![5000],
+            vec![17, 2500, 1, 700],
+        ] {
+            let (mut tail, mut out, mut counted) = (Vec::new(), Vec::new(), 0u64);
+            let mut rest = &input[..];
+            for &n in sizes.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (c, r) = rest.split_at(n.min(rest.len()));
+                counted += hold_back(&mut tail, c, hold, |b| out.extend_from_slice(b));
+                rest = r;
+                let seen = input.len() - rest.len();
+                assert_eq!(counted as usize, out.len(), "{sizes:?}");
+                assert!(
+                    tail.len() >= hold.min(seen),
+                    "{sizes:?}: tail {}",
+                    tail.len()
+                );
+                assert!(tail.len() <= 2 * hold, "{sizes:?}: tail {}", tail.len());
+                out.extend_from_slice(&tail);
+                assert_eq!(out, input[..seen], "{sizes:?}");
+                out.truncate(counted as usize);
+            }
+        }
+    }
 }
