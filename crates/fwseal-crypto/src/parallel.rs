@@ -51,13 +51,13 @@ struct Worker {
 }
 
 impl Worker {
-    /// Start a thread for `state`; gives the state back if the OS refuses the thread.
-    fn start(state: Hasher) -> Result<Worker, Hasher> {
+    /// Start a thread that continues from a copy of `state`; `None` if the OS refuses the
+    /// thread (the caller keeps hashing `state` itself).
+    fn start(state: &Hasher) -> Option<Worker> {
         let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
         let stop = Arc::new(AtomicBool::new(false));
         let alg = state.alg();
-        // `spawn` consumes the closure (and the state in it) even when it fails: keep a copy.
-        let fallback = state.clone();
+        let state = state.clone();
         let stopped = Arc::clone(&stop);
         let spawned = std::thread::Builder::new()
             .name(WORKER_THREAD_NAME.into())
@@ -77,15 +77,12 @@ impl Worker {
                 }
                 h
             });
-        match spawned {
-            Ok(thread) => Ok(Worker {
-                alg,
-                tx: Some(tx),
-                thread: Some(thread),
-                stop,
-            }),
-            Err(_) => Err(fallback),
-        }
+        spawned.ok().map(|thread| Worker {
+            alg,
+            tx: Some(tx),
+            thread: Some(thread),
+            stop,
+        })
     }
 
     fn send(&self, m: Msg) {
@@ -248,12 +245,10 @@ impl ParallelStates {
             if Some(i) == inline {
                 continue;
             }
-            let placeholder = Slot::Here(Hasher::new(slot.alg()));
-            if let Slot::Here(h) = std::mem::replace(slot, placeholder) {
-                *slot = match Worker::start(h) {
-                    Ok(w) => Slot::Away(w),
-                    Err(h) => Slot::Here(h),
-                };
+            if let Slot::Here(h) = slot {
+                if let Some(w) = Worker::start(h) {
+                    *slot = Slot::Away(w);
+                }
             }
         }
     }

@@ -209,7 +209,7 @@ const MAX_RECORD: usize = 1 + 2 + 1 + 255 + 1;
 /// too long: [`parse_record`] then takes the slow path, which names the exact fault.
 fn decode_fast(digits: &[u8], buf: &mut [u8; MAX_RECORD]) -> Option<usize> {
     let n = digits.len() / 2;
-    if digits.len() % 2 != 0 || n > MAX_RECORD {
+    if !digits.len().is_multiple_of(2) || n > MAX_RECORD {
         return None;
     }
     let mut bad = 0u8;
