@@ -313,20 +313,30 @@ fn parse_record(
     Ok((rtype, offset, at..at + count))
 }
 
-fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
-    let mut records = Vec::new();
-    let mut arena: Vec<u8> = Vec::with_capacity(data.len() / 2);
-    let mut chunks = Vec::new();
-    let mut eof = None;
-    let mut start_address: Option<(u8, u32, u64)> = None;
-    // Address-record state: base and whether it came from a 02 (segment) record.
-    let mut base: u64 = 0;
-    let mut segment_mode = false;
+/// One piece of the text, decoded.
+struct Piece {
+    /// Lines and data ranges relative to the piece until [`parse`] places them.
+    records: Vec<Record>,
+    arena: Vec<u8>,
+    /// Lines in the piece (blank ones included), up to the first bad record.
+    lines: u64,
+    /// The first record that does not decode: its line within the piece and its content range
+    /// in the file (decoded again with its file line number to report it).
+    bad: Option<(u64, std::ops::Range<usize>)>,
+}
+
+/// Texts at least this long are decoded in two halves on two threads.
+const PARALLEL_DECODE_MIN: usize = 4 << 20;
+
+/// Phase 1 of [`parse`] over `text`, which starts at file offset `base`.
+fn decode_piece(text: &[u8], base: usize) -> Piece {
+    let mut records = Vec::with_capacity(text.len() / 40);
+    let mut arena: Vec<u8> = Vec::with_capacity(text.len() / 2);
     let mut pos = 0usize;
     let mut line = 0u64;
-    while pos < data.len() {
+    while pos < text.len() {
         line += 1;
-        let rest = data.get(pos..).unwrap_or_default();
+        let rest = text.get(pos..).unwrap_or_default();
         let (content_end, next, eol) = match memchr::memchr(b'\n', rest) {
             Some(i) => {
                 if i > 0 && rest.get(i - 1) == Some(&b'\r') {
@@ -337,98 +347,201 @@ fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
             }
             None => {
                 if rest.last() == Some(&b'\r') {
-                    (data.len() - 1, data.len(), EOL_CR)
+                    (text.len() - 1, text.len(), EOL_CR)
                 } else {
-                    (data.len(), data.len(), EOL_NONE)
+                    (text.len(), text.len(), EOL_NONE)
                 }
             }
         };
-        let content = data.get(pos..content_end).unwrap_or_default();
+        let content = text.get(pos..content_end).unwrap_or_default();
         let start = pos;
         pos = next;
         if content.is_empty() {
             continue;
         }
-        if let Some(e) = eof {
-            let e: &Record = &records[e];
-            return Err(err(
+        match parse_record(content, line, &mut arena) {
+            Ok((rtype, offset, data)) => records.push(Record {
                 line,
-                format!("data after the end-of-file record (line {})", e.line),
-            ));
-        }
-        let (rtype, offset, range) = parse_record(content, line, &mut arena)?;
-        let bytes = arena.get(range.clone()).unwrap_or_default();
-        let want_len = |n: usize, what: &str| {
-            if bytes.len() == n {
-                Ok(())
-            } else {
-                Err(err(
-                    line,
-                    format!(
-                        "{what} record (type {rtype:02x}) must carry {n} data bytes, found {}",
-                        bytes.len()
-                    ),
-                ))
+                start: base + start,
+                end: base + next,
+                eol_code: eol,
+                rtype,
+                offset,
+                data,
+            }),
+            Err(_) => {
+                return Piece {
+                    records,
+                    arena,
+                    lines: line,
+                    bad: Some((line, base + start..base + content_end)),
+                }
             }
+        }
+    }
+    Piece {
+        records,
+        arena,
+        lines: line,
+        bad: None,
+    }
+}
+
+/// Phase 1 over the whole file: two halves (split after a line feed) on two threads for a
+/// large text, else one.
+fn decode_all(data: &[u8], parallel_min: usize) -> Vec<Piece> {
+    let split = (data.len() >= parallel_min)
+        .then(|| memchr::memchr(b'\n', data.get(data.len() / 2..).unwrap_or_default()))
+        .flatten()
+        .map(|i| data.len() / 2 + i + 1)
+        .filter(|&at| at < data.len());
+    let Some(at) = split else {
+        return vec![decode_piece(data, 0)];
+    };
+    let (head, tail) = data.split_at(at);
+    std::thread::scope(|scope| {
+        let second = std::thread::Builder::new()
+            .name("fwseal-hex".into())
+            .spawn_scoped(scope, move || decode_piece(tail, at));
+        let first = decode_piece(head, 0);
+        let second = match second.map(|t| t.join()) {
+            Ok(Ok(p)) => p,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            // No thread: decode it here.
+            Err(_) => decode_piece(tail, at),
         };
-        let idx = records.len();
-        let idx32 = u32::try_from(idx).map_err(|_| err(line, "more than 2^32 records"))?;
-        match rtype {
-            0x00 => {
-                let n = bytes.len();
-                let off = u64::from(offset);
-                if segment_mode && off + n as u64 > 0x1_0000 {
-                    // Intel: segment addressing wraps within the 64 KiB segment.
-                    let first = (0x1_0000 - off) as usize;
-                    chunks.push(Chunk::new(base + off, idx32, 0, first));
-                    chunks.push(Chunk::new(base, idx32, first, n - first));
-                } else if n > 0 {
-                    let addr = base + off;
-                    if addr + n as u64 > FOUR_GIB {
+        vec![first, second]
+    })
+}
+
+fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
+    parse_with(data, PARALLEL_DECODE_MIN)
+}
+
+/// [`parse`], decoding in two halves from `parallel_min` bytes of text.
+fn parse_with(data: &[u8], parallel_min: usize) -> Result<Parsed, FormatError> {
+    let pieces = decode_all(data, parallel_min);
+    let mut records: Vec<Record> = Vec::new();
+    let mut arena: Vec<u8> = Vec::new();
+    let mut chunks = Vec::with_capacity(pieces.iter().map(|p| p.records.len()).sum());
+    let mut eof: Option<usize> = None;
+    let mut start_address: Option<(u8, u32, u64)> = None;
+    // Address-record state: base and whether it came from a 02 (segment) record.
+    let mut base: u64 = 0;
+    let mut segment_mode = false;
+    let mut line = 0u64;
+    // Phase 2, in file order: the state that spans lines (addresses, EOF, start address).
+    for piece in pieces {
+        let first_line = line;
+        let shift = arena.len();
+        if arena.is_empty() {
+            arena = piece.arena;
+        } else {
+            arena.extend_from_slice(&piece.arena);
+        }
+        let mut placed = piece.records;
+        for r in &mut placed {
+            r.line += first_line;
+            r.data = r.data.start + shift..r.data.end + shift;
+        }
+        let from = records.len();
+        if records.is_empty() {
+            records = placed;
+        } else {
+            records.append(&mut placed);
+        }
+        for idx in from..records.len() {
+            let Some(r) = records.get(idx) else { break };
+            line = r.line;
+            if let Some(e) = eof {
+                let e: &Record = &records[e];
+                return Err(err(
+                    line,
+                    format!("data after the end-of-file record (line {})", e.line),
+                ));
+            }
+            let (rtype, offset) = (r.rtype, r.offset);
+            let bytes = arena.get(r.data.clone()).unwrap_or_default();
+            let want_len = |n: usize, what: &str| {
+                if bytes.len() == n {
+                    Ok(())
+                } else {
+                    Err(err(
+                        line,
+                        format!(
+                            "{what} record (type {rtype:02x}) must carry {n} data bytes, found {}",
+                            bytes.len()
+                        ),
+                    ))
+                }
+            };
+            let idx32 = u32::try_from(idx).map_err(|_| err(line, "more than 2^32 records"))?;
+            match rtype {
+                0x00 => {
+                    let n = bytes.len();
+                    let off = u64::from(offset);
+                    if segment_mode && off + n as u64 > 0x1_0000 {
+                        // Intel: segment addressing wraps within the 64 KiB segment.
+                        let first = (0x1_0000 - off) as usize;
+                        chunks.push(Chunk::new(base + off, idx32, 0, first));
+                        chunks.push(Chunk::new(base, idx32, first, n - first));
+                    } else if n > 0 {
+                        let addr = base + off;
+                        if addr + n as u64 > FOUR_GIB {
+                            return Err(err(
+                                line,
+                                format!(
+                                    "data record at 0x{addr:x} with {n} bytes wraps past 4 GiB"
+                                ),
+                            ));
+                        }
+                        chunks.push(Chunk::new(addr, idx32, 0, n));
+                    }
+                }
+                0x01 => {
+                    want_len(0, "end-of-file")?;
+                    eof = Some(idx);
+                }
+                0x02 => {
+                    want_len(2, "extended segment address")?;
+                    base = u64::from(u16::from_be_bytes([bytes[0], bytes[1]])) << 4;
+                    segment_mode = true;
+                }
+                0x04 => {
+                    want_len(2, "extended linear address")?;
+                    base = u64::from(u16::from_be_bytes([bytes[0], bytes[1]])) << 16;
+                    segment_mode = false;
+                }
+                0x03 | 0x05 => {
+                    want_len(4, "start address")?;
+                    if let Some((_, _, first)) = start_address {
                         return Err(err(
                             line,
-                            format!("data record at 0x{addr:x} with {n} bytes wraps past 4 GiB"),
+                            format!("second start address record (the first is on line {first})"),
                         ));
                     }
-                    chunks.push(Chunk::new(addr, idx32, 0, n));
+                    let v = Reader::new(Format::Ihex, bytes, 0).u32_be("start address")?;
+                    start_address = Some((rtype, v, line));
                 }
+                t => return Err(err(line, format!("unknown record type 0x{t:02x}"))),
             }
-            0x01 => {
-                want_len(0, "end-of-file")?;
-                eof = Some(idx);
-            }
-            0x02 => {
-                want_len(2, "extended segment address")?;
-                base = u64::from(u16::from_be_bytes([bytes[0], bytes[1]])) << 4;
-                segment_mode = true;
-            }
-            0x04 => {
-                want_len(2, "extended linear address")?;
-                base = u64::from(u16::from_be_bytes([bytes[0], bytes[1]])) << 16;
-                segment_mode = false;
-            }
-            0x03 | 0x05 => {
-                want_len(4, "start address")?;
-                if let Some((_, _, first)) = start_address {
-                    return Err(err(
-                        line,
-                        format!("second start address record (the first is on line {first})"),
-                    ));
-                }
-                let v = Reader::new(Format::Ihex, bytes, 0).u32_be("start address")?;
-                start_address = Some((rtype, v, line));
-            }
-            t => return Err(err(line, format!("unknown record type 0x{t:02x}"))),
         }
-        records.push(Record {
-            line,
-            start,
-            end: next,
-            eol_code: eol,
-            rtype,
-            offset,
-            data: range,
-        });
+        line = first_line + piece.lines;
+        if let Some((l, content)) = piece.bad {
+            let line = first_line + l;
+            if let Some(e) = eof {
+                let e: &Record = &records[e];
+                return Err(err(
+                    line,
+                    format!("data after the end-of-file record (line {})", e.line),
+                ));
+            }
+            let content = data.get(content).unwrap_or_default();
+            return Err(match parse_record(content, line, &mut Vec::new()) {
+                Err(e) => e,
+                Ok(_) => err(line, "record decodes differently the second time"),
+            });
+        }
     }
     let eof = eof.ok_or_else(|| {
         err(
@@ -982,6 +1095,62 @@ mod tests {
         assert_eq!(m.len(), 2);
         assert_eq!((m[0].start, m[0].bytes.to_vec()), (0x10000, vec![3, 4]));
         assert_eq!((m[1].start, m[1].bytes.to_vec()), (0x1fffe, vec![1, 2]));
+    }
+
+    /// Decoding in two halves gives what one pass gives: the same records, lines and memory, or
+    /// the same error (line numbers included), wherever the fault is.
+    #[test]
+    fn two_half_decode_equals_one_pass() {
+        let mut text = String::new();
+        for i in 0..400u32 {
+            if i % 64 == 0 {
+                text.push_str(&record(0x04, 0, &((i / 64) as u16).to_be_bytes(), "\n"));
+            }
+            let data: Vec<u8> = (0..16).map(|k| (i * 16 + k) as u8).collect();
+            text.push_str(&record(0x00, ((i % 64) * 16) as u16, &data, "\r\n"));
+            if i % 97 == 0 {
+                text.push('\n');
+            }
+        }
+        text.push_str(":00000001FF\n");
+        let base = text.into_bytes();
+        let summary = |r: Result<Parsed, FormatError>| match r {
+            Ok(p) => {
+                let lines: Vec<(u64, usize, usize)> =
+                    p.records.iter().map(|r| (r.line, r.start, r.end)).collect();
+                let mem: Vec<(u64, Vec<u8>)> = p
+                    .memory()
+                    .iter()
+                    .map(|s| (s.start, s.bytes.to_vec()))
+                    .collect();
+                format!("ok {} {:?} {:?} {}", p.lines, lines, mem, p.eof)
+            }
+            Err(e) => format!("error {e}"),
+        };
+        let mut cases = vec![base.clone()];
+        for at in [
+            5,
+            base.len() / 3,
+            base.len() / 2 - 3,
+            base.len() / 2 + 40,
+            base.len() - 30,
+        ] {
+            for byte in [b'G', b'0', b'\n', b':'] {
+                let mut v = base.clone();
+                v[at] = byte;
+                cases.push(v);
+            }
+        }
+        // An EOF record in the first half, data after it in the second.
+        let mut early = base.clone();
+        let eof = b":00000001FF\n";
+        early.splice(100..100, eof.iter().copied());
+        cases.push(early);
+        for (n, case) in cases.iter().enumerate() {
+            let one = summary(parse_with(case, usize::MAX));
+            let two = summary(parse_with(case, 0));
+            assert_eq!(one, two, "case {n}");
+        }
     }
 
     #[test]
