@@ -502,6 +502,17 @@ mod tests {
                 let mut off = MultiHasher::offloaded(&algs);
                 off.update(d);
                 check(off.finish(), &algs, d, "offloaded");
+                // In place, one thread per digest, over uneven parts.
+                let cut = |f: usize| (len * f / 7).min(len);
+                let parts = [
+                    &d[..cut(1)],
+                    &d[cut(1)..cut(1)],
+                    &d[cut(1)..cut(5)],
+                    &d[cut(5)..],
+                ];
+                let (m, r) = crate::digest_parts(&parts, &algs, || 7);
+                assert_eq!(r, 7);
+                check(m, &algs, d, "digest_parts");
                 // Random chunkings: tiny, around the threshold, and MiB-sized pieces mixed.
                 for round in 0..3 {
                     let mut h = if round == 2 {

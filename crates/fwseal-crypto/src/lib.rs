@@ -23,7 +23,7 @@ pub mod soft;
 pub mod verify;
 
 pub use alg::{DigestAlg, Digests, Family, Hasher, MultiHasher, SigAlg};
-pub use parallel::{ParallelStates, PARALLEL_UPDATE_MIN};
+pub use parallel::{digest_parts, ParallelStates, PARALLEL_UPDATE_MIN};
 pub use sig::{KeyId, SigTimestamp, Signature, SignatureSet, SignedMessage};
 pub use signer::Signer;
 pub use verify::PublicKey;

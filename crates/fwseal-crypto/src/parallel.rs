@@ -343,3 +343,52 @@ impl std::fmt::Debug for ParallelStates {
             .finish()
     }
 }
+
+/// Digests of the concatenation of `parts`, bytes already in memory: one scoped thread per
+/// algorithm reads them where they are (no copies), while `alongside` runs on the caller's
+/// thread. Below [`PARALLEL_UPDATE_MIN`] bytes, or for one algorithm, or where a thread cannot
+/// be started, the hashing is done on the caller's thread instead: same digests either way.
+pub fn digest_parts<R>(
+    parts: &[&[u8]],
+    algs: &[DigestAlg],
+    alongside: impl FnOnce() -> R,
+) -> (crate::alg::Digests, R) {
+    let mut uniq: Vec<DigestAlg> = Vec::new();
+    for &a in algs {
+        if !uniq.contains(&a) {
+            uniq.push(a);
+        }
+    }
+    let one = |alg: DigestAlg| {
+        let mut h = Hasher::new(alg);
+        parts.iter().for_each(|p| h.update(p));
+        (alg, h.finish())
+    };
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if uniq.len() < 2 || total < PARALLEL_UPDATE_MIN {
+        let d = uniq.into_iter().map(one).collect();
+        return (crate::alg::Digests(d), alongside());
+    }
+    std::thread::scope(|scope| {
+        let running: Vec<_> = uniq
+            .iter()
+            .map(|&a| {
+                let t = std::thread::Builder::new()
+                    .name(WORKER_THREAD_NAME.into())
+                    .spawn_scoped(scope, move || one(a));
+                (a, t)
+            })
+            .collect();
+        let r = alongside();
+        let d = running
+            .into_iter()
+            .map(|(a, t)| match t.map(|t| t.join()) {
+                Ok(Ok(d)) => d,
+                Ok(Err(panic)) => std::panic::resume_unwind(panic),
+                // No thread: hash it here.
+                Err(_) => one(a),
+            })
+            .collect();
+        (crate::alg::Digests(d), r)
+    })
+}

@@ -37,9 +37,7 @@ use cms::signed_data::{
 use const_oid::ObjectIdentifier;
 use der::asn1::{Any, Null, OctetString, SetOfVec};
 use der::{Decode, Encode, SliceReader};
-use fwseal_crypto::{
-    DigestAlg, Digests, KeyId, MultiHasher, SigAlg, Signature, SignatureSet, SignedMessage,
-};
+use fwseal_crypto::{DigestAlg, Digests, KeyId, SigAlg, Signature, SignatureSet, SignedMessage};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::Attribute;
 use x509_cert::Certificate;
@@ -341,32 +339,29 @@ impl Pe {
 
     /// Authenticode image hash with each of `algs`.
     fn digests(&self, d: &[u8], algs: &[DigestAlg]) -> Result<Digests, FormatError> {
-        self.digests_with(d, algs, |_| {})
+        Ok(self.digests_and(d, algs, || ())?.0)
     }
 
-    /// [`Pe::digests`], calling `alongside(n)` after each piece of `n` hashed bytes (at most
-    /// 1 MiB), so the caller can do other work on its thread while the worker threads hash.
-    fn digests_with(
+    /// [`Pe::digests`] (one thread per digest, reading the image in place) while `alongside`
+    /// runs on the caller's thread.
+    fn digests_and<R>(
         &self,
         d: &[u8],
         algs: &[DigestAlg],
-        mut alongside: impl FnMut(usize),
-    ) -> Result<Digests, FormatError> {
-        let mut h = MultiHasher::new(algs);
+        alongside: impl FnOnce() -> R,
+    ) -> Result<(Digests, R), FormatError> {
         let secdir = self.secdir_off.ok_or_else(|| {
             err(
                 self.checksum_off,
                 "image has no Certificate Table data directory (NumberOfRvaAndSizes < 5)",
             )
         })?;
+        let mut parts: Vec<&[u8]> = Vec::new();
         let mut feed = |a: usize, b: usize| -> Result<(), FormatError> {
             let s = d
                 .get(a..b)
                 .ok_or_else(|| err(a, format!("hash range [{a}, {b}) is outside the file")))?;
-            for piece in s.chunks(1 << 20) {
-                h.update(piece);
-                alongside(piece.len());
-            }
+            parts.push(s);
             Ok(())
         };
         feed(0, self.checksum_off)?;
@@ -378,8 +373,8 @@ impl Pe {
             feed(s.ptr, s.ptr + s.size)?;
         }
         feed(self.sum_hashed, self.content_len)?;
-        h.update(&[0u8; 8][..self.padded_len() - self.content_len]);
-        Ok(h.finish())
+        parts.push(&[0u8; 8][..self.padded_len() - self.content_len]);
+        Ok(fwseal_crypto::digest_parts(&parts, algs, alongside))
     }
 
     fn machine_name(&self) -> String {
@@ -721,27 +716,16 @@ pub fn prepare(data: &[u8], req: &Request) -> Result<Box<dyn Prepared>, FormatEr
             )))
         }
     }
-    // The body's share of the PE checksum, summed on this thread while the worker threads
-    // hash (as many bytes per step as were just hashed).
+    // The body's share of the PE checksum, summed on this thread while the digest threads
+    // hash.
     let body = data
         .get(pe.size_of_headers..pe.content_len)
         .unwrap_or_default();
-    let mut body_sum = 0u64;
-    let mut summed = 0usize;
-    let digests = pe.digests_with(data, &req.digest_algs(DigestAlg::Sha256), |n| {
-        let end = summed.saturating_add(n).min(body.len());
-        checksum_add(
-            &mut body_sum,
-            pe.size_of_headers + summed,
-            body.get(summed..end).unwrap_or_default(),
-        );
-        summed = end;
+    let (digests, body_sum) = pe.digests_and(data, &req.digest_algs(DigestAlg::Sha256), || {
+        let mut sum = 0u64;
+        checksum_add(&mut sum, pe.size_of_headers, body);
+        sum
     })?;
-    checksum_add(
-        &mut body_sum,
-        pe.size_of_headers + summed,
-        body.get(summed..).unwrap_or_default(),
-    );
     let headers = data
         .get(..pe.size_of_headers)
         .ok_or_else(|| err(0, "headers outside the file"))?

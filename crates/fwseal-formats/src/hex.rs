@@ -20,7 +20,7 @@ use crate::{
     Detection, Extracted, Format, FormatError, FormatSpec, Location, Part, Preparation, Prepared,
     Request,
 };
-use fwseal_crypto::{DigestAlg, Digests, Hasher, SigAlg, PARALLEL_UPDATE_MIN};
+use fwseal_crypto::{DigestAlg, Digests, SigAlg};
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
@@ -725,47 +725,19 @@ fn image_range(p: &Parsed, segs: &[Seg<'_>]) -> Result<(u64, u64), FormatError> 
 
 /// Hash the memory image, gaps filled with `fill`, without materialising the gaps.
 fn image_digests(segs: &[Seg<'_>], algs: &[DigestAlg], fill: u8) -> Digests {
-    let mut uniq: Vec<DigestAlg> = Vec::new();
-    for &a in algs {
-        if !uniq.contains(&a) {
-            uniq.push(a);
-        }
-    }
-    let one = |alg: DigestAlg| {
-        let mut h = Hasher::new(alg);
-        feed_image(segs, fill, |b| h.update(b));
-        (alg, h.finish())
-    };
-    let total: usize = segs.iter().map(|s| s.bytes.len()).sum();
-    if uniq.len() < 2 || total < PARALLEL_UPDATE_MIN {
-        return Digests(uniq.into_iter().map(one).collect());
-    }
-    // The image is in memory: each digest on its own thread reads it where it is (no copy).
-    Digests(std::thread::scope(|scope| {
-        let running: Vec<_> = uniq
-            .iter()
-            .map(|&a| {
-                let t = std::thread::Builder::new()
-                    .name("fwseal-hash".into())
-                    .spawn_scoped(scope, move || one(a));
-                (a, t)
-            })
-            .collect();
-        running
-            .into_iter()
-            .map(|(a, t)| match t.map(|t| t.join()) {
-                Ok(Ok(d)) => d,
-                Ok(Err(panic)) => std::panic::resume_unwind(panic),
-                // No thread: hash it here.
-                Err(_) => one(a),
-            })
-            .collect()
-    }))
+    // The image is in memory: each digest on its own thread reads it where it is.
+    let fill_buf = [fill; FILL_CHUNK];
+    let mut parts: Vec<&[u8]> = Vec::new();
+    feed_image(segs, &fill_buf, |b| parts.push(b));
+    fwseal_crypto::digest_parts(&parts, algs, || ()).0
 }
 
-/// The memory image in address order, gaps filled with `fill`, in pieces.
-fn feed_image(segs: &[Seg<'_>], fill: u8, mut f: impl FnMut(&[u8])) {
-    let fill_buf = [fill; FILL_CHUNK];
+/// The memory image in address order, gaps filled from `fill_buf`, in pieces.
+fn feed_image<'a>(
+    segs: &'a [Seg<'_>],
+    fill_buf: &'a [u8; FILL_CHUNK],
+    mut f: impl FnMut(&'a [u8]),
+) {
     let mut at: Option<u64> = None;
     for s in segs {
         if let Some(mut cur) = at {
