@@ -37,6 +37,8 @@ const APT_PACKAGES: &[&str] = &[
     "make",
     "perl",
     "faketime",
+    "libssl-dev",
+    "pkg-config",
 ];
 
 /// Which command proves each package is installed.
@@ -58,6 +60,8 @@ const APT_PROBES: &[(&str, &str)] = &[
     ("make", "make"),
     ("perl", "perl"),
     ("faketime", "faketime"),
+    ("libssl-dev", "/usr/include/openssl/sha.h"),
+    ("pkg-config", "pkg-config"),
 ];
 
 /// PyPI packages: the MCUboot judge, the OVMF variable-store tool, DSSE and ML-DSA verifiers,

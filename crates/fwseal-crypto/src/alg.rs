@@ -3,6 +3,7 @@
 //! The numeric ids are part of the wire format (`formats/signature-block.md`) and must never be
 //! renumbered. The string names are used in JSON documents and configuration.
 
+use crate::parallel::ParallelStates;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
@@ -76,22 +77,28 @@ impl std::fmt::Display for DigestAlg {
 
 /// An incremental hasher for any [`DigestAlg`] (cloneable, so a state can be forked).
 ///
-/// SHA-256 is RustCrypto's `sha2` (SHA-NI where the CPU has it). SHA-384 and SHA-512 are
-/// AWS-LC's (`aws-lc-rs`, feature `aws-lc`, on by default): x86-64 has no SHA-512
-/// instructions, and AWS-LC's assembly runs at `openssl dgst -sha512` speed, ~1.4× `sha2`'s on
-/// this project's bench machine (BENCHMARKS.md); without the feature, `sha2` throughout.
+/// SHA-256 is RustCrypto's `sha2` (SHA-NI where the CPU has it). SHA-384 and SHA-512 — x86-64
+/// has no instructions for them, so they are the slow half of a hybrid request — come from the
+/// fastest maintained backend built in: the system OpenSSL (feature `openssl`, on by default:
+/// its AVX2 code path, ~1.4× the others on this project's bench machine, BENCHMARKS.md), else
+/// AWS-LC (`aws-lc-rs`, feature `aws-lc`), else `sha2`. Every backend computes the same
+/// function; tests check each against `sha2`.
 #[derive(Clone)]
 pub struct Hasher(HasherState);
 
 #[derive(Clone)]
 enum HasherState {
     Sha256(sha2::Sha256),
-    #[cfg(not(feature = "aws-lc"))]
-    Sha384(sha2::Sha384),
-    #[cfg(not(feature = "aws-lc"))]
-    Sha512(sha2::Sha512),
-    #[cfg(feature = "aws-lc")]
+    #[cfg(feature = "openssl")]
+    OsslSha384(openssl::sha::Sha384),
+    #[cfg(feature = "openssl")]
+    OsslSha512(openssl::sha::Sha512),
+    #[cfg(all(feature = "aws-lc", not(feature = "openssl")))]
     AwsLc(DigestAlg, aws_lc_rs::digest::Context),
+    #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
+    Sha384(sha2::Sha384),
+    #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
+    Sha512(sha2::Sha512),
 }
 
 impl std::fmt::Debug for Hasher {
@@ -105,20 +112,24 @@ impl Hasher {
     pub fn new(alg: DigestAlg) -> Self {
         Hasher(match alg {
             DigestAlg::Sha256 => HasherState::Sha256(sha2::Sha256::new()),
-            #[cfg(not(feature = "aws-lc"))]
-            DigestAlg::Sha384 => HasherState::Sha384(sha2::Sha384::new()),
-            #[cfg(not(feature = "aws-lc"))]
-            DigestAlg::Sha512 => HasherState::Sha512(sha2::Sha512::new()),
-            #[cfg(feature = "aws-lc")]
+            #[cfg(feature = "openssl")]
+            DigestAlg::Sha384 => HasherState::OsslSha384(openssl::sha::Sha384::new()),
+            #[cfg(feature = "openssl")]
+            DigestAlg::Sha512 => HasherState::OsslSha512(openssl::sha::Sha512::new()),
+            #[cfg(all(feature = "aws-lc", not(feature = "openssl")))]
             DigestAlg::Sha384 => HasherState::AwsLc(
                 alg,
                 aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA384),
             ),
-            #[cfg(feature = "aws-lc")]
+            #[cfg(all(feature = "aws-lc", not(feature = "openssl")))]
             DigestAlg::Sha512 => HasherState::AwsLc(
                 alg,
                 aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA512),
             ),
+            #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
+            DigestAlg::Sha384 => HasherState::Sha384(sha2::Sha384::new()),
+            #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
+            DigestAlg::Sha512 => HasherState::Sha512(sha2::Sha512::new()),
         })
     }
 
@@ -126,12 +137,16 @@ impl Hasher {
     pub fn alg(&self) -> DigestAlg {
         match &self.0 {
             HasherState::Sha256(_) => DigestAlg::Sha256,
-            #[cfg(not(feature = "aws-lc"))]
-            HasherState::Sha384(_) => DigestAlg::Sha384,
-            #[cfg(not(feature = "aws-lc"))]
-            HasherState::Sha512(_) => DigestAlg::Sha512,
-            #[cfg(feature = "aws-lc")]
+            #[cfg(feature = "openssl")]
+            HasherState::OsslSha384(_) => DigestAlg::Sha384,
+            #[cfg(feature = "openssl")]
+            HasherState::OsslSha512(_) => DigestAlg::Sha512,
+            #[cfg(all(feature = "aws-lc", not(feature = "openssl")))]
             HasherState::AwsLc(a, _) => *a,
+            #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
+            HasherState::Sha384(_) => DigestAlg::Sha384,
+            #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
+            HasherState::Sha512(_) => DigestAlg::Sha512,
         }
     }
 
@@ -139,12 +154,16 @@ impl Hasher {
     pub fn update(&mut self, data: &[u8]) {
         match &mut self.0 {
             HasherState::Sha256(h) => h.update(data),
-            #[cfg(not(feature = "aws-lc"))]
-            HasherState::Sha384(h) => h.update(data),
-            #[cfg(not(feature = "aws-lc"))]
-            HasherState::Sha512(h) => h.update(data),
-            #[cfg(feature = "aws-lc")]
+            #[cfg(feature = "openssl")]
+            HasherState::OsslSha384(h) => h.update(data),
+            #[cfg(feature = "openssl")]
+            HasherState::OsslSha512(h) => h.update(data),
+            #[cfg(all(feature = "aws-lc", not(feature = "openssl")))]
             HasherState::AwsLc(_, h) => h.update(data),
+            #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
+            HasherState::Sha384(h) => h.update(data),
+            #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
+            HasherState::Sha512(h) => h.update(data),
         }
     }
 
@@ -152,91 +171,75 @@ impl Hasher {
     pub fn finish(self) -> Vec<u8> {
         match self.0 {
             HasherState::Sha256(h) => h.finalize().to_vec(),
-            #[cfg(not(feature = "aws-lc"))]
-            HasherState::Sha384(h) => h.finalize().to_vec(),
-            #[cfg(not(feature = "aws-lc"))]
-            HasherState::Sha512(h) => h.finalize().to_vec(),
-            #[cfg(feature = "aws-lc")]
+            #[cfg(feature = "openssl")]
+            HasherState::OsslSha384(h) => h.finish().to_vec(),
+            #[cfg(feature = "openssl")]
+            HasherState::OsslSha512(h) => h.finish().to_vec(),
+            #[cfg(all(feature = "aws-lc", not(feature = "openssl")))]
             HasherState::AwsLc(_, h) => h.finish().as_ref().to_vec(),
+            #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
+            HasherState::Sha384(h) => h.finalize().to_vec(),
+            #[cfg(not(any(feature = "aws-lc", feature = "openssl")))]
+            HasherState::Sha512(h) => h.finalize().to_vec(),
         }
     }
 }
 
-/// Updates at least this large are hashed by every state at once, each on its own thread (the
-/// calling thread takes the first). The states of one stream are independent, so a hybrid
-/// request's SHA-256 and SHA-512 cost the slower of the two instead of their sum; below this
-/// size a thread costs more than it saves.
-pub const PARALLEL_UPDATE_MIN: usize = 256 * 1024;
-
-/// Absorb `data` into every state of `states`: in parallel for large updates
-/// ([`PARALLEL_UPDATE_MIN`]), serially otherwise. If the OS refuses a thread, that state is
-/// hashed on the calling thread: the result never depends on how it was computed.
-pub fn update_all<'a>(states: impl IntoIterator<Item = &'a mut Hasher>, data: &[u8]) {
-    let mut states = states.into_iter();
-    let Some(first) = states.next() else {
-        return;
-    };
-    if data.len() < PARALLEL_UPDATE_MIN {
-        first.update(data);
-        states.for_each(|s| s.update(data));
-        return;
-    }
-    // Each further state behind its own lock, so a state whose thread could not be started
-    // is still reachable here (the lock is never contended: one thread uses each).
-    let rest: Vec<std::sync::Mutex<&mut Hasher>> = states.map(std::sync::Mutex::new).collect();
-    if rest.is_empty() {
-        first.update(data);
-        return;
-    }
-    let lock = |m: &std::sync::Mutex<&'a mut Hasher>| {
-        m.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .update(data)
-    };
-    std::thread::scope(|scope| {
-        let mut local = Vec::new();
-        for m in &rest {
-            if std::thread::Builder::new()
-                .name("fwseal-hash".into())
-                .spawn_scoped(scope, move || lock(m))
-                .is_err()
-            {
-                local.push(m);
-            }
-        }
-        first.update(data);
-        local.into_iter().for_each(lock);
-    });
-}
-
-/// Several digests of the same byte stream, computed in one pass (in parallel for large
-/// updates: [`update_all`]).
+/// Several digests of the same byte stream, computed in one pass: one state on the caller's
+/// thread, the others on persistent worker threads once the stream is large
+/// ([`ParallelStates`]). Cloning forks the stream.
 #[derive(Clone, Debug, Default)]
 pub struct MultiHasher {
-    states: Vec<Hasher>,
+    states: ParallelStates,
+}
+
+fn dedup(algs: &[DigestAlg]) -> Vec<Hasher> {
+    let mut states: Vec<Hasher> = Vec::new();
+    for &a in algs {
+        if !states.iter().any(|s| s.alg() == a) {
+            states.push(Hasher::new(a));
+        }
+    }
+    states
 }
 
 impl MultiHasher {
     /// Hash with every algorithm in `algs` (duplicates are ignored).
     pub fn new(algs: &[DigestAlg]) -> Self {
-        let mut states: Vec<Hasher> = Vec::new();
-        for &a in algs {
-            if !states.iter().any(|s| s.alg() == a) {
-                states.push(Hasher::new(a));
-            }
+        MultiHasher {
+            states: ParallelStates::new(dedup(algs)),
         }
-        MultiHasher { states }
+    }
+
+    /// Like [`MultiHasher::new`], but every state is hashed off the caller's thread (for callers
+    /// whose own work, e.g. decoding text, is the bottleneck).
+    pub fn offloaded(algs: &[DigestAlg]) -> Self {
+        MultiHasher {
+            states: ParallelStates::offloaded(dedup(algs)),
+        }
+    }
+
+    /// Continue from existing states (e.g. states that already absorbed a header).
+    pub fn from_states(states: Vec<Hasher>) -> Self {
+        MultiHasher {
+            states: ParallelStates::new(states),
+        }
     }
 
     /// Absorb bytes into every state.
     pub fn update(&mut self, data: &[u8]) {
-        update_all(&mut self.states, data);
+        self.states.update(data);
+    }
+
+    /// The states after every byte absorbed (joins the worker threads).
+    pub fn into_states(self) -> Vec<Hasher> {
+        self.states.into_states()
     }
 
     /// Finish every state.
     pub fn finish(self) -> Digests {
         Digests(
-            self.states
+            self.into_states()
                 .into_iter()
                 .map(|s| (s.alg(), s.finish()))
                 .collect(),
@@ -431,6 +434,7 @@ impl std::str::FromStr for SigAlg {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::PARALLEL_UPDATE_MIN;
 
     /// The reference: RustCrypto's one-shot digests.
     fn reference(alg: DigestAlg, data: &[u8]) -> Vec<u8> {
@@ -441,46 +445,127 @@ mod tests {
         }
     }
 
+    /// A small deterministic generator (xorshift64*), so failures reproduce.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// Every non-empty combination of the digest algorithms.
+    fn combinations() -> Vec<Vec<DigestAlg>> {
+        (1u8..8)
+            .map(|m| {
+                DigestAlg::ALL
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| m & (1 << i) != 0)
+                    .map(|(_, &a)| a)
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn check(m: Digests, algs: &[DigestAlg], d: &[u8], what: &str) {
+        assert_eq!(m.0.len(), algs.len(), "{what}");
+        for &alg in algs {
+            assert_eq!(
+                m.get(alg),
+                Some(&reference(alg, d)[..]),
+                "{alg} over {} bytes, {what}",
+                d.len()
+            );
+        }
+    }
+
     #[test]
-    fn hashers_match_the_reference_serial_parallel_and_forked() {
-        let data: Vec<u8> = (0..3 * PARALLEL_UPDATE_MIN + 7)
-            .map(|i| (i * 31 % 251) as u8)
-            .collect();
-        let algs = [DigestAlg::Sha256, DigestAlg::Sha384, DigestAlg::Sha512];
-        for len in [
-            0,
-            1,
-            111,
-            PARALLEL_UPDATE_MIN - 1,
-            PARALLEL_UPDATE_MIN,
-            data.len(),
-        ] {
-            let d = &data[..len];
-            // One update (parallel when large), then small and large pieces mixed.
-            let mut one = MultiHasher::new(&algs);
-            one.update(d);
-            let mut pieces = MultiHasher::new(&algs);
-            let (a, b) = d.split_at(len / 3);
-            pieces.update(a);
-            let fork = pieces.clone();
-            pieces.update(b);
-            let mut forked = fork;
-            forked.update(b);
-            for m in [one.finish(), pieces.finish(), forked.finish()] {
-                for alg in algs {
-                    assert_eq!(
-                        m.get(alg),
-                        Some(&reference(alg, d)[..]),
-                        "{alg} over {len} bytes"
-                    );
+    fn parallel_digests_equal_serial_ones_for_any_chunking() {
+        let mut rng = Rng(0x5eed_f00d);
+        let big = 5 * (1 << 20) + 3;
+        let data: Vec<u8> = (0..big).map(|_| rng.next() as u8).collect();
+        let t = PARALLEL_UPDATE_MIN;
+        for algs in combinations() {
+            for len in [0, 1, 111, t - 1, t, t + 1, 3 * t + 7, big] {
+                let d = &data[..len];
+                // One update.
+                let mut one = MultiHasher::new(&algs);
+                one.update(d);
+                check(one.finish(), &algs, d, "one update");
+                // Every state off the caller's thread.
+                let mut off = MultiHasher::offloaded(&algs);
+                off.update(d);
+                check(off.finish(), &algs, d, "offloaded");
+                // In place, one thread per digest, over uneven parts.
+                let cut = |f: usize| (len * f / 7).min(len);
+                let parts = [
+                    &d[..cut(1)],
+                    &d[cut(1)..cut(1)],
+                    &d[cut(1)..cut(5)],
+                    &d[cut(5)..],
+                ];
+                let (m, r) = crate::digest_parts(&parts, &algs, || 7);
+                assert_eq!(r, 7);
+                check(m, &algs, d, "digest_parts");
+                // Random chunkings: tiny, around the threshold, and MiB-sized pieces mixed.
+                for round in 0..3 {
+                    let mut h = if round == 2 {
+                        MultiHasher::offloaded(&algs)
+                    } else {
+                        MultiHasher::new(&algs)
+                    };
+                    let mut rest = d;
+                    while !rest.is_empty() {
+                        let n = match rng.below(4) {
+                            0 => rng.below(64),
+                            1 => t - 1 + rng.below(3),
+                            2 => rng.below(2 << 20),
+                            _ => rng.below(4096),
+                        }
+                        .min(rest.len());
+                        let (a, b) = rest.split_at(n);
+                        h.update(a);
+                        rest = b;
+                    }
+                    check(h.finish(), &algs, d, "random chunks");
                 }
             }
         }
-        // update_all over loose states, as a streaming format keeps them.
-        let mut states: Vec<Hasher> = algs.iter().map(|&a| Hasher::new(a)).collect();
-        update_all(&mut states, &data);
-        for h in states {
-            assert_eq!(h.clone().finish(), reference(h.alg(), &data), "{:?}", h);
+    }
+
+    #[test]
+    fn forks_and_states_continue_where_the_stream_is() {
+        let data: Vec<u8> = (0..3 * PARALLEL_UPDATE_MIN + 7)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        let algs = DigestAlg::ALL;
+        for len in [0, 1, PARALLEL_UPDATE_MIN + 5, data.len()] {
+            let d = &data[..len];
+            let (a, b) = d.split_at(len * 2 / 3);
+            let mut pieces = MultiHasher::new(&algs);
+            pieces.update(a);
+            // A fork taken while the workers run, then both continue.
+            let mut forked = pieces.clone();
+            pieces.update(b);
+            forked.update(b);
+            check(pieces.finish(), &algs, d, "original");
+            check(forked.finish(), &algs, d, "fork");
+            // States taken out mid-stream continue serially, and back in parallel.
+            let mut h = MultiHasher::new(&algs);
+            h.update(a);
+            let mut states = h.into_states();
+            states.iter_mut().for_each(|s| s.update(b));
+            let mut again = MultiHasher::from_states(states);
+            again.update(b);
+            let mut want = d.to_vec();
+            want.extend_from_slice(b);
+            check(again.finish(), &algs, &want, "from_states");
         }
     }
 

@@ -13,6 +13,7 @@
 
 pub mod alg;
 pub mod cert;
+pub mod parallel;
 pub mod pq;
 pub mod provider;
 pub mod sig;
@@ -21,9 +22,8 @@ pub mod signer;
 pub mod soft;
 pub mod verify;
 
-pub use alg::{
-    update_all, DigestAlg, Digests, Family, Hasher, MultiHasher, SigAlg, PARALLEL_UPDATE_MIN,
-};
+pub use alg::{DigestAlg, Digests, Family, Hasher, MultiHasher, SigAlg};
+pub use parallel::{digest_parts, ParallelStates, PARALLEL_UPDATE_MIN};
 pub use sig::{KeyId, SigTimestamp, Signature, SignatureSet, SignedMessage};
 pub use signer::Signer;
 pub use verify::PublicKey;

@@ -522,15 +522,10 @@ impl StreamPreparer for DfuStream {
                 flushed,
                 tail,
             } => {
-                tail.extend_from_slice(chunk);
-                if tail.len() > 2 * HOLD {
-                    let n = tail.len() - HOLD;
-                    let head = tail.get(..n).unwrap_or_default();
+                *flushed += crate::raw::hold_back(tail, chunk, HOLD, |head| {
                     hasher.update(head);
                     crc.update(head);
-                    *flushed += n as u64;
-                    tail.drain(..n);
-                }
+                });
                 Ok(())
             }
         }

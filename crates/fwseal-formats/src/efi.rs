@@ -37,9 +37,7 @@ use cms::signed_data::{
 use const_oid::ObjectIdentifier;
 use der::asn1::{Any, Null, OctetString, SetOfVec};
 use der::{Decode, Encode, SliceReader};
-use fwseal_crypto::{
-    DigestAlg, Digests, KeyId, MultiHasher, SigAlg, Signature, SignatureSet, SignedMessage,
-};
+use fwseal_crypto::{DigestAlg, Digests, KeyId, SigAlg, Signature, SignatureSet, SignedMessage};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::Attribute;
 use x509_cert::Certificate;
@@ -341,18 +339,29 @@ impl Pe {
 
     /// Authenticode image hash with each of `algs`.
     fn digests(&self, d: &[u8], algs: &[DigestAlg]) -> Result<Digests, FormatError> {
-        let mut h = MultiHasher::new(algs);
+        Ok(self.digests_and(d, algs, || ())?.0)
+    }
+
+    /// [`Pe::digests`] (one thread per digest, reading the image in place) while `alongside`
+    /// runs on the caller's thread.
+    fn digests_and<R>(
+        &self,
+        d: &[u8],
+        algs: &[DigestAlg],
+        alongside: impl FnOnce() -> R,
+    ) -> Result<(Digests, R), FormatError> {
         let secdir = self.secdir_off.ok_or_else(|| {
             err(
                 self.checksum_off,
                 "image has no Certificate Table data directory (NumberOfRvaAndSizes < 5)",
             )
         })?;
+        let mut parts: Vec<&[u8]> = Vec::new();
         let mut feed = |a: usize, b: usize| -> Result<(), FormatError> {
             let s = d
                 .get(a..b)
                 .ok_or_else(|| err(a, format!("hash range [{a}, {b}) is outside the file")))?;
-            h.update(s);
+            parts.push(s);
             Ok(())
         };
         feed(0, self.checksum_off)?;
@@ -364,8 +373,8 @@ impl Pe {
             feed(s.ptr, s.ptr + s.size)?;
         }
         feed(self.sum_hashed, self.content_len)?;
-        h.update(&[0u8; 8][..self.padded_len() - self.content_len]);
-        Ok(h.finish())
+        parts.push(&[0u8; 8][..self.padded_len() - self.content_len]);
+        Ok(fwseal_crypto::digest_parts(&parts, algs, alongside))
     }
 
     fn machine_name(&self) -> String {
@@ -707,18 +716,20 @@ pub fn prepare(data: &[u8], req: &Request) -> Result<Box<dyn Prepared>, FormatEr
             )))
         }
     }
-    let digests = pe.digests(data, &req.digest_algs(DigestAlg::Sha256))?;
+    // The body's share of the PE checksum, summed on this thread while the digest threads
+    // hash.
+    let body = data
+        .get(pe.size_of_headers..pe.content_len)
+        .unwrap_or_default();
+    let (digests, body_sum) = pe.digests_and(data, &req.digest_algs(DigestAlg::Sha256), || {
+        let mut sum = 0u64;
+        checksum_add(&mut sum, pe.size_of_headers, body);
+        sum
+    })?;
     let headers = data
         .get(..pe.size_of_headers)
         .ok_or_else(|| err(0, "headers outside the file"))?
         .to_vec();
-    let mut body_sum = 0u64;
-    checksum_add(
-        &mut body_sum,
-        pe.size_of_headers,
-        data.get(pe.size_of_headers..pe.content_len)
-            .unwrap_or_default(),
-    );
     let image_hash = digests
         .get(DigestAlg::Sha256)
         .ok_or_else(|| FormatError::Misuse("no SHA-256".into()))?;

@@ -20,7 +20,8 @@ use crate::{
     Detection, Extracted, Format, FormatError, FormatSpec, Location, Part, Preparation, Prepared,
     Request,
 };
-use fwseal_crypto::{DigestAlg, Digests, MultiHasher, SigAlg};
+use fwseal_crypto::{DigestAlg, Digests, SigAlg};
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Largest memory span (lowest to highest address, gaps included) fwseal hashes: 256 MiB.
@@ -74,6 +75,13 @@ fn err(line: u64, what: impl Into<String>) -> FormatError {
     FormatError::line(Format::Ihex, line, what)
 }
 
+/// The line terminators a record may end with, by [`Record::eol_code`].
+const EOLS: [&str; 4] = ["", "\n", "\r\n", "\r"];
+const EOL_NONE: u8 = 0;
+const EOL_LF: u8 = 1;
+const EOL_CRLF: u8 = 2;
+const EOL_CR: u8 = 3;
+
 /// One record as found in the file.
 #[derive(Clone, Debug)]
 struct Record {
@@ -82,40 +90,83 @@ struct Record {
     /// Byte range of the line in the file, including its line terminator.
     start: usize,
     end: usize,
-    /// The line terminator (`""`, `"\n"` or `"\r\n"`).
-    eol: &'static str,
+    /// The line terminator: an index into [`EOLS`].
+    eol_code: u8,
     rtype: u8,
     offset: u16,
-    data: Vec<u8>,
+    /// The record's data bytes in `Parsed::bytes`.
+    data: std::ops::Range<usize>,
 }
 
-/// Part of a data record placed at a contiguous range of addresses.
+/// Part of a data record placed at a contiguous range of addresses (16 bytes: a large file has
+/// a million of them).
 #[derive(Clone, Copy, Debug)]
 struct Chunk {
     addr: u64,
     /// Index into `Parsed::records`.
-    rec: usize,
-    /// Range of the record's data bytes.
-    from: usize,
-    len: usize,
+    rec_idx: u32,
+    /// Range of the record's data bytes (a record has at most 255).
+    from_byte: u16,
+    n_bytes: u16,
 }
 
-/// A contiguous run of memory.
+impl Chunk {
+    fn new(addr: u64, rec: u32, from: usize, len: usize) -> Self {
+        // A record carries at most 255 data bytes.
+        Chunk {
+            addr,
+            rec_idx: rec,
+            from_byte: from as u16,
+            n_bytes: len as u16,
+        }
+    }
+    fn rec(&self) -> usize {
+        self.rec_idx as usize
+    }
+    fn from(&self) -> usize {
+        usize::from(self.from_byte)
+    }
+    fn len(&self) -> usize {
+        usize::from(self.n_bytes)
+    }
+}
+
+/// A contiguous run of memory: borrowed from the decoded data when its records are in address
+/// order (the usual case: no copy), else assembled.
 #[derive(Clone, Debug)]
-struct Seg {
+struct Seg<'a> {
     start: u64,
-    bytes: Vec<u8>,
+    bytes: Cow<'a, [u8]>,
+    /// Where `bytes` starts in `Parsed::bytes`, while it is borrowed from there.
+    at: Option<usize>,
 }
 
-impl Seg {
+impl Record {
+    /// The line terminator (`""`, `"\n"`, `"\r\n"` or `"\r"`).
+    fn eol(&self) -> &'static str {
+        EOLS.get(usize::from(self.eol_code)).copied().unwrap_or("")
+    }
+}
+
+impl Seg<'_> {
     fn end(&self) -> u64 {
         self.start + self.bytes.len() as u64
+    }
+
+    /// Keep the first `n` bytes.
+    fn truncate(&mut self, n: usize) {
+        match &mut self.bytes {
+            Cow::Borrowed(b) => *b = b.get(..n).unwrap_or(b),
+            Cow::Owned(v) => v.truncate(n),
+        }
     }
 }
 
 /// A parsed file.
 struct Parsed {
     records: Vec<Record>,
+    /// Every record's data bytes, one after the other (no allocation per record).
+    bytes: Vec<u8>,
     /// Data chunks sorted by address (non-overlapping).
     chunks: Vec<Chunk>,
     /// Index of the EOF record in `records`.
@@ -153,7 +204,30 @@ fn hexval(c: u8) -> Option<u8> {
 /// Longest well-formed record: count, address (2), type, 255 data bytes, checksum.
 const MAX_RECORD: usize = 1 + 2 + 1 + 255 + 1;
 
-fn parse_record(content: &[u8], line: u64) -> Result<(u8, u16, Vec<u8>), FormatError> {
+/// Decode the hex digits of a well-formed record in one pass (two table look-ups per byte, no
+/// branch per digit). `None` if any digit is not a hex digit, the count is odd or the record is
+/// too long: [`parse_record`] then takes the slow path, which names the exact fault.
+fn decode_fast(digits: &[u8], buf: &mut [u8; MAX_RECORD]) -> Option<usize> {
+    let n = digits.len() / 2;
+    if !digits.len().is_multiple_of(2) || n > MAX_RECORD {
+        return None;
+    }
+    let mut bad = 0u8;
+    for (slot, pair) in buf.iter_mut().zip(digits.chunks_exact(2)) {
+        let (h, l) = (HEXVAL[usize::from(pair[0])], HEXVAL[usize::from(pair[1])]);
+        // A digit's value is at most 0x0f; a non-digit is 0xff.
+        bad |= h | l;
+        *slot = h << 4 | (l & 0x0f);
+    }
+    (bad & 0xf0 == 0).then_some(n)
+}
+
+/// Parse one record (without its line terminator); its data bytes are appended to `out`.
+fn parse_record(
+    content: &[u8],
+    line: u64,
+    out: &mut Vec<u8>,
+) -> Result<(u8, u16, std::ops::Range<usize>), FormatError> {
     match content.first() {
         Some(b':') => {}
         Some(&c) => {
@@ -169,34 +243,38 @@ fn parse_record(content: &[u8], line: u64) -> Result<(u8, u16, Vec<u8>), FormatE
     // still decoded to the end so the errors below report what it holds.
     let mut buf = [0u8; MAX_RECORD];
     let mut n = 0usize;
-    for (i, pair) in digits.chunks(2).enumerate() {
-        let col = 2 + 2 * i;
-        let hi = pair.first().copied().unwrap_or(b'?');
-        let Some(h) = hexval(hi) else {
-            return Err(err(
-                line,
-                format!("bad hex digit {:?} at column {col}", char::from(hi)),
-            ));
-        };
-        let Some(&lo) = pair.get(1) else {
-            return Err(err(
-                line,
-                format!(
-                    "odd number of hex digits ({}): truncated record",
-                    digits.len()
-                ),
-            ));
-        };
-        let Some(l) = hexval(lo) else {
-            return Err(err(
-                line,
-                format!("bad hex digit {:?} at column {}", char::from(lo), col + 1),
-            ));
-        };
-        if let Some(slot) = buf.get_mut(n) {
-            *slot = h << 4 | l;
+    if let Some(fast) = decode_fast(digits, &mut buf) {
+        n = fast;
+    } else {
+        for (i, pair) in digits.chunks(2).enumerate() {
+            let col = 2 + 2 * i;
+            let hi = pair.first().copied().unwrap_or(b'?');
+            let Some(h) = hexval(hi) else {
+                return Err(err(
+                    line,
+                    format!("bad hex digit {:?} at column {col}", char::from(hi)),
+                ));
+            };
+            let Some(&lo) = pair.get(1) else {
+                return Err(err(
+                    line,
+                    format!(
+                        "odd number of hex digits ({}): truncated record",
+                        digits.len()
+                    ),
+                ));
+            };
+            let Some(l) = hexval(lo) else {
+                return Err(err(
+                    line,
+                    format!("bad hex digit {:?} at column {}", char::from(lo), col + 1),
+                ));
+            };
+            if let Some(slot) = buf.get_mut(n) {
+                *slot = h << 4 | l;
+            }
+            n += 1;
         }
-        n += 1;
     }
     if n < 5 {
         return Err(err(
@@ -230,138 +308,240 @@ fn parse_record(content: &[u8], line: u64) -> Result<(u8, u16, Vec<u8>), FormatE
     }
     let offset = u16::from_be_bytes([bytes[1], bytes[2]]);
     let rtype = bytes[3];
-    let data = bytes[4..4 + count].to_vec();
-    Ok((rtype, offset, data))
+    let at = out.len();
+    out.extend_from_slice(&bytes[4..4 + count]);
+    Ok((rtype, offset, at..at + count))
 }
 
-fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
-    let mut records = Vec::new();
-    let mut chunks = Vec::new();
-    let mut eof = None;
-    let mut start_address: Option<(u8, u32, u64)> = None;
-    // Address-record state: base and whether it came from a 02 (segment) record.
-    let mut base: u64 = 0;
-    let mut segment_mode = false;
+/// One piece of the text, decoded.
+struct Piece {
+    /// Lines and data ranges relative to the piece until [`parse`] places them.
+    records: Vec<Record>,
+    arena: Vec<u8>,
+    /// Lines in the piece (blank ones included), up to the first bad record.
+    lines: u64,
+    /// The first record that does not decode: its line within the piece and its content range
+    /// in the file (decoded again with its file line number to report it).
+    bad: Option<(u64, std::ops::Range<usize>)>,
+}
+
+/// Texts at least this long are decoded in two halves on two threads.
+const PARALLEL_DECODE_MIN: usize = 4 << 20;
+
+/// Phase 1 of [`parse`] over `text`, which starts at file offset `base`.
+fn decode_piece(text: &[u8], base: usize) -> Piece {
+    let mut records = Vec::with_capacity(text.len() / 40);
+    let mut arena: Vec<u8> = Vec::with_capacity(text.len() / 2);
     let mut pos = 0usize;
     let mut line = 0u64;
-    while pos < data.len() {
+    while pos < text.len() {
         line += 1;
-        let rest = data.get(pos..).unwrap_or_default();
-        let (content_end, next, eol) = match rest.iter().position(|&b| b == b'\n') {
+        let rest = text.get(pos..).unwrap_or_default();
+        let (content_end, next, eol) = match memchr::memchr(b'\n', rest) {
             Some(i) => {
                 if i > 0 && rest.get(i - 1) == Some(&b'\r') {
-                    (pos + i - 1, pos + i + 1, "\r\n")
+                    (pos + i - 1, pos + i + 1, EOL_CRLF)
                 } else {
-                    (pos + i, pos + i + 1, "\n")
+                    (pos + i, pos + i + 1, EOL_LF)
                 }
             }
             None => {
                 if rest.last() == Some(&b'\r') {
-                    (data.len() - 1, data.len(), "\r")
+                    (text.len() - 1, text.len(), EOL_CR)
                 } else {
-                    (data.len(), data.len(), "")
+                    (text.len(), text.len(), EOL_NONE)
                 }
             }
         };
-        let content = data.get(pos..content_end).unwrap_or_default();
+        let content = text.get(pos..content_end).unwrap_or_default();
         let start = pos;
         pos = next;
         if content.is_empty() {
             continue;
         }
-        if let Some(e) = eof {
-            let e: &Record = &records[e];
-            return Err(err(
+        match parse_record(content, line, &mut arena) {
+            Ok((rtype, offset, data)) => records.push(Record {
                 line,
-                format!("data after the end-of-file record (line {})", e.line),
-            ));
-        }
-        let (rtype, offset, bytes) = parse_record(content, line)?;
-        let want_len = |n: usize, what: &str| {
-            if bytes.len() == n {
-                Ok(())
-            } else {
-                Err(err(
-                    line,
-                    format!(
-                        "{what} record (type {rtype:02x}) must carry {n} data bytes, found {}",
-                        bytes.len()
-                    ),
-                ))
+                start: base + start,
+                end: base + next,
+                eol_code: eol,
+                rtype,
+                offset,
+                data,
+            }),
+            Err(_) => {
+                return Piece {
+                    records,
+                    arena,
+                    lines: line,
+                    bad: Some((line, base + start..base + content_end)),
+                }
             }
+        }
+    }
+    Piece {
+        records,
+        arena,
+        lines: line,
+        bad: None,
+    }
+}
+
+/// Phase 1 over the whole file: two halves (split after a line feed) on two threads for a
+/// large text, else one.
+fn decode_all(data: &[u8], parallel_min: usize) -> Vec<Piece> {
+    let split = (data.len() >= parallel_min)
+        .then(|| memchr::memchr(b'\n', data.get(data.len() / 2..).unwrap_or_default()))
+        .flatten()
+        .map(|i| data.len() / 2 + i + 1)
+        .filter(|&at| at < data.len());
+    let Some(at) = split else {
+        return vec![decode_piece(data, 0)];
+    };
+    let (head, tail) = data.split_at(at);
+    std::thread::scope(|scope| {
+        let second = std::thread::Builder::new()
+            .name("fwseal-hex".into())
+            .spawn_scoped(scope, move || decode_piece(tail, at));
+        let first = decode_piece(head, 0);
+        let second = match second.map(|t| t.join()) {
+            Ok(Ok(p)) => p,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            // No thread: decode it here.
+            Err(_) => decode_piece(tail, at),
         };
-        let idx = records.len();
-        match rtype {
-            0x00 => {
-                let n = bytes.len();
-                let off = u64::from(offset);
-                if segment_mode && off + n as u64 > 0x1_0000 {
-                    // Intel: segment addressing wraps within the 64 KiB segment.
-                    let first = (0x1_0000 - off) as usize;
-                    chunks.push(Chunk {
-                        addr: base + off,
-                        rec: idx,
-                        from: 0,
-                        len: first,
-                    });
-                    chunks.push(Chunk {
-                        addr: base,
-                        rec: idx,
-                        from: first,
-                        len: n - first,
-                    });
-                } else if n > 0 {
-                    let addr = base + off;
-                    if addr + n as u64 > FOUR_GIB {
+        vec![first, second]
+    })
+}
+
+fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
+    parse_with(data, PARALLEL_DECODE_MIN)
+}
+
+/// [`parse`], decoding in two halves from `parallel_min` bytes of text.
+fn parse_with(data: &[u8], parallel_min: usize) -> Result<Parsed, FormatError> {
+    let pieces = decode_all(data, parallel_min);
+    let mut records: Vec<Record> = Vec::new();
+    let mut arena: Vec<u8> = Vec::new();
+    let mut chunks = Vec::with_capacity(pieces.iter().map(|p| p.records.len()).sum());
+    let mut eof: Option<usize> = None;
+    let mut start_address: Option<(u8, u32, u64)> = None;
+    // Address-record state: base and whether it came from a 02 (segment) record.
+    let mut base: u64 = 0;
+    let mut segment_mode = false;
+    let mut line = 0u64;
+    // Phase 2, in file order: the state that spans lines (addresses, EOF, start address).
+    for piece in pieces {
+        let first_line = line;
+        let shift = arena.len();
+        if arena.is_empty() {
+            arena = piece.arena;
+        } else {
+            arena.extend_from_slice(&piece.arena);
+        }
+        let mut placed = piece.records;
+        for r in &mut placed {
+            r.line += first_line;
+            r.data = r.data.start + shift..r.data.end + shift;
+        }
+        let from = records.len();
+        if records.is_empty() {
+            records = placed;
+        } else {
+            records.append(&mut placed);
+        }
+        for idx in from..records.len() {
+            let Some(r) = records.get(idx) else { break };
+            line = r.line;
+            if let Some(e) = eof {
+                let e: &Record = &records[e];
+                return Err(err(
+                    line,
+                    format!("data after the end-of-file record (line {})", e.line),
+                ));
+            }
+            let (rtype, offset) = (r.rtype, r.offset);
+            let bytes = arena.get(r.data.clone()).unwrap_or_default();
+            let want_len = |n: usize, what: &str| {
+                if bytes.len() == n {
+                    Ok(())
+                } else {
+                    Err(err(
+                        line,
+                        format!(
+                            "{what} record (type {rtype:02x}) must carry {n} data bytes, found {}",
+                            bytes.len()
+                        ),
+                    ))
+                }
+            };
+            let idx32 = u32::try_from(idx).map_err(|_| err(line, "more than 2^32 records"))?;
+            match rtype {
+                0x00 => {
+                    let n = bytes.len();
+                    let off = u64::from(offset);
+                    if segment_mode && off + n as u64 > 0x1_0000 {
+                        // Intel: segment addressing wraps within the 64 KiB segment.
+                        let first = (0x1_0000 - off) as usize;
+                        chunks.push(Chunk::new(base + off, idx32, 0, first));
+                        chunks.push(Chunk::new(base, idx32, first, n - first));
+                    } else if n > 0 {
+                        let addr = base + off;
+                        if addr + n as u64 > FOUR_GIB {
+                            return Err(err(
+                                line,
+                                format!(
+                                    "data record at 0x{addr:x} with {n} bytes wraps past 4 GiB"
+                                ),
+                            ));
+                        }
+                        chunks.push(Chunk::new(addr, idx32, 0, n));
+                    }
+                }
+                0x01 => {
+                    want_len(0, "end-of-file")?;
+                    eof = Some(idx);
+                }
+                0x02 => {
+                    want_len(2, "extended segment address")?;
+                    base = u64::from(u16::from_be_bytes([bytes[0], bytes[1]])) << 4;
+                    segment_mode = true;
+                }
+                0x04 => {
+                    want_len(2, "extended linear address")?;
+                    base = u64::from(u16::from_be_bytes([bytes[0], bytes[1]])) << 16;
+                    segment_mode = false;
+                }
+                0x03 | 0x05 => {
+                    want_len(4, "start address")?;
+                    if let Some((_, _, first)) = start_address {
                         return Err(err(
                             line,
-                            format!("data record at 0x{addr:x} with {n} bytes wraps past 4 GiB"),
+                            format!("second start address record (the first is on line {first})"),
                         ));
                     }
-                    chunks.push(Chunk {
-                        addr,
-                        rec: idx,
-                        from: 0,
-                        len: n,
-                    });
+                    let v = Reader::new(Format::Ihex, bytes, 0).u32_be("start address")?;
+                    start_address = Some((rtype, v, line));
                 }
+                t => return Err(err(line, format!("unknown record type 0x{t:02x}"))),
             }
-            0x01 => {
-                want_len(0, "end-of-file")?;
-                eof = Some(idx);
-            }
-            0x02 => {
-                want_len(2, "extended segment address")?;
-                base = u64::from(u16::from_be_bytes([bytes[0], bytes[1]])) << 4;
-                segment_mode = true;
-            }
-            0x04 => {
-                want_len(2, "extended linear address")?;
-                base = u64::from(u16::from_be_bytes([bytes[0], bytes[1]])) << 16;
-                segment_mode = false;
-            }
-            0x03 | 0x05 => {
-                want_len(4, "start address")?;
-                if let Some((_, _, first)) = start_address {
-                    return Err(err(
-                        line,
-                        format!("second start address record (the first is on line {first})"),
-                    ));
-                }
-                let v = Reader::new(Format::Ihex, &bytes, 0).u32_be("start address")?;
-                start_address = Some((rtype, v, line));
-            }
-            t => return Err(err(line, format!("unknown record type 0x{t:02x}"))),
         }
-        records.push(Record {
-            line,
-            start,
-            end: next,
-            eol,
-            rtype,
-            offset,
-            data: bytes,
-        });
+        line = first_line + piece.lines;
+        if let Some((l, content)) = piece.bad {
+            let line = first_line + l;
+            if let Some(e) = eof {
+                let e: &Record = &records[e];
+                return Err(err(
+                    line,
+                    format!("data after the end-of-file record (line {})", e.line),
+                ));
+            }
+            let content = data.get(content).unwrap_or_default();
+            return Err(match parse_record(content, line, &mut Vec::new()) {
+                Err(e) => e,
+                Ok(_) => err(line, "record decodes differently the second time"),
+            });
+        }
     }
     let eof = eof.ok_or_else(|| {
         err(
@@ -375,7 +555,7 @@ fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
     for c in &chunks {
         if let Some((end, prev)) = reach {
             if c.addr < end {
-                let (a, b) = (records[prev].line, records[c.rec].line);
+                let (a, b) = (records[prev].line, records[c.rec()].line);
                 let (first, second) = (a.min(b), a.max(b));
                 return Err(err(
                     second,
@@ -386,13 +566,14 @@ fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
                 ));
             }
         }
-        let end = c.addr + c.len as u64;
+        let end = c.addr + c.len() as u64;
         if reach.is_none_or(|(e, _)| end > e) {
-            reach = Some((end, c.rec));
+            reach = Some((end, c.rec()));
         }
     }
     Ok(Parsed {
         records,
+        bytes: arena,
         chunks,
         eof,
         start_address,
@@ -401,23 +582,39 @@ fn parse(data: &[u8]) -> Result<Parsed, FormatError> {
 }
 
 impl Parsed {
+    /// A record's data bytes.
+    fn data(&self, r: &Record) -> &[u8] {
+        self.bytes.get(r.data.clone()).unwrap_or_default()
+    }
+
     fn bytes_of(&self, c: &Chunk) -> &[u8] {
         self.records
-            .get(c.rec)
-            .and_then(|r| r.data.get(c.from..c.from + c.len))
+            .get(c.rec())
+            .and_then(|r| self.data(r).get(c.from()..c.from() + c.len()))
             .unwrap_or_default()
     }
 
     /// The memory image as contiguous segments.
-    fn memory(&self) -> Vec<Seg> {
-        let mut segs: Vec<Seg> = Vec::new();
+    fn memory(&self) -> Vec<Seg<'_>> {
+        let mut segs: Vec<Seg<'_>> = Vec::new();
         for c in &self.chunks {
             let b = self.bytes_of(c);
+            let at = self.records.get(c.rec()).map(|r| r.data.start + c.from());
             match segs.last_mut() {
-                Some(s) if s.end() == c.addr => s.bytes.extend_from_slice(b),
+                Some(s) if s.end() == c.addr => match (&mut s.bytes, s.at, at) {
+                    // The next bytes of the decoded data: widen the borrowed slice.
+                    (Cow::Borrowed(cur), Some(from), Some(at)) if from + cur.len() == at => {
+                        *cur = self.bytes.get(from..at + b.len()).unwrap_or(cur);
+                    }
+                    (bytes, _, _) => {
+                        bytes.to_mut().extend_from_slice(b);
+                        s.at = None;
+                    }
+                },
                 _ => segs.push(Seg {
                     start: c.addr,
-                    bytes: b.to_vec(),
+                    bytes: Cow::Borrowed(b),
+                    at,
                 }),
             }
         }
@@ -429,8 +626,8 @@ impl Parsed {
         let i = self.chunks.partition_point(|c| c.addr <= addr);
         i.checked_sub(1)
             .and_then(|i| self.chunks.get(i))
-            .filter(|c| addr < c.addr + c.len as u64)
-            .and_then(|c| self.records.get(c.rec))
+            .filter(|c| addr < c.addr + c.len() as u64)
+            .and_then(|c| self.records.get(c.rec()))
             .map_or(self.lines.max(1), |r| r.line)
     }
 
@@ -459,7 +656,7 @@ struct FoundBlock {
 
 /// Find the signature block whose footer ends at the highest address, and remove it from
 /// `segs`. `Ok(None)` if the memory does not end with the footer magic.
-fn take_block(p: &Parsed, segs: &mut Vec<Seg>) -> Result<Option<FoundBlock>, FormatError> {
+fn take_block(p: &Parsed, segs: &mut Vec<Seg<'_>>) -> Result<Option<FoundBlock>, FormatError> {
     let Some(top) = segs.last() else {
         return Ok(None);
     };
@@ -496,7 +693,7 @@ fn take_block(p: &Parsed, segs: &mut Vec<Seg>) -> Result<Option<FoundBlock>, For
     let decoded = sigblock::decode(Format::Ihex, block, addr).map_err(|e| p.relocate(e))?;
     let len = claimed as u64;
     if let Some(top) = segs.last_mut() {
-        top.bytes.truncate(off);
+        top.truncate(off);
         if top.bytes.is_empty() {
             segs.pop();
         }
@@ -505,7 +702,7 @@ fn take_block(p: &Parsed, segs: &mut Vec<Seg>) -> Result<Option<FoundBlock>, For
 }
 
 /// `(lowest address, span)` of the image, checking the span limit.
-fn image_range(p: &Parsed, segs: &[Seg]) -> Result<(u64, u64), FormatError> {
+fn image_range(p: &Parsed, segs: &[Seg<'_>]) -> Result<(u64, u64), FormatError> {
     let (Some(first), Some(last)) = (segs.first(), segs.last()) else {
         return Err(err(
             p.lines.max(1),
@@ -527,22 +724,32 @@ fn image_range(p: &Parsed, segs: &[Seg]) -> Result<(u64, u64), FormatError> {
 }
 
 /// Hash the memory image, gaps filled with `fill`, without materialising the gaps.
-fn image_digests(segs: &[Seg], algs: &[DigestAlg], fill: u8) -> Digests {
-    let mut h = MultiHasher::new(algs);
+fn image_digests(segs: &[Seg<'_>], algs: &[DigestAlg], fill: u8) -> Digests {
+    // The image is in memory: each digest on its own thread reads it where it is.
     let fill_buf = [fill; FILL_CHUNK];
+    let mut parts: Vec<&[u8]> = Vec::new();
+    feed_image(segs, &fill_buf, |b| parts.push(b));
+    fwseal_crypto::digest_parts(&parts, algs, || ()).0
+}
+
+/// The memory image in address order, gaps filled from `fill_buf`, in pieces.
+fn feed_image<'a>(
+    segs: &'a [Seg<'_>],
+    fill_buf: &'a [u8; FILL_CHUNK],
+    mut f: impl FnMut(&'a [u8]),
+) {
     let mut at: Option<u64> = None;
     for s in segs {
         if let Some(mut cur) = at {
             while cur < s.start {
                 let n = (s.start - cur).min(FILL_CHUNK as u64) as usize;
-                h.update(&fill_buf[..n]);
+                f(&fill_buf[..n]);
                 cur += n as u64;
             }
         }
-        h.update(&s.bytes);
+        f(&s.bytes);
         at = Some(s.end());
     }
-    h.finish()
 }
 
 /// Intel HEX layout: the block as data records at the signature address, before the EOF record.
@@ -634,15 +841,15 @@ fn fates(p: &Parsed, block: Option<(u64, u64)>) -> Result<Vec<Fate>, FormatError
         .map(|r| vec![false; r.data.len()])
         .collect();
     for c in &p.chunks {
-        let (s, e) = (c.addr, c.addr + c.len as u64);
+        let (s, e) = (c.addr, c.addr + c.len() as u64);
         if e <= bs || s >= be {
             continue;
         }
-        if let Some(flags) = inside.get_mut(c.rec) {
-            for k in 0..c.len {
+        if let Some(flags) = inside.get_mut(c.rec()) {
+            for k in 0..c.len() {
                 let a = s + k as u64;
                 if a >= bs && a < be {
-                    if let Some(f) = flags.get_mut(c.from + k) {
+                    if let Some(f) = flags.get_mut(c.from() + k) {
                         *f = true;
                     }
                 }
@@ -752,8 +959,8 @@ pub fn prepare(data: &[u8], req: &Request) -> Result<Box<dyn Prepared>, FormatEr
             Fate::Drop => flush(&mut run, &mut head),
             Fate::Truncate(n) => {
                 flush(&mut run, &mut head);
-                let d = r.data.get(..*n).unwrap_or_default();
-                head.push(Part::Bytes(record(0x00, r.offset, d, r.eol).into_bytes()));
+                let d = p.data(r).get(..*n).unwrap_or_default();
+                head.push(Part::Bytes(record(0x00, r.offset, d, r.eol()).into_bytes()));
             }
         }
         pos = r.end;
@@ -765,7 +972,7 @@ pub fn prepare(data: &[u8], req: &Request) -> Result<Box<dyn Prepared>, FormatEr
         });
     }
     flush(&mut run, &mut head);
-    let eol = match p.records.first().map(|r| r.eol) {
+    let eol = match p.records.first().map(|r| r.eol()) {
         Some("\r\n") => "\r\n",
         _ => "\n",
     };
@@ -895,8 +1102,64 @@ mod tests {
         let p = parse(&f).expect("parse");
         let m = p.memory();
         assert_eq!(m.len(), 2);
-        assert_eq!((m[0].start, m[0].bytes.clone()), (0x10000, vec![3, 4]));
-        assert_eq!((m[1].start, m[1].bytes.clone()), (0x1fffe, vec![1, 2]));
+        assert_eq!((m[0].start, m[0].bytes.to_vec()), (0x10000, vec![3, 4]));
+        assert_eq!((m[1].start, m[1].bytes.to_vec()), (0x1fffe, vec![1, 2]));
+    }
+
+    /// Decoding in two halves gives what one pass gives: the same records, lines and memory, or
+    /// the same error (line numbers included), wherever the fault is.
+    #[test]
+    fn two_half_decode_equals_one_pass() {
+        let mut text = String::new();
+        for i in 0..400u32 {
+            if i % 64 == 0 {
+                text.push_str(&record(0x04, 0, &((i / 64) as u16).to_be_bytes(), "\n"));
+            }
+            let data: Vec<u8> = (0..16).map(|k| (i * 16 + k) as u8).collect();
+            text.push_str(&record(0x00, ((i % 64) * 16) as u16, &data, "\r\n"));
+            if i % 97 == 0 {
+                text.push('\n');
+            }
+        }
+        text.push_str(":00000001FF\n");
+        let base = text.into_bytes();
+        let summary = |r: Result<Parsed, FormatError>| match r {
+            Ok(p) => {
+                let lines: Vec<(u64, usize, usize)> =
+                    p.records.iter().map(|r| (r.line, r.start, r.end)).collect();
+                let mem: Vec<(u64, Vec<u8>)> = p
+                    .memory()
+                    .iter()
+                    .map(|s| (s.start, s.bytes.to_vec()))
+                    .collect();
+                format!("ok {} {:?} {:?} {}", p.lines, lines, mem, p.eof)
+            }
+            Err(e) => format!("error {e}"),
+        };
+        let mut cases = vec![base.clone()];
+        for at in [
+            5,
+            base.len() / 3,
+            base.len() / 2 - 3,
+            base.len() / 2 + 40,
+            base.len() - 30,
+        ] {
+            for byte in [b'G', b'0', b'\n', b':'] {
+                let mut v = base.clone();
+                v[at] = byte;
+                cases.push(v);
+            }
+        }
+        // An EOF record in the first half, data after it in the second.
+        let mut early = base.clone();
+        let eof = b":00000001FF\n";
+        early.splice(100..100, eof.iter().copied());
+        cases.push(early);
+        for (n, case) in cases.iter().enumerate() {
+            let one = summary(parse_with(case, usize::MAX));
+            let two = summary(parse_with(case, 0));
+            assert_eq!(one, two, "case {n}");
+        }
     }
 
     #[test]
@@ -904,11 +1167,13 @@ mod tests {
         let segs = vec![
             Seg {
                 start: 10,
-                bytes: vec![1, 2, 3],
+                bytes: vec![1, 2, 3].into(),
+                at: None,
             },
             Seg {
                 start: 10 + 3 + 3 * FILL_CHUNK as u64 + 17,
-                bytes: vec![4],
+                bytes: vec![4].into(),
+                at: None,
             },
         ];
         let mut flat = vec![1, 2, 3];

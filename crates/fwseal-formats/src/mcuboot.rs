@@ -18,8 +18,8 @@ use crate::{
     KeyHint, Mode, Part, Preparation, Prepared, Request, StreamPreparer,
 };
 use fwseal_crypto::{
-    DigestAlg, Digests, Family, Hasher, KeyId, PublicKey, SigAlg, Signature, SignatureSet,
-    SignedMessage,
+    DigestAlg, Digests, Family, Hasher, KeyId, MultiHasher, PublicKey, SigAlg, Signature,
+    SignatureSet, SignedMessage,
 };
 use serde::{Deserialize, Serialize};
 
@@ -578,7 +578,6 @@ fn pq_tlv_len(alg: SigAlg) -> Result<usize, FormatError> {
 struct Candidate {
     prot_size: u16,
     header: Vec<u8>,
-    hashers: Vec<Hasher>,
 }
 
 /// Streaming preparation: constant memory (header region + ≤ 128 KiB of TLV trailer).
@@ -593,6 +592,9 @@ pub struct McubootStream {
     head: Vec<u8>,
     hdr: Option<Header>,
     cands: Vec<Candidate>,
+    /// Every candidate's states, candidate by candidate ([`McubootStream::algs`] each), hashed
+    /// in parallel.
+    states: MultiHasher,
     tail: Vec<u8>,
 }
 
@@ -605,6 +607,7 @@ impl McubootStream {
             head: Vec::new(),
             hdr: None,
             cands: Vec::new(),
+            states: MultiHasher::default(),
             tail: Vec::new(),
         }
     }
@@ -645,21 +648,23 @@ impl McubootStream {
             }
         }
         let algs = self.algs();
+        let mut states = Vec::new();
         for s in sizes {
             let mut header = self.head.clone();
             if let Some(b) = header.get_mut(10..12) {
                 b.copy_from_slice(&s.to_le_bytes());
             }
-            let mut hashers: Vec<Hasher> = algs.iter().map(|a| Hasher::new(*a)).collect();
-            for h in &mut hashers {
+            for a in &algs {
+                let mut h = Hasher::new(*a);
                 h.update(&header);
+                states.push(h);
             }
             self.cands.push(Candidate {
                 prot_size: s,
                 header,
-                hashers,
             });
         }
+        self.states = MultiHasher::from_states(states);
         Ok(())
     }
 }
@@ -693,12 +698,9 @@ impl StreamPreparer for McubootStream {
                         let n = usize::try_from(end - self.pos)
                             .unwrap_or(usize::MAX)
                             .min(chunk.len());
-                        // Every state of every candidate header at once (in parallel for
-                        // large chunks).
-                        fwseal_crypto::update_all(
-                            self.cands.iter_mut().flat_map(|c| c.hashers.iter_mut()),
-                            &chunk[..n],
-                        );
+                        // Every state of every candidate header (in parallel for large
+                        // images).
+                        self.states.update(&chunk[..n]);
                         chunk = &chunk[n..];
                         self.pos += n as u64;
                     } else {
@@ -783,10 +785,12 @@ impl StreamPreparer for McubootStream {
         } else {
             (prot_area.to_vec(), hdr.protect_tlv_size)
         };
-        let cand = self
+        let per = self.algs().len();
+        let (i, cand) = self
             .cands
             .into_iter()
-            .find(|c| c.prot_size == want_size)
+            .enumerate()
+            .find(|(_, c)| c.prot_size == want_size)
             .ok_or_else(|| {
                 FormatError::Unsupported(
                     "the image carries a fwseal PQ signature TLV of another algorithm; \
@@ -815,7 +819,13 @@ impl StreamPreparer for McubootStream {
             };
             slot.check(self.pos, image)?;
         }
-        let mut hashers = cand.hashers;
+        let mut hashers: Vec<Hasher> = self
+            .states
+            .into_states()
+            .into_iter()
+            .skip(i * per)
+            .take(per)
+            .collect();
         for h in &mut hashers {
             h.update(&prot_prefix);
         }

@@ -68,13 +68,8 @@ impl RawStream {
 
 impl StreamPreparer for RawStream {
     fn update(&mut self, chunk: &[u8]) -> Result<(), FormatError> {
-        self.tail.extend_from_slice(chunk);
-        if self.tail.len() > 2 * HOLD {
-            let n = self.tail.len() - HOLD;
-            self.hasher.update(&self.tail[..n]);
-            self.hashed += n as u64;
-            self.tail.drain(..n);
-        }
+        let hasher = &mut self.hasher;
+        self.hashed += hold_back(&mut self.tail, chunk, HOLD, |b| hasher.update(b));
         Ok(())
     }
 
@@ -111,6 +106,38 @@ impl StreamPreparer for RawStream {
             layout: Appended { len },
         }))
     }
+}
+
+/// Stream `chunk` through `tail`, which keeps the last `hold` bytes seen (a trailer that may
+/// have to be excluded): bytes that can no longer be part of it go to `flush`, in order, and
+/// their count is returned. Flushes only once more than `2 × hold` bytes are held, so the held
+/// bytes move rarely; bytes that go straight from `chunk` to `flush` are not copied.
+pub(crate) fn hold_back(
+    tail: &mut Vec<u8>,
+    chunk: &[u8],
+    hold: usize,
+    mut flush: impl FnMut(&[u8]),
+) -> u64 {
+    let total = tail.len() + chunk.len();
+    if total <= 2 * hold {
+        tail.extend_from_slice(chunk);
+        return 0;
+    }
+    let n = total - hold;
+    if n <= tail.len() {
+        flush(&tail[..n]);
+        tail.drain(..n);
+        tail.extend_from_slice(chunk);
+    } else {
+        let from_chunk = n - tail.len();
+        if !tail.is_empty() {
+            flush(tail);
+        }
+        flush(&chunk[..from_chunk]);
+        tail.clear();
+        tail.extend_from_slice(&chunk[from_chunk..]);
+    }
+    n as u64
 }
 
 /// Raw layout: the block is appended to the image.
@@ -240,5 +267,41 @@ mod tests {
             extract(b"plain"),
             Err(FormatError::NotSigned(Format::Raw))
         ));
+    }
+
+    #[test]
+    fn hold_back_keeps_the_last_bytes_and_flushes_the_rest_in_order() {
+        let hold = 1000;
+        let input: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 253) as u8).collect();
+        // Chunk sizes below, at and above the hold, and around twice it.
+        for sizes in [
+            vec![1],
+            vec![999, 1000, 1001],
+            vec![1999, 2000, 2001, 3],
+            vec![5000],
+            vec![17, 2500, 1, 700],
+        ] {
+            let (mut tail, mut out, mut counted) = (Vec::new(), Vec::new(), 0u64);
+            let mut rest = &input[..];
+            for &n in sizes.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (c, r) = rest.split_at(n.min(rest.len()));
+                counted += hold_back(&mut tail, c, hold, |b| out.extend_from_slice(b));
+                rest = r;
+                let seen = input.len() - rest.len();
+                assert_eq!(counted as usize, out.len(), "{sizes:?}");
+                assert!(
+                    tail.len() >= hold.min(seen),
+                    "{sizes:?}: tail {}",
+                    tail.len()
+                );
+                assert!(tail.len() <= 2 * hold, "{sizes:?}: tail {}", tail.len());
+                out.extend_from_slice(&tail);
+                assert_eq!(out, input[..seen], "{sizes:?}");
+                out.truncate(counted as usize);
+            }
+        }
     }
 }
