@@ -390,6 +390,7 @@ fn we_verify_openssl_tokens() {
     }
 }
 
+#[cfg(feature = "client")]
 fn python_tsa(cfgp: &Path) -> (std::process::Child, u16) {
     use std::io::BufRead;
     let script =
@@ -473,7 +474,9 @@ fn inspect_never_panics_on_garbage() {
 }
 
 /// Kills the TSA child process even when the test panics.
+#[cfg(feature = "client")]
 struct Kill(std::process::Child);
+#[cfg(feature = "client")]
 impl Drop for Kill {
     fn drop(&mut self) {
         let _ = self.0.kill();
