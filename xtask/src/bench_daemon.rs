@@ -69,6 +69,27 @@ pub struct Load {
     pub p99_ms: f64,
 }
 
+impl Load {
+    /// Wait for the clients' latency lists (ms) and summarise them over the time since `start`.
+    pub(crate) async fn gather(
+        start: Instant,
+        tasks: Vec<tokio::task::JoinHandle<Result<Vec<f64>>>>,
+    ) -> Result<Load> {
+        let mut lat = Vec::new();
+        for t in tasks {
+            lat.extend(t.await??);
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        lat.sort_by(|a, b| a.total_cmp(b));
+        Ok(Load {
+            requests: lat.len(),
+            per_sec: lat.len() as f64 / elapsed,
+            p50_ms: percentile(&lat, 0.50),
+            p99_ms: percentile(&lat, 0.99),
+        })
+    }
+}
+
 pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -134,18 +155,7 @@ pub fn load(
                 anyhow::Ok(lat)
             }));
         }
-        let mut lat = Vec::new();
-        for t in tasks {
-            lat.extend(t.await??);
-        }
-        let elapsed = start.elapsed().as_secs_f64();
-        lat.sort_by(|a, b| a.total_cmp(b));
-        Ok(Load {
-            requests: lat.len(),
-            per_sec: lat.len() as f64 / elapsed,
-            p50_ms: percentile(&lat, 0.50),
-            p99_ms: percentile(&lat, 0.99),
-        })
+        Load::gather(start, tasks).await
     })
 }
 

@@ -4,7 +4,7 @@
 
 use crate::appliance::{Appliance, PRODUCT};
 use crate::bench::Section;
-use crate::bench_daemon::{connect, full, percentile, Load};
+use crate::bench_daemon::{connect, full, Load};
 use anyhow::{bail, Result};
 use bytes::Bytes;
 use fwseal_crypto::DigestAlg;
@@ -85,18 +85,7 @@ fn load(addr: &str, token: &str, qs: &[Bytes], concurrency: usize, secs: f64) ->
                 anyhow::Ok(lat)
             }));
         }
-        let mut lat = Vec::new();
-        for t in tasks {
-            lat.extend(t.await??);
-        }
-        let elapsed = start.elapsed().as_secs_f64();
-        lat.sort_by(|a, b| a.total_cmp(b));
-        Ok(Load {
-            requests: lat.len(),
-            per_sec: lat.len() as f64 / elapsed,
-            p50_ms: percentile(&lat, 0.50),
-            p99_ms: percentile(&lat, 0.99),
-        })
+        Load::gather(start, tasks).await
     })
 }
 
