@@ -13,18 +13,6 @@ mod common;
 use common::*;
 use std::collections::BTreeSet;
 
-/// `fwseal --json sign …` → the artifact id of the single result.
-fn sign_id(a: &Appliance, args: &[&str]) -> String {
-    let mut all = vec!["--json", "sign"];
-    all.extend_from_slice(args);
-    let r = a.cli_ok(&all);
-    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    v[0]["artifact_id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no artifact id:\n{}", r.text()))
-        .to_string()
-}
-
 fn files_in(a: &Appliance, dir: &str) -> BTreeSet<String> {
     std::fs::read_dir(a.path(dir))
         .unwrap()
@@ -62,7 +50,7 @@ fn fetched_artifacts_verify_out_of_the_box() {
         if detached {
             args.push("--detached");
         }
-        let id = sign_id(&a, &args);
+        let id = a.sign_id(&args);
         let out = format!("out{i}");
         a.cli_ok(&["fetch", &id, "-o", &out]);
 
@@ -158,8 +146,8 @@ fn list_shows_the_image_version_and_name() {
     let a = start_with_keys("", "");
     let img = a.put_fixture("mcuboot/unsigned-h20.img");
     let bin = a.put_fixture("raw/sample.bin");
-    let img_id = sign_id(&a, &["-p", "widget", &img]);
-    let bin_id = sign_id(&a, &["-p", "widget", "--image-version", "2.1.0", &bin]);
+    let img_id = a.sign_id(&["-p", "widget", &img]);
+    let bin_id = a.sign_id(&["-p", "widget", "--image-version", "2.1.0", &bin]);
 
     let r = a.cli_ok(&["list", "-p", "widget"]);
     let line = |id: &str| {

@@ -61,18 +61,6 @@ fn trusted(a: &Appliance) -> fwseal_store::TrustedKeys {
     fwseal_store::TrustedKeys::new(keys)
 }
 
-/// `fwseal --json sign ARGS` → the artifact id.
-fn sign_id(a: &Appliance, args: &[&str]) -> String {
-    let mut all = vec!["--json", "sign"];
-    all.extend_from_slice(args);
-    let r = a.cli_ok(&all);
-    let v: Value = serde_json::from_str(&r.stdout).unwrap();
-    v[0]["artifact_id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no artifact id:\n{}", r.text()))
-        .to_string()
-}
-
 fn max_seq(a: &Appliance) -> u64 {
     a.sql("select max(seq) from audit_log").parse().unwrap()
 }
@@ -172,7 +160,7 @@ fn served_proofs_are_accepted_by_both_judges_and_mutations_fail() {
     let keys = trusted(&a);
     for i in 0..3 {
         std::fs::write(a.path(&format!("fw{i}.bin")), format!("firmware {i}")).unwrap();
-        sign_id(&a, &["-p", "widget", &format!("fw{i}.bin")]);
+        a.sign_id(&["-p", "widget", &format!("fw{i}.bin")]);
     }
     let n = max_seq(&a);
     assert!(n >= 3, "{n} records");
@@ -223,7 +211,7 @@ fn served_proofs_are_accepted_by_both_judges_and_mutations_fail() {
     // Grow the log, get a newer tree head (on demand, through an inclusion proof), and judge
     // the consistency proof between the two.
     std::fs::write(a.path("fw9.bin"), "firmware 9").unwrap();
-    sign_id(&a, &["-p", "widget", "fw9.bin"]);
+    a.sign_id(&["-p", "widget", "fw9.bin"]);
     let n2 = max_seq(&a);
     let doc = get_json(&a, &format!("/v1/log/inclusion?seq={n2}"));
     let new_note = doc["checkpoint"].as_str().unwrap().to_string();
@@ -323,7 +311,7 @@ fn bundles_of_every_format_verify_offline_and_forgeries_fail() {
             args.push("--detached");
         }
         args.push(&input);
-        let id = sign_id(&a, &args);
+        let id = a.sign_id(&args);
         let dir = format!("out{i}");
         let (image, bundle) = fetch_bundle(&a, &id, &dir);
         let doc: Value = serde_json::from_slice(&std::fs::read(a.path(&bundle)).unwrap()).unwrap();
@@ -423,7 +411,7 @@ fn monitor(a: &Appliance) -> Run {
 /// Sign a fresh image and fetch its bundle: the service signs a tree head covering it.
 fn sign_and_cover(a: &Appliance, name: &str) {
     std::fs::write(a.path(name), format!("firmware {name}")).unwrap();
-    let id = sign_id(a, &["-p", "widget", name]);
+    let id = a.sign_id(&["-p", "widget", name]);
     fetch_bundle(a, &id, &format!("{name}.out"));
 }
 
@@ -580,7 +568,7 @@ fn on_demand_tree_heads_are_coalesced_bounded_and_access_checked() {
     save_log_keys(&a);
     let keys = trusted(&a);
     std::fs::write(a.path("x.bin"), "firmware x").unwrap();
-    sign_id(&a, &["-p", "widget", "x.bin"]);
+    a.sign_id(&["-p", "widget", "x.bin"]);
     let seq = max_seq(&a);
     let before = on_demand_checkpoints(&a);
 
@@ -607,7 +595,7 @@ fn on_demand_tree_heads_are_coalesced_bounded_and_access_checked() {
 
     // A second on-demand signing waits out the rest of the interval.
     std::fs::write(a.path("y.bin"), "firmware y").unwrap();
-    sign_id(&a, &["-p", "widget", "y.bin"]);
+    a.sign_id(&["-p", "widget", "y.bin"]);
     let seq2 = max_seq(&a);
     let doc = get_json(&a, &format!("/v1/log/inclusion?seq={seq2}"));
     assert!(

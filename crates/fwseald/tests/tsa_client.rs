@@ -159,18 +159,6 @@ fn post_sign(a: &Appliance, product: &str, body: &[u8]) -> (u16, Value) {
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-/// `fwseal --json sign ARGS` → the artifact id.
-fn sign_id(a: &Appliance, args: &[&str]) -> String {
-    let mut all = vec!["--json", "sign"];
-    all.extend_from_slice(args);
-    let r = a.cli_ok(&all);
-    let v: Value = serde_json::from_str(&r.stdout).unwrap();
-    v[0]["artifact_id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no artifact id:\n{}", r.text()))
-        .to_string()
-}
-
 fn read_json(a: &Appliance, name: &str) -> Value {
     serde_json::from_slice(&std::fs::read(a.path(name)).unwrap()).unwrap()
 }
@@ -396,7 +384,7 @@ fn daemon_timestamps_every_signature_and_outside_judges_accept_them() {
 
     // (a) .efi: the classical token is the Authenticode RFC 3161 countersignature.
     let efi = a.put_fixture("efi/hello.efi");
-    let efi_id = sign_id(&a, &["-p", "uefi", &efi]);
+    let efi_id = a.sign_id(&["-p", "uefi", &efi]);
     let signed_efi = embedded_name(&efi);
     if let Some(t) = tool("osslsigncode") {
         let r = run(Command::new(t)
@@ -457,7 +445,7 @@ fn daemon_timestamps_every_signature_and_outside_judges_accept_them() {
 
     // (b) raw, detached: both halves' tokens in the document.
     let bin = a.put_fixture("raw/sample.bin");
-    let bin_id = sign_id(&a, &["-p", "widget", "--detached", &bin]);
+    let bin_id = a.sign_id(&["-p", "widget", "--detached", &bin]);
     let bin_doc_name = format!("{bin}.sig.json");
     let bin_doc = read_json(&a, &bin_doc_name);
     assert_eq!(
@@ -516,7 +504,7 @@ fn daemon_timestamps_every_signature_and_outside_judges_accept_them() {
         ("mcuboot/unsigned-h200.img", "widget"),
     ] {
         let input = a.put_fixture(fixture);
-        let id = sign_id(&a, &["-p", product, &input]);
+        let id = a.sign_id(&["-p", product, &input]);
         let signed = embedded_name(&input);
         let (st, body) = get(&a, &format!("/v1/artifacts/{id}/detached"));
         assert_eq!(st, 200);
@@ -796,7 +784,7 @@ fn best_effort_mode_with_the_tsa_down_signs_and_records_the_absence() {
     let (st, resp) = post_sign(&a, "widget", &std::fs::read(a.path(&bin)).unwrap());
     assert_eq!(st, 201, "{resp}");
     let http_id = resp["artifact_id"].as_str().unwrap().to_string();
-    let id = sign_id(&a, &["-p", "widget", "--detached", &bin]);
+    let id = a.sign_id(&["-p", "widget", "--detached", &bin]);
     let mut args = vec![
         "verify",
         bin.as_str(),
@@ -838,7 +826,7 @@ fn failover_to_the_second_tsa() {
     let dead = dead_url();
     let a = start_with_keys(&tsa_section(&[&dead, &tsa.url], &tsa.cert, "required"), "");
     let bin = a.put_fixture("raw/sample.bin");
-    let id = sign_id(&a, &["-p", "widget", "--detached", &bin]);
+    let id = a.sign_id(&["-p", "widget", "--detached", &bin]);
     let doc = read_json(&a, &format!("{bin}.sig.json"));
     assert_eq!(
         judge_signing(
@@ -922,7 +910,7 @@ fn checkpoints_are_timestamped_and_bundles_carry_the_token() {
     let mut a = Appliance::start(&top, "");
     let input = a.put_fixture("raw/sample.bin");
     // `fwseal sign --bundle` writes IN.bundle.json (its tree head signed and stamped on demand).
-    let id = sign_id(&a, &["-p", "widget", "--detached", "--bundle", &input]);
+    let id = a.sign_id(&["-p", "widget", "--detached", "--bundle", &input]);
     let signed_bundle = format!("{input}.bundle.json");
     let sb = read_json(&a, &signed_bundle);
     assert_eq!(sb["artifact"], id.as_str());
@@ -1273,25 +1261,6 @@ fn flaky_tsa(upstream: &str, n: usize) -> FlakyTsa {
     }
 }
 
-/// Every file under the appliance's artifact store (published and staged).
-fn store_files(a: &Appliance) -> usize {
-    fn walk(p: &Path) -> usize {
-        std::fs::read_dir(p).map_or(0, |rd| {
-            rd.flatten()
-                .map(|e| {
-                    let p = e.path();
-                    if p.is_dir() {
-                        walk(&p)
-                    } else {
-                        1
-                    }
-                })
-                .sum()
-        })
-    }
-    walk(&a.state.join("artifacts"))
-}
-
 /// Required mode, the TSA failing after the image's two tokens, at the provenance's: the
 /// image, its document and provenance were already staged — the refusal leaves none of them
 /// (published or staged), no allowed record, one deny.
@@ -1303,7 +1272,7 @@ fn a_tsa_failing_mid_signing_leaves_nothing_behind() {
     let flaky = flaky_tsa(&tsa.url, 2);
     let a = start_with_keys(&tsa_section(&[&flaky.url], &tsa.cert, "required"), "");
     let bin = a.put_fixture("raw/sample.bin");
-    let files = store_files(&a);
+    let files = a.files_under("artifacts");
     let (st, p) = post_sign(&a, "widget", &std::fs::read(a.path(&bin)).unwrap());
     assert_eq!(st, 503, "{p}");
     assert_eq!(p["code"], "tsa-unavailable", "{p}");
@@ -1312,7 +1281,7 @@ fn a_tsa_failing_mid_signing_leaves_nothing_behind() {
         "not refused at the provenance tokens: {p}"
     );
     assert_eq!(
-        store_files(&a),
+        a.files_under("artifacts"),
         files,
         "a staged or published blob was left"
     );

@@ -321,6 +321,11 @@ roles = {{ "*" = ["submitter", "factory", "metrics"] }}
     }
 
     pub fn artifact_count(&self) -> usize {
+        self.files_under("artifacts/sha256")
+    }
+
+    /// How many files (at any depth) are under `rel` in the state directory.
+    pub fn files_under(&self, rel: &str) -> usize {
         fn walk(p: &Path) -> usize {
             let Ok(rd) = std::fs::read_dir(p) else {
                 return 0;
@@ -336,7 +341,19 @@ roles = {{ "*" = ["submitter", "factory", "metrics"] }}
                 })
                 .sum()
         }
-        walk(&self.state.join("artifacts/sha256"))
+        walk(&self.state.join(rel))
+    }
+
+    /// `fwseal --json sign ARGS` → the artifact id of the single result.
+    pub fn sign_id(&self, args: &[&str]) -> String {
+        let mut all = vec!["--json", "sign"];
+        all.extend_from_slice(args);
+        let r = self.cli_ok(&all);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        v[0]["artifact_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no artifact id:\n{}", r.text()))
+            .to_string()
     }
 
     pub fn audit_db(&self) -> PathBuf {
